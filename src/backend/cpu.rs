@@ -1,0 +1,458 @@
+//! CPU executors and fast math shared by the losses.
+//!
+//! - [`map_rows`]: run a per-row function over `[N, C]` rows in parallel (rayon), reading
+//!   the input and optionally writing its gradient, either into a separate buffer or over
+//!   the input itself (in place). Results come back in row order, so every reduction over
+//!   them is deterministic whatever the thread count.
+//! - [`exp_f32`], [`max_sumexp`], [`softmax_affine`]: the exp-bound inner loops of every
+//!   softmax loss, written in 16 independent lanes so that they vectorise, and compiled for
+//!   AVX-512 and AVX2+FMA with run-time dispatch. The lane layout is fixed, so the result
+//!   is bit-identical on every instruction set.
+
+use rayon::prelude::*;
+
+/// One row of a row-wise computation: the input row and where its gradient goes.
+pub enum RowIo<'r> {
+    /// Read only (no gradient wanted).
+    Read(&'r [f32]),
+    /// Input row and a separate gradient row.
+    Separate(&'r [f32], &'r mut [f32]),
+    /// The row holds the input and receives the gradient.
+    InPlace(&'r mut [f32]),
+}
+
+impl RowIo<'_> {
+    /// The input row.
+    #[inline]
+    pub fn x(&self) -> &[f32] {
+        match self {
+            RowIo::Read(x) => x,
+            RowIo::Separate(x, _) => x,
+            RowIo::InPlace(x) => x,
+        }
+    }
+    /// True when a gradient must be written.
+    #[inline]
+    pub fn wants_grad(&self) -> bool {
+        !matches!(self, RowIo::Read(_))
+    }
+    /// Write `g[c] = f(c, x[c])` for every element (no-op without a gradient).
+    #[inline]
+    pub fn map_grad(&mut self, mut f: impl FnMut(usize, f32) -> f32) {
+        match self {
+            RowIo::Read(_) => {}
+            RowIo::Separate(x, g) => {
+                for (c, (o, &v)) in g.iter_mut().zip(x.iter()).enumerate() {
+                    *o = f(c, v);
+                }
+            }
+            RowIo::InPlace(x) => {
+                for (c, v) in x.iter_mut().enumerate() {
+                    *v = f(c, *v);
+                }
+            }
+        }
+    }
+    /// The gradient row, for a final fix-up after a bulk write (e.g. the target entry).
+    #[inline]
+    pub fn grad_mut(&mut self) -> Option<&mut [f32]> {
+        match self {
+            RowIo::Read(_) => None,
+            RowIo::Separate(_, g) => Some(g),
+            RowIo::InPlace(x) => Some(x),
+        }
+    }
+    /// Zero the gradient (ignored rows).
+    #[inline]
+    pub fn zero_grad(&mut self) {
+        if let Some(g) = self.grad_mut() {
+            g.fill(0.0);
+        }
+    }
+}
+
+/// Where the rows of a row-wise computation come from and go to.
+pub enum RowsIo<'s> {
+    /// Read only.
+    Read {
+        /// Input buffer.
+        x: &'s [f32],
+        /// Input row stride.
+        stride: usize,
+    },
+    /// Separate input and gradient buffers.
+    Separate {
+        /// Input buffer.
+        x: &'s [f32],
+        /// Input row stride.
+        stride: usize,
+        /// Gradient buffer.
+        g: &'s mut [f32],
+        /// Gradient row stride.
+        gstride: usize,
+    },
+    /// The input buffer receives the gradient.
+    InPlace {
+        /// Input and gradient buffer.
+        x: &'s mut [f32],
+        /// Row stride.
+        stride: usize,
+    },
+}
+
+/// Run `f(i, row)` for `n` rows of `len` elements, in parallel, results in row order.
+pub fn map_rows<R, F>(io: RowsIo<'_>, n: usize, len: usize, f: F) -> Vec<R>
+where
+    R: Send,
+    F: Fn(usize, RowIo<'_>) -> R + Sync + Send,
+{
+    if n == 0 {
+        return Vec::new();
+    }
+    let min_len = (16384 / len.max(1)).max(1);
+    match io {
+        RowsIo::Read { x, stride } => (0..n)
+            .into_par_iter()
+            .with_min_len(min_len)
+            .map(|i| f(i, RowIo::Read(&x[i * stride..i * stride + len])))
+            .collect(),
+        RowsIo::Separate {
+            x,
+            stride,
+            g,
+            gstride,
+        } => g
+            .par_chunks_mut(gstride.max(1))
+            .take(n)
+            .enumerate()
+            .with_min_len(min_len)
+            .map(|(i, gr)| {
+                f(
+                    i,
+                    RowIo::Separate(&x[i * stride..i * stride + len], &mut gr[..len]),
+                )
+            })
+            .collect(),
+        RowsIo::InPlace { x, stride } => x
+            .par_chunks_mut(stride.max(1))
+            .take(n)
+            .enumerate()
+            .with_min_len(min_len)
+            .map(|(i, r)| f(i, RowIo::InPlace(&mut r[..len])))
+            .collect(),
+    }
+}
+
+const LANES: usize = 16;
+const EXP_HI: f32 = 88.722_83;
+const EXP_LO: f32 = -87.336_55;
+
+/// `e^x` in f32, within 2 ulp, branch-free so that loops over it vectorise. Returns 0 below
+/// about -87.3 (the normal range), +inf above 88.7, and propagates NaN.
+#[inline(always)]
+pub fn exp_f32(x: f32) -> f32 {
+    // clamp keeps NaN, so NaN flows through to the result.
+    let xc = x.clamp(EXP_LO, EXP_HI);
+    // k = round(x / ln 2) via the 1.5 * 2^23 trick (round half to even).
+    const SHIFT: f32 = 12_582_912.0;
+    let t = xc * std::f32::consts::LOG2_E + SHIFT;
+    let k = t - SHIFT;
+    let r = xc - k * 0.693_145_75 - k * 1.428_606_8e-6;
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (1.666_666_7e-1
+                    + r * (4.166_666_8e-2 + r * (8.333_334e-3 + r * 1.388_888_9e-3)))));
+    let bits = ((t.to_bits() as i32 - 0x4B40_0000 + 127) << 23) as u32;
+    let v = p * f32::from_bits(bits);
+    if x < EXP_LO {
+        0.0
+    } else if x > EXP_HI {
+        f32::INFINITY
+    } else {
+        v
+    }
+}
+
+#[inline(always)]
+fn max_sumexp_impl(x: &[f32]) -> (f32, f64) {
+    const BLOCK: usize = 2048;
+    let mut m = f32::NEG_INFINITY;
+    let mut s = 0.0f64;
+    for block in x.chunks(BLOCK) {
+        let mut lm = [f32::NEG_INFINITY; LANES];
+        let mut it = block.chunks_exact(LANES);
+        for c in &mut it {
+            for j in 0..LANES {
+                lm[j] = if c[j] > lm[j] { c[j] } else { lm[j] };
+            }
+        }
+        let mut bm = f32::NEG_INFINITY;
+        for &v in lm.iter().chain(it.remainder()) {
+            bm = if v > bm { v } else { bm };
+        }
+        if bm > m {
+            if s != 0.0 {
+                s *= ((m - bm) as f64).exp();
+            }
+            m = bm;
+        }
+        if m == f32::NEG_INFINITY {
+            // Whole prefix is -inf (or NaN): exp terms are 0 (or NaN below).
+            if block.iter().any(|v| v.is_nan()) {
+                s = f64::NAN;
+            }
+            continue;
+        }
+        let mut acc = [0.0f32; LANES];
+        let mut it = block.chunks_exact(LANES);
+        for c in &mut it {
+            for j in 0..LANES {
+                acc[j] += exp_f32(c[j] - m);
+            }
+        }
+        let mut bs = 0.0f32;
+        for a in acc {
+            bs += a;
+        }
+        for &v in it.remainder() {
+            bs += exp_f32(v - m);
+        }
+        s += bs as f64;
+    }
+    (m, s)
+}
+
+#[inline(always)]
+fn softmax_affine_impl(
+    src: Option<&[f32]>,
+    dst: &mut [f32],
+    lse: f32,
+    a: f32,
+    b: f32,
+    w: Option<&[f32]>,
+) {
+    match (src, w) {
+        (None, None) => {
+            for v in dst.iter_mut() {
+                *v = a * exp_f32(*v - lse) + b;
+            }
+        }
+        (Some(x), None) => {
+            for (o, &v) in dst.iter_mut().zip(x) {
+                *o = a * exp_f32(v - lse) + b;
+            }
+        }
+        (None, Some(w)) => {
+            for (v, &wc) in dst.iter_mut().zip(w) {
+                *v = a * exp_f32(*v - lse) + b * wc;
+            }
+        }
+        (Some(x), Some(w)) => {
+            for ((o, &v), &wc) in dst.iter_mut().zip(x).zip(w) {
+                *o = a * exp_f32(v - lse) + b * wc;
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+    pub(super) fn max_sumexp_avx512(x: &[f32]) -> (f32, f64) {
+        super::max_sumexp_impl(x)
+    }
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn max_sumexp_avx2(x: &[f32]) -> (f32, f64) {
+        super::max_sumexp_impl(x)
+    }
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+    pub(super) fn softmax_affine_avx512(
+        src: Option<&[f32]>,
+        dst: &mut [f32],
+        lse: f32,
+        a: f32,
+        b: f32,
+        w: Option<&[f32]>,
+    ) {
+        super::softmax_affine_impl(src, dst, lse, a, b, w)
+    }
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn softmax_affine_avx2(
+        src: Option<&[f32]>,
+        dst: &mut [f32],
+        lse: f32,
+        a: f32,
+        b: f32,
+        w: Option<&[f32]>,
+    ) {
+        super::softmax_affine_impl(src, dst, lse, a, b, w)
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Isa {
+    Generic,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+fn isa() -> Isa {
+    use std::sync::OnceLock;
+    static ISA: OnceLock<Isa> = OnceLock::new();
+    *ISA.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::env::var_os("LOSSKIT_CPU_GENERIC").is_none() {
+                if is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx512bw")
+                    && is_x86_feature_detected!("avx512dq")
+                    && is_x86_feature_detected!("avx512vl")
+                    && is_x86_feature_detected!("fma")
+                {
+                    return Isa::Avx512;
+                }
+                if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                    return Isa::Avx2;
+                }
+            }
+        }
+        Isa::Generic
+    })
+}
+
+/// The name of the instruction set the CPU kernels use (`avx512`, `avx2`, `generic`).
+pub fn isa_name() -> &'static str {
+    match isa() {
+        Isa::Generic => "generic",
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => "avx2",
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => "avx512",
+    }
+}
+
+/// Row maximum `m` and `sum_c exp(x_c - m)` (f64), in one streaming pass (blockwise online
+/// rescaling). For an empty row: `(-inf, 0)`. A NaN anywhere makes the sum NaN.
+pub fn max_sumexp(x: &[f32]) -> (f32, f64) {
+    match isa() {
+        // SAFETY: the features were detected at run time.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { simd::max_sumexp_avx512(x) },
+        // SAFETY: the features were detected at run time.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { simd::max_sumexp_avx2(x) },
+        Isa::Generic => max_sumexp_impl(x),
+    }
+}
+
+/// Log-sum-exp of a row, `m + ln sum exp(x - m)` (f64).
+pub fn logsumexp(x: &[f32]) -> f64 {
+    let (m, s) = max_sumexp(x);
+    if m == f32::NEG_INFINITY {
+        return if s.is_nan() {
+            f64::NAN
+        } else {
+            f64::NEG_INFINITY
+        };
+    }
+    m as f64 + s.ln()
+}
+
+/// `dst[c] = a * exp(x[c] - lse) + b * w[c]` (`w[c] = 1` when `w` is None); `x = src`, or
+/// `dst` itself when `src` is None (in place).
+pub fn softmax_affine(
+    src: Option<&[f32]>,
+    dst: &mut [f32],
+    lse: f32,
+    a: f32,
+    b: f32,
+    w: Option<&[f32]>,
+) {
+    match isa() {
+        // SAFETY: the features were detected at run time.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { simd::softmax_affine_avx512(src, dst, lse, a, b, w) },
+        // SAFETY: the features were detected at run time.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { simd::softmax_affine_avx2(src, dst, lse, a, b, w) },
+        Isa::Generic => softmax_affine_impl(src, dst, lse, a, b, w),
+    }
+}
+
+/// Numerically stable `softplus(x) = ln(1 + e^x)` in f64.
+#[inline]
+pub fn softplus(x: f64) -> f64 {
+    x.max(0.0) + (-x.abs()).exp().ln_1p()
+}
+
+/// Logistic sigmoid in f64.
+#[inline]
+pub fn sigmoid(x: f64) -> f64 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// `ln(1 - e^x)` for `x <= 0`, accurate at both ends.
+#[inline]
+pub fn log1mexp(x: f64) -> f64 {
+    if x > -std::f64::consts::LN_2 {
+        (-x.exp_m1()).ln()
+    } else {
+        (-x.exp()).ln_1p()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_matches_std() {
+        let mut worst = 0.0f64;
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let a = exp_f32(x) as f64;
+            let b = (x as f64).exp();
+            worst = worst.max(((a - b) / b).abs());
+            x += 0.013;
+        }
+        assert!(worst < 3e-7, "worst relative error {worst}");
+        assert_eq!(exp_f32(-100.0), 0.0);
+        assert_eq!(exp_f32(f32::NEG_INFINITY), 0.0);
+        assert_eq!(exp_f32(100.0), f32::INFINITY);
+        assert!(exp_f32(f32::NAN).is_nan());
+        assert_eq!(exp_f32(0.0), 1.0);
+    }
+
+    #[test]
+    fn lse_matches_reference_and_is_isa_independent() {
+        let x: Vec<f32> = (0..5000)
+            .map(|i| ((i * 7919) % 1000) as f32 * 0.03 - 12.0)
+            .collect();
+        let m = x
+            .iter()
+            .cloned()
+            .fold(f64::NEG_INFINITY, |a, b| a.max(b as f64));
+        let r = m + x.iter().map(|&v| (v as f64 - m).exp()).sum::<f64>().ln();
+        assert!((logsumexp(&x) - r).abs() < 1e-5);
+        let (gm, gs) = max_sumexp_impl(&x);
+        let (dm, ds) = max_sumexp(&x);
+        assert_eq!(gm, dm);
+        assert_eq!(gs.to_bits(), ds.to_bits());
+    }
+
+    #[test]
+    fn lse_edge_rows() {
+        assert_eq!(logsumexp(&[]), f64::NEG_INFINITY);
+        assert_eq!(logsumexp(&[f32::NEG_INFINITY, 0.0]), 0.0);
+        assert!(logsumexp(&[1.0, f32::NAN]).is_nan());
+        assert!(logsumexp(&[f32::NAN]).is_nan());
+    }
+}

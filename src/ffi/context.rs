@@ -1,0 +1,112 @@
+//! Contexts and backends.
+
+use super::{guard, guard_or, lk_status, ref_arg};
+use crate::backend::BackendKind;
+use crate::context::{Context, backend_available};
+use crate::err;
+
+/// Backend choice for lk_context_create.
+#[repr(i32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum lk_backend {
+    /// The GPU when a real adapter exists and the problem is large enough, else the CPU.
+    LK_BACKEND_AUTO = 0,
+    /// The CPU (always available).
+    LK_BACKEND_CPU = 1,
+    /// wgpu compute shaders (Vulkan, Metal, DX12).
+    LK_BACKEND_WGPU = 2,
+}
+
+/// A context: a backend and the losses it knows (builtins plus loaded plugins).
+/// Opaque; create with lk_context_create, free with lk_context_free.
+pub struct lk_context {
+    pub(crate) inner: Context,
+}
+
+/// Create a context on a backend.
+///
+/// LK_BACKEND_WGPU fails with LK_ERR_BACKEND_UNAVAILABLE when no GPU adapter can be used;
+/// LK_BACKEND_AUTO never fails for that reason and falls back to the CPU.
+///
+/// @param backend One of lk_backend (an int32_t; other values give LK_ERR_INVALID_ARG).
+/// @param out_ctx Receives the new context on LK_OK (untouched otherwise). Owned by the
+///        caller; free with lk_context_free. Safe to share between threads.
+/// @return LK_OK, LK_ERR_NULL_ARG, LK_ERR_INVALID_ARG, LK_ERR_BACKEND_UNAVAILABLE.
+///
+/// # Safety
+/// `out_ctx` must be NULL or point to writable storage for one pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lk_context_create(
+    backend: i32,
+    out_ctx: *mut *mut lk_context,
+) -> lk_status {
+    guard(|| {
+        if out_ctx.is_null() {
+            return Err(err!(NullArg, "lk_context_create: out_ctx is NULL"));
+        }
+        let kind = BackendKind::from_i32(backend).ok_or_else(|| {
+            err!(
+                InvalidArg,
+                "lk_context_create: backend {backend} is not one of 0 (auto), 1 (cpu), 2 (wgpu)"
+            )
+        })?;
+        let ctx = Context::new(kind)?;
+        let p = Box::into_raw(Box::new(lk_context { inner: ctx }));
+        // SAFETY: checked non-NULL; the caller provides writable storage.
+        unsafe { *out_ctx = p };
+        Ok(())
+    })
+}
+
+/// Free a context. NULL is a no-op.
+///
+/// Losses created from the context keep what they need alive, so they may be freed before
+/// or after it; plugins loaded into it are unloaded only when nothing uses them.
+///
+/// @param ctx A context from lk_context_create, or NULL. Invalid after the call.
+///
+/// # Safety
+/// `ctx` must be NULL or a live context not used by another thread during the call, and
+/// must not be used after.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lk_context_free(ctx: *mut lk_context) {
+    guard_or((), || {
+        if !ctx.is_null() {
+            // SAFETY: the caller passes ownership of a pointer from lk_context_create.
+            drop(unsafe { Box::from_raw(ctx) });
+        }
+    })
+}
+
+/// Whether a backend can be used on this machine (and in this build).
+///
+/// @param backend One of lk_backend.
+/// @return true when lk_context_create(backend, ...) can succeed; false for unknown values.
+#[unsafe(no_mangle)]
+pub extern "C" fn lk_backend_available(backend: i32) -> bool {
+    guard_or(false, || {
+        BackendKind::from_i32(backend).is_some_and(backend_available)
+    })
+}
+
+/// The backend a context computes on (AUTO resolves to CPU or WGPU at creation).
+///
+/// @param ctx A live context.
+/// @return One of lk_backend, or -1 when ctx is NULL.
+///
+/// # Safety
+/// `ctx` must be NULL or a live context.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lk_context_backend(ctx: *const lk_context) -> i32 {
+    guard_or(-1, || {
+        // SAFETY: the caller passes NULL or a live context.
+        match unsafe { ref_arg(ctx, "ctx") } {
+            Ok(c) => match c.inner.backend() {
+                BackendKind::Auto => lk_backend::LK_BACKEND_AUTO as i32,
+                BackendKind::Cpu => lk_backend::LK_BACKEND_CPU as i32,
+                BackendKind::Wgpu => lk_backend::LK_BACKEND_WGPU as i32,
+            },
+            Err(_) => -1,
+        }
+    })
+}

@@ -1,0 +1,407 @@
+//! The loss registry: one [`LossSpec`] per loss, builtins first, then plugins.
+//!
+//! The C API's introspection, the CLI's `list`/`describe`, the README's loss table, the
+//! bindings' generic path and the generic test suites all read this registry.
+
+use std::ffi::{CStr, CString};
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use crate::bail;
+use crate::compute::Compute;
+use crate::error::Result;
+use crate::params::{ParamKind, ParamSpec, ParamValue, Params};
+use crate::tensor::DType;
+
+/// An immutable string that is also a valid C string (no interior NUL), so the C API can
+/// hand out pointers to it for as long as the spec lives.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Text(CString);
+
+impl Text {
+    /// Make a text; interior NUL bytes are dropped.
+    pub fn new(s: &str) -> Self {
+        match CString::new(s) {
+            Ok(c) => Text(c),
+            Err(_) => Text(CString::new(s.replace('\0', "")).unwrap_or_default()),
+        }
+    }
+    /// As a Rust string.
+    pub fn as_str(&self) -> &str {
+        self.0.to_str().unwrap_or("")
+    }
+    /// As a C string.
+    pub fn as_c_str(&self) -> &CStr {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::ops::Deref for Text {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+/// One input tensor of a loss.
+#[derive(Clone, Debug)]
+pub struct InputSpec {
+    /// snake_case name.
+    pub name: Text,
+    /// Shape letters joined by commas, e.g. `N,C` (a scalar is the empty string).
+    pub shape: Text,
+    /// Element type.
+    pub dtype: DType,
+    /// A gradient is returned for this input when asked.
+    pub differentiable: bool,
+    /// The input may be absent (its documented default applies).
+    pub optional: bool,
+    /// One-line description.
+    pub doc: Text,
+}
+
+impl InputSpec {
+    fn new(name: &str, shape: &str, dtype: DType) -> Self {
+        InputSpec {
+            name: Text::new(name),
+            shape: Text::new(shape),
+            dtype,
+            differentiable: false,
+            optional: false,
+            doc: Text::new(""),
+        }
+    }
+    /// An f32 input with shape letters such as `"N,C"`.
+    pub fn f32(name: &str, shape: &str) -> Self {
+        Self::new(name, shape, DType::F32)
+    }
+    /// An i64 input.
+    pub fn i64(name: &str, shape: &str) -> Self {
+        Self::new(name, shape, DType::I64)
+    }
+    /// Mark differentiable.
+    pub fn grad(mut self) -> Self {
+        self.differentiable = true;
+        self
+    }
+    /// Mark optional.
+    pub fn optional(mut self) -> Self {
+        self.optional = true;
+        self
+    }
+    /// Set the description.
+    pub fn doc(mut self, doc: &str) -> Self {
+        self.doc = Text::new(doc);
+        self
+    }
+    /// The shape letters.
+    pub fn dims(&self) -> Vec<&str> {
+        split_dims(self.shape.as_str())
+    }
+}
+
+fn split_dims(s: &str) -> Vec<&str> {
+    if s.is_empty() {
+        Vec::new()
+    } else {
+        s.split(',').map(str::trim).collect()
+    }
+}
+
+/// A named auxiliary output (always f32).
+#[derive(Clone, Debug)]
+pub struct AuxSpec {
+    /// snake_case name.
+    pub name: Text,
+    /// Shape letters, e.g. `N`.
+    pub shape: Text,
+    /// One-line description.
+    pub doc: Text,
+}
+
+impl AuxSpec {
+    /// A new auxiliary output.
+    pub fn new(name: &str, shape: &str, doc: &str) -> Self {
+        AuxSpec {
+            name: Text::new(name),
+            shape: Text::new(shape),
+            doc: Text::new(doc),
+        }
+    }
+    /// The shape letters.
+    pub fn dims(&self) -> Vec<&str> {
+        split_dims(self.shape.as_str())
+    }
+}
+
+/// The machine-readable description of a loss.
+#[derive(Clone, Debug)]
+pub struct LossSpec {
+    /// Stable snake_case id, passed to `lk_loss_create`.
+    pub id: Text,
+    /// Family (classification, preference, ...).
+    pub family: Text,
+    /// One-line summary.
+    pub summary: Text,
+    /// Source paper (and official code where one exists).
+    pub source: Text,
+    /// Batch-level: the loss is one scalar over the batch; `reduction = none` is refused.
+    pub batch_level: bool,
+    /// Shape letter of the per-sample dimension (`N`, `B`, ...), the length of the `none`
+    /// output and of a per-sample `grad_output`.
+    pub rows: Text,
+    /// Inputs, in the order `lk_loss_compute` takes them.
+    pub inputs: Vec<InputSpec>,
+    /// Parameters.
+    pub params: Vec<ParamSpec>,
+    /// Auxiliary outputs.
+    pub aux: Vec<AuxSpec>,
+    /// Whether the gradient of the first input may be written over that input's own buffer.
+    pub in_place: bool,
+}
+
+impl LossSpec {
+    /// A new spec with the per-sample dimension `N`.
+    pub fn new(id: &str, family: &str, summary: &str, source: &str) -> Self {
+        LossSpec {
+            id: Text::new(id),
+            family: Text::new(family),
+            summary: Text::new(summary),
+            source: Text::new(source),
+            batch_level: false,
+            rows: Text::new("N"),
+            inputs: Vec::new(),
+            params: Vec::new(),
+            aux: Vec::new(),
+            in_place: false,
+        }
+    }
+    /// Add an input.
+    pub fn input(mut self, i: InputSpec) -> Self {
+        self.inputs.push(i);
+        self
+    }
+    /// Add a parameter.
+    pub fn param(mut self, p: ParamSpec) -> Self {
+        self.params.push(p);
+        self
+    }
+    /// Add an auxiliary output.
+    pub fn aux(mut self, a: AuxSpec) -> Self {
+        self.aux.push(a);
+        self
+    }
+    /// Mark batch-level.
+    pub fn batch_level(mut self) -> Self {
+        self.batch_level = true;
+        self
+    }
+    /// Set the per-sample dimension letter.
+    pub fn rows(mut self, letter: &str) -> Self {
+        self.rows = Text::new(letter);
+        self
+    }
+    /// Allow the first input's gradient to overwrite it.
+    pub fn in_place(mut self) -> Self {
+        self.in_place = true;
+        self
+    }
+    /// Index of an input by name.
+    pub fn input_index(&self, name: &str) -> Option<usize> {
+        self.inputs.iter().position(|i| i.name.as_str() == name)
+    }
+
+    /// Check the spec is well-formed: snake_case names, unique names, defaults inside their
+    /// ranges, shape letters known, the per-sample letter used by an input.
+    pub fn validate(&self) -> Result<()> {
+        let id = self.id.as_str();
+        check_ident("loss id", id, id)?;
+        if self.inputs.is_empty() {
+            bail!(InvalidArg, "{id}: a loss needs at least one input");
+        }
+        let mut names: Vec<&str> = Vec::new();
+        for i in &self.inputs {
+            check_ident("input", id, &i.name)?;
+            if names.contains(&i.name.as_str()) {
+                bail!(InvalidArg, "{id}: input '{}' declared twice", i.name);
+            }
+            names.push(&i.name);
+            for d in i.dims() {
+                check_dim(id, &i.name, d)?;
+            }
+            if i.differentiable && i.dtype != DType::F32 {
+                bail!(
+                    InvalidArg,
+                    "{id}: input '{}' is differentiable but not f32",
+                    i.name
+                );
+            }
+        }
+        if !self.batch_level
+            && !self
+                .inputs
+                .iter()
+                .any(|i| !i.optional && i.dims().first() == Some(&self.rows.as_str()))
+        {
+            bail!(
+                InvalidArg,
+                "{id}: no required input has the per-sample dimension '{}' first",
+                self.rows
+            );
+        }
+        let mut pnames: Vec<&str> = Vec::new();
+        for p in &self.params {
+            check_ident("parameter", id, &p.name)?;
+            if pnames.contains(&p.name.as_str()) {
+                bail!(InvalidArg, "{id}: parameter '{}' declared twice", p.name);
+            }
+            pnames.push(&p.name);
+            if let ParamKind::Enum(c) = &p.kind {
+                if c.is_empty() {
+                    bail!(
+                        InvalidArg,
+                        "{id}: enum parameter '{}' has no choices",
+                        p.name
+                    );
+                }
+                if matches!(p.default, ParamValue::Enum(k) if k >= c.len()) {
+                    bail!(
+                        InvalidArg,
+                        "{id}: default of '{}' is not one of its choices",
+                        p.name
+                    );
+                }
+            }
+            if let ParamKind::F64 { min, max, .. } = p.kind {
+                if min.is_nan() || max.is_nan() || min > max {
+                    bail!(
+                        InvalidArg,
+                        "{id}: parameter '{}' has an empty range",
+                        p.name
+                    );
+                }
+            }
+            p.check(id, &p.default).map_err(|e| {
+                crate::err!(
+                    InvalidArg,
+                    "{id}: default of '{}' is invalid: {}",
+                    p.name,
+                    e.msg
+                )
+            })?;
+        }
+        for a in &self.aux {
+            check_ident("auxiliary output", id, &a.name)?;
+            for d in a.dims() {
+                check_dim(id, &a.name, d)?;
+            }
+        }
+        if self.in_place && !self.inputs[0].differentiable {
+            bail!(
+                InvalidArg,
+                "{id}: in-place gradient needs a differentiable first input"
+            );
+        }
+        Ok(())
+    }
+
+    /// The default parameter values.
+    pub fn default_params(&self) -> Params {
+        Params::defaults(&self.params)
+    }
+}
+
+fn check_ident(what: &str, id: &str, s: &str) -> Result<()> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !ok {
+        bail!(InvalidArg, "{id}: {what} name '{s}' is not snake_case");
+    }
+    Ok(())
+}
+
+fn check_dim(id: &str, input: &str, d: &str) -> Result<()> {
+    let ok = (d.len() == 1 && d.chars().all(|c| c.is_ascii_uppercase()))
+        || (!d.is_empty() && d.chars().all(|c| c.is_ascii_digit()));
+    if !ok {
+        bail!(
+            InvalidArg,
+            "{id}: '{input}' has shape letter '{d}'; use one upper-case letter or a number"
+        );
+    }
+    Ok(())
+}
+
+/// What a loss does. The family drivers implement this for builtins; the plugin host
+/// implements it over a plugin's C callbacks.
+pub trait LossImpl: Send + Sync {
+    /// Check a combination of parameters beyond each one's own range (called before the
+    /// first compute). The default accepts everything.
+    fn check_params(&self, _spec: &LossSpec, _params: &Params) -> Result<()> {
+        Ok(())
+    }
+    /// Compute on the CPU. The arguments were validated against the spec: inputs present
+    /// where required, dtypes, ranks and shape letters consistent, buffers long enough,
+    /// gradients only for differentiable inputs, output lengths right.
+    fn compute_cpu(&self, spec: &LossSpec, params: &Params, c: &mut Compute<'_>) -> Result<()>;
+}
+
+/// A registered loss: its spec and its implementation.
+pub struct LossDef {
+    /// The spec.
+    pub spec: LossSpec,
+    /// The implementation.
+    pub imp: Box<dyn LossImpl>,
+}
+
+impl fmt::Debug for LossDef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LossDef")
+            .field("id", &self.spec.id)
+            .finish()
+    }
+}
+
+impl LossDef {
+    /// A definition from a spec and an implementation.
+    pub fn new(spec: LossSpec, imp: impl LossImpl + 'static) -> Self {
+        LossDef {
+            spec,
+            imp: Box::new(imp),
+        }
+    }
+}
+
+/// The builtin losses, built once from [`crate::losses::BUILTINS`].
+pub fn builtins() -> &'static [Arc<LossDef>] {
+    static B: OnceLock<Vec<Arc<LossDef>>> = OnceLock::new();
+    B.get_or_init(|| {
+        crate::losses::BUILTINS
+            .iter()
+            .map(|f| Arc::new(f()))
+            .collect()
+    })
+}
+
+/// Find a builtin by id.
+pub fn builtin(id: &str) -> Option<Arc<LossDef>> {
+    builtins()
+        .iter()
+        .find(|d| d.spec.id.as_str() == id)
+        .cloned()
+}
