@@ -41,6 +41,7 @@ pub mod params;
 pub mod reduction;
 pub mod registry;
 pub mod tensor;
+pub mod testing;
 
 pub use backend::BackendKind;
 pub use compute::Compute;
@@ -48,5 +49,5 @@ pub use context::{Context, Loss, backend_available};
 pub use error::{ErrorKind, LkError, Result};
 pub use params::{ParamKind, ParamSpec, ParamValue, Params};
 pub use reduction::Reduction;
-pub use registry::{AuxSpec, InputSpec, LossDef, LossImpl, LossSpec, Text};
+pub use registry::{AuxSpec, Domain, InputSpec, LossDef, LossImpl, LossSpec, ParamSet, Text};
 pub use tensor::{DType, Data, Grad, Tensor, TensorMut};

@@ -55,6 +55,41 @@ impl std::ops::Deref for Text {
     }
 }
 
+/// The values an input may hold: used by the generic test suites, the CLI's `gradcheck`
+/// and the benchmarks to make random valid inputs, and shown by `describe`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Domain {
+    /// Any finite real (logits, features).
+    Real,
+    /// Strictly positive reals.
+    Positive,
+    /// Reals `>= 0` (weights).
+    NonNegative,
+    /// Reals in `(0, 1)` (probabilities).
+    Unit,
+    /// Reals `< 0` (log-probabilities).
+    LogProb,
+    /// 0 or 1 (masks, binary labels, as f32 or i64).
+    Binary,
+    /// Class indices in `[0, size of the letter)`, or `ignore_index` when the loss has one.
+    Class(Text),
+}
+
+impl Domain {
+    /// Short text for `describe`.
+    pub fn text(&self) -> String {
+        match self {
+            Domain::Real => "real".into(),
+            Domain::Positive => "> 0".into(),
+            Domain::NonNegative => ">= 0".into(),
+            Domain::Unit => "(0, 1)".into(),
+            Domain::LogProb => "< 0".into(),
+            Domain::Binary => "0 or 1".into(),
+            Domain::Class(l) => format!("class in [0, {l})"),
+        }
+    }
+}
+
 /// One input tensor of a loss.
 #[derive(Clone, Debug)]
 pub struct InputSpec {
@@ -70,6 +105,8 @@ pub struct InputSpec {
     pub optional: bool,
     /// One-line description.
     pub doc: Text,
+    /// Valid values (for random test inputs and docs).
+    pub domain: Domain,
 }
 
 impl InputSpec {
@@ -81,7 +118,16 @@ impl InputSpec {
             differentiable: false,
             optional: false,
             doc: Text::new(""),
+            domain: match dtype {
+                DType::F32 => Domain::Real,
+                DType::I64 => Domain::Class(Text::new("C")),
+            },
         }
+    }
+    /// Set the valid values.
+    pub fn domain(mut self, d: Domain) -> Self {
+        self.domain = d;
+        self
     }
     /// An f32 input with shape letters such as `"N,C"`.
     pub fn f32(name: &str, shape: &str) -> Self {
@@ -361,12 +407,18 @@ pub trait LossImpl: Send + Sync {
     fn compute_cpu(&self, spec: &LossSpec, params: &Params, c: &mut Compute<'_>) -> Result<()>;
 }
 
+/// A parameter setting used by the generic test suites (and shown as examples).
+pub type ParamSet = Vec<(String, ParamValue)>;
+
 /// A registered loss: its spec and its implementation.
 pub struct LossDef {
     /// The spec.
     pub spec: LossSpec,
     /// The implementation.
     pub imp: Box<dyn LossImpl>,
+    /// Parameter settings the generic suites (gradient check, CPU/GPU parity) run besides
+    /// the defaults; each should exercise a branch of the math.
+    pub test_params: Vec<ParamSet>,
 }
 
 impl fmt::Debug for LossDef {
@@ -383,7 +435,14 @@ impl LossDef {
         LossDef {
             spec,
             imp: Box::new(imp),
+            test_params: Vec::new(),
         }
+    }
+    /// Add a parameter setting for the generic suites, e.g. `&[("label_smoothing", F64(0.1))]`.
+    pub fn test_params(mut self, set: &[(&str, ParamValue)]) -> Self {
+        self.test_params
+            .push(set.iter().map(|(n, v)| (n.to_string(), *v)).collect());
+        self
     }
 }
 

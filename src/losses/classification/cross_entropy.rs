@@ -36,8 +36,8 @@ use super::{RowOut, RowwiseSetup, run_rowwise};
 use crate::backend::cpu::{RowIo, max_sumexp, softmax_affine};
 use crate::compute::Compute;
 use crate::error::Result;
-use crate::params::{ParamSpec, Params};
-use crate::registry::{AuxSpec, InputSpec, LossDef, LossImpl, LossSpec};
+use crate::params::{ParamSpec, ParamValue::F64, Params};
+use crate::registry::{AuxSpec, Domain, InputSpec, LossDef, LossImpl, LossSpec};
 
 /// The registry entry.
 pub fn def() -> LossDef {
@@ -52,12 +52,14 @@ pub fn def() -> LossDef {
     .input(
         InputSpec::f32("class_weights", "C")
             .optional()
-            .doc("per-class weight, finite and >= 0 (default 1)"),
+            .doc("per-class weight, finite and >= 0 (default 1)")
+            .domain(Domain::NonNegative),
     )
     .input(
         InputSpec::f32("sample_weight", "N")
             .optional()
-            .doc("per-row weight, finite and >= 0 (default 1)"),
+            .doc("per-row weight, finite and >= 0 (default 1)")
+            .domain(Domain::NonNegative),
     )
     .param(ParamSpec::ignore_index())
     .param(ParamSpec::f64(
@@ -96,6 +98,15 @@ pub fn def() -> LossDef {
     ))
     .in_place();
     LossDef::new(spec, CrossEntropy)
+        .test_params(&[("label_smoothing", F64(0.1))])
+        .test_params(&[("z_loss_coef", F64(1e-3)), ("label_smoothing", F64(0.2))])
+        .test_params(&[("softcap", F64(3.0))])
+        .test_params(&[
+            ("softcap", F64(5.0)),
+            ("label_smoothing", F64(0.3)),
+            ("z_loss_coef", F64(0.01)),
+        ])
+        .test_params(&[("normalizer", F64(7.0))])
 }
 
 /// The implementation.
