@@ -295,7 +295,7 @@ typedef struct lk_context lk_context;
 typedef struct lk_loss lk_loss;
 
 /**
- * Summary of one loss (lk_loss_info).
+ * Summary of one loss (lk_loss_describe).
  */
 typedef struct lk_loss_info {
   /**
@@ -625,7 +625,9 @@ const char *lk_loss_id_at(const struct lk_context *ctx, size_t index);
  * # Safety
  * `ctx` NULL or live; `id` NULL or a C string; `out_info` NULL or writable.
  */
-lk_status lk_loss_info(const struct lk_context *ctx, const char *id, struct lk_loss_info *out_info);
+lk_status lk_loss_describe(const struct lk_context *ctx,
+                           const char *id,
+                           struct lk_loss_info *out_info);
 
 /**
  * Describe input `index` of a loss.
@@ -637,7 +639,7 @@ lk_status lk_loss_info(const struct lk_context *ctx, const char *id, struct lk_l
  * @return LK_OK, LK_ERR_NULL_ARG, LK_ERR_UNKNOWN_LOSS, LK_ERR_INVALID_ARG (index).
  *
  * # Safety
- * As lk_loss_info.
+ * As lk_loss_describe.
  */
 lk_status lk_loss_input_info(const struct lk_context *ctx,
                              const char *id,
@@ -654,7 +656,7 @@ lk_status lk_loss_input_info(const struct lk_context *ctx,
  * @return LK_OK, LK_ERR_NULL_ARG, LK_ERR_UNKNOWN_LOSS, LK_ERR_INVALID_ARG (index).
  *
  * # Safety
- * As lk_loss_info.
+ * As lk_loss_describe.
  */
 lk_status lk_loss_param_info(const struct lk_context *ctx,
                              const char *id,
@@ -688,7 +690,7 @@ const char *lk_loss_param_choice(const struct lk_context *ctx,
  * @return LK_OK, LK_ERR_NULL_ARG, LK_ERR_UNKNOWN_LOSS, LK_ERR_INVALID_ARG (index).
  *
  * # Safety
- * As lk_loss_info.
+ * As lk_loss_describe.
  */
 lk_status lk_loss_aux_info(const struct lk_context *ctx,
                            const char *id,

@@ -29,7 +29,7 @@ pub enum lk_param_type {
     LK_PARAM_ENUM = 3,
 }
 
-/// Summary of one loss (lk_loss_info).
+/// Summary of one loss (lk_loss_describe).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct lk_loss_info {
@@ -202,7 +202,7 @@ pub unsafe extern "C" fn lk_loss_id_at(ctx: *const lk_context, index: usize) -> 
 /// # Safety
 /// `ctx` NULL or live; `id` NULL or a C string; `out_info` NULL or writable.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn lk_loss_info(
+pub unsafe extern "C" fn lk_loss_describe(
     ctx: *const lk_context,
     id: *const c_char,
     out_info: *mut lk_loss_info,
@@ -238,7 +238,7 @@ pub unsafe extern "C" fn lk_loss_info(
 /// @return LK_OK, LK_ERR_NULL_ARG, LK_ERR_UNKNOWN_LOSS, LK_ERR_INVALID_ARG (index).
 ///
 /// # Safety
-/// As lk_loss_info.
+/// As lk_loss_describe.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn lk_loss_input_info(
     ctx: *const lk_context,
@@ -280,7 +280,7 @@ pub unsafe extern "C" fn lk_loss_input_info(
 /// @return LK_OK, LK_ERR_NULL_ARG, LK_ERR_UNKNOWN_LOSS, LK_ERR_INVALID_ARG (index).
 ///
 /// # Safety
-/// As lk_loss_info.
+/// As lk_loss_describe.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn lk_loss_param_info(
     ctx: *const lk_context,
@@ -420,7 +420,7 @@ pub unsafe extern "C" fn lk_loss_param_choice(
 /// @return LK_OK, LK_ERR_NULL_ARG, LK_ERR_UNKNOWN_LOSS, LK_ERR_INVALID_ARG (index).
 ///
 /// # Safety
-/// As lk_loss_info.
+/// As lk_loss_describe.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn lk_loss_aux_info(
     ctx: *const lk_context,
