@@ -1,0 +1,1 @@
+//! cross_entropy: golden values and properties (filled in by the integrator).
