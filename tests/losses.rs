@@ -3,4 +3,5 @@
 //! (`tests/losses/<family>/<id>.rs`).
 
 mod common;
+#[path = "losses/classification/mod.rs"]
 mod classification;
