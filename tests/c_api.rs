@@ -1,7 +1,9 @@
 //! Compiles every C program in tests/c/ against include/losskit.h with
 //! `-std=c99 -Wall -Wextra -Wpedantic -Werror`, links it to the built cdylib and runs it; also
 //! compiles the header as C++17. `tests/c/smoke.c` is the README's C example, verbatim.
-//! The compiler is `$CC` (default `cc`) and `$CXX` (default `c++`).
+//! The compiler is `$CC` (default `cc`) and `$CXX` (default `c++`). With
+//! `LOSSKIT_C_SANITIZE=1` the C programs are built with AddressSanitizer (leak checking on)
+//! and UndefinedBehaviorSanitizer, as CI runs them once.
 
 mod common;
 
@@ -22,9 +24,25 @@ fn out_dir() -> PathBuf {
     d
 }
 
+fn sanitize_flags() -> Vec<&'static str> {
+    if std::env::var_os("LOSSKIT_C_SANITIZE").is_some_and(|v| v == "1") {
+        vec![
+            "-fsanitize=address,undefined",
+            "-fno-sanitize-recover=undefined",
+            "-fno-omit-frame-pointer",
+        ]
+    } else {
+        Vec::new()
+    }
+}
+
 fn compile_and_run(name: &str, extra: &[&str]) -> String {
     let src = root().join("tests/c").join(format!("{name}.c"));
-    let exe = out_dir().join(name);
+    let exe = out_dir().join(if sanitize_flags().is_empty() {
+        name.to_string()
+    } else {
+        format!("{name}-asan")
+    });
     let lib = lib_dir();
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let out = Command::new(&cc)
@@ -46,6 +64,7 @@ fn compile_and_run(name: &str, extra: &[&str]) -> String {
         .arg(format!("-Wl,-rpath,{}", lib.display()))
         .arg("-llosskit")
         .args(extra)
+        .args(sanitize_flags())
         .output()
         .unwrap_or_else(|e| panic!("cannot run {cc}: {e}"));
     assert!(
