@@ -47,15 +47,15 @@ pub struct lk_loss_info {
     pub batch_level: bool,
     /// true when the first input's gradient may be written over it.
     pub in_place: bool,
-    /// Number of inputs (lk_loss_input_info).
+    /// Number of inputs (lk_loss_describe_input).
     pub n_inputs: usize,
-    /// Number of parameters (lk_loss_param_info).
+    /// Number of parameters (lk_loss_describe_param).
     pub n_params: usize,
-    /// Number of auxiliary outputs (lk_loss_aux_info).
+    /// Number of auxiliary outputs (lk_loss_describe_aux).
     pub n_aux: usize,
 }
 
-/// One input of a loss (lk_loss_input_info).
+/// One input of a loss (lk_loss_describe_input).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct lk_input_info {
@@ -73,7 +73,7 @@ pub struct lk_input_info {
     pub optional: bool,
 }
 
-/// One parameter of a loss (lk_loss_param_info). Only the fields of its type are meaningful.
+/// One parameter of a loss (lk_loss_describe_param). Only the fields of its type are meaningful.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct lk_param_info {
@@ -107,7 +107,7 @@ pub struct lk_param_info {
     pub n_choices: usize,
 }
 
-/// One auxiliary output of a loss (lk_loss_aux_info).
+/// One auxiliary output of a loss (lk_loss_describe_aux).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct lk_aux_info {
@@ -240,7 +240,7 @@ pub unsafe extern "C" fn lk_loss_describe(
 /// # Safety
 /// As lk_loss_describe.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn lk_loss_input_info(
+pub unsafe extern "C" fn lk_loss_describe_input(
     ctx: *const lk_context,
     id: *const c_char,
     index: usize,
@@ -282,7 +282,7 @@ pub unsafe extern "C" fn lk_loss_input_info(
 /// # Safety
 /// As lk_loss_describe.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn lk_loss_param_info(
+pub unsafe extern "C" fn lk_loss_describe_param(
     ctx: *const lk_context,
     id: *const c_char,
     index: usize,
@@ -422,7 +422,7 @@ pub unsafe extern "C" fn lk_loss_param_choice(
 /// # Safety
 /// As lk_loss_describe.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn lk_loss_aux_info(
+pub unsafe extern "C" fn lk_loss_describe_aux(
     ctx: *const lk_context,
     id: *const c_char,
     index: usize,
