@@ -53,13 +53,13 @@ static int32_t lkgo_loss_describe(const lk_context *ctx, const char *id, lk_loss
 	LKGO_CALL(lk_loss_describe(ctx, id, out));
 }
 static int32_t lkgo_loss_input_info(const lk_context *ctx, const char *id, size_t k, lk_input_info *out, char **msg) {
-	LKGO_CALL(lk_loss_input_info(ctx, id, k, out));
+	LKGO_CALL(lk_loss_describe_input(ctx, id, k, out));
 }
 static int32_t lkgo_loss_param_info(const lk_context *ctx, const char *id, size_t k, lk_param_info *out, char **msg) {
-	LKGO_CALL(lk_loss_param_info(ctx, id, k, out));
+	LKGO_CALL(lk_loss_describe_param(ctx, id, k, out));
 }
 static int32_t lkgo_loss_aux_info(const lk_context *ctx, const char *id, size_t k, lk_aux_info *out, char **msg) {
-	LKGO_CALL(lk_loss_aux_info(ctx, id, k, out));
+	LKGO_CALL(lk_loss_describe_aux(ctx, id, k, out));
 }
 static const char *lkgo_loss_param_choice(const lk_context *ctx, const char *id, size_t p, size_t c, char **msg) {
 	const char *s = lk_loss_param_choice(ctx, id, p, c);

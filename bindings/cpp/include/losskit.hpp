@@ -324,7 +324,7 @@ inline LossInfo describe(const lk_context* ctx, const std::string& id) {
   out.in_place = li.in_place;
   for (std::size_t k = 0; k < li.n_inputs; ++k) {
     lk_input_info ii{};
-    check(lk_loss_input_info(ctx, id.c_str(), k, &ii));
+    check(lk_loss_describe_input(ctx, id.c_str(), k, &ii));
     InputInfo x;
     x.name = str(ii.name);
     x.shape = str(ii.shape);
@@ -337,7 +337,7 @@ inline LossInfo describe(const lk_context* ctx, const std::string& id) {
   }
   for (std::size_t k = 0; k < li.n_params; ++k) {
     lk_param_info pi{};
-    check(lk_loss_param_info(ctx, id.c_str(), k, &pi));
+    check(lk_loss_describe_param(ctx, id.c_str(), k, &pi));
     ParamInfo p;
     p.name = str(pi.name);
     p.doc = str(pi.doc);
@@ -365,7 +365,7 @@ inline LossInfo describe(const lk_context* ctx, const std::string& id) {
   }
   for (std::size_t k = 0; k < li.n_aux; ++k) {
     lk_aux_info ai{};
-    check(lk_loss_aux_info(ctx, id.c_str(), k, &ai));
+    check(lk_loss_describe_aux(ctx, id.c_str(), k, &ai));
     AuxInfo a;
     a.name = str(ai.name);
     a.shape = str(ai.shape);

@@ -46,7 +46,7 @@ void test_context_and_loss_creation() {
   CHECK_ERROR(LK_ERR_NULL_ARG, "out_ctx", lk::check(lk_context_create(LK_BACKEND_CPU, nullptr)));
   CHECK_ERROR(LK_ERR_NULL_ARG, "out_info", lk::check(lk_loss_describe(ctx.native(), "cross_entropy", nullptr)));
   lk_input_info ii{};
-  CHECK_ERROR(LK_ERR_INVALID_ARG, "", lk::check(lk_loss_input_info(ctx.native(), "cross_entropy", 99, &ii)));
+  CHECK_ERROR(LK_ERR_INVALID_ARG, "", lk::check(lk_loss_describe_input(ctx.native(), "cross_entropy", 99, &ii)));
   CHECK(lk_loss_param_choice(ctx.native(), "cross_entropy", 0, 0) == nullptr);  // not an enum
   CHECK(lk_last_error_message() != nullptr);
   lk_loss_free(nullptr);

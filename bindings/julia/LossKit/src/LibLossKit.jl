@@ -210,13 +210,13 @@ function lk_loss_describe(ctx, id, out_info)
           ctx, id, out_info)
 end
 
-function lk_loss_input_info(ctx, id, index, out_info)
-    ccall((:lk_loss_input_info, liblosskit), lk_status,
+function lk_loss_describe_input(ctx, id, index, out_info)
+    ccall((:lk_loss_describe_input, liblosskit), lk_status,
           (Ptr{lk_context}, Cstring, Csize_t, Ptr{lk_input_info}), ctx, id, index, out_info)
 end
 
-function lk_loss_param_info(ctx, id, index, out_info)
-    ccall((:lk_loss_param_info, liblosskit), lk_status,
+function lk_loss_describe_param(ctx, id, index, out_info)
+    ccall((:lk_loss_describe_param, liblosskit), lk_status,
           (Ptr{lk_context}, Cstring, Csize_t, Ptr{lk_param_info}), ctx, id, index, out_info)
 end
 
@@ -225,8 +225,8 @@ function lk_loss_param_choice(ctx, id, param_index, choice)
           ctx, id, param_index, choice)
 end
 
-function lk_loss_aux_info(ctx, id, index, out_info)
-    ccall((:lk_loss_aux_info, liblosskit), lk_status,
+function lk_loss_describe_aux(ctx, id, index, out_info)
+    ccall((:lk_loss_describe_aux, liblosskit), lk_status,
           (Ptr{lk_context}, Cstring, Csize_t, Ptr{lk_aux_info}), ctx, id, index, out_info)
 end
 

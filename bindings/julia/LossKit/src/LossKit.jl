@@ -195,7 +195,7 @@ function describe(id::Union{Symbol,AbstractString}; ctx::Context = default_conte
     inputs = InputInfo[]
     for k in 1:Int(info.n_inputs)
         ii = Ref{lk_input_info}()
-        check(lk_loss_input_info(ctx, sid, k - 1, ii))
+        check(lk_loss_describe_input(ctx, sid, k - 1, ii))
         x = ii[]
         shape = _str(x.shape)
         push!(inputs, InputInfo(_str(x.name), shape, _letters(shape), _str(x.doc),
@@ -204,7 +204,7 @@ function describe(id::Union{Symbol,AbstractString}; ctx::Context = default_conte
     params = ParamInfo[]
     for k in 1:Int(info.n_params)
         pr = Ref{lk_param_info}()
-        check(lk_loss_param_info(ctx, sid, k - 1, pr))
+        check(lk_loss_describe_param(ctx, sid, k - 1, pr))
         p = pr[]
         choices = String[]
         for c in 1:Int(p.n_choices)
@@ -230,7 +230,7 @@ function describe(id::Union{Symbol,AbstractString}; ctx::Context = default_conte
     aux = AuxInfo[]
     for k in 1:Int(info.n_aux)
         ar = Ref{lk_aux_info}()
-        check(lk_loss_aux_info(ctx, sid, k - 1, ar))
+        check(lk_loss_describe_aux(ctx, sid, k - 1, ar))
         a = ar[]
         shape = _str(a.shape)
         push!(aux, AuxInfo(_str(a.name), shape, _letters(shape), _str(a.doc)))
