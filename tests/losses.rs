@@ -2,6 +2,8 @@
 //! and one module per loss with its reference values and paper properties
 //! (`tests/losses/<family>/<id>.rs`).
 
-mod common;
 #[path = "losses/classification/mod.rs"]
 mod classification;
+mod common;
+#[path = "losses/preference/mod.rs"]
+mod preference;

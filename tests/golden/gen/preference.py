@@ -1,0 +1,253 @@
+"""Golden values for the preference / RL losses (tests/golden/preference/<id>.json).
+
+An independent float64 implementation in JAX of each formula of the spec, written from the
+formulas (full log-softmax, direct expressions); gradients come from jax.grad, not from the
+closed forms used by losskit. Run with jax 0.10.2 and numpy 2.4.6:
+
+    python tests/golden/gen/preference.py
+
+It installs nothing and is not run by CI; its JSON output is checked in.
+
+File format: {"id", "generator", "cases": [{"name", "params", "inputs": {name: {"shape",
+"data"}}, "loss_none": [...], "grads_sum": {name: [...]}, "aux": {name: [...]}}]}.
+`loss_none` is the per-row loss (reduction none); `grads_sum` is the gradient of the
+sum-reduced loss; `aux` holds auxiliary outputs.
+"""
+
+import json
+import os
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "preference")
+sp = jax.nn.softplus
+sig = jax.nn.sigmoid
+logsig = jax.nn.log_sigmoid
+
+
+def f32(a):
+    """Round to f32 first: losskit sees f32 inputs."""
+    return np.asarray(np.asarray(a, dtype=np.float32), dtype=np.float64)
+
+
+def tensor(a, dtype="f32"):
+    a = np.asarray(a)
+    if dtype == "i64":
+        return {"shape": list(a.shape), "dtype": "i64", "data": [int(v) for v in a.ravel()]}
+    return {"shape": list(a.shape), "dtype": "f32", "data": [float(v) for v in a.ravel()]}
+
+
+def case(name, params, inputs, per_row, diff, aux=None):
+    """inputs: name -> (array, dtype); per_row(**arrays) -> [rows]; diff: names to differentiate."""
+    arrays = {k: (jnp.asarray(v) if d == "i64" else jnp.asarray(f32(v))) for k, (v, d) in inputs.items()}
+    loss = per_row(**arrays)
+    grads = {}
+    for k in diff:
+        if k not in arrays:
+            continue
+
+        def tot(x, k=k):
+            a = dict(arrays)
+            a[k] = x
+            return jnp.sum(per_row(**a))
+
+        grads[k] = [float(v) for v in np.asarray(jax.grad(tot)(arrays[k])).ravel()]
+    out = {
+        "name": name,
+        "params": params,
+        "inputs": {k: tensor(f32(v) if d == "f32" else v, d) for k, (v, d) in inputs.items()},
+        "loss_none": [float(v) for v in np.asarray(loss).ravel()],
+        "grads_sum": grads,
+    }
+    if aux:
+        out["aux"] = {k: [float(v) for v in np.asarray(f(**arrays)).ravel()] for k, f in aux.items()}
+    return out
+
+
+def save(id_, cases):
+    with open(os.path.join(OUT, id_ + ".json"), "w") as f:
+        json.dump(
+            {"id": id_, "generator": "tests/golden/gen/preference.py (jax 0.10.2, numpy 2.4.6, float64)",
+             "cases": cases},
+            f,
+            indent=None,
+            separators=(",", ":"),
+        )
+        f.write("\n")
+
+
+rng = np.random.default_rng(20240606)
+
+
+def logps(*shape):
+    return -rng.uniform(0.05, 3.0, size=shape)
+
+
+# ---------------------------------------------------------------- token_logprobs
+def token_logprobs():
+    cases = []
+    for name, (n, t, v), tau, average, with_w, with_ref, cots, ig in [
+        ("plain", (3, 4, 7), 1.0, False, False, False, (), -100),
+        ("average_weights", (2, 5, 9), 1.0, True, True, False, (), -100),
+        ("temperature_ref", (2, 3, 6), 0.7, False, False, True, (), -1),
+        ("all_cotangents", (3, 3, 5), 1.3, True, True, True, ("grad_token_logps", "grad_entropy", "grad_token_kl"), -100),
+        ("entropy_only", (2, 4, 8), 1.0, False, False, False, ("grad_entropy",), -100),
+    ]:
+        logits = rng.normal(size=(n, t, v)) * 2.0
+        labels = rng.integers(0, v, size=(n, t))
+        mask = rng.uniform(size=(n, t)) < 0.25
+        mask[0, 0] = False
+        labels = np.where(mask, ig, labels)
+        if n > 2:
+            labels[2, :] = ig  # a fully masked row
+        inputs = {"logits": (logits, "f32"), "labels": (labels, "i64")}
+        if with_w:
+            inputs["token_weight"] = (rng.uniform(0.2, 1.5, size=(n, t)), "f32")
+        if with_ref:
+            inputs["ref_logits"] = (rng.normal(size=(n, t, v)) * 1.5, "f32")
+        for cname in cots:
+            inputs[cname] = (rng.normal(size=(n, t)), "f32")
+
+        def parts(logits, labels, ref_logits=None, **_):
+            m = labels != ig
+            y = jnp.where(m, labels, 0)
+            lp_all = jax.nn.log_softmax(logits / tau, axis=-1)
+            lp = jnp.where(m, jnp.take_along_axis(lp_all, y[..., None], axis=-1)[..., 0], 0.0)
+            h = jnp.where(m, -jnp.sum(jnp.exp(lp_all) * lp_all, axis=-1), 0.0)
+            coll = jnp.where(m, jax.scipy.special.logsumexp(2 * lp_all, axis=-1), 0.0)
+            if ref_logits is not None:
+                lq = jax.nn.log_softmax(ref_logits / tau, axis=-1)
+                kl = jnp.where(m, jnp.sum(jnp.exp(lq) * (lp_all - lq), axis=-1), 0.0)
+            else:
+                kl = jnp.zeros_like(lp)
+            return m, lp, h, kl, coll
+
+        def per_row(logits, labels, token_weight=None, ref_logits=None, grad_token_logps=None,
+                    grad_entropy=None, grad_token_kl=None):
+            m, lp, h, kl, _ = parts(logits, labels, ref_logits)
+            w = token_weight if token_weight is not None else 1.0
+            seq = jnp.sum(w * lp, axis=-1)
+            if average:
+                seq = seq / jnp.maximum(jnp.sum(m, axis=-1), 1)
+            extra = 0.0
+            if grad_token_logps is not None:
+                extra = extra + jnp.sum(grad_token_logps * lp, axis=-1)
+            if grad_entropy is not None:
+                extra = extra + jnp.sum(grad_entropy * h, axis=-1)
+            if grad_token_kl is not None:
+                extra = extra + jnp.sum(grad_token_kl * kl, axis=-1)
+            return seq + extra
+
+        aux = {
+            "token_logps": lambda **a: parts(a["logits"], a["labels"], a.get("ref_logits"))[1],
+            "entropy": lambda **a: parts(a["logits"], a["labels"], a.get("ref_logits"))[2],
+            "log_collision": lambda **a: parts(a["logits"], a["labels"], a.get("ref_logits"))[4],
+            "token_count": lambda **a: jnp.sum(a["labels"] != ig, axis=-1).astype(jnp.float64),
+        }
+        if with_ref:
+            aux["token_kl"] = lambda **a: parts(a["logits"], a["labels"], a.get("ref_logits"))[3]
+        params = {"temperature": tau, "average": average, "ignore_index": ig}
+        cases.append(case(name, params, inputs, per_row, ["logits"], aux))
+    save("token_logprobs", cases)
+
+
+# ---------------------------------------------------------------- dpo
+def phi(f, alpha, r):
+    if f == "reverse_kl":
+        return r
+    if f == "forward_kl":
+        return -jnp.exp(-r)
+    if f == "js_divergence":
+        return logsig(r)
+    return -jnp.exp(jnp.minimum(-alpha * r, 80.0)) / alpha
+
+
+def dpo_row(lt, beta, eps, f, alpha, tau, delta):
+    def per_row(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps=None,
+                ref_rejected_logps=None, chosen_len=None, rejected_len=None, pair_weight=None):
+        rc = ref_chosen_logps if ref_chosen_logps is not None else 0.0
+        rr = ref_rejected_logps if ref_rejected_logps is not None else 0.0
+        lw = jnp.maximum(chosen_len, 1.0) if chosen_len is not None else 1.0
+        ll = jnp.maximum(rejected_len, 1.0) if rejected_len is not None else 1.0
+        lrw = policy_chosen_logps - rc
+        lrl = policy_rejected_logps - rr
+        sw, sl = phi(f, alpha, lrw), phi(f, alpha, lrl)
+        x = beta * (sw - sl)
+        dn = sw / lw - sl / ll
+        if lt == "sigmoid":
+            l = (1 - eps) * sp(-x) + eps * sp(x)
+        elif lt == "hinge":
+            l = jax.nn.relu(1 - x)
+        elif lt == "ipo":
+            l = (dn - 1 / (2 * beta)) ** 2
+        elif lt == "exo_pair":
+            l = sig(x) * (logsig(x) - jnp.log1p(-eps)) + sig(-x) * (logsig(-x) - jnp.log(eps))
+        elif lt == "nca_pair":
+            l = sp(-beta * sw) + 0.5 * sp(beta * sw) + 0.5 * sp(beta * sl)
+        elif lt == "robust":
+            l = ((1 - eps) * sp(-x) - eps * sp(x)) / (1 - 2 * eps)
+        elif lt == "bco_pair":
+            l = sp(-(beta * sw - delta)) + sp(beta * sl - delta)
+        elif lt == "sppo_hard":
+            l = (sw - 1 / (2 * beta)) ** 2 + (sl + 1 / (2 * beta)) ** 2
+        elif lt == "apo_zero":
+            l = 1 - sig(beta * lrw) + sig(beta * lrl)
+        elif lt == "apo_down":
+            l = sig(beta * lrw) + 1 - sig(x)
+        elif lt == "discopop":
+            mu = sig(x / tau)
+            l = (1 - mu) * sp(-x) + mu * jnp.exp(-x)
+        elif lt == "sigmoid_norm":
+            l = sp(-beta * dn)
+        w = pair_weight if pair_weight is not None else 1.0
+        return w * l
+
+    return per_row
+
+
+DPO_TYPES = ["sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard",
+             "apo_zero", "apo_down", "discopop", "sigmoid_norm"]
+
+
+def dpo():
+    cases = []
+    b = 6
+    for lt in DPO_TYPES:
+        for variant in ["ref_len_weight", "reference_free"]:
+            beta = {"ipo": 0.5, "sppo_hard": 0.5, "discopop": 1.0}.get(lt, 0.3)
+            eps = {"sigmoid": 0.1, "exo_pair": 0.2, "robust": 0.15}.get(lt, 0.0)
+            tau, delta = (0.3, 0.1)
+            params = {"loss_type": lt, "beta": beta, "label_smoothing": eps, "discopop_tau": tau,
+                      "bco_delta": delta}
+            inputs = {"policy_chosen_logps": (logps(b) * 10, "f32"),
+                      "policy_rejected_logps": (logps(b) * 10, "f32")}
+            if variant == "ref_len_weight":
+                inputs["ref_chosen_logps"] = (logps(b) * 10, "f32")
+                inputs["ref_rejected_logps"] = (logps(b) * 10, "f32")
+                inputs["chosen_len"] = (rng.integers(0, 12, size=b).astype(float), "f32")
+                inputs["rejected_len"] = (rng.integers(0, 12, size=b).astype(float), "f32")
+                inputs["pair_weight"] = (rng.uniform(0.1, 1.5, size=b), "f32")
+            fn = dpo_row(lt, beta, eps, "reverse_kl", 0.5, tau, delta)
+            cases.append(case(f"{lt}_{variant}", params, inputs, fn,
+                              ["policy_chosen_logps", "policy_rejected_logps"]))
+    for f in ["forward_kl", "js_divergence", "alpha_divergence"]:
+        for lt in ["sigmoid", "nca_pair", "apo_down"]:
+            alpha = 0.3
+            params = {"loss_type": lt, "beta": 0.4, "f_divergence": f, "f_alpha": alpha}
+            inputs = {"policy_chosen_logps": (logps(b), "f32"),
+                      "policy_rejected_logps": (logps(b), "f32"),
+                      "ref_chosen_logps": (logps(b), "f32"),
+                      "ref_rejected_logps": (logps(b), "f32")}
+            fn = dpo_row(lt, 0.4, 0.0, f, alpha, 0.05, 0.0)
+            cases.append(case(f"{lt}_{f}", params, inputs, fn,
+                              ["policy_chosen_logps", "policy_rejected_logps"]))
+    save("dpo", cases)
+
+
+if __name__ == "__main__":
+    token_logprobs()
+    dpo()
