@@ -10,4 +10,9 @@ pub static BUILTINS: &[fn() -> LossDef] = &[
     classification::cross_entropy::def,
     preference::token_logprobs::def,
     preference::dpo::def,
+    preference::orpo::def,
+    preference::simpo::def,
+    preference::cpo::def,
+    preference::kto::def,
+    preference::rpo::def,
 ];

@@ -440,7 +440,8 @@ impl LossImpl for Dpo {
             pc: 0,
             pr: 1,
             refs: Some((2, 3)),
-            lens: Some((4, 5)),
+            lw: Some(4),
+            ll: Some(5),
             weight: Some(6),
         };
         run_pairwise(spec, c, idx, |pair| {

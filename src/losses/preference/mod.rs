@@ -62,7 +62,12 @@
 //! (`seq_mean_token_mean`, β = 0.04). TRL's `scale_rewards` (`group|batch|none`) and
 //! `epsilon`/`epsilon_high` map to `scale_rewards`, `epsilon_low`, `epsilon_high`.
 
+pub mod cpo;
 pub mod dpo;
+pub mod kto;
+pub mod orpo;
+pub mod rpo;
+pub mod simpo;
 pub mod token_logprobs;
 
 use crate::compute::Compute;
@@ -257,8 +262,10 @@ pub struct PairIdx {
     pub pr: usize,
     /// Reference log-probs `(chosen, rejected)`, optional or required by the spec.
     pub refs: Option<(usize, usize)>,
-    /// Lengths `(chosen, rejected)`.
-    pub lens: Option<(usize, usize)>,
+    /// Chosen length input.
+    pub lw: Option<usize>,
+    /// Rejected length input.
+    pub ll: Option<usize>,
     /// `pair_weight [B]`.
     pub weight: Option<usize>,
 }
@@ -330,11 +337,11 @@ where
         }
         _ => (vec![0.0; b], vec![0.0; b], false),
     };
-    let has_len = idx
-        .lens
-        .is_some_and(|(a, r)| c.get(a).is_some() || c.get(r).is_some());
+    let has_len = [idx.lw, idx.ll]
+        .iter()
+        .any(|k| k.is_some_and(|k| c.get(k).is_some()));
     let lname = |k: Option<usize>| k.map_or(String::new(), |k| spec.inputs[k].name.to_string());
-    let (kw, kl) = (idx.lens.map(|l| l.0), idx.lens.map(|l| l.1));
+    let (kw, kl) = (idx.lw, idx.ll);
     let lw = lengths(id, &lname(kw), c, kw, b)?;
     let ll = lengths(id, &lname(kl), c, kl, b)?;
     let w = idx.weight.and_then(|k| input_f64(c, k));

@@ -248,6 +248,154 @@ def dpo():
     save("dpo", cases)
 
 
+# ---------------------------------------------------------------- reference-free and unpaired
+def log1mexp(a):
+    return jnp.where(a < -jnp.log(2.0), jnp.log1p(-jnp.exp(a)), jnp.log(-jnp.expm1(a)))
+
+
+def pair_inputs(b, scale=10.0, refs=False, lens=False, lens_opt_chosen_only=False):
+    inputs = {"policy_chosen_logps": (logps(b) * scale, "f32"),
+              "policy_rejected_logps": (logps(b) * scale, "f32")}
+    if refs:
+        inputs["ref_chosen_logps"] = (logps(b) * scale, "f32")
+        inputs["ref_rejected_logps"] = (logps(b) * scale, "f32")
+    if lens:
+        inputs["chosen_len"] = (rng.integers(0, 15, size=b).astype(float), "f32")
+        if not lens_opt_chosen_only:
+            inputs["rejected_len"] = (rng.integers(0, 15, size=b).astype(float), "f32")
+    return inputs
+
+
+PAIR_DIFF = ["policy_chosen_logps", "policy_rejected_logps"]
+
+
+def orpo():
+    cases = []
+    for lam in [0.1, 1.0, 0.0]:
+        def per_row(policy_chosen_logps, policy_rejected_logps, chosen_len, rejected_len, lam=lam):
+            aw = policy_chosen_logps / jnp.maximum(chosen_len, 1.0)
+            al = policy_rejected_logps / jnp.maximum(rejected_len, 1.0)
+            o = (aw - al) - (log1mexp(aw) - log1mexp(al))
+            return -aw + lam * sp(-o)
+        cases.append(case(f"lam_{lam}", {"lam": lam}, pair_inputs(6, lens=True), per_row, PAIR_DIFF))
+    save("orpo", cases)
+
+
+def alpha_r(alpha, a):
+    return a if alpha == 0 else -jnp.expm1(-alpha * a) / alpha
+
+
+def margin(hinge, eps, x):
+    return jax.nn.relu(1 - x) if hinge else (1 - eps) * sp(-x) + eps * sp(x)
+
+
+def simpo():
+    cases = []
+    for name, beta, ratio, eps, lt, alpha, sft in [
+        ("default", 2.0, 0.25, 0.0, "sigmoid", 0.0, 0.0),
+        ("smooth_sft", 2.5, 0.5, 0.2, "sigmoid", 0.0, 0.7),
+        ("hinge", 1.0, 0.3, 0.0, "hinge", 0.0, 0.0),
+        ("alphapo", 2.0, 0.25, 0.1, "sigmoid", 0.5, 0.2),
+        ("alphapo_neg", 1.5, 0.0, 0.0, "sigmoid", -0.8, 0.0),
+    ]:
+        def per_row(policy_chosen_logps, policy_rejected_logps, chosen_len, rejected_len,
+                    beta=beta, ratio=ratio, eps=eps, lt=lt, alpha=alpha, sft=sft):
+            aw = policy_chosen_logps / jnp.maximum(chosen_len, 1.0)
+            al = policy_rejected_logps / jnp.maximum(rejected_len, 1.0)
+            x = beta * (alpha_r(alpha, aw) - alpha_r(alpha, al) - ratio)
+            return margin(lt == "hinge", eps, x) - sft * aw
+        params = {"beta": beta, "gamma_beta_ratio": ratio, "label_smoothing": eps, "loss_type": lt,
+                  "alpha": alpha, "sft_weight": sft}
+        cases.append(case(name, params, pair_inputs(6, lens=True), per_row, PAIR_DIFF))
+    save("simpo", cases)
+
+
+def cpo():
+    cases = []
+    for name, beta, eps, lt, nll, alpha, lens in [
+        ("default_no_len", 0.1, 0.0, "sigmoid", 1.0, 0.0, False),
+        ("smooth_len", 0.3, 0.2, "sigmoid", 0.5, 0.0, True),
+        ("hinge", 0.2, 0.0, "hinge", 1.0, 0.0, True),
+        ("ipo_len", 0.5, 0.0, "ipo", 1.0, 0.0, True),
+        ("ipo_no_len_alpha", 0.5, 0.0, "ipo", 0.0, 0.05, False),
+        ("alphapo", 0.1, 0.0, "sigmoid", 1.0, 0.03, True),
+    ]:
+        def per_row(policy_chosen_logps, policy_rejected_logps, chosen_len=None, rejected_len=None,
+                    beta=beta, eps=eps, lt=lt, nll=nll, alpha=alpha):
+            lw = jnp.maximum(chosen_len, 1.0) if chosen_len is not None else 1.0
+            ll = jnp.maximum(rejected_len, 1.0) if rejected_len is not None else 1.0
+            sw, sl = policy_chosen_logps, policy_rejected_logps
+            if lt == "ipo":
+                sw, sl = sw / lw, sl / ll
+            d = alpha_r(alpha, sw) - alpha_r(alpha, sl)
+            if lt == "ipo":
+                l = (d - 1 / (2 * beta)) ** 2
+            else:
+                l = margin(lt == "hinge", eps, beta * d)
+            return l - nll * policy_chosen_logps / lw
+        params = {"beta": beta, "label_smoothing": eps, "loss_type": lt, "cpo_alpha": nll, "alpha": alpha}
+        cases.append(case(name, params, pair_inputs(6, lens=lens), per_row, PAIR_DIFF))
+    save("cpo", cases)
+
+
+def kto():
+    cases = []
+    n, m = 8, 5
+    for name, beta, wd, wu, lt, with_kl, shift in [
+        ("kto_kl", 0.1, 1.0, 1.0, "kto", True, 2.0),
+        ("kto_kl_clamped", 0.5, 1.5, 0.7, "kto", True, -2.0),
+        ("kto_no_kl", 0.3, 1.0, 1.33, "kto", False, 0.0),
+        ("apo_zero_unpaired", 0.2, 0.8, 1.2, "apo_zero_unpaired", True, 2.0),
+    ]:
+        inputs = {"logps": (logps(n) * 10, "f32"), "ref_logps": (logps(n) * 10, "f32"),
+                  "desirable": (rng.integers(0, 2, size=n), "i64")}
+        if with_kl:
+            inputs["kl_logps"] = (logps(m) * 10 + shift, "f32")
+            inputs["kl_ref_logps"] = (logps(m) * 10, "f32")
+
+        def per_row(logps, ref_logps, desirable, kl_logps=None, kl_ref_logps=None,
+                    beta=beta, wd=wd, wu=wu, lt=lt):
+            z0 = 0.0
+            if lt == "kto" and kl_logps is not None:
+                z0 = jax.lax.stop_gradient(jnp.maximum(jnp.mean(kl_logps - kl_ref_logps), 0.0))
+            lr = logps - ref_logps
+            if lt == "kto":
+                d = wd * (1 - sig(beta * (lr - z0)))
+                u = wu * (1 - sig(beta * (z0 - lr)))
+            else:
+                d = wd * (1 - sig(beta * lr))
+                u = wu * sig(beta * lr)
+            return jnp.where(desirable == 1, d, u)
+        params = {"beta": beta, "desirable_weight": wd, "undesirable_weight": wu, "loss_type": lt}
+        cases.append(case(name, params, inputs, per_row, ["logps"]))
+    save("kto", cases)
+
+
+def rpo():
+    cases = []
+    for name, beta, eta, norm, lens in [
+        ("default", 0.01, 0.005, "sum_beta", False),
+        ("sum_beta", 0.2, 0.5, "sum_beta", True),
+        ("token_mean", 0.1, 0.3, "token_mean", True),
+        ("token_mean_no_len", 0.1, 0.3, "token_mean", False),
+    ]:
+        def per_row(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps,
+                    chosen_len=None, beta=beta, eta=eta, norm=norm):
+            x = beta * ((policy_chosen_logps - ref_chosen_logps) - (policy_rejected_logps - ref_rejected_logps))
+            lw = jnp.maximum(chosen_len, 1.0) if chosen_len is not None else 1.0
+            sft = eta * beta * (-policy_chosen_logps) if norm == "sum_beta" else eta * (-policy_chosen_logps / lw)
+            return sp(-x) + sft
+        params = {"beta": beta, "eta": eta, "sft_norm": norm}
+        cases.append(case(name, params, pair_inputs(6, refs=True, lens=lens, lens_opt_chosen_only=True),
+                          per_row, PAIR_DIFF))
+    save("rpo", cases)
+
+
 if __name__ == "__main__":
     token_logprobs()
     dpo()
+    orpo()
+    simpo()
+    cpo()
+    kto()
+    rpo()

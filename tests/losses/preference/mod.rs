@@ -2,7 +2,12 @@
 //! values from the JAX float64 reference (`tests/golden/gen/preference.py`), finite-difference
 //! gradient checks over the defaults and every test parameter set, and parameter checks.
 
+mod cpo;
 mod dpo;
+mod kto;
+mod orpo;
+mod rpo;
+mod simpo;
 mod token_logprobs;
 
 use std::collections::BTreeMap;
@@ -321,4 +326,31 @@ pub fn rows_of(l: &Loss, inputs: &[(&str, &[f32])]) -> losskit::Result<Vec<f32>>
         l.compute(&mut c)?;
     }
     Ok(out)
+}
+
+/// A loss with parameters set in order.
+pub fn with(id: &str, pairs: &[(&str, ParamValue)]) -> Loss {
+    let mut l = loss(id);
+    for (n, v) in pairs {
+        l.set(n, *v).unwrap_or_else(|e| panic!("{id}: {n}: {e:?}"));
+    }
+    l
+}
+
+/// The index of an enum choice.
+pub fn choice(id: &str, param: &str, name: &str) -> ParamValue {
+    let l = loss(id);
+    let i = l.params().index(param).unwrap();
+    match &l.params().specs()[i].kind {
+        ParamKind::Enum(c) => ParamValue::Enum(c.iter().position(|t| t.as_str() == name).unwrap()),
+        _ => panic!("{param} is not an enum"),
+    }
+}
+
+/// `|a - b| <= tol (1 + |b|)` elementwise.
+pub fn close(a: &[f32], b: &[f32], tol: f32) {
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(b) {
+        assert!((x - y).abs() <= tol * (1.0 + y.abs()), "{a:?} vs {b:?}");
+    }
 }
