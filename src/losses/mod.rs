@@ -2,6 +2,7 @@
 
 pub mod classification;
 pub mod preference;
+pub mod rl;
 
 use crate::registry::LossDef;
 
@@ -15,4 +16,7 @@ pub static BUILTINS: &[fn() -> LossDef] = &[
     preference::cpo::def,
     preference::kto::def,
     preference::rpo::def,
+    rl::ppo_clip::def,
+    rl::grpo::def,
+    rl::steer::def,
 ];

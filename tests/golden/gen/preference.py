@@ -391,6 +391,156 @@ def rpo():
     save("rpo", cases)
 
 
+# ---------------------------------------------------------------- RL (token level)
+def agg(l, mask, mode, max_len):
+    n, t = l.shape
+    if mode == "token_mean":
+        den = jnp.maximum(jnp.sum(mask), 1.0) / n
+    elif mode == "seq_mean_token_mean":
+        den = jnp.maximum(jnp.sum(mask, axis=-1), 1.0)
+    elif mode == "seq_mean_token_sum":
+        den = 1.0
+    else:
+        den = float(max_len if max_len > 0 else t)
+    return jnp.sum(mask * l, axis=-1) / den
+
+
+def surrogate(delta, a, lo, hi, dual, clamp):
+    if clamp:
+        delta = jnp.clip(delta, -20.0, 20.0)
+    r = jnp.exp(delta)
+    c = jnp.maximum(-a * r, -a * jnp.clip(r, 1 - lo, 1 + hi))
+    if dual is not None:
+        c = jnp.where(a < 0, jnp.minimum(-a * dual, c), c)
+    return c
+
+
+def rl_tokens(n, t, far=True):
+    lp = logps(n, t)
+    old = lp + rng.uniform(-0.6, 0.6, size=(n, t))
+    if far:
+        old[0, 1] = lp[0, 1] - 25.0  # beyond the delta clamp
+        old[1, 2] = lp[1, 2] + 30.0
+    mask = (rng.uniform(size=(n, t)) < 0.8).astype(float)
+    mask[0, 1] = 1.0
+    mask[1, 2] = 1.0
+    mask[-1, :] = 0.0  # an empty row
+    return lp, old, mask
+
+
+AGGS = ["token_mean", "seq_mean_token_mean", "seq_mean_token_sum", "seq_mean_token_sum_norm"]
+
+
+def ppo_clip():
+    cases = []
+    n, t = 4, 6
+    for name, lo, hi, cc, mode, ml in [
+        ("default", 0.2, 0.2, 0.0, "token_mean", 0),
+        ("dual_clip_asym", 0.2, 0.28, 3.0, "token_mean", 0),
+        ("seq_mean_token_mean", 0.1, 0.3, 2.0, "seq_mean_token_mean", 0),
+        ("seq_mean_token_sum", 0.2, 0.2, 0.0, "seq_mean_token_sum", 0),
+        ("dr_grpo_norm", 0.2, 0.2, 0.0, "seq_mean_token_sum_norm", 9),
+        ("dr_grpo_norm_T", 0.2, 0.2, 0.0, "seq_mean_token_sum_norm", 0),
+    ]:
+        lp, old, mask = rl_tokens(n, t)
+        inputs = {"logps": (lp, "f32"), "old_logps": (old, "f32"),
+                  "advantages": (rng.normal(size=(n, t)) * 1.5, "f32"), "mask": (mask, "f32")}
+
+        def per_row(logps, old_logps, advantages, mask, lo=lo, hi=hi, cc=cc, mode=mode, ml=ml):
+            l = surrogate(logps - old_logps, advantages, lo, hi, cc if cc > 0 else None, True)
+            return agg(l, mask, mode, ml)
+        params = {"clip_low": lo, "clip_high": hi, "clip_ratio_c": cc, "loss_agg": mode, "max_len": ml}
+        cases.append(case(name, params, inputs, per_row, ["logps"]))
+    save("ppo_clip", cases)
+
+
+def grpo_adv(rewards, g, scale):
+    r = np.asarray(rewards).reshape(-1, g)
+    m = r.mean(axis=1, keepdims=True)
+    if scale == "group":
+        s = r.std(axis=1, ddof=1, keepdims=True) if g > 1 else np.zeros_like(m)
+        a = (r - m) / (s + 1e-4)
+    elif scale == "batch":
+        s = np.asarray(rewards).std(ddof=1) if len(rewards) > 1 else 0.0
+        a = (r - m) / (s + 1e-4)
+    else:
+        a = r - m
+    return a.reshape(-1)
+
+
+def grpo():
+    cases = []
+    n, t = 6, 5
+    for name, g, scale, beta, lo, hi, mode, ml, with_old, with_ref in [
+        ("default", 3, "group", 0.04, 0.2, 0.2, "seq_mean_token_mean", 0, True, True),
+        ("on_policy_no_old", 2, "group", 0.04, 0.2, 0.2, "seq_mean_token_mean", 0, False, True),
+        ("batch_scale_dapo", 3, "batch", 0.1, 0.2, 0.28, "token_mean", 0, True, True),
+        ("no_scale_dr_grpo", 6, "none", 0.0, 0.2, 0.2, "seq_mean_token_sum_norm", 8, True, False),
+        ("group_of_one", 1, "group", 0.0, 0.2, 0.2, "seq_mean_token_sum", 0, True, False),
+    ]:
+        lp, old, mask = rl_tokens(n, t, far=False)
+        rewards = rng.normal(size=n)
+        rewards[0:2] = 0.5  # equal rewards inside a group of 2
+        inputs = {"logps": (lp, "f32"), "mask": (mask, "f32"), "rewards": (rewards, "f32")}
+        if with_old:
+            inputs["old_logps"] = (old, "f32")
+        if with_ref:
+            inputs["ref_logps"] = (lp + rng.uniform(-0.5, 0.5, size=(n, t)), "f32")
+        adv = grpo_adv(f32(rewards), g, scale)
+
+        def per_row(logps, mask, rewards, old_logps=None, ref_logps=None, beta=beta, lo=lo, hi=hi,
+                    mode=mode, ml=ml, adv=adv):
+            old_ = old_logps if old_logps is not None else jax.lax.stop_gradient(logps)
+            a = jnp.asarray(adv)[:, None]
+            l = surrogate(logps - old_, a, lo, hi, None, False)
+            if beta != 0:
+                rho = ref_logps - logps
+                l = l + beta * (jnp.exp(rho) - rho - 1)
+            return agg(l, mask, mode, ml)
+        params = {"group_size": g, "scale_rewards": scale, "beta": beta, "epsilon_low": lo,
+                  "epsilon_high": hi, "loss_agg": mode, "max_len": ml}
+        cases.append(case(name, params, inputs, per_row, ["logps"]))
+    save("grpo", cases)
+
+
+def steer():
+    cases = []
+    n, t = 4, 6
+    for name, mapping, wmin, wmax, cc, mode in [
+        ("linear", "linear", 0.8, 1.2, 10.0, "token_mean"),
+        ("exp", "exp", 0.8, 1.2, 10.0, "token_mean"),
+        ("linear_wide_seq", "linear", 0.5, 2.0, 3.0, "seq_mean_token_mean"),
+        ("exp_low", "exp", 0.3, 1.2, 2.0, "seq_mean_token_sum"),
+    ]:
+        lp, old, mask = rl_tokens(n, t)
+        ent = rng.uniform(0.0, 3.0, size=(n, t))
+        inputs = {"logps": (lp, "f32"), "old_logps": (old, "f32"),
+                  "advantages": (rng.normal(size=(n, t)), "f32"), "entropy": (ent, "f32"),
+                  "mask": (mask, "f32")}
+
+        def weights(logps, old_logps, advantages, entropy, mask, mapping=mapping, wmin=wmin, wmax=wmax):
+            p = jnp.clip(jnp.exp(logps), 1e-8, 1 - 1e-8)
+            om = jnp.abs(advantages / jnp.clip(jnp.exp(old_logps), 1e-8, 1.0) * p * (1 - p) * (jnp.log(p) + entropy))
+            om = jnp.where(jnp.isfinite(om), om, 0.0)
+            big = jnp.where(mask > 0, om, -jnp.inf).max()
+            small = jnp.where(mask > 0, om, jnp.inf).min()
+            if mapping == "exp":
+                k = -jnp.log(wmin) / jnp.maximum(big, 0.02)
+                return jnp.clip(jnp.exp(-k * om), wmin, 1.0)
+            return jnp.where(big > small,
+                             jnp.clip(wmax - (om - small) * (wmax - wmin) / jnp.where(big > small, big - small, 1.0), wmin, wmax),
+                             0.5 * (wmin + wmax))
+
+        def per_row(logps, old_logps, advantages, entropy, mask, cc=cc, mode=mode, weights=weights):
+            w = jax.lax.stop_gradient(weights(logps, old_logps, advantages, entropy, mask))
+            l = w * surrogate(logps - old_logps, advantages, 0.2, 0.28, cc, True)
+            return agg(l, mask, mode, 0)
+        params = {"mapping": mapping, "weight_min": wmin, "weight_max": wmax, "clip_ratio_c": cc,
+                  "loss_agg": mode}
+        cases.append(case(name, params, inputs, per_row, ["logps"]))
+    save("steer", cases)
+
+
 if __name__ == "__main__":
     token_logprobs()
     dpo()
@@ -399,3 +549,6 @@ if __name__ == "__main__":
     cpo()
     kto()
     rpo()
+    ppo_clip()
+    grpo()
+    steer()

@@ -4,10 +4,13 @@
 
 mod cpo;
 mod dpo;
+mod grpo;
 mod kto;
 mod orpo;
+mod ppo_clip;
 mod rpo;
 mod simpo;
+mod steer;
 mod token_logprobs;
 
 use std::collections::BTreeMap;
@@ -277,9 +280,14 @@ pub fn settings(id: &str) -> Vec<Loss> {
 /// Finite-difference gradient check of every setting, with and without the optional inputs,
 /// for every reduction.
 pub fn gradcheck_all(id: &str, dims: &[(&str, usize)]) {
+    gradcheck_with(id, dims, &[false, true]);
+}
+
+/// [`gradcheck_all`] with the optional inputs present or absent as listed.
+pub fn gradcheck_with(id: &str, dims: &[(&str, usize)], optional: &[bool]) {
     let dims: BTreeMap<String, usize> = dims.iter().map(|(k, v)| (k.to_string(), *v)).collect();
     for (s, l) in settings(id).iter().enumerate() {
-        for with_opt in [false, true] {
+        for &with_opt in optional {
             for red in [Reduction::None, Reduction::Mean, Reduction::Sum] {
                 if red == Reduction::None && l.def().spec.batch_level {
                     continue;
@@ -353,4 +361,33 @@ pub fn close(a: &[f32], b: &[f32], tol: f32) {
     for (x, y) in a.iter().zip(b) {
         assert!((x - y).abs() <= tol * (1.0 + y.abs()), "{a:?} vs {b:?}");
     }
+}
+
+/// Compute with `[N, T]` (or `[N]`) f32 inputs given by name, others absent; returns the loss
+/// and the gradient of input 0.
+pub fn run_named(
+    l: &Loss,
+    red: Reduction,
+    inputs: &[(&str, &[f32], &[usize])],
+) -> losskit::Result<(Vec<f32>, Vec<f32>)> {
+    let spec = &l.def().spec;
+    let n = if red == Reduction::None {
+        inputs[0].2[0]
+    } else {
+        1
+    };
+    let mut out = vec![0.0f32; n];
+    let mut g = vec![f32::NAN; inputs[0].1.len()];
+    {
+        let mut c = Compute::new(red, &mut out);
+        for is in &spec.inputs {
+            c = match inputs.iter().find(|(name, _, _)| *name == is.name.as_str()) {
+                Some((_, d, s)) => c.input(Tensor::f32(d, s)),
+                None => c.absent(),
+            };
+        }
+        c = c.grad(0, TensorMut::new(&mut g, inputs[0].2));
+        l.compute(&mut c)?;
+    }
+    Ok((out, g))
 }
