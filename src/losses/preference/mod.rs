@@ -64,8 +64,11 @@
 
 pub mod cpo;
 pub mod dpo;
+pub mod inpo;
 pub mod kto;
+pub mod mapl;
 pub mod orpo;
+pub mod osp_spce;
 pub mod rpo;
 pub mod simpo;
 pub mod token_logprobs;

@@ -541,6 +541,65 @@ def steer():
     save("steer", cases)
 
 
+# ---------------------------------------------------------------- more pairwise losses
+def inpo():
+    cases = []
+    for eta, tau in [(1.0, 0.1), (2.0, 0.5), (0.3, 0.0)]:
+        inputs = pair_inputs(6, refs=True)
+        inputs["prev_chosen_logps"] = (logps(6) * 10, "f32")
+        inputs["prev_rejected_logps"] = (logps(6) * 10, "f32")
+
+        def per_row(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps,
+                    prev_chosen_logps, prev_rejected_logps, eta=eta, tau=tau):
+            h = (policy_chosen_logps - policy_rejected_logps) - eta * tau * (ref_chosen_logps - ref_rejected_logps) \
+                - (1 - eta * tau) * (prev_chosen_logps - prev_rejected_logps)
+            return (h - eta / 2) ** 2
+        cases.append(case(f"eta_{eta}_tau_{tau}", {"eta": eta, "tau": tau}, inputs, per_row, PAIR_DIFF))
+    save("inpo", cases)
+
+
+def osp_spce():
+    cases = []
+    for beta in [0.1, 0.7]:
+        inputs = pair_inputs(6, refs=True)
+        st = rng.uniform(0, 1, size=6)
+        st[0], st[1] = 0.0, 1.0
+        inputs["strength"] = (st, "f32")
+
+        def per_row(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps,
+                    strength, beta=beta):
+            x = beta * ((policy_chosen_logps - ref_chosen_logps) - (policy_rejected_logps - ref_rejected_logps))
+            return strength * sp(-x) + (1 - strength) * sp(x)
+        cases.append(case(f"beta_{beta}", {"beta": beta}, inputs, per_row, PAIR_DIFF))
+    save("osp_spce", cases)
+
+
+def mapl():
+    cases = []
+    for name, beta, mode, wi, we, refs, lev in [
+        ("dpo_levels", 0.3, "dpo", 0.5, 2.0, True, True),
+        ("dpo_no_ref", 0.2, "dpo", 1.0, 1.0, False, False),
+        ("rm_levels", 0.1, "rm", 0.7, 1.5, False, True),
+    ]:
+        inputs = {"win_logps": (logps(6) * 5, "f32"), "lose_logps": (logps(6) * 5, "f32")}
+        if refs:
+            inputs["ref_win_logps"] = (logps(6) * 5, "f32")
+            inputs["ref_lose_logps"] = (logps(6) * 5, "f32")
+        if lev:
+            inputs["level"] = (np.array([0, 1, 2, 2, 1, 0]), "i64")
+
+        def per_row(win_logps, lose_logps, ref_win_logps=None, ref_lose_logps=None, level=None,
+                    beta=beta, mode=mode, wi=wi, we=we):
+            rw = ref_win_logps if ref_win_logps is not None else 0.0
+            rl = ref_lose_logps if ref_lose_logps is not None else 0.0
+            z = (win_logps - lose_logps) if mode == "rm" else beta * ((win_logps - rw) - (lose_logps - rl))
+            w = jnp.asarray([1.0, wi, we])[level] if level is not None else 1.0
+            return w * sp(-z)
+        params = {"beta": beta, "mode": mode, "w_intra": wi, "w_inter": we}
+        cases.append(case(name, params, inputs, per_row, ["win_logps", "lose_logps"]))
+    save("mapl", cases)
+
+
 if __name__ == "__main__":
     token_logprobs()
     dpo()
@@ -552,3 +611,6 @@ if __name__ == "__main__":
     ppo_clip()
     grpo()
     steer()
+    inpo()
+    osp_spce()
+    mapl()
