@@ -8,6 +8,8 @@
 //! per-row auxiliary outputs `lse` and `correct`. Each loss supplies only its row function.
 
 pub mod cross_entropy;
+pub mod dco;
+pub mod drivers;
 
 use crate::backend::cpu::{RowIo, RowsIo, map_rows};
 use crate::compute::Compute;

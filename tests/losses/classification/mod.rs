@@ -1,3 +1,5 @@
 //! Per-loss tests of the classification family.
 
 mod cross_entropy;
+mod dco;
+mod golden_b;
