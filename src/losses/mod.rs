@@ -5,5 +5,8 @@ pub mod classification;
 use crate::registry::LossDef;
 
 /// The builtin losses, in catalogue order. Adding a loss = one module + one line here.
-pub static BUILTINS: &[fn() -> LossDef] =
-    &[classification::cross_entropy::def, classification::dco::def];
+pub static BUILTINS: &[fn() -> LossDef] = &[
+    classification::cross_entropy::def,
+    classification::dco::def,
+    classification::categorical_value::def,
+];

@@ -124,7 +124,60 @@ def gen_dco(rng):
     write("dco", cases)
 
 
-GENERATORS = {"dco": gen_dco}
+# ---------------------------------------------------------------------------------------
+# categorical_value: l = LSE(z) - sum_j q_j z_j with q from HL-Gauss or two-hot.
+def cv_probs(y, kind, v_min, v_max, sigma_ratio, m):
+    zeta = (v_max - v_min) / m
+    if kind == "hl_gauss":
+        y = jnp.clip(y, v_min, v_max)
+        edges = jnp.concatenate([v_min + zeta * jnp.arange(m), jnp.array([v_max])])
+        sigma = sigma_ratio * zeta
+        cdf = jax.scipy.special.erf((edges[None, :] - y[:, None]) / (jnp.sqrt(2.0) * sigma))
+        mass = cdf[:, 1:] - cdf[:, :-1]
+        return mass / (cdf[:, -1:] - cdf[:, :1])
+    centres = v_min + (jnp.arange(m) + 0.5) * zeta
+    y = jnp.clip(y, centres[0], centres[-1])
+    s = (y - centres[0]) / zeta
+    j = jnp.minimum(jnp.floor(s), m - 2).astype(jnp.int32)
+    f = s - j
+    q = jnp.zeros((y.shape[0], m))
+    q = q.at[jnp.arange(y.shape[0]), j].add(1.0 - f)
+    return q.at[jnp.arange(y.shape[0]), j + 1].add(f)
+
+
+def gen_categorical_value(rng):
+    cases = []
+    settings = [
+        ("hl_gauss defaults", {}, 9, [-15.0, 12.0, 0.0, 9.9]),
+        ("two_hot defaults", {"kind": "two_hot"}, 9, [-15.0, 12.0, 0.0, 9.4]),
+        ("hl_gauss narrow sigma", {"sigma_ratio": 0.3}, 7, [0.3, -4.0]),
+        ("hl_gauss wide sigma", {"sigma_ratio": 2.5, "v_min": -1.0, "v_max": 3.0}, 11, [3.0]),
+        ("two_hot unit support", {"kind": "two_hot", "v_min": 0.0, "v_max": 1.0}, 5, [0.0, 1.0, 0.55]),
+        ("hl_gauss one bin", {"v_min": -2.0, "v_max": 2.0}, 1, [0.5]),
+        ("two_hot two bins", {"kind": "two_hot", "v_min": -2.0, "v_max": 2.0}, 2, [0.5, -3.0]),
+    ]
+    for name, params, m, extra in settings:
+        n = 6
+        logits = f32(1.5 * rng.standard_normal((n, m)))
+        v_min = params.get("v_min", -10.0)
+        v_max = params.get("v_max", 10.0)
+        t = v_min + (v_max - v_min) * rng.random(n)
+        t[: len(extra)] = extra
+        target = f32(t)
+        kind = params.get("kind", "hl_gauss")
+        sr = params.get("sigma_ratio", 0.75)
+
+        def rows(v, kind=kind, v_min=v_min, v_max=v_max, sr=sr, m=m):
+            q = cv_probs(v["target"], kind, v_min, v_max, sr, m)
+            return logsumexp(v["logits"]) - jnp.sum(q * v["logits"], axis=-1)
+
+        cases.append(per_sample_case(name, params, {"logits": logits, "target": target},
+                                     {"logits": "f32", "target": "f32"}, ["logits"], rows,
+                                     lambda v: v["logits"].shape[0]))
+    write("categorical_value", cases)
+
+
+GENERATORS = {"dco": gen_dco, "categorical_value": gen_categorical_value}
 
 if __name__ == "__main__":
     import sys
