@@ -9,4 +9,5 @@ pub static BUILTINS: &[fn() -> LossDef] = &[
     classification::cross_entropy::def,
     classification::dco::def,
     classification::categorical_value::def,
+    classification::reward_shaped_ntp::def,
 ];

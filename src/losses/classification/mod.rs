@@ -11,6 +11,7 @@ pub mod categorical_value;
 pub mod cross_entropy;
 pub mod dco;
 pub mod drivers;
+pub mod reward_shaped_ntp;
 
 use crate::backend::cpu::{RowIo, RowsIo, map_rows};
 use crate::compute::Compute;

@@ -177,7 +177,66 @@ def gen_categorical_value(rng):
     write("categorical_value", cases)
 
 
-GENERATORS = {"dco": gen_dco, "categorical_value": gen_categorical_value}
+# ---------------------------------------------------------------------------------------
+# reward_shaped_ntp: l = -sum_a sg(c_a) log pi_a.
+def rsntp_rows(v, beta, lam_top, lam_tail, k, ignore_index=-100):
+    z = v["logits"]
+    y = v["target"]
+    n, c = z.shape
+    valid = y != ignore_index
+    ys = jnp.where(valid, y, 0)
+    logp = z - logsumexp(z)[:, None]
+    pi = jnp.exp(logp)
+    pi_y = pi[jnp.arange(n), ys]
+    w_pos = pi_y ** (1.0 - (1.0 - pi_y) ** beta)
+    # rank of each class: stable sort of -z puts ties in index order
+    order = jnp.argsort(-jax.lax.stop_gradient(z), axis=1, stable=True)
+    ranks = jnp.argsort(order, axis=1, stable=True)
+    in_top = ranks < k
+    lam = jnp.where(in_top, lam_top, lam_tail)
+    onehot = jax.nn.one_hot(ys, c)
+    coef = jnp.where(onehot > 0, w_pos[:, None], pi * lam)
+    coef = jax.lax.stop_gradient(coef)
+    return jnp.where(valid, -jnp.sum(coef * logp, axis=1), 0.0)
+
+
+def gen_reward_shaped_ntp(rng):
+    cases = []
+    settings = [
+        ("defaults (cross-entropy)", {}),
+        ("beta=-0.25", {"beta": -0.25}),
+        ("beta=0.5", {"beta": 0.5}),
+        ("tail penalty", {"lambda_tail": -0.1, "top_k": 3}),
+        ("top reward", {"lambda_top": 0.1, "top_k": 3}),
+        ("all knobs", {"beta": 0.5, "lambda_top": 0.2, "lambda_tail": -0.05, "top_k": 2}),
+        ("equal lambdas", {"lambda_top": 0.3, "lambda_tail": 0.3, "top_k": 2}),
+        ("k >= C", {"lambda_top": 0.2, "lambda_tail": -0.4, "top_k": 7}),
+        ("k = 1", {"beta": -0.5, "lambda_top": 0.5, "lambda_tail": -0.2, "top_k": 1}),
+    ]
+    for name, params in settings:
+        n, c = 8, 7
+        logits = 1.5 * rng.standard_normal((n, c))
+        logits[1, 2] = logits[1, 4] = logits[1, 5]  # ties
+        logits[2, :] = 0.25  # all tied
+        logits[3, 0] += 8.0  # confident row
+        logits = f32(logits)
+        target = rng.integers(0, c, n)
+        target[5] = -100
+        target[3] = 0
+        p = dict(beta=params.get("beta", 0.0), lam_top=params.get("lambda_top", 0.0),
+                 lam_tail=params.get("lambda_tail", 0.0), k=params.get("top_k", 100))
+
+        def rows(v, p=p):
+            return rsntp_rows(v, **p)
+
+        cases.append(per_sample_case(name, params, {"logits": logits, "target": target},
+                                     {"logits": "f32", "target": "i64"}, ["logits"], rows,
+                                     lambda v: int(np.sum(np.asarray(v["target"]) != -100))))
+    write("reward_shaped_ntp", cases)
+
+
+GENERATORS = {"dco": gen_dco, "categorical_value": gen_categorical_value,
+              "reward_shaped_ntp": gen_reward_shaped_ntp}
 
 if __name__ == "__main__":
     import sys

@@ -4,3 +4,4 @@ mod categorical_value;
 mod cross_entropy;
 mod dco;
 mod golden_b;
+mod reward_shaped_ntp;
