@@ -10,4 +10,5 @@ pub static BUILTINS: &[fn() -> LossDef] = &[
     classification::dco::def,
     classification::categorical_value::def,
     classification::reward_shaped_ntp::def,
+    classification::ca_calibration::def,
 ];

@@ -235,8 +235,67 @@ def gen_reward_shaped_ntp(rng):
     write("reward_shaped_ntp", cases)
 
 
+# ---------------------------------------------------------------------------------------
+# ca_calibration (batch-level): balanced squared error between max-softmax confidence and
+# the correctness of ref_pred (default: argmax of the logits).
+def ca_scalar(v, pred, balance, ignore_index=-100):
+    """pred: ref_pred, or the argmax of the (untraced) logits when ref_pred is absent."""
+    z = v["logits"]
+    y = v["target"]
+    valid = np.asarray(y) != ignore_index
+    if not valid.any():
+        return jnp.sum(z) * 0.0
+    correct = (pred == np.asarray(y)) & valid
+    acc = correct[valid].mean()
+    if balance and 0.0 < acc < 1.0:
+        w = np.where(correct, 1.0 - acc, acc)
+    else:
+        w = np.ones(len(y))
+    w = np.where(valid, w, 0.0)
+    conf = jnp.max(jax.nn.softmax(z, axis=1), axis=1)
+    return jnp.sum(w * (conf - correct.astype(np.float64)) ** 2) / w.sum()
+
+
+def gen_ca_calibration(rng):
+    cases = []
+    n, c = 10, 5
+    for name, params, with_ref, kind in [
+        ("balanced", {}, False, "mixed"),
+        ("unbalanced", {"balance": False}, False, "mixed"),
+        ("balanced with ref_pred", {}, True, "mixed"),
+        ("unbalanced with ref_pred", {"balance": False}, True, "mixed"),
+        ("all correct falls back to uniform weights", {}, False, "all_correct"),
+        ("all wrong falls back to uniform weights", {}, True, "all_wrong"),
+        ("ignore_index 3", {"ignore_index": 3}, False, "mixed"),
+    ]:
+        logits = f32(2.0 * rng.standard_normal((n, c)))
+        am = np.argmax(logits, axis=1)
+        target = rng.integers(0, c, n)
+        target[:4] = am[:4]  # some correct rows
+        if kind == "all_correct":
+            target = am.copy()
+        ref = rng.integers(0, c, n)
+        ref[:5] = target[:5]
+        if kind == "all_wrong":
+            ref = (target + 1) % c
+        ig = params.get("ignore_index", -100)
+        if ig == -100:
+            target[7] = -100
+        inputs = {"logits": logits, "target": target}
+        kinds = {"logits": "f32", "target": "i64"}
+        if with_ref:
+            inputs["ref_pred"] = ref
+            kinds["ref_pred"] = "i64"
+        bal = params.get("balance", True)
+        pred = ref if with_ref else am
+        cases.append(batch_case(name, params, inputs, kinds, ["logits"],
+                                lambda v, p=pred, bal=bal, ig=ig: ca_scalar(v, p, bal, ig)))
+    write("ca_calibration", cases)
+
+
 GENERATORS = {"dco": gen_dco, "categorical_value": gen_categorical_value,
-              "reward_shaped_ntp": gen_reward_shaped_ntp}
+              "reward_shaped_ntp": gen_reward_shaped_ntp,
+              "ca_calibration": gen_ca_calibration}
 
 if __name__ == "__main__":
     import sys
