@@ -11,4 +11,5 @@ pub static BUILTINS: &[fn() -> LossDef] = &[
     classification::categorical_value::def,
     classification::reward_shaped_ntp::def,
     classification::ca_calibration::def,
+    classification::harmonic::def,
 ];

@@ -12,6 +12,7 @@ pub mod categorical_value;
 pub mod cross_entropy;
 pub mod dco;
 pub mod drivers;
+pub mod harmonic;
 pub mod reward_shaped_ntp;
 
 use crate::backend::cpu::{RowIo, RowsIo, map_rows};

@@ -293,9 +293,111 @@ def gen_ca_calibration(rng):
     write("ca_calibration", cases)
 
 
+# ---------------------------------------------------------------------------------------
+# harmonic: l_i = LSE_c(-n log d_ic) + n log d_iy over the [N, C, D] broadcast distances.
+def harmonic_dist(x, w, prec, metric, eps, p, temp):
+    dlt = x[:, None, :] - w[None, :, :]
+    if metric == "euclidean":
+        sq = jnp.sum(x * x, 1)[:, None] + jnp.sum(w * w, 1)[None, :] - 2.0 * x @ w.T
+        return jnp.maximum(sq, 0.0) + eps
+    if metric == "manhattan":
+        return jnp.sum(jnp.abs(dlt), -1) + eps
+    if metric == "minkowski":
+        return jnp.sum(jnp.abs(dlt) ** p, -1) ** (1.0 / p) + eps
+    if metric == "chebyshev":
+        return jnp.max(jnp.abs(dlt), -1) + eps
+    if metric == "cosine":
+        xh = x / jnp.maximum(jnp.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        wh = w / jnp.maximum(jnp.linalg.norm(w, axis=1, keepdims=True), 1e-12)
+        return 1.0 - xh @ wh.T + eps
+    if metric == "bray_curtis":
+        num = jnp.sum(jnp.abs(dlt), -1)
+        den = jnp.sum(jnp.abs(x[:, None, :] + w[None, :, :]), -1) + eps
+        return num / den + eps
+    if metric == "canberra":
+        m = jnp.maximum(jnp.abs(x)[:, None, :] + jnp.abs(w)[None, :, :], eps)
+        return jnp.sum(jnp.abs(dlt) / m, -1) + eps
+    if metric == "hamming":
+        sx = jax.nn.sigmoid(x / temp)
+        sw = jax.nn.sigmoid(w / temp)
+        return jnp.sum(jnp.abs(sx[:, None, :] - sw[None, :, :]), -1) + eps
+    if metric == "mahalanobis":
+        q = jnp.einsum("ncd,de,nce->nc", dlt, prec, dlt)
+        return jnp.sqrt(jnp.maximum(q, 0.0) + eps)
+    raise ValueError(metric)
+
+
+def harmonic_rows(v, metric, n_exp, eps, p, temp, ignore_index=-100):
+    d = v["x"].shape[1]
+    prec = v["precision"] if "precision" in v else jnp.eye(d)
+    dist = harmonic_dist(v["x"], v["centers"], prec, metric, eps, p, temp)
+    logits = -n_exp * jnp.log(dist)
+    y = v["target"]
+    valid = y != ignore_index
+    ys = jnp.where(valid, y, 0)
+    rows = logsumexp(logits) - logits[jnp.arange(len(ys)), ys]
+    return jnp.where(valid, rows, 0.0)
+
+
+def gen_harmonic(rng):
+    cases = []
+    settings = [
+        ("euclidean", {}),
+        ("euclidean n=2.5 eps=0.05", {"n": 2.5, "eps": 0.05}),
+        ("manhattan", {"metric": "manhattan"}),
+        ("minkowski", {"metric": "minkowski"}),
+        ("minkowski p=3", {"metric": "minkowski", "p": 3.0}),
+        ("minkowski p=1", {"metric": "minkowski", "p": 1.0}),
+        ("chebyshev", {"metric": "chebyshev"}),
+        ("cosine", {"metric": "cosine"}),
+        ("bray_curtis", {"metric": "bray_curtis"}),
+        ("canberra", {"metric": "canberra"}),
+        ("canberra below eps", {"metric": "canberra", "eps": 0.05}),
+        ("hamming", {"metric": "hamming"}),
+        ("hamming T=0.5", {"metric": "hamming", "hamming_temperature": 0.5}),
+        ("mahalanobis identity", {"metric": "mahalanobis"}),
+        ("mahalanobis precision", {"metric": "mahalanobis", "n": 2.0}),
+        ("mahalanobis indefinite", {"metric": "mahalanobis"}),
+    ]
+    for name, params in settings:
+        n, c, d = 6, 5, 4
+        x = 1.2 * rng.standard_normal((n, d))
+        w = 1.2 * rng.standard_normal((c, d))
+        if name == "canberra below eps":
+            x[0, :2] = [0.01, -0.02]
+            w[1, :2] = [0.015, 0.012]
+            w[3, 1] = -0.005
+        x, w = f32(x), f32(w)
+        target = rng.integers(0, c, n)
+        target[4] = -100
+        inputs = {"x": x, "centers": w, "target": target}
+        kinds = {"x": "f32", "centers": "f32", "target": "i64"}
+        diff = ["x", "centers"]
+        if name == "mahalanobis precision":
+            b = rng.standard_normal((d, d))
+            a = rng.standard_normal((d, d))
+            inputs["precision"] = f32(b @ b.T / d + 0.5 * np.eye(d) + 0.2 * (a - a.T))
+        if name == "mahalanobis indefinite":
+            inputs["precision"] = f32(np.diag([1.0, -0.6, 0.8, -0.9]) + 0.05 * rng.standard_normal((d, d)))
+        if "precision" in inputs:
+            kinds["precision"] = "f32"
+            diff.append("precision")
+        cfg = dict(metric=params.get("metric", "euclidean"), n_exp=params.get("n", 1.0),
+                   eps=params.get("eps", 1e-4), p=params.get("p", 1.5),
+                   temp=params.get("hamming_temperature", 1.0))
+
+        def rows(v, cfg=cfg):
+            return harmonic_rows(v, **cfg)
+
+        cases.append(per_sample_case(name, params, inputs, kinds, diff, rows,
+                                     lambda v: int(np.sum(np.asarray(v["target"]) != -100))))
+    write("harmonic", cases)
+
+
 GENERATORS = {"dco": gen_dco, "categorical_value": gen_categorical_value,
               "reward_shaped_ntp": gen_reward_shaped_ntp,
-              "ca_calibration": gen_ca_calibration}
+              "ca_calibration": gen_ca_calibration,
+              "harmonic": gen_harmonic}
 
 if __name__ == "__main__":
     import sys

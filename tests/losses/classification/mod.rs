@@ -5,4 +5,5 @@ mod categorical_value;
 mod cross_entropy;
 mod dco;
 mod golden_b;
+mod harmonic;
 mod reward_shaped_ntp;
