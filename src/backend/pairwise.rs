@@ -399,6 +399,55 @@ pub fn pair_grad_right<T: PairDeriv>(g: &Bwd<'_, T>, out: &mut [f32]) {
         .for_each(|(b, o)| run_grad::<T, false>(g, b * GB, o));
 }
 
+/// `a·w` (left) / `a·x` (right): the gradients of dot products.
+#[derive(Clone, Copy, Debug)]
+pub struct ProductDeriv;
+
+impl PairDeriv for ProductDeriv {
+    #[inline(always)]
+    fn dx(&self, a: f32, _: f32, _: f32, w: f32) -> f32 {
+        a * w
+    }
+    #[inline(always)]
+    fn dw(&self, a: f32, _: f32, x: f32, _: f32) -> f32 {
+        a * x
+    }
+}
+
+/// `x / max(‖x‖, 1e-12)` per row, and the norms.
+pub fn normalise(a: &[f32], rows: usize, d: usize) -> (Vec<f32>, Vec<f64>) {
+    let mut out = vec![0.0f32; rows * d];
+    let mut norms = vec![0.0f64; rows];
+    for r in 0..rows {
+        let row = &a[r * d..(r + 1) * d];
+        let nr = row.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt();
+        norms[r] = nr;
+        let den = nr.max(1e-12);
+        for (o, &v) in out[r * d..(r + 1) * d].iter_mut().zip(row) {
+            *o = (v as f64 / den) as f32;
+        }
+    }
+    (out, norms)
+}
+
+/// Chain rule through `x̂ = x / max(‖x‖, 1e-12)` for each row of `s = dl/dx̂`.
+pub fn through_normalise(s: &mut [f32], hat: &[f32], norms: &[f64], d: usize) {
+    for (r, &nr) in norms.iter().enumerate() {
+        let g = &mut s[r * d..(r + 1) * d];
+        let h = &hat[r * d..(r + 1) * d];
+        if nr >= 1e-12 {
+            let dot: f64 = g.iter().zip(h).map(|(&a, &b)| a as f64 * b as f64).sum();
+            for (gk, &hk) in g.iter_mut().zip(h) {
+                *gk = ((*gk as f64 - dot * hk as f64) / nr) as f32;
+            }
+        } else {
+            for gk in g.iter_mut() {
+                *gk = (*gk as f64 / 1e-12) as f32;
+            }
+        }
+    }
+}
+
 /// `A B` for row-major `a [r, p]` and `b [p, q]`, as `[r, q]`, through [`pair_reduce`].
 pub fn matmul(a: &[f32], b: &[f32], r: usize, p: usize, q: usize) -> Vec<f32> {
     let bt = transpose(b, p, q, p);

@@ -12,4 +12,5 @@ pub static BUILTINS: &[fn() -> LossDef] = &[
     classification::reward_shaped_ntp::def,
     classification::ca_calibration::def,
     classification::harmonic::def,
+    classification::amp_entropy::def,
 ];

@@ -59,8 +59,8 @@ use rayon::prelude::*;
 
 use super::checked_targets;
 use crate::backend::pairwise::{
-    Bwd, Operand, PairDeriv, PairTerm, Product, matmul, matmul_tn, pair_grad_left, pair_grad_right,
-    pair_reduce,
+    Bwd, Operand, PairDeriv, PairTerm, Product, ProductDeriv, matmul, matmul_tn, normalise,
+    pair_grad_left, pair_grad_right, pair_reduce, through_normalise,
 };
 use crate::compute::Compute;
 use crate::err;
@@ -297,19 +297,6 @@ impl PairDeriv for PowDeriv {
     }
 }
 
-/// `a·w` (left) / `a·x` (right): the gradients of dot products.
-struct ProductDeriv;
-impl PairDeriv for ProductDeriv {
-    #[inline(always)]
-    fn dx(&self, a: f32, _: f32, _: f32, w: f32) -> f32 {
-        a * w
-    }
-    #[inline(always)]
-    fn dw(&self, a: f32, _: f32, x: f32, _: f32) -> f32 {
-        a * x
-    }
-}
-
 /// Bray–Curtis: `a1·sign(x - w) + a2·sign(x + w)` / `-a1·sign(x - w) + a2·sign(x + w)`.
 struct BrayCurtisDeriv;
 impl PairDeriv for BrayCurtisDeriv {
@@ -408,40 +395,6 @@ fn write_grad(slot: &mut Grad<'_>, data: &[f32], rows: usize, cols: usize) {
         let stride = g.row_stride.max(cols);
         for r in 0..rows {
             g.data[r * stride..r * stride + cols].copy_from_slice(&data[r * cols..(r + 1) * cols]);
-        }
-    }
-}
-
-/// `x / max(‖x‖, 1e-12)` per row, and the norms.
-fn normalise(a: &[f32], rows: usize, d: usize) -> (Vec<f32>, Vec<f64>) {
-    let mut out = vec![0.0f32; rows * d];
-    let mut norms = vec![0.0f64; rows];
-    for r in 0..rows {
-        let row = &a[r * d..(r + 1) * d];
-        let nr = row.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt();
-        norms[r] = nr;
-        let den = nr.max(1e-12);
-        for (o, &v) in out[r * d..(r + 1) * d].iter_mut().zip(row) {
-            *o = (v as f64 / den) as f32;
-        }
-    }
-    (out, norms)
-}
-
-/// Chain rule through `x̂ = x / max(‖x‖, 1e-12)` for each row of `s = dl/dx̂`.
-fn through_normalise(s: &mut [f32], hat: &[f32], norms: &[f64], d: usize) {
-    for (r, &nr) in norms.iter().enumerate() {
-        let g = &mut s[r * d..(r + 1) * d];
-        let h = &hat[r * d..(r + 1) * d];
-        if nr >= 1e-12 {
-            let dot: f64 = g.iter().zip(h).map(|(&a, &b)| a as f64 * b as f64).sum();
-            for (gk, &hk) in g.iter_mut().zip(h) {
-                *gk = ((*gk as f64 - dot * hk as f64) / nr) as f32;
-            }
-        } else {
-            for gk in g.iter_mut() {
-                *gk = (*gk as f64 / 1e-12) as f32;
-            }
         }
     }
 }

@@ -7,6 +7,7 @@
 //! parallel row loop (in place or into a separate gradient buffer), the reduction and the
 //! per-row auxiliary outputs `lse` and `correct`. Each loss supplies only its row function.
 
+pub mod amp_entropy;
 pub mod ca_calibration;
 pub mod categorical_value;
 pub mod cross_entropy;

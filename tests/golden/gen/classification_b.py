@@ -394,10 +394,39 @@ def gen_harmonic(rng):
     write("harmonic", cases)
 
 
+# ---------------------------------------------------------------------------------------
+# amp_entropy (batch-level): mean entropy of row-softmax(temp_inv * Xh Xh^T).
+def amp_scalar(v, temp_inv, normalize):
+    x = v["features"]
+    if normalize:
+        x = x / jnp.maximum(jnp.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    s = temp_inv * x @ x.T
+    logp = jax.nn.log_softmax(s, axis=1)
+    return -jnp.mean(jnp.sum(jnp.exp(logp) * logp, axis=1))
+
+
+def gen_amp_entropy(rng):
+    cases = []
+    for name, params, n, d in [
+        ("defaults", {}, 7, 5),
+        ("temp_inv=15", {"temp_inv": 15.0}, 9, 6),
+        ("unnormalised", {"normalize": False, "temp_inv": 0.5}, 6, 4),
+        ("one row", {}, 1, 3),
+        ("wide", {"temp_inv": 3.0}, 5, 40),
+    ]:
+        x = f32(rng.standard_normal((n, d)))
+        t = params.get("temp_inv", 20.0)
+        nz = params.get("normalize", True)
+        cases.append(batch_case(name, params, {"features": x}, {"features": "f32"},
+                                ["features"], lambda v, t=t, nz=nz: amp_scalar(v, t, nz)))
+    write("amp_entropy", cases)
+
+
 GENERATORS = {"dco": gen_dco, "categorical_value": gen_categorical_value,
               "reward_shaped_ntp": gen_reward_shaped_ntp,
               "ca_calibration": gen_ca_calibration,
-              "harmonic": gen_harmonic}
+              "harmonic": gen_harmonic,
+              "amp_entropy": gen_amp_entropy}
 
 if __name__ == "__main__":
     import sys

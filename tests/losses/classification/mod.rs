@@ -1,5 +1,6 @@
 //! Per-loss tests of the classification family.
 
+mod amp_entropy;
 mod ca_calibration;
 mod categorical_value;
 mod cross_entropy;
