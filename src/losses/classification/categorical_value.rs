@@ -153,7 +153,7 @@ impl Encoder {
 }
 
 fn check_support(v_min: f64, v_max: f64) -> Result<()> {
-    if !(v_max > v_min) || !(v_max - v_min).is_finite() {
+    if v_max <= v_min || !(v_max - v_min).is_finite() {
         bail!(
             InvalidParam,
             "categorical_value: v_max = {v_max} must be greater than v_min = {v_min} (with a finite width)"

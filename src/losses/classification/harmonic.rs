@@ -399,6 +399,9 @@ fn write_grad(slot: &mut Grad<'_>, data: &[f32], rows: usize, cols: usize) {
     }
 }
 
+/// Unit rows of features and centres with their norms (cosine).
+type Normalised = (Vec<f32>, Vec<f64>, Vec<f32>, Vec<f64>);
+
 /// `σ(v / T)` elementwise.
 fn soft_bits(a: &[f32], t: f64) -> Vec<f32> {
     a.iter()
@@ -441,7 +444,7 @@ impl LossImpl for Harmonic {
         let mut argmax: Vec<u32> = Vec::new();
         let (lx, rw) = (Operand::new(&x, n), Operand::new(&w, classes));
         // Transformed operands used by some metrics (and by their gradients).
-        let mut hat: Option<(Vec<f32>, Vec<f64>, Vec<f32>, Vec<f64>)> = None;
+        let mut hat: Option<Normalised> = None;
         let mut bits: Option<(Vec<f32>, Vec<f32>)> = None;
         let mut psym: Vec<f32> = Vec::new();
         match s.metric {
