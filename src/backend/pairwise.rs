@@ -110,79 +110,99 @@ fn fwd_block<T: PairTerm>(
     out: &mut [f32],
     mut idx: Option<&mut [u32]>,
 ) {
-    let (d, c) = (f.d, f.c);
+    let c = f.c;
     let rows = out.len() / c.max(1);
     let mut c0 = 0;
     while c0 < c {
-        let cw = TC.min(c - c0);
         let mut r0 = 0;
         while r0 < rows {
-            let ti = TI.min(rows - r0);
-            let mut acc64 = [[0.0f64; TC]; TI];
-            let mut best = [[f32::NEG_INFINITY; TC]; TI];
-            let mut arg = [[0u32; TC]; TI];
-            let mut k0 = 0;
-            while k0 < d {
-                let k1 = (k0 + KB).min(d);
-                let mut acc = [[0.0f32; TC]; TI];
-                for k in k0..k1 {
-                    let wrow: &[f32; TC] = f.wt[k * f.cp + c0..k * f.cp + c0 + TC]
-                        .try_into()
-                        .expect("tile width");
-                    let w2row: [f32; TC] = match f.wt2 {
-                        Some(w2) => w2[k * f.cp + c0..k * f.cp + c0 + TC]
-                            .try_into()
-                            .expect("tile width"),
-                        None => [0.0; TC],
-                    };
-                    for ii in 0..ti {
-                        let row = (i0 + r0 + ii) * d + k;
-                        let xv = f.x[row];
-                        let x2v = f.x2.map_or(0.0, |x2| x2[row]);
-                        if T::MAX {
-                            for cc in 0..TC {
-                                let v = t.term(xv, x2v, wrow[cc], w2row[cc]);
-                                let m = best[ii][cc];
-                                let take = v > m || v.is_nan();
-                                best[ii][cc] = if take && !m.is_nan() { v } else { m };
-                                arg[ii][cc] = if take && !m.is_nan() {
-                                    k as u32
-                                } else {
-                                    arg[ii][cc]
-                                };
-                            }
-                        } else {
-                            for cc in 0..TC {
-                                acc[ii][cc] += t.term(xv, x2v, wrow[cc], w2row[cc]);
-                            }
-                        }
-                    }
-                }
-                if !T::MAX {
-                    for ii in 0..ti {
-                        for cc in 0..TC {
-                            acc64[ii][cc] += acc[ii][cc] as f64;
-                        }
-                    }
-                }
-                k0 = k1;
+            // Full micro-tiles have a constant row count, so their accumulators stay in
+            // registers; the last rows of a block go one at a time.
+            let r = if rows - r0 >= TI { TI } else { 1 };
+            let o = &mut out[r0 * c..(r0 + r) * c];
+            let ix = idx.as_deref_mut().map(|ix| &mut ix[r0 * c..(r0 + r) * c]);
+            if r == TI {
+                micro::<T, TI>(t, f, i0 + r0, c0, o, ix);
+            } else {
+                micro::<T, 1>(t, f, i0 + r0, c0, o, ix);
             }
-            for ii in 0..ti {
-                let o = &mut out[(r0 + ii) * c + c0..(r0 + ii) * c + c0 + cw];
-                for cc in 0..cw {
-                    o[cc] = if T::MAX {
-                        if d == 0 { 0.0 } else { best[ii][cc] }
-                    } else {
-                        acc64[ii][cc] as f32
-                    };
-                }
-                if let Some(ix) = idx.as_deref_mut() {
-                    ix[(r0 + ii) * c + c0..(r0 + ii) * c + c0 + cw].copy_from_slice(&arg[ii][..cw]);
-                }
-            }
-            r0 += ti;
+            r0 += r;
         }
-        c0 += cw;
+        c0 += TC;
+    }
+}
+
+/// The `R x TC` output tile at rows `row0..row0+R`, columns `c0..c0+TC` (clipped to `c`);
+/// `out` (and `idx`) hold the `R` full output rows.
+#[inline(always)]
+fn micro<T: PairTerm, const R: usize>(
+    t: &T,
+    f: &Fwd<'_>,
+    row0: usize,
+    c0: usize,
+    out: &mut [f32],
+    idx: Option<&mut [u32]>,
+) {
+    let (d, c) = (f.d, f.c);
+    let cw = TC.min(c - c0);
+    let mut acc64 = [[0.0f64; TC]; R];
+    let mut best = [[f32::NEG_INFINITY; TC]; R];
+    let mut arg = [[0u32; TC]; R];
+    let mut k0 = 0;
+    while k0 < d {
+        let k1 = (k0 + KB).min(d);
+        let mut acc = [[0.0f32; TC]; R];
+        for k in k0..k1 {
+            let wrow: &[f32; TC] = f.wt[k * f.cp + c0..k * f.cp + c0 + TC]
+                .try_into()
+                .expect("tile width");
+            let w2row: [f32; TC] = match f.wt2 {
+                Some(w2) => w2[k * f.cp + c0..k * f.cp + c0 + TC]
+                    .try_into()
+                    .expect("tile width"),
+                None => [0.0; TC],
+            };
+            for ii in 0..R {
+                let at = (row0 + ii) * d + k;
+                let xv = f.x[at];
+                let x2v = f.x2.map_or(0.0, |x2| x2[at]);
+                if T::MAX {
+                    for cc in 0..TC {
+                        let v = t.term(xv, x2v, wrow[cc], w2row[cc]);
+                        let m = best[ii][cc];
+                        let take = (v > m || v.is_nan()) && !m.is_nan();
+                        best[ii][cc] = if take { v } else { m };
+                        arg[ii][cc] = if take { k as u32 } else { arg[ii][cc] };
+                    }
+                } else {
+                    for cc in 0..TC {
+                        acc[ii][cc] += t.term(xv, x2v, wrow[cc], w2row[cc]);
+                    }
+                }
+            }
+        }
+        if !T::MAX {
+            for ii in 0..R {
+                for cc in 0..TC {
+                    acc64[ii][cc] += acc[ii][cc] as f64;
+                }
+            }
+        }
+        k0 = k1;
+    }
+    let mut idx = idx;
+    for ii in 0..R {
+        let o = &mut out[ii * c + c0..ii * c + c0 + cw];
+        for cc in 0..cw {
+            o[cc] = if T::MAX {
+                if d == 0 { 0.0 } else { best[ii][cc] }
+            } else {
+                acc64[ii][cc] as f32
+            };
+        }
+        if let Some(ix) = idx.as_deref_mut() {
+            ix[ii * c + c0..ii * c + c0 + cw].copy_from_slice(&arg[ii][..cw]);
+        }
     }
 }
 

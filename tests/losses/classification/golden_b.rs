@@ -279,3 +279,87 @@ pub fn set_i64(case: &mut Case, k: usize, data: Vec<i64>) {
         t.data = OwnedData::I64(data);
     }
 }
+
+/// The losses whose goldens come from classification_b.py.
+const IDS: [&str; 6] = [
+    "dco",
+    "categorical_value",
+    "reward_shaped_ntp",
+    "ca_calibration",
+    "harmonic",
+    "amp_entropy",
+];
+
+fn finite(what: &str, v: &[f32]) {
+    if let Some(k) = v.iter().position(|x| !x.is_finite()) {
+        panic!("{what}: element {k} is {}", v[k]);
+    }
+}
+
+#[test]
+fn specs_are_valid_and_random_cases_fill_every_output() {
+    for id in IDS {
+        let ctx = Context::cpu();
+        let loss = ctx.loss(id).expect("registered");
+        loss.def().spec.validate().expect("valid spec");
+        assert!(!loss.def().test_params.is_empty(), "{id}: no test_params");
+        for (name, loss) in configurations(id) {
+            for with_optional in [false, true] {
+                for seed in [1, 2] {
+                    let case = Case::random(&loss, &BTreeMap::new(), seed, with_optional);
+                    for red in reductions(&loss) {
+                        let what = format!("{id} {name} {} opt {with_optional}", red.name());
+                        let o = case.run(&loss, red, true, None).expect(&what);
+                        finite(&what, &o.loss);
+                        for g in o.grads.iter().flatten() {
+                            finite(&format!("{what} gradient"), g);
+                        }
+                    }
+                }
+            }
+            // An empty batch: 0 for mean and sum.
+            let letter = loss.def().spec.rows.to_string();
+            let dims: BTreeMap<String, usize> = [(letter, 0usize)].into_iter().collect();
+            let case = Case::random(&loss, &dims, 1, true);
+            for red in [Reduction::Mean, Reduction::Sum] {
+                let o = case.run(&loss, red, true, None).expect("empty batch");
+                assert_eq!(
+                    o.loss,
+                    vec![0.0],
+                    "{id} {name}: empty batch ({})",
+                    red.name()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let dims: BTreeMap<String, usize> = [("N", 150), ("C", 40), ("D", 70), ("M", 33)]
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
+    for id in IDS {
+        for (name, loss) in configurations(id) {
+            let case = Case::random(&loss, &dims, 7, true);
+            let red = reductions(&loss)[0];
+            let run = |threads: usize| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .expect("pool")
+                    .install(|| case.run(&loss, red, true, None).expect("compute"))
+            };
+            let (a, b) = (run(1), run(3));
+            assert_eq!(
+                a.loss, b.loss,
+                "{id} {name}: loss depends on the thread count"
+            );
+            assert_eq!(
+                a.grads, b.grads,
+                "{id} {name}: gradient depends on the thread count"
+            );
+        }
+    }
+}
