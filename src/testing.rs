@@ -124,7 +124,8 @@ fn rows_letter_count(spec: &LossSpec, dims: &BTreeMap<String, usize>) -> usize {
 
 /// Random valid inputs for `spec` with letter sizes `dims` (missing letters get a default).
 /// Optional inputs are present when `with_optional`. When the loss has an `ignore_index`
-/// parameter, about one class target in five is set to `ignore_index`.
+/// parameter, about one element in five of each required class input is set to
+/// `ignore_index`.
 pub fn random_case(
     spec: &LossSpec,
     ignore_index: Option<i64>,
@@ -156,7 +157,9 @@ pub fn random_case(
                     (0..n)
                         .map(|k| match ignore_index {
                             // Keep the first element valid so a small case is never all-ignored.
-                            Some(ig) if k > 0 && rng.below(5) == 0 => ig,
+                            // Optional class inputs (side information such as a reference
+                            // prediction) are never set to ignore_index.
+                            Some(ig) if !is.optional && k > 0 && rng.below(5) == 0 => ig,
                             _ => rng.below(c) as i64,
                         })
                         .collect(),

@@ -9,6 +9,12 @@ use crate::registry::LossDef;
 /// The builtin losses, in catalogue order. Adding a loss = one module + one line here.
 pub static BUILTINS: &[fn() -> LossDef] = &[
     classification::cross_entropy::def,
+    classification::dco::def,
+    classification::categorical_value::def,
+    classification::reward_shaped_ntp::def,
+    classification::ca_calibration::def,
+    classification::harmonic::def,
+    classification::amp_entropy::def,
     preference::token_logprobs::def,
     preference::dpo::def,
     preference::orpo::def,
