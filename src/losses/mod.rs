@@ -5,4 +5,7 @@ pub mod classification;
 use crate::registry::LossDef;
 
 /// The builtin losses, in catalogue order. Adding a loss = one module + one line here.
-pub static BUILTINS: &[fn() -> LossDef] = &[classification::cross_entropy::def];
+pub static BUILTINS: &[fn() -> LossDef] = &[
+    classification::cross_entropy::def,
+    classification::focal::def,
+];
