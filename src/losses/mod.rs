@@ -8,4 +8,6 @@ use crate::registry::LossDef;
 pub static BUILTINS: &[fn() -> LossDef] = &[
     classification::cross_entropy::def,
     classification::focal::def,
+    classification::poly1::def,
+    classification::comp_sum::def,
 ];

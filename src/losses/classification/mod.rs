@@ -12,8 +12,10 @@
 //! passes), each with its own gradient, with or without a target, optionally writing one
 //! per-row auxiliary output.
 
+pub mod comp_sum;
 pub mod cross_entropy;
 pub mod focal;
+pub mod poly1;
 
 use crate::backend::cpu::{RowIo, RowsIo, map_rows, map_rows_k, softmax_affine};
 use crate::compute::Compute;

@@ -2,5 +2,7 @@
 
 mod helpers;
 
+mod comp_sum;
 mod cross_entropy;
 mod focal;
+mod poly1;
