@@ -149,14 +149,13 @@ pub fn case_from(loss: &Loss, inputs: &BTreeMap<String, (Vec<usize>, Vec<f64>)>)
     Case { dims, inputs: v }
 }
 
+/// What [`run_with_aux`] returns: the loss, the gradients by input index (None where not
+/// differentiable) and the auxiliary outputs.
+pub type Ran = (Vec<f32>, Vec<Option<Vec<f32>>>, Vec<Vec<f32>>);
+
 /// Run `case` with `reduction`, asking for every gradient and the auxiliary outputs named;
 /// returns (loss, gradients by input index, auxiliary outputs).
-pub fn run_with_aux(
-    loss: &Loss,
-    case: &Case,
-    reduction: Reduction,
-    aux: &[&str],
-) -> (Vec<f32>, Vec<Option<Vec<f32>>>, Vec<Vec<f32>>) {
+pub fn run_with_aux(loss: &Loss, case: &Case, reduction: Reduction, aux: &[&str]) -> Ran {
     let spec = &loss.def().spec;
     let n = case.rows(spec);
     let mut out = vec![0.0f32; if reduction == Reduction::None { n } else { 1 }];
@@ -355,8 +354,8 @@ pub fn check_ignored_rows(id: &str) {
                 }
             }
             let after = moved.run(&loss, Reduction::None, true, None).expect("run");
-            for i in 0..n {
-                if ignored[i] {
+            for (i, &ign) in ignored.iter().enumerate() {
+                if ign {
                     assert_eq!(base.loss[i], 0.0, "{id}: ignored row {i} has a loss");
                 }
                 assert_eq!(base.loss[i], after.loss[i], "{id}: row {i} changed");
