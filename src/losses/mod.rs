@@ -10,4 +10,5 @@ pub static BUILTINS: &[fn() -> LossDef] = &[
     classification::focal::def,
     classification::poly1::def,
     classification::comp_sum::def,
+    classification::smooth_adv_comp_sum::def,
 ];

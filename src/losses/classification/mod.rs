@@ -16,6 +16,7 @@ pub mod comp_sum;
 pub mod cross_entropy;
 pub mod focal;
 pub mod poly1;
+pub mod smooth_adv_comp_sum;
 
 use crate::backend::cpu::{RowIo, RowsIo, map_rows, map_rows_k, softmax_affine};
 use crate::compute::Compute;

@@ -6,3 +6,4 @@ mod comp_sum;
 mod cross_entropy;
 mod focal;
 mod poly1;
+mod smooth_adv_comp_sum;
