@@ -11,4 +11,5 @@ pub static BUILTINS: &[fn() -> LossDef] = &[
     classification::poly1::def,
     classification::comp_sum::def,
     classification::smooth_adv_comp_sum::def,
+    classification::ldr_kl::def,
 ];

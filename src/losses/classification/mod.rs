@@ -15,6 +15,7 @@
 pub mod comp_sum;
 pub mod cross_entropy;
 pub mod focal;
+pub mod ldr_kl;
 pub mod poly1;
 pub mod smooth_adv_comp_sum;
 

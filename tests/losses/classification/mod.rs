@@ -5,5 +5,6 @@ mod helpers;
 mod comp_sum;
 mod cross_entropy;
 mod focal;
+mod ldr_kl;
 mod poly1;
 mod smooth_adv_comp_sum;
