@@ -12,4 +12,5 @@ pub static BUILTINS: &[fn() -> LossDef] = &[
     classification::comp_sum::def,
     classification::smooth_adv_comp_sum::def,
     classification::ldr_kl::def,
+    classification::aldr_kl::def,
 ];

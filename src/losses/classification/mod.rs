@@ -12,6 +12,7 @@
 //! passes), each with its own gradient, with or without a target, optionally writing one
 //! per-row auxiliary output.
 
+pub mod aldr_kl;
 pub mod comp_sum;
 pub mod cross_entropy;
 pub mod focal;

@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod aldr_kl;
 mod comp_sum;
 mod cross_entropy;
 mod focal;
