@@ -37,7 +37,7 @@
 //! `Σ q̂ log q̂` (per-row `KL`, then `λ_i`); `LSE(a/λ_i)`; then the `ldr_kl` per-element
 //! gradient with `λ = λ_i`.
 
-use super::ldr_kl::{Margins, NORMALIZE};
+use super::ldr_kl::{LdrRow, Margins, NORMALIZE};
 use super::{MultiSetup, RowResult, run_rowwise_k};
 use crate::backend::cpu::with_scratch;
 use crate::bail;
@@ -176,7 +176,13 @@ impl LossImpl for AldrKl {
                 let kl = log_c + neg_ent;
                 let lam = lam0 - lam0 * kl / (alpha * log_c);
                 let lse2 = mg.scaled(g, y, lam, w);
-                mg.backward(io, g, w, lse2, y, den, scale);
+                let st = LdrRow {
+                    g,
+                    w,
+                    lse: lse2,
+                    den,
+                };
+                mg.backward(io, &st, y, scale);
                 RowResult {
                     loss: lam * (lse2 - log_c) - pull * (lam - lam0) * (lam - lam0),
                     aux: lam as f32,

@@ -169,21 +169,12 @@ impl Margins {
         m as f64 + s.ln()
     }
 
-    /// Write `scale·dl/df` for `dl/dg = softmax(w) - e_y` (with `w`'s log-sum-exp `lse`),
-    /// through the normalisation whose normaliser is `den`.
-    pub(crate) fn backward(
-        &self,
-        io: &mut RowIo<'_>,
-        g: &[f32],
-        w: &[f32],
-        lse: f64,
-        y: usize,
-        den: f64,
-        scale: f32,
-    ) {
+    /// Write `scale·dl/df` for `dl/dg = softmax(w) - e_y` through the normalisation.
+    pub(crate) fn backward(&self, io: &mut RowIo<'_>, st: &LdrRow<'_>, y: usize, scale: f32) {
         if !io.wants_grad() {
             return;
         }
+        let LdrRow { g, w, lse, den } = *st;
         let lse32 = lse as f32;
         let c = g.len() as f64;
         let q = |k: usize| exp_f32(w[k] - lse32);
@@ -219,6 +210,19 @@ impl Margins {
     }
 }
 
+/// One row's state for [`Margins::backward`].
+#[derive(Clone, Copy)]
+pub(crate) struct LdrRow<'a> {
+    /// The normalised row `g`.
+    pub g: &'a [f32],
+    /// The scaled margins `w = a/λ`.
+    pub w: &'a [f32],
+    /// `LSE(w)`.
+    pub lse: f64,
+    /// The normaliser (`mean(s)`, `m`, or 1).
+    pub den: f64,
+}
+
 /// The implementation.
 pub struct LdrKl;
 
@@ -241,7 +245,8 @@ impl LossImpl for LdrKl {
                 let (g, w) = buf.split_at_mut(classes);
                 let den = mg.normalise(io.x(), g);
                 let lse = mg.scaled(g, y, lam, w);
-                mg.backward(io, g, w, lse, y, den, scale);
+                let st = LdrRow { g, w, lse, den };
+                mg.backward(io, &st, y, scale);
                 RowOut {
                     loss: lam * (lse - log_c),
                     lse: lse as f32,
