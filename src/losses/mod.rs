@@ -13,4 +13,5 @@ pub static BUILTINS: &[fn() -> LossDef] = &[
     classification::smooth_adv_comp_sum::def,
     classification::ldr_kl::def,
     classification::aldr_kl::def,
+    classification::spherical_z_loss::def,
 ];

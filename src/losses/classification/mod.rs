@@ -19,6 +19,7 @@ pub mod focal;
 pub mod ldr_kl;
 pub mod poly1;
 pub mod smooth_adv_comp_sum;
+pub mod spherical_z_loss;
 
 use crate::backend::cpu::{RowIo, RowsIo, map_rows, map_rows_k, softmax_affine};
 use crate::compute::Compute;

@@ -9,3 +9,4 @@ mod focal;
 mod ldr_kl;
 mod poly1;
 mod smooth_adv_comp_sum;
+mod spherical_z_loss;
