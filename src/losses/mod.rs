@@ -14,4 +14,6 @@ pub static BUILTINS: &[fn() -> LossDef] = &[
     classification::ldr_kl::def,
     classification::aldr_kl::def,
     classification::spherical_z_loss::def,
+    classification::symmetric_ce::def,
+    classification::kd_kl::def,
 ];

@@ -16,10 +16,12 @@ pub mod aldr_kl;
 pub mod comp_sum;
 pub mod cross_entropy;
 pub mod focal;
+pub mod kd_kl;
 pub mod ldr_kl;
 pub mod poly1;
 pub mod smooth_adv_comp_sum;
 pub mod spherical_z_loss;
+pub mod symmetric_ce;
 
 use crate::backend::cpu::{RowIo, RowsIo, map_rows, map_rows_k, softmax_affine};
 use crate::compute::Compute;
