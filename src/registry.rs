@@ -419,6 +419,11 @@ pub struct LossDef {
     /// Parameter settings the generic suites (gradient check, CPU/GPU parity) run besides
     /// the defaults; each should exercise a branch of the math.
     pub test_params: Vec<ParamSet>,
+    /// True for the parameter settings under which the loss's gradient deliberately treats
+    /// part of the loss as a constant (a stop-gradient, as the source method specifies), so
+    /// finite differences of the value are not expected to match it. The generic
+    /// finite-difference suite skips those settings; the loss's own tests check them.
+    pub detached_gradient: fn(&Params) -> bool,
 }
 
 impl fmt::Debug for LossDef {
@@ -436,7 +441,14 @@ impl LossDef {
             spec,
             imp: Box::new(imp),
             test_params: Vec::new(),
+            detached_gradient: |_| false,
         }
+    }
+    /// Declare when the gradient is deliberately not the derivative of the value (see
+    /// [`LossDef::detached_gradient`]).
+    pub fn detached_gradient(mut self, when: fn(&Params) -> bool) -> Self {
+        self.detached_gradient = when;
+        self
     }
     /// Add a parameter setting for the generic suites, e.g. `&[("label_smoothing", F64(0.1))]`.
     pub fn test_params(mut self, set: &[(&str, ParamValue)]) -> Self {

@@ -15,5 +15,6 @@ pub static BUILTINS: &[fn() -> LossDef] = &[
     classification::aldr_kl::def,
     classification::spherical_z_loss::def,
     classification::symmetric_ce::def,
+    classification::noisefit_hybrid::def,
     classification::kd_kl::def,
 ];

@@ -101,6 +101,7 @@ pub fn def() -> LossDef {
     ))
     .in_place();
     LossDef::new(spec, AldrKl)
+        .detached_gradient(|_| true)
         .test_params(&[
             ("normalize", Enum(0)),
             ("lam0", F64(1.0)),

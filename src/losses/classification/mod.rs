@@ -18,6 +18,7 @@ pub mod cross_entropy;
 pub mod focal;
 pub mod kd_kl;
 pub mod ldr_kl;
+pub mod noisefit_hybrid;
 pub mod poly1;
 pub mod smooth_adv_comp_sum;
 pub mod spherical_z_loss;

@@ -8,6 +8,7 @@ mod cross_entropy;
 mod focal;
 mod kd_kl;
 mod ldr_kl;
+mod noisefit_hybrid;
 mod poly1;
 mod smooth_adv_comp_sum;
 mod spherical_z_loss;
