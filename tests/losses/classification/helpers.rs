@@ -8,15 +8,7 @@ use losskit::testing::{Case, OwnedData, OwnedTensor, gradcheck};
 use losskit::{Compute, Context, DType, ErrorKind, Loss, ParamValue, Reduction, TensorMut};
 use serde_json::Value;
 
-use crate::common::{GRAD_TOL, LOSS_TOL, assert_close, golden_path};
-
-/// Absolute finite-difference tolerance for small gradient entries.
-pub const FD_ABS: f64 = 2e-4;
-/// Relative finite-difference tolerance. `gradcheck` steps by `1e-2·max(|x|, 0.5)`, so its
-/// truncation error (step squared times the third derivative, over 6) reaches a few 1e-3 on
-/// strongly curved members (sum-exp, large ε); a wrong gradient term gives errors of order
-/// 1. The golden tests check every gradient against autodiff at 2e-5.
-pub const FD_REL: f64 = 1e-2;
+use crate::common::{FD_TOL, GRAD_TOL, LOSS_TOL, assert_close, golden_path};
 
 /// The three reductions.
 pub const REDUCTIONS: [Reduction; 3] = [Reduction::None, Reduction::Mean, Reduction::Sum];
@@ -257,27 +249,12 @@ pub fn gradcheck_all_but_detached(id: &str, still_exact: &[&str]) {
         for (s, opt) in [(11u64, false), (12u64, true)] {
             let case = Case::random(loss, &BTreeMap::new(), s + 100 * p as u64, opt);
             for red in REDUCTIONS {
-                // Absolute noise of the numeric gradient: f32 rounding of the loss divided
-                // by the step (about 3e-6·|loss|), and the truncation error, which on
-                // exponential members scales with the largest gradient entry.
-                let o = case.run(loss, red, true, None).expect("run");
-                let mag: f64 = o.loss.iter().map(|v| v.abs() as f64).sum();
-                let gmax = o
-                    .grads
-                    .iter()
-                    .flatten()
-                    .flat_map(|g| g.iter())
-                    .fold(0.0f64, |m, v| m.max(v.abs() as f64));
-                let abs_tol = FD_ABS + 1e-5 * mag + 3e-4 * gmax;
                 for r in gradcheck(loss, &case, red, 64).expect("gradcheck") {
                     if detached && !still_exact.contains(&r.input.as_str()) {
                         continue;
                     }
-                    // Central differences of f32 losses with a 1e-2 step carry an absolute
-                    // error near 1e-4 on curved losses, so tiny gradients are judged by
-                    // their absolute error.
                     assert!(
-                        r.max_rel <= FD_REL || r.max_abs <= abs_tol,
+                        r.max_rel <= FD_TOL || r.max_abs <= FD_TOL,
                         "{id} params #{p} ({:?}) optional={opt} {}: grad of {} off by {:.3e} (abs {:.3e})",
                         loss.params().values(),
                         red.name(),
