@@ -121,10 +121,10 @@ fn detaching_targets_changes_only_the_clean_gradient() {
 fn only_detached_targets_are_declared_detached() {
     let a = with_params("noisefit_hybrid", &[]);
     let d = with_params("noisefit_hybrid", &[("detach_targets", Bool(true))]);
-    assert!(!a.def().surrogate_reason(a.params()).is_some());
+    assert!(a.def().surrogate_reason(a.params()).is_none());
     assert!(d.def().surrogate_reason(d.params()).is_some());
     let aldr = with_params("aldr_kl", &[]);
     assert!(aldr.def().surrogate_reason(aldr.params()).is_some());
     let ce = Context::cpu().loss("cross_entropy").unwrap();
-    assert!(!ce.def().surrogate_reason(ce.params()).is_some());
+    assert!(ce.def().surrogate_reason(ce.params()).is_none());
 }
