@@ -136,7 +136,11 @@ impl Context {
     pub fn device_info(&self) -> Option<DeviceInfo> {
         #[cfg(feature = "wgpu")]
         {
-            self.inner.gpu.as_ref().map(|g| g.info().clone())
+            self.inner.gpu.as_ref().map(|g| {
+                let mut i = g.info().clone();
+                i.max_binding_bytes = g.max_binding_bytes();
+                i
+            })
         }
         #[cfg(not(feature = "wgpu"))]
         {

@@ -311,7 +311,8 @@ pub struct GpuDevice {
     pub(crate) queue: wgpu::Queue,
     pub(crate) limits: wgpu::Limits,
     info: DeviceInfo,
-    max_binding: u64,
+    max_binding: AtomicU64,
+    hw_binding: u64,
     pub(crate) pipelines: PipelineCache,
     pub(crate) pool: BufferPool,
     layouts: Mutex<HashMap<String, Layout>>,
@@ -395,7 +396,8 @@ impl GpuDevice {
             queue,
             limits,
             info,
-            max_binding,
+            max_binding: AtomicU64::new(max_binding),
+            hw_binding,
             pipelines: PipelineCache::default(),
             pool: BufferPool::default(),
             layouts: Mutex::new(HashMap::new()),
@@ -410,7 +412,13 @@ impl GpuDevice {
     }
     /// The largest byte range one binding may cover (after `LOSSKIT_GPU_MAX_BINDING_BYTES`).
     pub fn max_binding_bytes(&self) -> u64 {
+        self.max_binding.load(Ordering::Relaxed)
+    }
+    /// Lower (or restore) the largest bound range, e.g. to exercise chunking in tests;
+    /// clamped to `[1024, device limit]` and rounded down to a multiple of 4.
+    pub fn set_max_binding_bytes(&self, bytes: u64) {
         self.max_binding
+            .store(bytes.clamp(1024, self.hw_binding) & !3, Ordering::Relaxed);
     }
     /// The wgpu limits of the device.
     pub fn limits(&self) -> &wgpu::Limits {
