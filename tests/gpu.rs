@@ -16,7 +16,6 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use losskit::backend::DeviceBuffer;
 use losskit::tensor::DeviceOut;
 use losskit::testing::{Case, Rng};
 use losskit::{
@@ -144,4 +143,427 @@ fn every_loss_should_match_reference_backend() {
     }
     assert!(checked > 0);
     eprintln!("parity: {checked} configurations matched");
+}
+
+#[test]
+fn every_builtin_has_a_gpu_path() {
+    for def in losskit::registry::builtins() {
+        assert!(def.imp.has_gpu(), "{}: has no GPU path", def.spec.id);
+        assert!(def.imp.gpu().is_some(), "{}: has_gpu but no hook", def.spec.id);
+    }
+}
+
+/// Random CE inputs: logits [n, c] (row stride `stride`), targets with some ignored.
+fn ce_inputs(n: usize, c: usize, stride: usize, seed: u64) -> (Vec<f32>, Vec<i64>) {
+    let mut rng = Rng::new(seed);
+    let x: Vec<f32> = (0..n.saturating_sub(1) * stride + c)
+        .map(|_| (2.0 * rng.normal()) as f32)
+        .collect();
+    let y: Vec<i64> = (0..n)
+        .map(|i| {
+            if i % 5 == 3 {
+                -100
+            } else {
+                rng.below(c as u64) as i64
+            }
+        })
+        .collect();
+    (x, y)
+}
+
+struct CeOut {
+    loss: Vec<f32>,
+    grad: Vec<f32>,
+    lse: Vec<f32>,
+    correct: Vec<f32>,
+}
+
+/// cross_entropy with every option on, host tensors, separate gradient.
+fn ce_host(l: &Loss, x: &[f32], y: &[i64], n: usize, c: usize, red: Reduction) -> CeOut {
+    let mut rng = Rng::new(77);
+    let cw: Vec<f32> = (0..c).map(|_| (0.2 + rng.uniform()) as f32).collect();
+    let sw: Vec<f32> = (0..n).map(|_| (0.1 + rng.uniform()) as f32).collect();
+    let go: Vec<f32> = match red {
+        Reduction::None => (0..n).map(|i| 0.5 + i as f32 * 0.01).collect(),
+        _ => vec![1.3],
+    };
+    let mut loss = vec![0f32; if red == Reduction::None { n } else { 1 }];
+    let mut grad = vec![0f32; n * c];
+    let mut lse = vec![0f32; n];
+    let mut correct = vec![0f32; n];
+    let mut cc = Compute::new(red, &mut loss)
+        .input(Tensor::f32(x, &[n, c]))
+        .input(Tensor::i64(y, &[n]))
+        .input(Tensor::f32(&cw, &[c]))
+        .input(Tensor::f32(&sw, &[n]))
+        .grad(0, TensorMut::new(&mut grad, &[n, c]))
+        .grad_output(&go)
+        .aux("lse", TensorMut::new(&mut lse, &[n]))
+        .aux("correct", TensorMut::new(&mut correct, &[n]));
+    l.compute(&mut cc).unwrap();
+    drop(cc);
+    CeOut {
+        loss,
+        grad,
+        lse,
+        correct,
+    }
+}
+
+fn ce_loss(ctx: &Context) -> Loss {
+    let mut l = ctx.loss("cross_entropy").unwrap();
+    l.set_f64("label_smoothing", 0.1).unwrap();
+    l.set_f64("z_loss_coef", 1e-3).unwrap();
+    l.set_f64("softcap", 20.0).unwrap();
+    l
+}
+
+#[test]
+fn cross_entropy_aux_outputs_and_all_options_match() {
+    let Some(g) = gpu_ctx() else { return };
+    let cpu = Context::cpu();
+    for &(n, c) in &[(9usize, 5usize), (33, 700), (2, 20_000)] {
+        let (x, y) = ce_inputs(n, c, c, n as u64);
+        for red in [Reduction::None, Reduction::Mean, Reduction::Sum] {
+            let a = ce_host(&ce_loss(&g), &x, &y, n, c, red);
+            let b = ce_host(&ce_loss(&cpu), &x, &y, n, c, red);
+            let what = format!("ce {n}x{c} {}", red.name());
+            close(&format!("{what} loss"), &a.loss, &b.loss);
+            close(&format!("{what} grad"), &a.grad, &b.grad);
+            close(&format!("{what} lse"), &a.lse, &b.lse);
+            assert_eq!(a.correct, b.correct, "{what} correct");
+        }
+    }
+}
+
+#[test]
+fn cross_entropy_in_place_and_strided_rows() {
+    let Some(g) = gpu_ctx() else { return };
+    let cpu = Context::cpu();
+    let (n, c, stride) = (11usize, 300usize, 317usize);
+    let (x, y) = ce_inputs(n, c, stride, 3);
+    let run = |ctx: &Context, in_place: bool| -> (Vec<f32>, Vec<f32>) {
+        let l = ce_loss(ctx);
+        let mut loss = [0f32];
+        let mut buf = x.clone();
+        let mut grad = vec![-1f32; n * stride];
+        {
+            let mut cc = if in_place {
+                Compute::new(Reduction::Mean, &mut loss)
+                    .input(Tensor::f32_in_place(&mut buf, &[n, c]).with_row_stride(stride))
+                    .input(Tensor::i64(&y, &[n]))
+                    .grad_in_place(0)
+            } else {
+                Compute::new(Reduction::Mean, &mut loss)
+                    .input(Tensor::f32(&x, &[n, c]).with_row_stride(stride))
+                    .input(Tensor::i64(&y, &[n]))
+                    .grad(0, TensorMut::new(&mut grad, &[n, c]).with_row_stride(stride))
+            };
+            l.compute(&mut cc).unwrap();
+        }
+        (loss.to_vec(), if in_place { buf } else { grad })
+    };
+    for in_place in [false, true] {
+        let (la, ga) = run(&g, in_place);
+        let (lb, gb) = run(&cpu, in_place);
+        close(&format!("in place {in_place}: loss"), &la, &lb);
+        // Whole buffers: the gaps between rows must be left untouched.
+        close(&format!("in place {in_place}: grad"), &ga, &gb);
+    }
+}
+
+fn bytes_f32(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_ne_bytes()).collect()
+}
+
+#[test]
+fn device_buffers_round_trip_and_compute() {
+    let Some(g) = gpu_ctx() else { return };
+    // Round trip.
+    let b = g.buffer(4096).unwrap();
+    let v: Vec<f32> = (0..1024).map(|i| i as f32 * 0.5).collect();
+    b.write_f32(0, &v).unwrap();
+    assert_eq!(b.read_f32(0, 1024).unwrap(), v);
+    assert_eq!(b.read_f32(1000, 4).unwrap(), v[1000..1004]);
+    assert!(b.write(2, &[0u8; 4]).is_err(), "unaligned write must fail");
+    assert!(b.read(4092, &mut [0u8; 8]).is_err(), "read past the end must fail");
+    assert_eq!(b.size(), 4096);
+
+    // CE with logits, targets and gradient on the device, at an offset.
+    let cpu = Context::cpu();
+    let (n, c) = (20usize, 1000usize);
+    let (x, y) = ce_inputs(n, c, c, 9);
+    let off = 64; // elements
+    let xb = g.buffer(((off + n * c) * 4) as u64).unwrap();
+    xb.write_f32(off, &x).unwrap();
+    let yb = g.buffer((n * 8) as u64).unwrap();
+    yb.write_i64(0, &y).unwrap();
+    let gb = g.buffer((n * c * 4) as u64).unwrap();
+    let l = ce_loss(&g);
+    let mut loss = [0f32];
+    {
+        let mut cc = Compute::new(Reduction::Sum, &mut loss)
+            .input(Tensor::device(&xb, DType::F32, off, &[n, c]))
+            .input(Tensor::device(&yb, DType::I64, 0, &[n]));
+        cc.grads.push(losskit::Grad::Device(DeviceOut::new(&gb, 0, &[n, c])));
+        l.compute(&mut cc).unwrap();
+    }
+    let mut loss_c = [0f32];
+    let mut grad_c = vec![0f32; n * c];
+    {
+        let mut cc = Compute::new(Reduction::Sum, &mut loss_c)
+            .input(Tensor::f32(&x, &[n, c]))
+            .input(Tensor::i64(&y, &[n]))
+            .grad(0, TensorMut::new(&mut grad_c, &[n, c]));
+        ce_loss(&cpu).compute(&mut cc).unwrap();
+    }
+    close("device loss", &loss, &loss_c);
+    close("device grad", &gb.read_f32(0, n * c).unwrap(), &grad_c);
+    // In place on the device.
+    {
+        let mut cc = Compute::new(Reduction::Sum, &mut loss)
+            .input(Tensor::device(&xb, DType::F32, off, &[n, c]))
+            .input(Tensor::device(&yb, DType::I64, 0, &[n]))
+            .grad_in_place(0);
+        l.compute(&mut cc).unwrap();
+    }
+    close("device in-place loss", &loss, &loss_c);
+    close("device in-place grad", &xb.read_f32(off, n * c).unwrap(), &grad_c);
+    // A bad device target is reported like a host one, and nothing is written.
+    yb.write_i64(2, &[c as i64]).unwrap();
+    xb.write_f32(off, &x).unwrap();
+    let mut cc = Compute::new(Reduction::Sum, &mut loss)
+        .input(Tensor::device(&xb, DType::F32, off, &[n, c]))
+        .input(Tensor::device(&yb, DType::I64, 0, &[n]))
+        .grad_in_place(0);
+    let e = l.compute(&mut cc).unwrap_err();
+    drop(cc);
+    assert_eq!(e.kind, losskit::ErrorKind::InvalidTarget, "{}", e.msg);
+    assert!(e.msg.contains("target[2]"), "{}", e.msg);
+    assert_eq!(xb.read_f32(off, n * c).unwrap(), x);
+    // Device tensors on a CPU context are refused clearly.
+    let mut cc = Compute::new(Reduction::Sum, &mut loss)
+        .input(Tensor::device(&xb, DType::F32, off, &[n, c]))
+        .input(Tensor::i64(&y, &[n]));
+    let e = ce_loss(&cpu).compute(&mut cc).unwrap_err();
+    assert_eq!(e.kind, losskit::ErrorKind::Unsupported);
+    assert!(e.msg.contains("WGPU context"), "{}", e.msg);
+}
+
+#[test]
+fn c_api_device_buffers_and_introspection() {
+    use losskit::ffi::buffer::*;
+    use losskit::ffi::context::*;
+    use losskit::ffi::loss::*;
+    use losskit::ffi::status::lk_status;
+    use losskit::ffi::tensor::*;
+    if gpu_ctx().is_none() {
+        return;
+    }
+    // SAFETY: every pointer below is valid for its call; shapes match their data.
+    unsafe {
+        let mut ctx = std::ptr::null_mut();
+        assert_eq!(lk_context_create(2, &mut ctx), lk_status::LK_OK);
+        let name = std::ffi::CStr::from_ptr(lk_context_device_name(ctx));
+        assert!(!name.to_bytes().is_empty());
+        let ty = std::ffi::CStr::from_ptr(lk_context_device_type(ctx));
+        assert!(!ty.to_bytes().is_empty());
+        let mut v = 0u64;
+        assert_eq!(
+            lk_context_device_limit(ctx, c"max_binding_bytes".as_ptr(), &mut v),
+            lk_status::LK_OK
+        );
+        assert!(v >= 1024);
+        assert_eq!(
+            lk_context_device_limit(ctx, c"no_such_limit".as_ptr(), &mut v),
+            lk_status::LK_ERR_INVALID_ARG
+        );
+        let (n, c) = (4usize, 6usize);
+        let (x, y) = ce_inputs(n, c, c, 1);
+        let mut xb = std::ptr::null_mut();
+        assert_eq!(lk_buffer_create(ctx, (n * c * 4) as u64, &mut xb), lk_status::LK_OK);
+        assert_eq!(lk_buffer_size(xb), (n * c * 4) as u64);
+        let xbytes = bytes_f32(&x);
+        assert_eq!(
+            lk_buffer_write(xb, 0, xbytes.as_ptr().cast(), xbytes.len()),
+            lk_status::LK_OK
+        );
+        let mut loss = std::ptr::null_mut();
+        assert_eq!(lk_loss_create(ctx, c"cross_entropy".as_ptr(), &mut loss), lk_status::LK_OK);
+        let shape = [n as i64, c as i64];
+        let yshape = [n as i64];
+        let f32t = lk_dtype { code: LK_DTYPE_CODE_FLOAT, bits: 32, lanes: 1 };
+        let xt = lk_tensor {
+            data: xb.cast(),
+            device: lk_device { device_type: LK_DEVICE_LKBUFFER, device_id: 0 },
+            ndim: 2,
+            dtype: f32t,
+            shape: shape.as_ptr(),
+            strides: std::ptr::null(),
+            byte_offset: 0,
+        };
+        let yt = lk_tensor {
+            data: y.as_ptr() as *mut _,
+            device: lk_device { device_type: LK_DEVICE_CPU, device_id: 0 },
+            ndim: 1,
+            dtype: lk_dtype { code: LK_DTYPE_CODE_INT, bits: 64, lanes: 1 },
+            shape: yshape.as_ptr(),
+            strides: std::ptr::null(),
+            byte_offset: 0,
+        };
+        let mut out = [0f32];
+        let ot = lk_tensor {
+            data: out.as_mut_ptr().cast(),
+            device: lk_device { device_type: LK_DEVICE_CPU, device_id: 0 },
+            ndim: 0,
+            dtype: f32t,
+            shape: std::ptr::null(),
+            strides: std::ptr::null(),
+            byte_offset: 0,
+        };
+        // Gradient in place over the device logits: the same view as the input.
+        let ins = [xt, yt];
+        let gs = [xt];
+        let s = lk_loss_compute(loss, ins.as_ptr(), 2, 1, std::ptr::null(), &ot, gs.as_ptr(), 1, std::ptr::null(), 0);
+        assert_eq!(s, lk_status::LK_OK, "{:?}", losskit::ffi::last_error::last_error_string());
+        let mut back = vec![0u8; n * c * 4];
+        assert_eq!(lk_buffer_read(xb, 0, back.as_mut_ptr().cast(), back.len()), lk_status::LK_OK);
+        let gpu_grad: Vec<f32> = back.chunks_exact(4).map(|b| f32::from_ne_bytes([b[0], b[1], b[2], b[3]])).collect();
+        let cpu = Context::cpu();
+        let mut lc = [0f32];
+        let mut gc = vec![0f32; n * c];
+        {
+            let mut cc = Compute::new(Reduction::Mean, &mut lc)
+                .input(Tensor::f32(&x, &[n, c]))
+                .input(Tensor::i64(&y, &[n]))
+                .grad(0, TensorMut::new(&mut gc, &[n, c]));
+            cpu.loss("cross_entropy").unwrap().compute(&mut cc).unwrap();
+        }
+        close("C API loss", &out, &lc);
+        close("C API grad", &gpu_grad, &gc);
+        // A device tensor as loss_out is refused.
+        let s = lk_loss_compute(loss, ins.as_ptr(), 2, 1, std::ptr::null(), &xt, std::ptr::null(), 0, std::ptr::null(), 0);
+        assert_eq!(s, lk_status::LK_ERR_UNSUPPORTED);
+        lk_loss_free(loss);
+        lk_buffer_free(xb);
+        lk_context_free(ctx);
+        // A CPU context has no device buffers.
+        let mut cctx = std::ptr::null_mut();
+        assert_eq!(lk_context_create(1, &mut cctx), lk_status::LK_OK);
+        assert!(lk_context_device_name(cctx).is_null());
+        let mut b2 = std::ptr::null_mut();
+        assert_eq!(lk_buffer_create(cctx, 16, &mut b2), lk_status::LK_ERR_UNSUPPORTED);
+        assert!(b2.is_null());
+        lk_context_free(cctx);
+    }
+}
+
+#[test]
+fn forced_small_binding_chunks_rows() {
+    let Some(g) = own_gpu_ctx() else { return };
+    let dev = g.gpu_device().unwrap();
+    let cpu = Context::cpu();
+    // 64 KiB bindings: 16 rows of 1000 f32 per chunk, so 50 rows take 4 chunks; also a
+    // split-row shape and the per-row kernel shape.
+    dev.set_max_binding_bytes(64 * 1024);
+    assert_eq!(g.device_info().unwrap().max_binding_bytes, 64 * 1024);
+    for &(n, c) in &[(50usize, 1000usize), (3, 9000), (700, 9)] {
+        let (x, y) = ce_inputs(n, c, c, 5);
+        for red in [Reduction::None, Reduction::Mean] {
+            let a = ce_host(&ce_loss(&g), &x, &y, n, c, red);
+            let b = ce_host(&ce_loss(&cpu), &x, &y, n, c, red);
+            let what = format!("chunked ce {n}x{c} {}", red.name());
+            close(&format!("{what} loss"), &a.loss, &b.loss);
+            close(&format!("{what} grad"), &a.grad, &b.grad);
+            close(&format!("{what} lse"), &a.lse, &b.lse);
+        }
+    }
+    // A row longer than a binding cannot be split by rows: a clear error, not a crash.
+    dev.set_max_binding_bytes(4096);
+    let (x, y) = ce_inputs(2, 5000, 5000, 1);
+    let mut loss = [0f32];
+    let mut cc = Compute::new(Reduction::Mean, &mut loss)
+        .input(Tensor::f32(&x, &[2, 5000]))
+        .input(Tensor::i64(&y, &[2]));
+    let e = g.loss("cross_entropy").unwrap().compute(&mut cc).unwrap_err();
+    assert_eq!(e.kind, losskit::ErrorKind::Unsupported);
+    assert!(e.msg.contains("largest binding"), "{}", e.msg);
+}
+
+#[test]
+fn pipeline_cache_builds_once_from_many_threads() {
+    use losskit::backend::wgpu::PipelineKey;
+    let Some(g) = own_gpu_ctx() else { return };
+    let dev = g.gpu_device().unwrap().clone();
+    let src = "@group(0) @binding(0) var<storage, read_write> v: array<f32>;
+override LK_WG: u32 = 64u;
+override SCALE: f32 = 1.0;
+@compute @workgroup_size(LK_WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if (gid.x < arrayLength(&v)) { v[gid.x] = v[gid.x] * SCALE; }
+}";
+    let before = (dev.pipelines().len(), dev.pipelines().builds());
+    let key = PipelineKey::new("test/scale", src, "main", 64, &[("SCALE", 2.0)]);
+    let ptrs: Vec<usize> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..8)
+            .map(|_| {
+                let (dev, key) = (&dev, &key);
+                s.spawn(move || {
+                    let p = dev.pipelines().get(dev, key, src).unwrap();
+                    std::sync::Arc::as_ptr(&p) as usize
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(ptrs.iter().all(|&p| p == ptrs[0]), "threads got different pipelines");
+    assert_eq!(dev.pipelines().len(), before.0 + 1);
+    assert_eq!(dev.pipelines().builds(), before.1 + 1);
+    // Another override or workgroup size is another entry.
+    let k2 = PipelineKey::new("test/scale", src, "main", 64, &[("SCALE", 3.0)]);
+    dev.pipelines().get(&dev, &k2, src).unwrap();
+    let k3 = PipelineKey::new("test/scale", src, "main", 128, &[("SCALE", 2.0)]);
+    dev.pipelines().get(&dev, &k3, src).unwrap();
+    assert_eq!(dev.pipelines().len(), before.0 + 3);
+    // Invalid WGSL is an error with naga's text, never a panic.
+    let bad = PipelineKey::new("test/bad", "fn main( {", "main", 64, &[]);
+    let e = dev.pipelines().get(&dev, &bad, "fn main( {").unwrap_err();
+    assert_eq!(e.kind, losskit::ErrorKind::Gpu, "{}", e.msg);
+}
+
+#[test]
+fn missing_driver_gives_backend_unavailable() {
+    use losskit::ffi::context::lk_context_create;
+    use losskit::ffi::status::lk_status;
+    if std::env::var_os("LOSSKIT_TEST_CHILD_NO_DRIVER").is_some() {
+        let mut ctx = std::ptr::null_mut();
+        // SAFETY: a valid out-pointer.
+        let s = unsafe { lk_context_create(2, &mut ctx) };
+        assert_eq!(s, lk_status::LK_ERR_BACKEND_UNAVAILABLE);
+        assert!(ctx.is_null());
+        let msg = losskit::ffi::last_error::last_error_string().unwrap_or_default();
+        assert!(msg.contains("adapter"), "unclear message: {msg}");
+        assert!(!losskit::backend_available(BackendKind::Wgpu));
+        // AUTO still works, on the CPU.
+        let a = Context::new(BackendKind::Auto).unwrap();
+        assert_eq!(a.backend(), BackendKind::Cpu);
+        eprintln!("child message: {msg}");
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new(exe)
+        .args(["--exact", "missing_driver_gives_backend_unavailable", "--nocapture"])
+        .env("LOSSKIT_TEST_CHILD_NO_DRIVER", "1")
+        .env("VK_ICD_FILENAMES", "/nonexistent/losskit_no_icd.json")
+        .env("VK_DRIVER_FILES", "/nonexistent/losskit_no_icd.json")
+        .env("LOSSKIT_ALLOW_SOFTWARE_ADAPTER", "1")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "child failed:\n{text}");
+    assert!(text.contains("child message"), "child did not run the check:\n{text}");
 }

@@ -1,6 +1,8 @@
 //! Contexts and backends.
 
-use super::{guard, guard_or, lk_status, ref_arg};
+use std::ffi::c_char;
+
+use super::{guard, guard_or, lk_status, ref_arg, str_arg};
 use crate::backend::BackendKind;
 use crate::context::{Context, backend_available};
 use crate::err;
@@ -21,6 +23,8 @@ pub enum lk_backend {
 /// Opaque; create with lk_context_create, free with lk_context_free.
 pub struct lk_context {
     pub(crate) inner: Context,
+    /// The adapter identity, kept so the strings handed out live as long as the context.
+    pub(crate) info: Option<crate::backend::DeviceInfo>,
 }
 
 /// Create a context on a backend.
@@ -51,7 +55,8 @@ pub unsafe extern "C" fn lk_context_create(
             )
         })?;
         let ctx = Context::new(kind)?;
-        let p = Box::into_raw(Box::new(lk_context { inner: ctx }));
+        let info = ctx.device_info();
+        let p = Box::into_raw(Box::new(lk_context { inner: ctx, info }));
         // SAFETY: checked non-NULL; the caller provides writable storage.
         unsafe { *out_ctx = p };
         Ok(())
@@ -108,5 +113,100 @@ pub unsafe extern "C" fn lk_context_backend(ctx: *const lk_context) -> i32 {
             },
             Err(_) => -1,
         }
+    })
+}
+
+fn device_text(ctx: *const lk_context, f: fn(&crate::backend::DeviceInfo) -> *const c_char) -> *const c_char {
+    guard_or(std::ptr::null(), || {
+        // SAFETY: the caller passes NULL or a live context.
+        match unsafe { ctx.as_ref() } {
+            Some(c) => c.info.as_ref().map_or(std::ptr::null(), f),
+            None => std::ptr::null(),
+        }
+    })
+}
+
+/// The name of the GPU adapter a context computes on, e.g. "NVIDIA H100 80GB HBM3" or
+/// "llvmpipe (LLVM 15.0.6, 256 bits)" (Mesa's software Vulkan).
+///
+/// @param ctx A live context.
+/// @return A NUL-terminated string valid while the context lives, or NULL for a CPU
+///         context or a NULL ctx.
+///
+/// # Safety
+/// `ctx` must be NULL or a live context.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lk_context_device_name(ctx: *const lk_context) -> *const c_char {
+    device_text(ctx, |i| i.name.as_c_str().as_ptr())
+}
+
+/// The graphics API of a context's GPU adapter: "vulkan", "metal" or "dx12".
+///
+/// @param ctx A live context.
+/// @return A NUL-terminated string valid while the context lives, or NULL for a CPU
+///         context or a NULL ctx.
+///
+/// # Safety
+/// `ctx` must be NULL or a live context.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lk_context_device_backend(ctx: *const lk_context) -> *const c_char {
+    device_text(ctx, |i| i.backend.as_c_str().as_ptr())
+}
+
+/// The kind of a context's GPU adapter: "discrete_gpu", "integrated_gpu", "virtual_gpu",
+/// "cpu" (a software rasteriser such as lavapipe) or "other".
+///
+/// @param ctx A live context.
+/// @return A NUL-terminated string valid while the context lives, or NULL for a CPU
+///         context or a NULL ctx.
+///
+/// # Safety
+/// `ctx` must be NULL or a live context.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lk_context_device_type(ctx: *const lk_context) -> *const c_char {
+    device_text(ctx, |i| i.device_type.as_c_str().as_ptr())
+}
+
+/// A limit of a context's GPU device, by name.
+///
+/// Names: "max_storage_buffer_binding_size", "max_buffer_size", "max_binding_bytes" (the
+/// largest range losskit binds at once; larger inputs are processed in row chunks),
+/// "max_compute_invocations_per_workgroup", "max_compute_workgroups_per_dimension",
+/// "max_compute_workgroup_storage_size".
+///
+/// @param ctx A live context.
+/// @param name A limit name (borrowed for the call).
+/// @param out_value Receives the value on LK_OK (untouched otherwise).
+/// @return LK_OK, LK_ERR_NULL_ARG, LK_ERR_UNSUPPORTED (a CPU context), LK_ERR_INVALID_ARG
+///         (an unknown name).
+///
+/// # Safety
+/// `ctx` NULL or live; `name` NULL or a C string; `out_value` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lk_context_device_limit(
+    ctx: *const lk_context,
+    name: *const c_char,
+    out_value: *mut u64,
+) -> lk_status {
+    guard(|| {
+        // SAFETY: caller contract.
+        let c = unsafe { ref_arg(ctx, "lk_context_device_limit: ctx") }?;
+        // SAFETY: caller contract.
+        let name = unsafe { str_arg(name, "lk_context_device_limit: name") }?;
+        if out_value.is_null() {
+            return Err(err!(NullArg, "lk_context_device_limit: out_value is NULL"));
+        }
+        let Some(info) = c.inner.device_info() else {
+            return Err(err!(
+                Unsupported,
+                "lk_context_device_limit: the context computes on the CPU"
+            ));
+        };
+        let v = info
+            .limit(name)
+            .ok_or_else(|| err!(InvalidArg, "lk_context_device_limit: no limit '{name}'"))?;
+        // SAFETY: checked non-NULL; writable per the caller.
+        unsafe { *out_value = v };
+        Ok(())
     })
 }
