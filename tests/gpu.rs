@@ -567,3 +567,210 @@ fn missing_driver_gives_backend_unavailable() {
     assert!(out.status.success(), "child failed:\n{text}");
     assert!(text.contains("child message"), "child did not run the check:\n{text}");
 }
+
+/// A per-sample test loss: `l_i = s · w_i · sum_j (pred_ij - tgt_ij)^2`, with an optional
+/// per-row weight and an f64 parameter `s`; CPU in Rust, GPU through the contract.
+mod mse {
+    use losskit::backend::wgpu::{GpuLoss, PerSampleWgsl};
+    use losskit::registry::{InputSpec, LossDef, LossImpl, LossSpec};
+    use losskit::{Compute, Grad, ParamSpec, Params, Result};
+
+    pub const WGSL: &str = "
+@group(0) @binding(1) var<storage, read> pred: array<f32>;
+@group(0) @binding(2) var<storage, read> tgt: array<f32>;
+@group(0) @binding(3) var<storage, read> weight: array<f32>;
+@group(0) @binding(4) var<storage, read_write> lk_loss: array<f32>;
+@group(0) @binding(5) var<storage, read_write> g_pred: array<f32>;
+
+@compute @workgroup_size(64)
+fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x;
+    if (i >= lk.rows) { return; }
+    let d = lk.dims[0].y;
+    let s = lk.params[0].x;
+    var w = 1.0;
+    if ((lk.present & 4u) != 0u) { w = weight[i]; }
+    var acc = 0.0;
+    for (var j = 0u; j < d; j++) {
+        let e = pred[i * d + j] - tgt[i * d + j];
+        acc += e * e;
+        g_pred[i * d + j] = 2.0 * s * w * e;
+    }
+    lk_loss[i] = s * w * acc;
+}
+";
+
+    pub fn spec(id: &str) -> LossSpec {
+        LossSpec::new(id, "test", "mean squared error per row", "test")
+            .input(InputSpec::f32("pred", "N,D").grad())
+            .input(InputSpec::f32("tgt", "N,D"))
+            .input(InputSpec::f32("weight", "N").optional())
+            .param(ParamSpec::f64("s", 1.0, 0.0, 10.0, "scale"))
+    }
+
+    pub struct Mse {
+        pub gpu: PerSampleWgsl,
+    }
+
+    impl LossImpl for Mse {
+        fn compute_cpu(&self, _s: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
+            let (n, d) = (c.dim("N"), c.dim("D"));
+            let s = p.f64("s");
+            let x = c.get(0).unwrap().to_f32_vec();
+            let t = c.get(1).unwrap().to_f32_vec();
+            let w = c.get(2).map(|w| w.to_f32_vec());
+            let r = losskit::reduction::RowReducer::new(c.reduction, c.grad_output, n as f64);
+            let mut per = vec![0f64; n];
+            let mut g = vec![0f32; n * d];
+            for i in 0..n {
+                let wi = w.as_ref().map_or(1.0, |w| w[i] as f64);
+                for j in 0..d {
+                    let e = (x[i * d + j] - t[i * d + j]) as f64;
+                    per[i] += s * wi * e * e;
+                    g[i * d + j] = (2.0 * s * wi * e * r.grad_scale(i)) as f32;
+                }
+            }
+            r.write_loss(&per, c.loss);
+            if let Grad::Out(o) = &mut c.grads[0] {
+                for i in 0..n {
+                    o.data[i * o.row_stride..i * o.row_stride + d]
+                        .copy_from_slice(&g[i * d..(i + 1) * d]);
+                }
+            }
+            Ok(())
+        }
+        fn gpu(&self) -> Option<&dyn GpuLoss> {
+            Some(&self.gpu)
+        }
+    }
+
+    pub fn def(id: &str) -> LossDef {
+        let spec = spec(id);
+        let gpu = PerSampleWgsl::new(&spec, WGSL).expect("valid contract kernel");
+        LossDef::new(spec, Mse { gpu })
+    }
+}
+
+#[test]
+fn per_sample_contract_kernel_matches_cpu() {
+    let Some(g) = own_gpu_ctx() else { return };
+    g.register(mse::def("test_mse")).unwrap();
+    let cpu = Context::cpu();
+    cpu.register(mse::def("test_mse")).unwrap();
+    let mut lg = g.loss("test_mse").unwrap();
+    let mut lc = cpu.loss("test_mse").unwrap();
+    lg.set_f64("s", 0.5).unwrap();
+    lc.set_f64("s", 0.5).unwrap();
+    let dev = g.gpu_device().unwrap();
+    for small in [false, true] {
+        if small {
+            // 1 KiB bindings: 256 floats, so rows of 5 come 51 per chunk.
+            dev.set_max_binding_bytes(1024);
+        }
+        for opt in [false, true] {
+            let case = Case::random(&lc, &dims(&[("N", 300), ("D", 5)]), 4, opt);
+            for red in [Reduction::None, Reduction::Mean, Reduction::Sum] {
+                let mut rng = Rng::new(3);
+                let go = grad_output(red, 300, &mut rng);
+                for go in [None, Some(&go[..])] {
+                    let a = case.run(&lg, red, true, go).unwrap();
+                    let b = case.run(&lc, red, true, go).unwrap();
+                    let what = format!("mse small {small} opt {opt} {} go {}", red.name(), go.is_some());
+                    close(&format!("{what} loss"), &a.loss, &b.loss);
+                    close(&format!("{what} grad"), a.grads[0].as_ref().unwrap(), b.grads[0].as_ref().unwrap());
+                }
+            }
+        }
+    }
+    // Device inputs and a device gradient through the contract.
+    dev.set_max_binding_bytes(u64::MAX);
+    let (n, d) = (40usize, 3usize);
+    let mut rng = Rng::new(8);
+    let x: Vec<f32> = (0..n * d).map(|_| rng.normal() as f32).collect();
+    let t: Vec<f32> = (0..n * d).map(|_| rng.normal() as f32).collect();
+    let xb = g.buffer((n * d * 4) as u64).unwrap();
+    xb.write_f32(0, &x).unwrap();
+    let gb = g.buffer((n * d * 4) as u64).unwrap();
+    let mut loss = [0f32];
+    {
+        let mut cc = Compute::new(Reduction::Mean, &mut loss)
+            .input(Tensor::device(&xb, DType::F32, 0, &[n, d]))
+            .input(Tensor::f32(&t, &[n, d]));
+        cc.grads.push(losskit::Grad::Device(DeviceOut::new(&gb, 0, &[n, d])));
+        lg.compute(&mut cc).unwrap();
+    }
+    let mut lc_v = [0f32];
+    let mut gc = vec![0f32; n * d];
+    {
+        let mut cc = Compute::new(Reduction::Mean, &mut lc_v)
+            .input(Tensor::f32(&x, &[n, d]))
+            .input(Tensor::f32(&t, &[n, d]))
+            .grad(0, TensorMut::new(&mut gc, &[n, d]));
+        lc.compute(&mut cc).unwrap();
+    }
+    close("mse device loss", &loss, &lc_v);
+    close("mse device grad", &gb.read_f32(0, n * d).unwrap(), &gc);
+}
+
+#[test]
+fn per_sample_contract_is_checked_at_registration() {
+    use losskit::backend::wgpu::PerSampleWgsl;
+    use losskit::registry::InputSpec;
+    let spec = mse::spec("test_bad");
+    // Not WGSL.
+    let e = PerSampleWgsl::new(&spec, "fn lk_main( {").unwrap_err();
+    assert!(e.msg.contains("parse"), "{}", e.msg);
+    // Wrong workgroup size.
+    let src = mse::WGSL.replace("@workgroup_size(64)", "@workgroup_size(32)");
+    let e = PerSampleWgsl::new(&spec, &src).unwrap_err();
+    assert!(e.msg.contains("workgroup_size(64)"), "{}", e.msg);
+    // An output declared read-only.
+    let src = mse::WGSL
+        .replace("read_write> g_pred", "read> g_pred")
+        .replace("g_pred[i * d + j] = 2.0 * s * w * e;", "acc += 0.0 * g_pred[0];");
+    let e = PerSampleWgsl::new(&spec, &src).unwrap_err();
+    assert!(e.msg.contains("read_write"), "{}", e.msg);
+    // A differentiable input without the per-sample letter first.
+    let spec2 = mse::spec("test_bad2").input(InputSpec::f32("extra", "D,N").grad());
+    let e = PerSampleWgsl::new(&spec2, mse::WGSL).unwrap_err();
+    assert!(e.msg.contains("per-sample letter"), "{}", e.msg);
+}
+
+/// A loss without a GPU kernel runs on the CPU from a WGPU context (host tensors), and
+/// refuses device tensors with a clear message.
+#[test]
+fn loss_without_kernel_falls_back_to_cpu() {
+    struct NoGpu(mse::Mse);
+    impl losskit::LossImpl for NoGpu {
+        fn compute_cpu(
+            &self,
+            s: &losskit::LossSpec,
+            p: &losskit::Params,
+            c: &mut Compute<'_>,
+        ) -> losskit::Result<()> {
+            self.0.compute_cpu(s, p, c)
+        }
+    }
+    let Some(g) = own_gpu_ctx() else { return };
+    let spec = mse::spec("test_cpu_only");
+    let gpu = losskit::backend::wgpu::PerSampleWgsl::new(&spec, mse::WGSL).unwrap();
+    g.register(losskit::LossDef::new(spec, NoGpu(mse::Mse { gpu }))).unwrap();
+    let l = g.loss("test_cpu_only").unwrap();
+    assert!(!l.def().imp.has_gpu());
+    let x = [1.0f32, 2.0, 3.0, 4.0];
+    let t = [0.0f32; 4];
+    let mut loss = [0f32];
+    let mut cc = Compute::new(Reduction::Sum, &mut loss)
+        .input(Tensor::f32(&x, &[2, 2]))
+        .input(Tensor::f32(&t, &[2, 2]));
+    l.compute(&mut cc).unwrap();
+    drop(cc);
+    assert_eq!(loss[0], 30.0);
+    let xb = g.buffer(16).unwrap();
+    let mut cc = Compute::new(Reduction::Sum, &mut loss)
+        .input(Tensor::device(&xb, DType::F32, 0, &[2, 2]))
+        .input(Tensor::f32(&t, &[2, 2]));
+    let e = l.compute(&mut cc).unwrap_err();
+    assert_eq!(e.kind, losskit::ErrorKind::Unsupported);
+    assert!(e.msg.contains("no GPU kernel"), "{}", e.msg);
+}
