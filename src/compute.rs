@@ -161,7 +161,8 @@ impl<'a> Compute<'a> {
             t.check_len(&format!("{id}: input '{name}'"))?;
             let in_place_data = matches!(t.data, Data::F32InPlace(_));
             // A device input may receive its own gradient without being marked.
-            let device_f32 = matches!(&t.data, Data::Device(d) if d.dtype == crate::tensor::DType::F32);
+            let device_f32 =
+                matches!(&t.data, Data::Device(d) if d.dtype == crate::tensor::DType::F32);
             match &self.grads[k] {
                 Grad::None => {
                     if in_place_data {

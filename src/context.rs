@@ -13,6 +13,7 @@ use crate::registry::{LossDef, builtins};
 pub(crate) struct ContextInner {
     backend: BackendKind,
     /// Chosen by AUTO: small problems still run on the CPU.
+    #[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
     auto: bool,
     plugins: RwLock<Vec<Arc<LossDef>>>,
     #[cfg(feature = "wgpu")]
@@ -53,6 +54,7 @@ pub fn backend_available(kind: BackendKind) -> bool {
 /// `LOSSKIT_AUTO_GPU_MIN_ELEMENTS` overrides it.
 pub const AUTO_GPU_MIN_ELEMENTS: usize = 1 << 20;
 
+#[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
 fn auto_min_elements() -> usize {
     std::env::var("LOSSKIT_AUTO_GPU_MIN_ELEMENTS")
         .ok()
@@ -77,7 +79,9 @@ impl Context {
                             Ok(c) => {
                                 tracing::info!(
                                     "losskit: backend auto -> wgpu on '{}' for problems of >= {} elements, cpu below",
-                                    c.device_info().map(|d| d.name.to_string()).unwrap_or_default(),
+                                    c.device_info()
+                                        .map(|d| d.name.to_string())
+                                        .unwrap_or_default(),
                                     auto_min_elements()
                                 );
                                 return Ok(c);
@@ -319,7 +323,9 @@ impl Loss {
         c.validate(spec)?;
         let id = spec.id.as_str();
         let device_args = c.inputs.iter().flatten().any(|t| t.is_device())
-            || c.grads.iter().any(|g| matches!(g, crate::tensor::Grad::Device(_)));
+            || c.grads
+                .iter()
+                .any(|g| matches!(g, crate::tensor::Grad::Device(_)));
         #[cfg(feature = "wgpu")]
         if let Some(dev) = &self._ctx.gpu {
             let big = c.inputs.iter().flatten().next().map_or(0, |t| t.numel());

@@ -220,7 +220,12 @@ impl<'a> Tensor<'a> {
             Data::Device(d) => {
                 let n = required_len(&self.shape, self.row_stride);
                 let v = d.buffer.read_f32(d.offset, n)?;
-                Ok(gather_rows(&v, self.rows(), self.row_len(), self.row_stride))
+                Ok(gather_rows(
+                    &v,
+                    self.rows(),
+                    self.row_len(),
+                    self.row_stride,
+                ))
             }
             _ => Ok(self.to_f32_vec()),
         }
@@ -231,7 +236,12 @@ impl<'a> Tensor<'a> {
             Data::Device(d) => {
                 let n = required_len(&self.shape, self.row_stride);
                 let v = d.buffer.read_i64(d.offset, n)?;
-                Ok(gather_rows(&v, self.rows(), self.row_len(), self.row_stride))
+                Ok(gather_rows(
+                    &v,
+                    self.rows(),
+                    self.row_len(),
+                    self.row_stride,
+                ))
             }
             _ => Ok(self.to_i64_vec()),
         }

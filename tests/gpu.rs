@@ -83,7 +83,9 @@ fn dims(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
 
 fn grad_output(reduction: Reduction, rows: usize, rng: &mut Rng) -> Vec<f32> {
     match reduction {
-        Reduction::None => (0..rows).map(|_| (rng.uniform() * 2.0 - 0.5) as f32).collect(),
+        Reduction::None => (0..rows)
+            .map(|_| (rng.uniform() * 2.0 - 0.5) as f32)
+            .collect(),
         _ => vec![0.7],
     }
 }
@@ -149,7 +151,11 @@ fn every_loss_should_match_reference_backend() {
 fn every_builtin_has_a_gpu_path() {
     for def in losskit::registry::builtins() {
         assert!(def.imp.has_gpu(), "{}: has no GPU path", def.spec.id);
-        assert!(def.imp.gpu().is_some(), "{}: has_gpu but no hook", def.spec.id);
+        assert!(
+            def.imp.gpu().is_some(),
+            "{}: has_gpu but no hook",
+            def.spec.id
+        );
     }
 }
 
@@ -257,7 +263,10 @@ fn cross_entropy_in_place_and_strided_rows() {
                 Compute::new(Reduction::Mean, &mut loss)
                     .input(Tensor::f32(&x, &[n, c]).with_row_stride(stride))
                     .input(Tensor::i64(&y, &[n]))
-                    .grad(0, TensorMut::new(&mut grad, &[n, c]).with_row_stride(stride))
+                    .grad(
+                        0,
+                        TensorMut::new(&mut grad, &[n, c]).with_row_stride(stride),
+                    )
             };
             l.compute(&mut cc).unwrap();
         }
@@ -286,7 +295,10 @@ fn device_buffers_round_trip_and_compute() {
     assert_eq!(b.read_f32(0, 1024).unwrap(), v);
     assert_eq!(b.read_f32(1000, 4).unwrap(), v[1000..1004]);
     assert!(b.write(2, &[0u8; 4]).is_err(), "unaligned write must fail");
-    assert!(b.read(4092, &mut [0u8; 8]).is_err(), "read past the end must fail");
+    assert!(
+        b.read(4092, &mut [0u8; 8]).is_err(),
+        "read past the end must fail"
+    );
     assert_eq!(b.size(), 4096);
 
     // CE with logits, targets and gradient on the device, at an offset.
@@ -305,7 +317,8 @@ fn device_buffers_round_trip_and_compute() {
         let mut cc = Compute::new(Reduction::Sum, &mut loss)
             .input(Tensor::device(&xb, DType::F32, off, &[n, c]))
             .input(Tensor::device(&yb, DType::I64, 0, &[n]));
-        cc.grads.push(losskit::Grad::Device(DeviceOut::new(&gb, 0, &[n, c])));
+        cc.grads
+            .push(losskit::Grad::Device(DeviceOut::new(&gb, 0, &[n, c])));
         l.compute(&mut cc).unwrap();
     }
     let mut loss_c = [0f32];
@@ -328,7 +341,11 @@ fn device_buffers_round_trip_and_compute() {
         l.compute(&mut cc).unwrap();
     }
     close("device in-place loss", &loss, &loss_c);
-    close("device in-place grad", &xb.read_f32(off, n * c).unwrap(), &grad_c);
+    close(
+        "device in-place grad",
+        &xb.read_f32(off, n * c).unwrap(),
+        &grad_c,
+    );
     // A bad device target is reported like a host one, and nothing is written.
     yb.write_i64(2, &[c as i64]).unwrap();
     xb.write_f32(off, &x).unwrap();
@@ -381,7 +398,10 @@ fn c_api_device_buffers_and_introspection() {
         let (n, c) = (4usize, 6usize);
         let (x, y) = ce_inputs(n, c, c, 1);
         let mut xb = std::ptr::null_mut();
-        assert_eq!(lk_buffer_create(ctx, (n * c * 4) as u64, &mut xb), lk_status::LK_OK);
+        assert_eq!(
+            lk_buffer_create(ctx, (n * c * 4) as u64, &mut xb),
+            lk_status::LK_OK
+        );
         assert_eq!(lk_buffer_size(xb), (n * c * 4) as u64);
         let xbytes = bytes_f32(&x);
         assert_eq!(
@@ -389,13 +409,23 @@ fn c_api_device_buffers_and_introspection() {
             lk_status::LK_OK
         );
         let mut loss = std::ptr::null_mut();
-        assert_eq!(lk_loss_create(ctx, c"cross_entropy".as_ptr(), &mut loss), lk_status::LK_OK);
+        assert_eq!(
+            lk_loss_create(ctx, c"cross_entropy".as_ptr(), &mut loss),
+            lk_status::LK_OK
+        );
         let shape = [n as i64, c as i64];
         let yshape = [n as i64];
-        let f32t = lk_dtype { code: LK_DTYPE_CODE_FLOAT, bits: 32, lanes: 1 };
+        let f32t = lk_dtype {
+            code: LK_DTYPE_CODE_FLOAT,
+            bits: 32,
+            lanes: 1,
+        };
         let xt = lk_tensor {
             data: xb.cast(),
-            device: lk_device { device_type: LK_DEVICE_LKBUFFER, device_id: 0 },
+            device: lk_device {
+                device_type: LK_DEVICE_LKBUFFER,
+                device_id: 0,
+            },
             ndim: 2,
             dtype: f32t,
             shape: shape.as_ptr(),
@@ -404,9 +434,16 @@ fn c_api_device_buffers_and_introspection() {
         };
         let yt = lk_tensor {
             data: y.as_ptr() as *mut _,
-            device: lk_device { device_type: LK_DEVICE_CPU, device_id: 0 },
+            device: lk_device {
+                device_type: LK_DEVICE_CPU,
+                device_id: 0,
+            },
             ndim: 1,
-            dtype: lk_dtype { code: LK_DTYPE_CODE_INT, bits: 64, lanes: 1 },
+            dtype: lk_dtype {
+                code: LK_DTYPE_CODE_INT,
+                bits: 64,
+                lanes: 1,
+            },
             shape: yshape.as_ptr(),
             strides: std::ptr::null(),
             byte_offset: 0,
@@ -414,7 +451,10 @@ fn c_api_device_buffers_and_introspection() {
         let mut out = [0f32];
         let ot = lk_tensor {
             data: out.as_mut_ptr().cast(),
-            device: lk_device { device_type: LK_DEVICE_CPU, device_id: 0 },
+            device: lk_device {
+                device_type: LK_DEVICE_CPU,
+                device_id: 0,
+            },
             ndim: 0,
             dtype: f32t,
             shape: std::ptr::null(),
@@ -424,11 +464,33 @@ fn c_api_device_buffers_and_introspection() {
         // Gradient in place over the device logits: the same view as the input.
         let ins = [xt, yt];
         let gs = [xt];
-        let s = lk_loss_compute(loss, ins.as_ptr(), 2, 1, std::ptr::null(), &ot, gs.as_ptr(), 1, std::ptr::null(), 0);
-        assert_eq!(s, lk_status::LK_OK, "{:?}", losskit::ffi::last_error::last_error_string());
+        let s = lk_loss_compute(
+            loss,
+            ins.as_ptr(),
+            2,
+            1,
+            std::ptr::null(),
+            &ot,
+            gs.as_ptr(),
+            1,
+            std::ptr::null(),
+            0,
+        );
+        assert_eq!(
+            s,
+            lk_status::LK_OK,
+            "{:?}",
+            losskit::ffi::last_error::last_error_string()
+        );
         let mut back = vec![0u8; n * c * 4];
-        assert_eq!(lk_buffer_read(xb, 0, back.as_mut_ptr().cast(), back.len()), lk_status::LK_OK);
-        let gpu_grad: Vec<f32> = back.chunks_exact(4).map(|b| f32::from_ne_bytes([b[0], b[1], b[2], b[3]])).collect();
+        assert_eq!(
+            lk_buffer_read(xb, 0, back.as_mut_ptr().cast(), back.len()),
+            lk_status::LK_OK
+        );
+        let gpu_grad: Vec<f32> = back
+            .chunks_exact(4)
+            .map(|b| f32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
         let cpu = Context::cpu();
         let mut lc = [0f32];
         let mut gc = vec![0f32; n * c];
@@ -442,7 +504,18 @@ fn c_api_device_buffers_and_introspection() {
         close("C API loss", &out, &lc);
         close("C API grad", &gpu_grad, &gc);
         // A device tensor as loss_out is refused.
-        let s = lk_loss_compute(loss, ins.as_ptr(), 2, 1, std::ptr::null(), &xt, std::ptr::null(), 0, std::ptr::null(), 0);
+        let s = lk_loss_compute(
+            loss,
+            ins.as_ptr(),
+            2,
+            1,
+            std::ptr::null(),
+            &xt,
+            std::ptr::null(),
+            0,
+            std::ptr::null(),
+            0,
+        );
         assert_eq!(s, lk_status::LK_ERR_UNSUPPORTED);
         lk_loss_free(loss);
         lk_buffer_free(xb);
@@ -452,7 +525,10 @@ fn c_api_device_buffers_and_introspection() {
         assert_eq!(lk_context_create(1, &mut cctx), lk_status::LK_OK);
         assert!(lk_context_device_name(cctx).is_null());
         let mut b2 = std::ptr::null_mut();
-        assert_eq!(lk_buffer_create(cctx, 16, &mut b2), lk_status::LK_ERR_UNSUPPORTED);
+        assert_eq!(
+            lk_buffer_create(cctx, 16, &mut b2),
+            lk_status::LK_ERR_UNSUPPORTED
+        );
         assert!(b2.is_null());
         lk_context_free(cctx);
     }
@@ -485,7 +561,11 @@ fn forced_small_binding_chunks_rows() {
     let mut cc = Compute::new(Reduction::Mean, &mut loss)
         .input(Tensor::f32(&x, &[2, 5000]))
         .input(Tensor::i64(&y, &[2]));
-    let e = g.loss("cross_entropy").unwrap().compute(&mut cc).unwrap_err();
+    let e = g
+        .loss("cross_entropy")
+        .unwrap()
+        .compute(&mut cc)
+        .unwrap_err();
     assert_eq!(e.kind, losskit::ErrorKind::Unsupported);
     assert!(e.msg.contains("largest binding"), "{}", e.msg);
 }
@@ -516,7 +596,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             .collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    assert!(ptrs.iter().all(|&p| p == ptrs[0]), "threads got different pipelines");
+    assert!(
+        ptrs.iter().all(|&p| p == ptrs[0]),
+        "threads got different pipelines"
+    );
     assert_eq!(dev.pipelines().len(), before.0 + 1);
     assert_eq!(dev.pipelines().builds(), before.1 + 1);
     // Another override or workgroup size is another entry.
@@ -552,7 +635,11 @@ fn missing_driver_gives_backend_unavailable() {
     }
     let exe = std::env::current_exe().unwrap();
     let out = std::process::Command::new(exe)
-        .args(["--exact", "missing_driver_gives_backend_unavailable", "--nocapture"])
+        .args([
+            "--exact",
+            "missing_driver_gives_backend_unavailable",
+            "--nocapture",
+        ])
         .env("LOSSKIT_TEST_CHILD_NO_DRIVER", "1")
         .env("VK_ICD_FILENAMES", "/nonexistent/losskit_no_icd.json")
         .env("VK_DRIVER_FILES", "/nonexistent/losskit_no_icd.json")
@@ -565,7 +652,10 @@ fn missing_driver_gives_backend_unavailable() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "child failed:\n{text}");
-    assert!(text.contains("child message"), "child did not run the check:\n{text}");
+    assert!(
+        text.contains("child message"),
+        "child did not run the check:\n{text}"
+    );
 }
 
 /// A per-sample test loss: `l_i = s · w_i · sum_j (pred_ij - tgt_ij)^2`, with an optional
@@ -675,9 +765,17 @@ fn per_sample_contract_kernel_matches_cpu() {
                 for go in [None, Some(&go[..])] {
                     let a = case.run(&lg, red, true, go).unwrap();
                     let b = case.run(&lc, red, true, go).unwrap();
-                    let what = format!("mse small {small} opt {opt} {} go {}", red.name(), go.is_some());
+                    let what = format!(
+                        "mse small {small} opt {opt} {} go {}",
+                        red.name(),
+                        go.is_some()
+                    );
                     close(&format!("{what} loss"), &a.loss, &b.loss);
-                    close(&format!("{what} grad"), a.grads[0].as_ref().unwrap(), b.grads[0].as_ref().unwrap());
+                    close(
+                        &format!("{what} grad"),
+                        a.grads[0].as_ref().unwrap(),
+                        b.grads[0].as_ref().unwrap(),
+                    );
                 }
             }
         }
@@ -696,7 +794,8 @@ fn per_sample_contract_kernel_matches_cpu() {
         let mut cc = Compute::new(Reduction::Mean, &mut loss)
             .input(Tensor::device(&xb, DType::F32, 0, &[n, d]))
             .input(Tensor::f32(&t, &[n, d]));
-        cc.grads.push(losskit::Grad::Device(DeviceOut::new(&gb, 0, &[n, d])));
+        cc.grads
+            .push(losskit::Grad::Device(DeviceOut::new(&gb, 0, &[n, d])));
         lg.compute(&mut cc).unwrap();
     }
     let mut lc_v = [0f32];
@@ -727,7 +826,10 @@ fn per_sample_contract_is_checked_at_registration() {
     // An output declared read-only.
     let src = mse::WGSL
         .replace("read_write> g_pred", "read> g_pred")
-        .replace("g_pred[i * d + j] = 2.0 * s * w * e;", "acc += 0.0 * g_pred[0];");
+        .replace(
+            "g_pred[i * d + j] = 2.0 * s * w * e;",
+            "acc += 0.0 * g_pred[0];",
+        );
     let e = PerSampleWgsl::new(&spec, &src).unwrap_err();
     assert!(e.msg.contains("read_write"), "{}", e.msg);
     // A differentiable input without the per-sample letter first.
@@ -754,7 +856,8 @@ fn loss_without_kernel_falls_back_to_cpu() {
     let Some(g) = own_gpu_ctx() else { return };
     let spec = mse::spec("test_cpu_only");
     let gpu = losskit::backend::wgpu::PerSampleWgsl::new(&spec, mse::WGSL).unwrap();
-    g.register(losskit::LossDef::new(spec, NoGpu(mse::Mse { gpu }))).unwrap();
+    g.register(losskit::LossDef::new(spec, NoGpu(mse::Mse { gpu })))
+        .unwrap();
     let l = g.loss("test_cpu_only").unwrap();
     assert!(!l.def().imp.has_gpu());
     let x = [1.0f32, 2.0, 3.0, 4.0];
@@ -773,4 +876,76 @@ fn loss_without_kernel_falls_back_to_cpu() {
     let e = l.compute(&mut cc).unwrap_err();
     assert_eq!(e.kind, losskit::ErrorKind::Unsupported);
     assert!(e.msg.contains("no GPU kernel"), "{}", e.msg);
+}
+
+/// A Llama-3-sized vocabulary: 4096 x 128256 f32 logits (2.1 GB) is larger than any
+/// binding on lavapipe (128 MiB), so it runs in row chunks, gradient in place. Rows are
+/// checked against the CPU path one by one (a sample of them).
+#[test]
+fn cross_entropy_large_vocabulary_runs_chunked() {
+    let Some(g) = gpu_ctx() else { return };
+    if std::env::var("LOSSKIT_SKIP_BIG_GPU_TEST").is_ok_and(|v| v == "1") {
+        eprintln!("skipped: LOSSKIT_SKIP_BIG_GPU_TEST=1");
+        return;
+    }
+    let (n, c) = (4096usize, 128_256usize);
+    let val =
+        |i: usize| -> f32 { ((i.wrapping_mul(2_654_435_761) >> 7) % 2000) as f32 * 0.004 - 4.0 };
+    let y: Vec<i64> = (0..n)
+        .map(|i| {
+            if i % 97 == 5 {
+                -100
+            } else {
+                ((i * 7919) % c) as i64
+            }
+        })
+        .collect();
+    let mut x: Vec<f32> = (0..n * c).map(val).collect();
+    let mut loss = vec![0f32; n];
+    let mut lse = vec![0f32; n];
+    let t0 = std::time::Instant::now();
+    {
+        let mut cc = Compute::new(Reduction::None, &mut loss)
+            .input(Tensor::f32_in_place(&mut x, &[n, c]))
+            .input(Tensor::i64(&y, &[n]))
+            .grad_in_place(0)
+            .aux("lse", TensorMut::new(&mut lse, &[n]));
+        g.loss("cross_entropy").unwrap().compute(&mut cc).unwrap();
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    eprintln!(
+        "4096 x 128256 f32 CE fwd+bwd on the GPU (host tensors, in place, chunked): {secs:.2} s, {:.2} GB/s of logits",
+        (n * c * 4) as f64 / secs / 1e9
+    );
+    let cpu = Context::cpu().loss("cross_entropy").unwrap();
+    for &i in &[0usize, 1, 5, 261, 262, 1000, 2047, 4095] {
+        let row: Vec<f32> = (i * c..(i + 1) * c).map(val).collect();
+        let mut l1 = [0f32];
+        let mut g1 = vec![0f32; c];
+        let mut a1 = [0f32];
+        {
+            let mut cc = Compute::new(Reduction::None, &mut l1)
+                .input(Tensor::f32(&row, &[1, c]))
+                .input(Tensor::i64(&y[i..i + 1], &[1]))
+                .grad(0, TensorMut::new(&mut g1, &[1, c]))
+                .aux("lse", TensorMut::new(&mut a1, &[1]));
+            cpu.compute(&mut cc).unwrap();
+        }
+        close(&format!("big row {i} loss"), &loss[i..i + 1], &l1);
+        close(&format!("big row {i} lse"), &lse[i..i + 1], &a1);
+        close(&format!("big row {i} grad"), &x[i * c..(i + 1) * c], &g1);
+    }
+}
+
+#[test]
+fn auto_never_picks_a_software_adapter() {
+    let Some(g) = gpu_ctx() else { return };
+    let auto = Context::new(BackendKind::Auto).unwrap();
+    if g.device_info().unwrap().software && !losskit::backend::wgpu::real_gpu_exists() {
+        assert_eq!(auto.backend(), BackendKind::Cpu);
+        assert!(auto.device_info().is_none());
+    } else {
+        assert_eq!(auto.backend(), BackendKind::Wgpu);
+        assert!(!auto.device_info().unwrap().software);
+    }
 }

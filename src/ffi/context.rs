@@ -116,7 +116,10 @@ pub unsafe extern "C" fn lk_context_backend(ctx: *const lk_context) -> i32 {
     })
 }
 
-fn device_text(ctx: *const lk_context, f: fn(&crate::backend::DeviceInfo) -> *const c_char) -> *const c_char {
+fn device_text(
+    ctx: *const lk_context,
+    f: fn(&crate::backend::DeviceInfo) -> *const c_char,
+) -> *const c_char {
     guard_or(std::ptr::null(), || {
         // SAFETY: the caller passes NULL or a live context.
         match unsafe { ctx.as_ref() } {

@@ -28,8 +28,11 @@ const POOL_PER_CLASS: usize = 4;
 /// repeated calls of similar size reuse buffers instead of allocating.
 #[derive(Default)]
 pub struct BufferPool {
-    free: Mutex<(HashMap<(u64, u32), Vec<wgpu::Buffer>>, u64)>,
+    /// Free buffers by (size class, usage bits), and their total bytes.
+    free: Mutex<(FreeLists, u64)>,
 }
+
+type FreeLists = HashMap<(u64, u32), Vec<wgpu::Buffer>>;
 
 fn size_class(bytes: u64, max: u64) -> u64 {
     let b = bytes.max(256);
@@ -206,7 +209,10 @@ pub fn submit_and_read(
     mut enc: wgpu::CommandEncoder,
     reads: &mut [(&wgpu::Buffer, u64, &mut [u8])],
 ) -> Result<()> {
-    let total: u64 = reads.iter().map(|r| (r.2.len() as u64).div_ceil(4) * 4).sum();
+    let total: u64 = reads
+        .iter()
+        .map(|r| (r.2.len() as u64).div_ceil(4) * 4)
+        .sum();
     if total == 0 {
         return dev.submit_wait(vec![enc.finish()]);
     }

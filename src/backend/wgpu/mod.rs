@@ -462,7 +462,10 @@ impl GpuDevice {
             if !v.is_empty() {
                 let msg = v.join("; ");
                 v.clear();
-                return Err(LkError::new(ErrorKind::Gpu, format!("{what}: wgpu error: {msg}")));
+                return Err(LkError::new(
+                    ErrorKind::Gpu,
+                    format!("{what}: wgpu error: {msg}"),
+                ));
             }
         }
         r

@@ -239,7 +239,9 @@ fn input_chunk<'d>(
     let n = if t.numel() == 0 { 0 } else { nrows * len };
     match (&t.data, t.dtype()) {
         (Data::Device(d), DType::F32) => {
-            let p = dev.pool.take(dev, (n * 4).max(4) as u64, buffers::STORAGE)?;
+            let p = dev
+                .pool
+                .take(dev, (n * 4).max(4) as u64, buffers::STORAGE)?;
             let b = &d.buffer.inner.buf;
             if n > 0 {
                 if t.row_stride == len || nrows == 1 {
@@ -322,11 +324,11 @@ impl GpuLoss for PerSampleWgsl {
         // Rows per chunk: every chunked input and gradient must fit one binding, and one
         // invocation per row must fit a 1-D dispatch.
         let maxb = dev.max_binding_bytes();
-        let mut chunk = (dev.limits.max_compute_workgroups_per_dimension as usize)
-            * CONTRACT_WG as usize;
-        for k in 0..spec.inputs.len() {
+        let mut chunk =
+            (dev.limits.max_compute_workgroups_per_dimension as usize) * CONTRACT_WG as usize;
+        for (k, &is_chunked) in chunked.iter().enumerate() {
             let Some(t) = c.get(k) else { continue };
-            if chunked[k] {
+            if is_chunked {
                 chunk = chunk.min(launch::rows_per_chunk(
                     maxb,
                     t.row_len(),
@@ -345,7 +347,10 @@ impl GpuLoss for PerSampleWgsl {
             }
         }
         chunk = chunk.min((maxb / 4) as usize).max(1);
-        let (bgl, playout) = dev.layout(&format!("per_sample/{id}/{}", self.kinds.len()), &self.kinds);
+        let (bgl, playout) = dev.layout(
+            &format!("per_sample/{id}/{}", self.kinds.len()),
+            &self.kinds,
+        );
         let kid = format!("per_sample/{}", self.id);
         let pipe = dev.pipelines.get_with_layout(
             dev,
@@ -355,7 +360,12 @@ impl GpuLoss for PerSampleWgsl {
         )?;
         let (sbgl, splayout) = dev.layout(
             "per_sample/scale",
-            &[BindKind::Uniform, BindKind::Read, BindKind::Read, BindKind::ReadWrite],
+            &[
+                BindKind::Uniform,
+                BindKind::Read,
+                BindKind::Read,
+                BindKind::ReadWrite,
+            ],
         );
         let scale_pipe = dev.pipelines.get_with_layout(
             dev,
@@ -374,7 +384,7 @@ impl GpuLoss for PerSampleWgsl {
                     .device
                     .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(id) });
                 let mut ins: Vec<Pooled<'_>> = Vec::new();
-                for k in 0..spec.inputs.len() {
+                for (k, &is_chunked) in chunked.iter().enumerate() {
                     let p = match c.get(k) {
                         Some(t) => input_chunk(
                             dev,
@@ -382,7 +392,7 @@ impl GpuLoss for PerSampleWgsl {
                             id,
                             &spec.inputs[k].name,
                             t,
-                            chunked[k].then_some((r0, r1)),
+                            is_chunked.then_some((r0, r1)),
                         )?,
                         None => dev.pool.take(dev, 4, buffers::STORAGE)?,
                     };
@@ -392,10 +402,11 @@ impl GpuLoss for PerSampleWgsl {
                 let mut gbufs: Vec<Pooled<'_>> = Vec::new();
                 for &k in &grad_inputs {
                     let len = c.get(k).map_or(0, |t| t.row_len());
-                    gbufs.push(
-                        dev.pool
-                            .take(dev, ((rows * len).max(1) * 4) as u64, buffers::STORAGE)?,
-                    );
+                    gbufs.push(dev.pool.take(
+                        dev,
+                        ((rows * len).max(1) * 4) as u64,
+                        buffers::STORAGE,
+                    )?);
                 }
                 let mut u: Vec<u32> = vec![rows as u32, r0 as u32, present, lts.len() as u32];
                 u.extend_from_slice(&dims);
@@ -464,7 +475,9 @@ impl GpuLoss for PerSampleWgsl {
                             }
                         },
                         Grad::Out(_) => {
-                            let p = dev.pool.take(dev, (rows * len * 4) as u64, buffers::STORAGE)?;
+                            let p =
+                                dev.pool
+                                    .take(dev, (rows * len * 4) as u64, buffers::STORAGE)?;
                             host_out.push((k, p));
                             (Some(host_out.len() - 1), 0, len)
                         }
@@ -490,10 +503,22 @@ impl GpuLoss for PerSampleWgsl {
                             label: Some("scale"),
                             layout: &sbgl,
                             entries: &[
-                                wgpu::BindGroupEntry { binding: 0, resource: Window::whole(su).resource() },
-                                wgpu::BindGroupEntry { binding: 1, resource: Window::whole(gbufs[j].buf()).resource() },
-                                wgpu::BindGroupEntry { binding: 2, resource: Window::whole(scale_b.buf()).resource() },
-                                wgpu::BindGroupEntry { binding: 3, resource: w.resource() },
+                                wgpu::BindGroupEntry {
+                                    binding: 0,
+                                    resource: Window::whole(su).resource(),
+                                },
+                                wgpu::BindGroupEntry {
+                                    binding: 1,
+                                    resource: Window::whole(gbufs[j].buf()).resource(),
+                                },
+                                wgpu::BindGroupEntry {
+                                    binding: 2,
+                                    resource: Window::whole(scale_b.buf()).resource(),
+                                },
+                                wgpu::BindGroupEntry {
+                                    binding: 3,
+                                    resource: w.resource(),
+                                },
                             ],
                         }),
                         (rows * len) as u64,
@@ -538,7 +563,9 @@ impl GpuLoss for PerSampleWgsl {
                     let k = *k;
                     let gf: &[f32] = bytemuck::cast_slice(v);
                     let Compute { inputs, grads, .. } = &mut *c;
-                    let t = inputs[k].as_mut().ok_or_else(|| err!(Internal, "{id}: input"))?;
+                    let t = inputs[k]
+                        .as_mut()
+                        .ok_or_else(|| err!(Internal, "{id}: input"))?;
                     let len = t.row_len();
                     let (dst, ds): (&mut [f32], usize) = match (&mut t.data, &mut grads[k]) {
                         (_, Grad::Out(o)) => (&mut *o.data, o.row_stride),

@@ -105,35 +105,38 @@ impl PipelineCache {
             return Ok(p.clone());
         }
         super::launch::check_workgroup(dev, key.workgroup_size)?;
-        let p = dev.scoped(&format!("building kernel {}:{}", key.kernel, key.entry), || {
-            let module = dev
-                .device
-                .create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(&key.kernel),
-                    source: wgpu::ShaderSource::Wgsl(source.into()),
-                });
-            let mut consts: Vec<(&str, f64)> = key
-                .overrides
-                .iter()
-                .map(|(n, b)| (n.as_str(), f64::from_bits(*b)))
-                .collect();
-            if source.contains("override LK_WG") {
-                consts.push(("LK_WG", key.workgroup_size as f64));
-            }
-            Ok(dev
-                .device
-                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(&key.kernel),
-                    layout,
-                    module: &module,
-                    entry_point: Some(&key.entry),
-                    compilation_options: wgpu::PipelineCompilationOptions {
-                        constants: &consts,
-                        zero_initialize_workgroup_memory: false,
-                    },
-                    cache: None,
-                }))
-        })?;
+        let p = dev.scoped(
+            &format!("building kernel {}:{}", key.kernel, key.entry),
+            || {
+                let module = dev
+                    .device
+                    .create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(&key.kernel),
+                        source: wgpu::ShaderSource::Wgsl(source.into()),
+                    });
+                let mut consts: Vec<(&str, f64)> = key
+                    .overrides
+                    .iter()
+                    .map(|(n, b)| (n.as_str(), f64::from_bits(*b)))
+                    .collect();
+                if source.contains("override LK_WG") {
+                    consts.push(("LK_WG", key.workgroup_size as f64));
+                }
+                Ok(dev
+                    .device
+                    .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                        label: Some(&key.kernel),
+                        layout,
+                        module: &module,
+                        entry_point: Some(&key.entry),
+                        compilation_options: wgpu::PipelineCompilationOptions {
+                            constants: &consts,
+                            zero_initialize_workgroup_memory: false,
+                        },
+                        cache: None,
+                    }))
+            },
+        )?;
         let p = Arc::new(p);
         self.builds.fetch_add(1, Ordering::Relaxed);
         map.insert(key.clone(), p.clone());

@@ -57,10 +57,7 @@ pub fn slices(rows: usize, classes: usize, g: u32) -> usize {
     if g < launch::DEFAULT_WG || rows >= TARGET_GROUPS || rows == 0 {
         return 1;
     }
-    TARGET_GROUPS
-        .div_ceil(rows)
-        .min(classes / MIN_SLICE)
-        .max(1)
+    TARGET_GROUPS.div_ceil(rows).min(classes / MIN_SLICE).max(1)
 }
 
 fn layout_entries() -> [BindKind; 8] {
@@ -131,12 +128,7 @@ enum Mode {
 
 /// Run a row loss on the GPU: the GPU counterpart of the family driver
 /// [`crate::losses::classification::run_rowwise`], with the same semantics.
-pub fn run(
-    dev: &GpuDevice,
-    kernel: &RowKernel,
-    call: &RowCall,
-    c: &mut Compute<'_>,
-) -> Result<()> {
+pub fn run(dev: &GpuDevice, kernel: &RowKernel, call: &RowCall, c: &mut Compute<'_>) -> Result<()> {
     let id = kernel.id;
     let s = &call.setup;
     let n = c.dim("N");
@@ -256,7 +248,14 @@ fn run_chunks(
     let source = format!("{PRELUDE}\n{SKELETON}\n{}", kernel.snippet);
     let overrides = [
         ("LK_G", g_threads as f64),
-        ("LK_IN_PLACE", if matches!(mode, Mode::DeviceOut | Mode::DeviceToHost) { 0.0 } else { 1.0 }),
+        (
+            "LK_IN_PLACE",
+            if matches!(mode, Mode::DeviceOut | Mode::DeviceToHost) {
+                0.0
+            } else {
+                1.0
+            },
+        ),
         ("LK_WANT_GRAD", if want_grad { 1.0 } else { 0.0 }),
     ];
     let kid = format!("rowwise/{id}");
@@ -268,10 +267,7 @@ fn run_chunks(
             Some(&playout),
         )
     };
-    let cw_buf = buffers::upload(
-        dev,
-        bytemuck::cast_slice(cw.unwrap_or(&[0.0f32])),
-    )?;
+    let cw_buf = buffers::upload(dev, bytemuck::cast_slice(cw.unwrap_or(&[0.0f32])))?;
     let dummy = dev.pool.take(dev, 256, buffers::STORAGE)?;
     let mut params = [0f32; 16];
     for (p, v) in params.iter_mut().zip(&call.params) {
@@ -308,7 +304,12 @@ fn run_chunks(
                 }
                 let p = buffers::upload(dev, bytemuck::cast_slice(&v))?;
                 scratch = Some(p);
-                xw = Window::new(dev, scratch.as_ref().map(|p| p.buf()).unwrap_or(dummy.buf()), 0, (rows * classes * 4) as u64);
+                xw = Window::new(
+                    dev,
+                    scratch.as_ref().map(|p| p.buf()).unwrap_or(dummy.buf()),
+                    0,
+                    (rows * classes * 4) as u64,
+                );
             }
         }
         let x_stride_k = if dev_x.is_some() { x_stride } else { classes };
@@ -329,8 +330,17 @@ fn run_chunks(
             }
             (Mode::DeviceToHost, _) => {
                 gbuf_holder = None;
-                gscratch = Some(dev.pool.take(dev, (rows * classes * 4) as u64, buffers::STORAGE)?);
-                Window::new(dev, gscratch.as_ref().map(|p| p.buf()).unwrap_or(dummy.buf()), 0, (rows * classes * 4) as u64)
+                gscratch = Some(dev.pool.take(
+                    dev,
+                    (rows * classes * 4) as u64,
+                    buffers::STORAGE,
+                )?);
+                Window::new(
+                    dev,
+                    gscratch.as_ref().map(|p| p.buf()).unwrap_or(dummy.buf()),
+                    0,
+                    (rows * classes * 4) as u64,
+                )
             }
             _ => {
                 gbuf_holder = None;
@@ -344,7 +354,9 @@ fn run_chunks(
             _ => classes,
         };
         let meta_buf = buffers::upload(dev, bytemuck::cast_slice(&meta[2 * r0..2 * r1]))?;
-        let part = dev.pool.take(dev, (rows * k * 32) as u64, buffers::STORAGE)?;
+        let part = dev
+            .pool
+            .take(dev, (rows * k * 32) as u64, buffers::STORAGE)?;
         let outr = dev.pool.take(dev, (rows * 16) as u64, buffers::STORAGE)?;
         let coefs = if k > 1 {
             Some(dev.pool.take(dev, (rows * 16) as u64, buffers::STORAGE)?)
@@ -378,7 +390,10 @@ fn run_chunks(
                 entry(4, Window::whole(cw_buf.buf())),
                 entry(5, Window::whole(part.buf())),
                 entry(6, Window::whole(outr.buf())),
-                entry(7, Window::whole(coefs.as_ref().map_or(dummy.buf(), |p| p.buf()))),
+                entry(
+                    7,
+                    Window::whole(coefs.as_ref().map_or(dummy.buf(), |p| p.buf())),
+                ),
             ],
         });
         let mut enc = dev
@@ -413,7 +428,11 @@ fn run_chunks(
         // Read back per-row results and, for host destinations, the gradient rows.
         let mut outv = vec![0u8; rows * 16];
         let host_grad = want_grad && matches!(mode, Mode::Host | Mode::DeviceToHost);
-        let mut gv = if host_grad { vec![0u8; rows * classes * 4] } else { Vec::new() };
+        let mut gv = if host_grad {
+            vec![0u8; rows * classes * 4]
+        } else {
+            Vec::new()
+        };
         {
             let mut reads: Vec<(&wgpu::Buffer, u64, &mut [u8])> = vec![(outr.buf(), 0, &mut outv)];
             if host_grad {
