@@ -29,8 +29,14 @@ pub struct lk_context {
 
 /// Create a context on a backend.
 ///
-/// LK_BACKEND_WGPU fails with LK_ERR_BACKEND_UNAVAILABLE when no GPU adapter can be used;
-/// LK_BACKEND_AUTO never fails for that reason and falls back to the CPU.
+/// LK_BACKEND_WGPU creates a GPU device (one per context) or fails with
+/// LK_ERR_BACKEND_UNAVAILABLE and wgpu's reason (lk_last_error_message) when no adapter can
+/// be used. Adapters are chosen high-performance first; the environment variable
+/// LOSSKIT_ADAPTER=<substring> picks one by name; a software adapter (Mesa lavapipe) is
+/// used only when LOSSKIT_ALLOW_SOFTWARE_ADAPTER=1. LOSSKIT_GPU_MAX_BINDING_BYTES lowers the
+/// largest range bound at once (larger inputs are processed in row chunks).
+/// LK_BACKEND_AUTO never fails for lack of a GPU: it uses a hardware GPU when there is one,
+/// for problems of at least 2^20 elements (LOSSKIT_AUTO_GPU_MIN_ELEMENTS), else the CPU.
 ///
 /// @param backend One of lk_backend (an int32_t; other values give LK_ERR_INVALID_ARG).
 /// @param out_ctx Receives the new context on LK_OK (untouched otherwise). Owned by the
@@ -84,6 +90,9 @@ pub unsafe extern "C" fn lk_context_free(ctx: *mut lk_context) {
 }
 
 /// Whether a backend can be used on this machine (and in this build).
+///
+/// For LK_BACKEND_WGPU an adapter must pass the selection rules of lk_context_create; the
+/// probe runs once per process and its answer is cached.
 ///
 /// @param backend One of lk_backend.
 /// @return true when lk_context_create(backend, ...) can succeed; false for unknown values.

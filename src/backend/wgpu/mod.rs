@@ -62,13 +62,20 @@
 //!     let logp = st.zy - st.lse;
 //!     let p = exp(logp);
 //!     let q = max(1.0 - p, 0.0);
-//!     let aa = pow(q, gamma) - gamma * p * pow(q, max(gamma - 1.0, 0.0)) * logp;
+//!     // At q = 0 (p = 1) the second term is 0 (log p = 0); pow(0, gamma - 1) may not be.
+//!     let t = select(0.0, gamma * p * pow(q, gamma - 1.0) * logp, q > 0.0);
+//!     let aa = pow(q, gamma) - t;
 //!     return LkRowCoef(-pow(q, gamma) * logp, aa, 0.0, aa);
 //! }
 //! ```
 //!
-//! and a [`rowwise::RowKernel`] naming the snippet and the parameter values; validation,
-//! weights, reduction, chunking, device buffers and the auxiliary outputs come for free.
+//! (`dl/dz_c = A·(p_c − [c=y])`, so `a = d = A`, `b = 0`), a [`rowwise::RowKernel`] naming
+//! the snippet, and a `GpuLoss` impl calling [`rowwise::run`] with a [`rowwise::RowCall`]
+//! holding the [`crate::losses::classification::RowwiseSetup`] and `[gamma]` as parameters
+//! (see `losses/classification/cross_entropy.rs`). Validation, weights, `ignore_index`,
+//! reduction, chunking, device buffers and the auxiliary outputs come for free. The
+//! skeleton covers losses whose gradient is affine in `p_c` and `w_c` with per-row
+//! coefficients; others use their own kernel or the per-sample contract.
 //!
 //! # Template (b): the per-sample kernel contract v1 ([`per_sample`])
 //! For plugins and simple builtins. The host prepends
