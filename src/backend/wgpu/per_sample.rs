@@ -263,15 +263,37 @@ fn input_chunk<'d>(
             Ok(p)
         }
         (_, DType::F32) => {
-            let src = t.read_f32()?;
-            let lo = if t.shape.is_empty() { 0 } else { r0 * len };
-            buffers::upload(dev, bytemuck::cast_slice(&src[lo..lo + n]))
+            let src = t.f32_data().unwrap_or(&[]);
+            let mut v = Vec::with_capacity(n);
+            for r in 0..if n == 0 { 0 } else { nrows } {
+                let at = (r0 + r) * t.row_stride;
+                v.extend_from_slice(&src[at..at + len]);
+            }
+            buffers::upload(dev, bytemuck::cast_slice(&v))
         }
         (_, DType::I64) => {
-            let src = t.read_i64()?;
+            // Only the chunk's rows: from host memory, or downloaded from the device.
+            let rows_v: Vec<i64> = match &t.data {
+                Data::Device(d) if n > 0 => {
+                    let span = (nrows - 1) * t.row_stride + len;
+                    let raw = d.buffer.read_i64(d.offset + r0 * t.row_stride, span)?;
+                    (0..nrows)
+                        .flat_map(|r| raw[r * t.row_stride..r * t.row_stride + len].to_vec())
+                        .collect()
+                }
+                _ => {
+                    let src = t.i64_data().unwrap_or(&[]);
+                    let mut v = Vec::with_capacity(n);
+                    for r in 0..if n == 0 { 0 } else { nrows } {
+                        let at = (r0 + r) * t.row_stride;
+                        v.extend_from_slice(&src[at..at + len]);
+                    }
+                    v
+                }
+            };
             let lo = if t.shape.is_empty() { 0 } else { r0 * len };
             let mut v = Vec::with_capacity(n);
-            for (k, &x) in src[lo..lo + n].iter().enumerate() {
+            for (k, &x) in rows_v.iter().enumerate() {
                 let y = i32::try_from(x).map_err(|_| {
                     err!(
                         InvalidInput,
