@@ -105,7 +105,19 @@ impl Context {
     #[cfg(feature = "wgpu")]
     fn gpu_context(auto: bool) -> Result<Self> {
         let allow = !auto && crate::backend::wgpu::software_allowed();
-        let dev = crate::backend::wgpu::GpuDevice::new(allow)?;
+        // wgpu may panic inside drivers' setup paths; that is "no backend", never a crash.
+        let dev = std::panic::catch_unwind(|| crate::backend::wgpu::GpuDevice::new(allow))
+            .unwrap_or_else(|p| {
+                let why = p
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                Err(crate::err!(
+                    BackendUnavailable,
+                    "wgpu: device creation panicked: {why}"
+                ))
+            })?;
         Ok(Context {
             inner: Arc::new(ContextInner {
                 backend: BackendKind::Wgpu,

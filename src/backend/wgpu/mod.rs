@@ -252,18 +252,19 @@ fn pick_adapter(allow_software: bool) -> Result<wgpu::Adapter> {
 /// Probed once per process (the result is cached).
 pub fn probe() -> std::result::Result<(), String> {
     static P: OnceLock<std::result::Result<(), String>> = OnceLock::new();
-    P.get_or_init(|| {
-        pick_adapter(software_allowed())
-            .map(|_| ())
-            .map_err(|e| e.msg)
-    })
+    P.get_or_init(
+        || match std::panic::catch_unwind(|| pick_adapter(software_allowed())) {
+            Ok(r) => r.map(|_| ()).map_err(|e| e.msg),
+            Err(_) => Err("wgpu panicked while enumerating adapters".to_string()),
+        },
+    )
     .clone()
 }
 
 /// Whether a real (not software) GPU adapter exists; cached. Used by AUTO.
 pub fn real_gpu_exists() -> bool {
     static P: OnceLock<bool> = OnceLock::new();
-    *P.get_or_init(|| pick_adapter(false).is_ok())
+    *P.get_or_init(|| std::panic::catch_unwind(|| pick_adapter(false).is_ok()).unwrap_or(false))
 }
 
 /// How a binding of an explicit layout is declared in WGSL.
