@@ -1,0 +1,3 @@
+//! Per-loss tests of the classification family.
+
+mod cross_entropy;
