@@ -949,3 +949,121 @@ fn auto_never_picks_a_software_adapter() {
         assert!(!auto.device_info().unwrap().software);
     }
 }
+
+#[test]
+fn one_loss_computes_from_many_threads() {
+    let Some(g) = gpu_ctx() else { return };
+    let lg = ce_loss(&g);
+    let lc = ce_loss(&Context::cpu());
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let (lg, lc) = (&lg, &lc);
+            s.spawn(move || {
+                let (n, c) = (13 + t as usize, 500 + 100 * t as usize);
+                let (x, y) = ce_inputs(n, c, c, 40 + t);
+                for _ in 0..5 {
+                    let a = ce_host(lg, &x, &y, n, c, Reduction::Mean);
+                    let b = ce_host(lc, &x, &y, n, c, Reduction::Mean);
+                    close(&format!("thread {t} loss"), &a.loss, &b.loss);
+                    close(&format!("thread {t} grad"), &a.grad, &b.grad);
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn device_rows_with_a_stride() {
+    let Some(g) = gpu_ctx() else { return };
+    let (n, c, xs, gs) = (7usize, 300usize, 333usize, 310usize);
+    let (x, y) = ce_inputs(n, c, xs, 21);
+    let xb = g.buffer((x.len() * 4) as u64).unwrap();
+    xb.write_f32(0, &x).unwrap();
+    let gb = g.buffer((((n - 1) * gs + c) * 4) as u64).unwrap();
+    gb.write_f32(0, &vec![-7.0; (n - 1) * gs + c]).unwrap();
+    let mut loss = [0f32];
+    {
+        let mut cc = Compute::new(Reduction::Mean, &mut loss)
+            .input(Tensor::device(&xb, DType::F32, 0, &[n, c]).with_row_stride(xs))
+            .input(Tensor::i64(&y, &[n]));
+        cc.grads.push(losskit::Grad::Device(
+            DeviceOut::new(&gb, 0, &[n, c]).with_row_stride(gs),
+        ));
+        ce_loss(&g).compute(&mut cc).unwrap();
+    }
+    let mut lc = [0f32];
+    let mut gc = vec![-7.0f32; (n - 1) * gs + c];
+    {
+        let mut cc = Compute::new(Reduction::Mean, &mut lc)
+            .input(Tensor::f32(&x, &[n, c]).with_row_stride(xs))
+            .input(Tensor::i64(&y, &[n]))
+            .grad(0, TensorMut::new(&mut gc, &[n, c]).with_row_stride(gs));
+        ce_loss(&Context::cpu()).compute(&mut cc).unwrap();
+    }
+    close("strided device loss", &loss, &lc);
+    // The whole buffer: the gaps between gradient rows keep their -7.
+    close(
+        "strided device grad",
+        &gb.read_f32(0, gc.len()).unwrap(),
+        &gc,
+    );
+}
+
+#[test]
+fn per_sample_i64_inputs_must_fit_i32() {
+    use losskit::backend::wgpu::PerSampleWgsl;
+    use losskit::registry::{InputSpec, LossDef, LossImpl, LossSpec};
+    struct Count(PerSampleWgsl);
+    impl LossImpl for Count {
+        fn compute_cpu(
+            &self,
+            _s: &LossSpec,
+            _p: &losskit::Params,
+            c: &mut Compute<'_>,
+        ) -> losskit::Result<()> {
+            let v = c.get(1).unwrap().to_i64_vec();
+            let per: Vec<f64> = v.iter().map(|&k| k as f64).collect();
+            losskit::reduction::RowReducer::new(c.reduction, c.grad_output, per.len() as f64)
+                .write_loss(&per, c.loss);
+            Ok(())
+        }
+        fn gpu(&self) -> Option<&dyn losskit::backend::wgpu::GpuLoss> {
+            Some(&self.0)
+        }
+    }
+    let Some(g) = own_gpu_ctx() else { return };
+    let spec = LossSpec::new("test_count", "test", "the i64 input as the loss", "test")
+        .input(InputSpec::f32("x", "N").grad())
+        .input(InputSpec::i64("k", "N"));
+    let src = "
+@group(0) @binding(2) var<storage, read> k: array<i32>;
+@group(0) @binding(3) var<storage, read_write> lk_loss: array<f32>;
+@group(0) @binding(4) var<storage, read_write> g_x: array<f32>;
+@compute @workgroup_size(64)
+fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x;
+    if (i >= lk.rows) { return; }
+    lk_loss[i] = f32(k[i]);
+    g_x[i] = 0.0;
+}";
+    let gpu = PerSampleWgsl::new(&spec, src).unwrap();
+    g.register(LossDef::new(spec, Count(gpu))).unwrap();
+    let l = g.loss("test_count").unwrap();
+    let x = [0f32; 3];
+    let mut out = [0f32; 3];
+    let k = [5i64, -3, 1 << 20];
+    {
+        let mut cc = Compute::new(Reduction::None, &mut out)
+            .input(Tensor::f32(&x, &[3]))
+            .input(Tensor::i64(&k, &[3]));
+        l.compute(&mut cc).unwrap();
+    }
+    assert_eq!(out, [5.0, -3.0, (1 << 20) as f32]);
+    let k = [5i64, 1 << 40, 0];
+    let mut cc = Compute::new(Reduction::None, &mut out)
+        .input(Tensor::f32(&x, &[3]))
+        .input(Tensor::i64(&k, &[3]));
+    let e = l.compute(&mut cc).unwrap_err();
+    assert_eq!(e.kind, losskit::ErrorKind::InvalidInput);
+    assert!(e.msg.contains("'k'[1]"), "{}", e.msg);
+}
