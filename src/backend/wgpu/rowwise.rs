@@ -37,6 +37,9 @@ pub struct RowCall {
     pub softcap: f32,
     /// Up to 16 parameters for the snippet (`lk_param(k)`).
     pub params: Vec<f32>,
+    /// The snippet reads `swz` (and its `b` coefficient is used); when false the skeleton
+    /// skips `sum_c w_c z'_c` and the `b·w_c` gradient term.
+    pub needs_swz: bool,
 }
 
 /// Threads per row group for rows of `classes` elements: about 8 elements per thread, a
@@ -136,6 +139,7 @@ pub fn run(dev: &GpuDevice, kernel: &RowKernel, call: &RowCall, c: &mut Compute<
     let pre = prepare(id, c, s)?;
     let reducer = RowReducer::new(c.reduction, c.grad_output, pre.reducer_den);
     let want_grad = c.wants_grad(s.logits);
+    let want_correct = c.aux.iter().any(|(n, _)| n == "correct");
     // Per-row (target, scale) words.
     let mut meta: Vec<u32> = Vec::with_capacity(2 * n);
     for (i, &y) in pre.targets.iter().enumerate() {
@@ -161,7 +165,7 @@ pub fn run(dev: &GpuDevice, kernel: &RowKernel, call: &RowCall, c: &mut Compute<
                 &meta,
                 pre.cw.as_deref(),
                 wsum as f32,
-                want_grad,
+                (want_grad, want_correct),
                 &mut per_row,
             )
         })?;
@@ -201,7 +205,7 @@ fn run_chunks(
     meta: &[u32],
     cw: Option<&[f32]>,
     wsum: f32,
-    want_grad: bool,
+    (want_grad, want_correct): (bool, bool),
     per_row: &mut [(f32, f32, f32)],
 ) -> Result<()> {
     let id = kernel.id;
@@ -257,6 +261,10 @@ fn run_chunks(
             },
         ),
         ("LK_WANT_GRAD", if want_grad { 1.0 } else { 0.0 }),
+        ("LK_CAP", if call.softcap > 0.0 { 1.0 } else { 0.0 }),
+        ("LK_CW", if cw.is_some() { 1.0 } else { 0.0 }),
+        ("LK_SWZ", if call.needs_swz { 1.0 } else { 0.0 }),
+        ("LK_ARGMAX", if want_correct { 1.0 } else { 0.0 }),
     ];
     let kid = format!("rowwise/{id}");
     let pipe = |entry: &str| {

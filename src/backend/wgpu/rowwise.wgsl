@@ -9,6 +9,12 @@ const WG: u32 = 256u;
 override LK_G: u32 = 256u;
 override LK_IN_PLACE: bool = false;
 override LK_WANT_GRAD: bool = true;
+// Behaviour switches (so unused work is compiled out): soft-cap on, class weights given,
+// the snippet reads swz, the `correct` output is wanted.
+override LK_CAP: bool = false;
+override LK_CW: bool = false;
+override LK_SWZ: bool = false;
+override LK_ARGMAX: bool = false;
 
 struct LkRowStats {
     // log-sum-exp of the (capped) row
@@ -79,7 +85,7 @@ fn xval(row: u32, c: u32) -> f32 {
 }
 
 fn wval(c: u32) -> f32 {
-    if (u.has_cw != 0u) {
+    if (LK_CW) {
         return cw[c];
     }
     return 1.0;
@@ -113,15 +119,20 @@ fn group_stats(l: Loc, lid: u32) {
         let c1 = min(u.classes, c0 + u.slice_len);
         for (var c = c0 + l.lane; c < c1; c += LK_G) {
             let raw = xval(l.row, c);
-            let z = lk_softcap(raw, u.cap);
+            var z = raw;
+            if (LK_CAP) {
+                z = lk_softcap(raw, u.cap);
+            }
             if (z > m) {
                 s = s * lk_exp_sub(m, z) + 1.0;
                 m = z;
             } else {
                 s += exp(z - m);
             }
-            sw += wval(c) * z;
-            if (raw > av) {
+            if (LK_SWZ) {
+                sw += wval(c) * z;
+            }
+            if (LK_ARGMAX && raw > av) {
                 av = raw;
                 ai = c;
             }
@@ -175,10 +186,18 @@ fn grad_slice(l: Loc, co: vec4<f32>) {
     for (var c = c0 + l.lane; c < c1; c += LK_G) {
         var gv = 0.0;
         if (y >= 0) {
-            let zc = lk_softcap(xval(l.row, c), u.cap);
+            var zc = xval(l.row, c);
+            if (LK_CAP) {
+                zc = lk_softcap(zc, u.cap);
+            }
             let p = exp(zc - co.w);
-            gv = co.x * p + co.y * wval(c) - select(0.0, co.z, i32(c) == y);
-            gv = gv * lk_softcap_grad(zc, u.cap);
+            gv = co.x * p - select(0.0, co.z, i32(c) == y);
+            if (LK_SWZ) {
+                gv += co.y * wval(c);
+            }
+            if (LK_CAP) {
+                gv = gv * lk_softcap_grad(zc, u.cap);
+            }
         }
         if (LK_IN_PLACE) {
             x[u.x_base + l.row * u.x_stride + c] = gv;

@@ -144,6 +144,7 @@ impl crate::backend::wgpu::GpuLoss for CrossEntropy {
             setup: setup(p),
             softcap: p.f64("softcap") as f32,
             params: vec![p.f64("label_smoothing") as f32, p.f64("z_loss_coef") as f32],
+            needs_swz: p.f64("label_smoothing") > 0.0,
         };
         crate::backend::wgpu::rowwise::run(dev, &GPU_KERNEL, &call, c)
     }
