@@ -405,10 +405,24 @@ pub trait LossImpl: Send + Sync {
     /// where required, dtypes, ranks and shape letters consistent, buffers long enough,
     /// gradients only for differentiable inputs, output lengths right.
     fn compute_cpu(&self, spec: &LossSpec, params: &Params, c: &mut Compute<'_>) -> Result<()>;
-    /// Whether the loss has a GPU kernel (shown in the catalogue; the GPU backend runs
-    /// `compute_cpu` for a loss without one).
+    /// The GPU path, if the loss has one. A WGPU context uses it; without one it falls back
+    /// to [`LossImpl::compute_cpu`] and says so through `tracing`.
+    #[cfg(feature = "wgpu")]
+    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
+        None
+    }
+    /// Whether the loss has a GPU path, in every build (the support matrix reads it). The
+    /// default says whether [`LossImpl::gpu`] returns one; builtins with a kernel override
+    /// it to `true` so that a build without the `wgpu` feature reports the same.
     fn has_gpu(&self) -> bool {
-        false
+        #[cfg(feature = "wgpu")]
+        {
+            self.gpu().is_some()
+        }
+        #[cfg(not(feature = "wgpu"))]
+        {
+            false
+        }
     }
 }
 

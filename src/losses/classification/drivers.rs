@@ -36,6 +36,7 @@ where
         Grad::None => false,
         Grad::Out(_) => true,
         Grad::InPlace => return Err(err!(Internal, "{id}: in-place gradient not supported")),
+        Grad::Device(_) => return Err(err!(Internal, "{id}: device gradient on the CPU path")),
     };
     let out: Vec<(f64, f32)> = x
         .par_iter()

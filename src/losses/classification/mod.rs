@@ -81,7 +81,13 @@ pub fn check_weights(id: &str, name: &str, w: &[f32]) -> Result<()> {
 
 /// Validated integer targets of `[N]` against `C` classes and `ignore_index`.
 pub fn checked_targets(id: &str, t: &Tensor<'_>, c: usize, ignore_index: i64) -> Result<Vec<i64>> {
-    let v = t.to_i64_vec();
+    let v = t.read_i64()?;
+    check_target_values(id, &v, c, ignore_index)?;
+    Ok(v)
+}
+
+/// Check targets are `ignore_index` or in `[0, C)`.
+pub fn check_target_values(id: &str, v: &[i64], c: usize, ignore_index: i64) -> Result<()> {
     for (i, &y) in v.iter().enumerate() {
         if y != ignore_index && (y < 0 || y as u64 >= c as u64) {
             bail!(
@@ -90,7 +96,7 @@ pub fn checked_targets(id: &str, t: &Tensor<'_>, c: usize, ignore_index: i64) ->
             );
         }
     }
-    Ok(v)
+    Ok(())
 }
 
 /// Split input `k` and its gradient slot into a row executor source.

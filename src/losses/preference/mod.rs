@@ -250,6 +250,7 @@ pub fn write_grads(
                 }
             }
             Grad::InPlace => bail!(Internal, "in-place gradient of a pairwise loss"),
+            Grad::Device(_) => bail!(Internal, "device gradient on the CPU path"),
             Grad::None => {}
         }
     }
