@@ -508,10 +508,11 @@ fn matches_jax_golden_values() {
 
 #[test]
 fn larger_problem_with_automatic_tiles_matches_f64() {
-    // V = 1100 spans three automatic vocabulary tiles (512, 512, 76), N = 300 two row tiles.
+    // V = 1100 spans three automatic vocabulary tiles (512, 512, 76); the 560 contributing
+    // rows make two automatic row tiles (512, 48).
     let ctx = Context::cpu();
     let l = ctx.loss(ID).unwrap();
-    let mut g = Gen::new(300, 40, 1100);
+    let mut g = Gen::new(600, 24, 1100);
     g.ignored = 40;
     g.bias = true;
     g.scale = 0.4;
