@@ -11,6 +11,8 @@
 #[path = "losses/classification/mod.rs"]
 mod classification;
 mod common;
+#[path = "losses/lm/mod.rs"]
+mod lm;
 #[path = "losses/preference/mod.rs"]
 mod preference;
 

@@ -1,6 +1,7 @@
 //! Every builtin loss, grouped by family. [`BUILTINS`] is the one explicit list of them.
 
 pub mod classification;
+pub mod lm;
 pub mod preference;
 pub mod rl;
 
@@ -38,4 +39,5 @@ pub static BUILTINS: &[fn() -> LossDef] = &[
     rl::ppo_clip::def,
     rl::grpo::def,
     rl::steer::def,
+    lm::cut_cross_entropy::def,
 ];
