@@ -405,6 +405,11 @@ pub trait LossImpl: Send + Sync {
     /// where required, dtypes, ranks and shape letters consistent, buffers long enough,
     /// gradients only for differentiable inputs, output lengths right.
     fn compute_cpu(&self, spec: &LossSpec, params: &Params, c: &mut Compute<'_>) -> Result<()>;
+    /// The WGSL source of a generic per-sample kernel (per-sample kernel contract v1, without
+    /// the host's prelude), when the loss brings one: plugin losses with a `wgsl_source`.
+    fn wgsl_per_sample(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// A parameter setting used by the generic test suites (and shown as examples).
