@@ -365,7 +365,7 @@ typedef struct lk_error_sink lk_error_sink;
 typedef struct lk_loss lk_loss;
 
 /**
- * Summary of one loss (lk_loss_info).
+ * Summary of one loss (lk_loss_describe).
  */
 typedef struct lk_loss_info {
   /**
@@ -397,15 +397,15 @@ typedef struct lk_loss_info {
    */
   bool in_place;
   /**
-   * Number of inputs (lk_loss_input_info).
+   * Number of inputs (lk_loss_describe_input).
    */
   size_t n_inputs;
   /**
-   * Number of parameters (lk_loss_param_info).
+   * Number of parameters (lk_loss_describe_param).
    */
   size_t n_params;
   /**
-   * Number of auxiliary outputs (lk_loss_aux_info).
+   * Number of auxiliary outputs (lk_loss_describe_aux).
    */
   size_t n_aux;
 } lk_loss_info;
@@ -430,7 +430,7 @@ typedef struct lk_dtype {
 } lk_dtype;
 
 /**
- * One input of a loss (lk_loss_input_info).
+ * One input of a loss (lk_loss_describe_input).
  */
 typedef struct lk_input_info {
   /**
@@ -460,7 +460,7 @@ typedef struct lk_input_info {
 } lk_input_info;
 
 /**
- * One parameter of a loss (lk_loss_param_info). Only the fields of its type are meaningful.
+ * One parameter of a loss (lk_loss_describe_param). Only the fields of its type are meaningful.
  */
 typedef struct lk_param_info {
   /**
@@ -522,7 +522,7 @@ typedef struct lk_param_info {
 } lk_param_info;
 
 /**
- * One auxiliary output of a loss (lk_loss_aux_info).
+ * One auxiliary output of a loss (lk_loss_describe_aux).
  */
 typedef struct lk_aux_info {
   /**
@@ -598,7 +598,7 @@ typedef struct lk_tensor {
  */
 typedef struct lk_aux_output {
   /**
-   * Name of the auxiliary output (see lk_loss_aux_info).
+   * Name of the auxiliary output (see lk_loss_describe_aux).
    */
   const char *name;
   /**
@@ -608,7 +608,7 @@ typedef struct lk_aux_output {
 } lk_aux_output;
 
 /**
- * One loaded plugin (lk_plugin_info).
+ * One loaded plugin (lk_plugin_describe).
  */
 typedef struct lk_plugin_info {
   /**
@@ -1119,7 +1119,9 @@ const char *lk_loss_id_at(const struct lk_context *ctx, size_t index);
  * # Safety
  * `ctx` NULL or live; `id` NULL or a C string; `out_info` NULL or writable.
  */
-lk_status lk_loss_info(const struct lk_context *ctx, const char *id, struct lk_loss_info *out_info);
+lk_status lk_loss_describe(const struct lk_context *ctx,
+                           const char *id,
+                           struct lk_loss_info *out_info);
 
 /**
  * Describe input `index` of a loss.
@@ -1131,12 +1133,12 @@ lk_status lk_loss_info(const struct lk_context *ctx, const char *id, struct lk_l
  * @return LK_OK, LK_ERR_NULL_ARG, LK_ERR_UNKNOWN_LOSS, LK_ERR_INVALID_ARG (index).
  *
  * # Safety
- * As lk_loss_info.
+ * As lk_loss_describe.
  */
-lk_status lk_loss_input_info(const struct lk_context *ctx,
-                             const char *id,
-                             size_t index,
-                             struct lk_input_info *out_info);
+lk_status lk_loss_describe_input(const struct lk_context *ctx,
+                                 const char *id,
+                                 size_t index,
+                                 struct lk_input_info *out_info);
 
 /**
  * Describe parameter `index` of a loss: type, default and valid range.
@@ -1148,12 +1150,12 @@ lk_status lk_loss_input_info(const struct lk_context *ctx,
  * @return LK_OK, LK_ERR_NULL_ARG, LK_ERR_UNKNOWN_LOSS, LK_ERR_INVALID_ARG (index).
  *
  * # Safety
- * As lk_loss_info.
+ * As lk_loss_describe.
  */
-lk_status lk_loss_param_info(const struct lk_context *ctx,
-                             const char *id,
-                             size_t index,
-                             struct lk_param_info *out_info);
+lk_status lk_loss_describe_param(const struct lk_context *ctx,
+                                 const char *id,
+                                 size_t index,
+                                 struct lk_param_info *out_info);
 
 /**
  * Choice `choice` of enum parameter `param_index` of a loss.
@@ -1182,12 +1184,12 @@ const char *lk_loss_param_choice(const struct lk_context *ctx,
  * @return LK_OK, LK_ERR_NULL_ARG, LK_ERR_UNKNOWN_LOSS, LK_ERR_INVALID_ARG (index).
  *
  * # Safety
- * As lk_loss_info.
+ * As lk_loss_describe.
  */
-lk_status lk_loss_aux_info(const struct lk_context *ctx,
-                           const char *id,
-                           size_t index,
-                           struct lk_aux_info *out_info);
+lk_status lk_loss_describe_aux(const struct lk_context *ctx,
+                               const char *id,
+                               size_t index,
+                               struct lk_aux_info *out_info);
 
 /**
  * The message of the last failed losskit call on this thread.
@@ -1344,7 +1346,7 @@ lk_status lk_loss_get_i64(const struct lk_loss *loss, const char *name, int64_t 
  * frameworks (a NaN logit gives a NaN loss for its row).
  *
  * @param loss The configured loss (const: may be used by several threads at once).
- * @param inputs `n_inputs` tensors in the loss's input order (lk_loss_input_info). An
+ * @param inputs `n_inputs` tensors in the loss's input order (lk_loss_describe_input). An
  *        absent optional input is a tensor whose data is NULL; trailing optional inputs
  *        may be omitted by passing a smaller n_inputs. Borrowed for the call.
  * @param n_inputs Number of tensors in `inputs`.
@@ -1356,7 +1358,7 @@ lk_status lk_loss_get_i64(const struct lk_loss *loss, const char *name, int64_t 
  * @param grads NULL, or `n_grads` tensors: slot k receives the gradient of input k, shaped
  *        like it (f32). A slot with NULL data is not computed.
  * @param n_grads Number of slots in `grads` (at most n_inputs).
- * @param aux NULL, or `n_aux` named auxiliary outputs to fill (lk_loss_aux_info).
+ * @param aux NULL, or `n_aux` named auxiliary outputs to fill (lk_loss_describe_aux).
  * @param n_aux Number of entries in `aux`.
  * @return LK_OK, LK_ERR_NULL_ARG, LK_ERR_INVALID_ARG, LK_ERR_SHAPE_MISMATCH, LK_ERR_DTYPE,
  *         LK_ERR_INVALID_TARGET, LK_ERR_INVALID_INPUT, LK_ERR_UNSUPPORTED,
@@ -1431,16 +1433,16 @@ size_t lk_plugin_count(const struct lk_context *ctx);
  * # Safety
  * `ctx` NULL or live; `out_info` NULL or writable.
  */
-lk_status lk_plugin_info(const struct lk_context *ctx,
-                         size_t index,
-                         struct lk_plugin_info *out_info);
+lk_status lk_plugin_describe(const struct lk_context *ctx,
+                             size_t index,
+                             struct lk_plugin_info *out_info);
 
 /**
  * The id of loss `k` of the plugin at `index`.
  *
  * @param ctx A live context.
  * @param index Plugin index (0 <= index < lk_plugin_count).
- * @param k Loss index (0 <= k < lk_plugin_info.n_losses).
+ * @param k Loss index (0 <= k < lk_plugin_info.n_losses, see lk_plugin_describe).
  * @return The id (valid as long as the context), or NULL when out of range or ctx is NULL.
  *
  * # Safety

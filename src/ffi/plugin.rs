@@ -12,7 +12,7 @@ use crate::bail;
 use crate::error::Result;
 use crate::plugin::PluginInfo;
 
-/// One loaded plugin (lk_plugin_info).
+/// One loaded plugin (lk_plugin_describe).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct lk_plugin_info {
@@ -120,7 +120,7 @@ unsafe fn plugin_at(ctx: *const lk_context, index: usize) -> Result<Arc<PluginIn
 /// # Safety
 /// `ctx` NULL or live; `out_info` NULL or writable.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn lk_plugin_info(
+pub unsafe extern "C" fn lk_plugin_describe(
     ctx: *const lk_context,
     index: usize,
     out_info: *mut lk_plugin_info,
@@ -129,7 +129,7 @@ pub unsafe extern "C" fn lk_plugin_info(
         // SAFETY: caller contract.
         let p = unsafe { plugin_at(ctx, index) }?;
         if out_info.is_null() {
-            bail!(NullArg, "lk_plugin_info: out_info is NULL");
+            bail!(NullArg, "lk_plugin_describe: out_info is NULL");
         }
         let info = lk_plugin_info {
             name: p.name.as_c_str().as_ptr(),
@@ -149,7 +149,7 @@ pub unsafe extern "C" fn lk_plugin_info(
 ///
 /// @param ctx A live context.
 /// @param index Plugin index (0 <= index < lk_plugin_count).
-/// @param k Loss index (0 <= k < lk_plugin_info.n_losses).
+/// @param k Loss index (0 <= k < lk_plugin_info.n_losses, see lk_plugin_describe).
 /// @return The id (valid as long as the context), or NULL when out of range or ctx is NULL.
 ///
 /// # Safety

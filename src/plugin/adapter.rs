@@ -588,6 +588,10 @@ impl LossImpl for PluginLoss {
         self.wgsl.as_deref()
     }
 
+    fn has_gpu(&self) -> bool {
+        self.wgsl.is_some()
+    }
+
     fn compute_cpu(&self, spec: &LossSpec, params: &Params, c: &mut Compute<'_>) -> Result<()> {
         self.check_int_inputs(spec, params, c)?;
         let state = self.state(params)?;
