@@ -50,13 +50,14 @@ pub const LK_DOMAIN_CLASS: i32 = 6;
 
 /// PLUGIN ABI v1. Where a plugin callback reports an error message. Opaque; pass it to
 /// lk_host_api_v1.set_error. Valid only during the callback that received it.
+#[cfg_attr(not(feature = "plugins"), allow(dead_code))]
 pub struct lk_error_sink {
     pub(crate) msg: std::sync::Mutex<Option<String>>,
 }
 
+#[cfg_attr(not(feature = "plugins"), allow(dead_code))]
 impl lk_error_sink {
     /// An empty sink.
-    #[allow(dead_code)]
     pub(crate) fn new() -> Self {
         lk_error_sink {
             msg: std::sync::Mutex::new(None),
@@ -335,6 +336,7 @@ pub type lk_plugin_init_fn = unsafe extern "C" fn(
 ) -> i32;
 
 /// Smallest `struct_size` accepted for each table (its first version).
+#[cfg(feature = "plugins")]
 pub(crate) mod min_size {
     use std::mem::{offset_of, size_of};
 
