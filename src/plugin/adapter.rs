@@ -470,7 +470,12 @@ impl PluginLoss {
             lib,
         };
         // A plugin whose create rejects its own defaults is broken: refuse it at load.
-        imp.state(&spec.default_params())?;
+        imp.state(&spec.default_params()).map_err(|e| {
+            LkError::new(
+                ErrorKind::PluginFailed,
+                format!("checking the default parameters: {}", e.msg),
+            )
+        })?;
         Ok(LossDef::new(spec, imp))
     }
 

@@ -99,7 +99,7 @@ static PARAMS: Static<[lk_plugin_param_v1; 1]> = Static([lk_plugin_param_v1 {
 /// The same loss for the GPU backend (per-sample kernel contract v1).
 static WGSL: &CStr = c"
 @group(0) @binding(1) var<storage, read> pred: array<f32>;
-@group(0) @binding(2) var<storage, read> target: array<f32>;
+@group(0) @binding(2) var<storage, read> targets: array<f32>;
 @group(0) @binding(3) var<storage, read> sample_weight: array<f32>;
 @group(0) @binding(4) var<storage, read_write> lk_loss: array<f32>;
 @group(0) @binding(5) var<storage, read_write> grad_pred: array<f32>;
@@ -116,7 +116,7 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
   var acc = 0.0;
   for (var d = 0u; d < d_n; d = d + 1u) {
     let k = i * d_n + d;
-    let r = (pred[k] - target[k]) / delta;
+    let r = (pred[k] - targets[k]) / delta;
     let a = abs(r);
     acc = acc + delta * delta * (a + log(1.0 + exp(-2.0 * a)) - 0.6931472);
     let g = w * delta * tanh(r);
