@@ -9,9 +9,9 @@
 //! installed). The WGSL kernels of the examples are parsed and checked against the
 //! per-sample kernel contract with naga.
 
+mod common;
 #[path = "plugins/support.rs"]
 mod support;
-mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -204,15 +204,15 @@ fn asl_loads_and_is_listed_like_a_builtin() {
     assert!(def.imp.wgsl_per_sample().unwrap().contains("fn lk_main"));
     // Parameters are checked like a builtin's: out of range is an error, never a clamp.
     let mut l = ctx.loss("asymmetric_loss").unwrap();
-    assert_eq!(
-        err_of(l.set_f64("clip", 1.0)).kind,
-        ErrorKind::InvalidParam
-    );
+    assert_eq!(err_of(l.set_f64("clip", 1.0)).kind, ErrorKind::InvalidParam);
     assert_eq!(
         err_of(l.set_f64("gamma_neg", -1.0)).kind,
         ErrorKind::InvalidParam
     );
-    assert_eq!(err_of(l.set_f64("gamma", 1.0)).kind, ErrorKind::UnknownParam);
+    assert_eq!(
+        err_of(l.set_f64("gamma", 1.0)).kind,
+        ErrorKind::UnknownParam
+    );
 }
 
 #[test]
@@ -220,7 +220,12 @@ fn asl_values_match_an_f64_reference() {
     let _g = serial();
     let ctx = Context::cpu();
     plugin::load(&ctx, asl_plugin(), None).unwrap();
-    for (gp, gn, clip) in [(1.0, 4.0, 0.05), (0.0, 0.0, 0.0), (2.0, 1.0, 0.2), (0.5, 3.0, 0.0)] {
+    for (gp, gn, clip) in [
+        (1.0, 4.0, 0.05),
+        (0.0, 0.0, 0.0),
+        (2.0, 1.0, 0.2),
+        (0.5, 3.0, 0.0),
+    ] {
         let mut l = ctx.loss("asymmetric_loss").unwrap();
         l.set_f64("gamma_pos", gp).unwrap();
         l.set_f64("gamma_neg", gn).unwrap();
@@ -305,7 +310,11 @@ fn asl_gradients_reductions_and_edge_cases() {
     let g0 = base.grads[0].as_ref().unwrap();
     for i in 0..7 {
         assert_eq!(&gs[i * stride..i * stride + 5], &g0[i * 5..i * 5 + 5]);
-        assert!(gs[i * stride + 5..i * stride + 8].iter().all(|&v| v == -1.0));
+        assert!(
+            gs[i * stride + 5..i * stride + 8]
+                .iter()
+                .all(|&v| v == -1.0)
+        );
     }
 
     // Bad inputs are refused by the host from the spec, before the plugin runs.
@@ -323,7 +332,11 @@ fn asl_gradients_reductions_and_edge_cases() {
     .enumerate()
     {
         let mut out = [0.0f32];
-        let red = if k == 4 { Reduction::None } else { Reduction::Mean };
+        let red = if k == 4 {
+            Reduction::None
+        } else {
+            Reduction::Mean
+        };
         let c = Compute::new(red, &mut out);
         let mut c = match k {
             0 => c
@@ -414,7 +427,12 @@ fn rust_plugin_loads_by_file_name_entry_and_matches_its_reference() {
                 })
                 .collect();
             let out = case.run(&l, Reduction::None, false, None).unwrap();
-            assert_close(&format!("log_cosh delta {delta}"), &out.loss, &want, LOSS_TOL);
+            assert_close(
+                &format!("log_cosh delta {delta}"),
+                &out.loss,
+                &want,
+                LOSS_TOL,
+            );
             check_gradients(&l, &format!("log_cosh delta {delta}"), &d, with_w);
         }
         check_reductions(&l, &d);
@@ -453,19 +471,20 @@ fn toy_class_targets_ignore_index_enum_and_aux() {
     assert_eq!(info.losses.len(), 5);
     let mut l = ctx.loss("toy_class").unwrap();
     let x = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
-    let run = |l: &Loss, y: &[i64], red: Reduction| -> losskit::Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
-        let mut loss = vec![0.0f32; if red == Reduction::None { 2 } else { 1 }];
-        let mut g = vec![9.0f32; 6];
-        let mut picked = vec![9.0f32; 2];
-        let mut c = Compute::new(red, &mut loss)
-            .input(Tensor::f32(&x, &[2, 3]))
-            .input(Tensor::i64(y, &[2]))
-            .grad(0, TensorMut::new(&mut g, &[2, 3]))
-            .aux("picked", TensorMut::new(&mut picked, &[2]));
-        l.compute(&mut c)?;
-        drop(c);
-        Ok((loss, g, picked))
-    };
+    let run =
+        |l: &Loss, y: &[i64], red: Reduction| -> losskit::Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+            let mut loss = vec![0.0f32; if red == Reduction::None { 2 } else { 1 }];
+            let mut g = vec![9.0f32; 6];
+            let mut picked = vec![9.0f32; 2];
+            let mut c = Compute::new(red, &mut loss)
+                .input(Tensor::f32(&x, &[2, 3]))
+                .input(Tensor::i64(y, &[2]))
+                .grad(0, TensorMut::new(&mut g, &[2, 3]))
+                .aux("picked", TensorMut::new(&mut picked, &[2]));
+            l.compute(&mut c)?;
+            drop(c);
+            Ok((loss, g, picked))
+        };
     let (loss, g, picked) = run(&l, &[2, 0], Reduction::None).unwrap();
     assert_eq!(loss, [-3.0, -4.0]);
     assert_eq!(g, [0.0, 0.0, -1.0, -1.0, 0.0, 0.0]);
@@ -571,7 +590,12 @@ fn nan_from_a_plugin_propagates_without_error() {
     let case = Case::random(&l, &dims(&[("N", 4)]), 1, true);
     for r in [Reduction::None, Reduction::Mean, Reduction::Sum] {
         let out = case.run(&l, r, true, None).unwrap();
-        assert!(out.loss.iter().all(|v| v.is_nan()), "{}: {:?}", r.name(), out.loss);
+        assert!(
+            out.loss.iter().all(|v| v.is_nan()),
+            "{}: {:?}",
+            r.name(),
+            out.loss
+        );
         assert!(out.grads[0].as_ref().unwrap().iter().all(|v| v.is_nan()));
     }
 }
@@ -655,12 +679,19 @@ fn every_broken_plugin_gets_its_own_status_and_registers_nothing() {
         let e = err_of(plugin::load(&ctx, &path, None));
         assert_eq!(e.kind, kind, "{define}: {}", e.msg);
         let file = path.file_name().unwrap().to_str().unwrap();
-        assert!(e.msg.contains(file), "{define}: no file name in '{}'", e.msg);
+        assert!(
+            e.msg.contains(file),
+            "{define}: no file name in '{}'",
+            e.msg
+        );
         for t in texts {
             assert!(e.msg.contains(t), "{define}: no '{t}' in '{}'", e.msg);
         }
         // All or nothing: the valid first loss of the faulty plugin is not registered.
-        assert!(ctx.find("toy_class").is_err(), "{define}: partial registration");
+        assert!(
+            ctx.find("toy_class").is_err(),
+            "{define}: partial registration"
+        );
         assert_eq!(ctx.losses().len(), n);
         assert!(ctx.plugins().is_empty());
     }
@@ -668,7 +699,11 @@ fn every_broken_plugin_gets_its_own_status_and_registers_nothing() {
     let e = err_of(plugin::load(&ctx, "/nonexistent/libnothing.so", None));
     assert_eq!(e.kind, ErrorKind::PluginLoad);
     assert!(e.msg.contains("/nonexistent/libnothing.so"), "{}", e.msg);
-    assert!(e.msg.contains("No such file"), "dlerror text missing: {}", e.msg);
+    assert!(
+        e.msg.contains("No such file"),
+        "dlerror text missing: {}",
+        e.msg
+    );
     let e = err_of(plugin::load(&ctx, toy_plugin(), Some("no_such_entry")));
     assert_eq!(e.kind, ErrorKind::PluginSymbol);
     assert!(e.msg.contains("no_such_entry"), "{}", e.msg);
@@ -720,10 +755,8 @@ fn c_api_load_statuses_and_introspection() {
     assert_eq!(unsafe { lk_plugin_count(ctx) }, 2);
     let mut info = std::mem::MaybeUninit::<lk_plugin_info>::uninit();
     // SAFETY: live context, writable out.
-    assert_eq!(
-        unsafe { lk_plugin_describe(ctx, 1, info.as_mut_ptr()) },
-        lk_status::LK_OK
-    );
+    let s = unsafe { lk_plugin_describe(ctx, 1, info.as_mut_ptr()) };
+    assert_eq!(s, lk_status::LK_OK);
     // SAFETY: written on LK_OK.
     let info = unsafe { info.assume_init() };
     // SAFETY: strings live as long as the context.
@@ -737,10 +770,8 @@ fn c_api_load_statuses_and_introspection() {
     assert!(unsafe { lk_plugin_loss_id_at(ctx, 1, 5) }.is_null());
     let mut spare = std::mem::MaybeUninit::<lk_plugin_info>::uninit();
     // SAFETY: as above.
-    assert_eq!(
-        unsafe { lk_plugin_describe(ctx, 2, spare.as_mut_ptr()) },
-        lk_status::LK_ERR_INVALID_ARG
-    );
+    let s = unsafe { lk_plugin_describe(ctx, 2, spare.as_mut_ptr()) };
+    assert_eq!(s, lk_status::LK_ERR_INVALID_ARG);
     // SAFETY: NULL context.
     assert_eq!(unsafe { lk_plugin_count(std::ptr::null()) }, 0);
     // SAFETY: the context from lk_context_create.
@@ -865,7 +896,11 @@ fn check_kernel(spec: &losskit::LossSpec, src: &str) {
         let (_, var) = module
             .global_variables
             .iter()
-            .find(|(_, v)| v.binding.as_ref().is_some_and(|r| r.group == 0 && r.binding == b))
+            .find(|(_, v)| {
+                v.binding
+                    .as_ref()
+                    .is_some_and(|r| r.group == 0 && r.binding == b)
+            })
             .unwrap_or_else(|| panic!("{id}: nothing at @binding({b})"));
         let AddressSpace::Storage { access } = var.space else {
             panic!("{id}: @binding({b}) is not a storage buffer");
@@ -881,7 +916,11 @@ fn check_kernel(spec: &losskit::LossSpec, src: &str) {
         let TypeInner::Scalar(s) = module.types[base].inner else {
             panic!("{id}: @binding({b}) is not an array of scalars");
         };
-        assert_eq!((s.kind, s.width), (kind, 4), "{id}: @binding({b}) element type");
+        assert_eq!(
+            (s.kind, s.width),
+            (kind, 4),
+            "{id}: @binding({b}) element type"
+        );
     }
 }
 
@@ -903,7 +942,15 @@ fn build_c_program() -> std::path::PathBuf {
     let exe = support::target_dir().join("plugins").join("plugin_load");
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let out = std::process::Command::new(&cc)
-        .args(["-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-O1", "-g"])
+        .args([
+            "-std=c99",
+            "-Wall",
+            "-Wextra",
+            "-Wpedantic",
+            "-Werror",
+            "-O1",
+            "-g",
+        ])
         .arg("-I")
         .arg(root().join("include"))
         .arg(root().join("tests/c/plugin_load.c"))
@@ -928,7 +975,10 @@ fn c_program_loads_and_runs_a_plugin_and_valgrind_finds_no_leak() {
     let _g = serial();
     let exe = build_c_program();
     let plugin = asl_plugin();
-    let run = std::process::Command::new(&exe).arg(&plugin).output().unwrap();
+    let run = std::process::Command::new(&exe)
+        .arg(&plugin)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(
         run.status.success() && stdout.contains("ok"),

@@ -67,7 +67,14 @@ const fn input(
 
 static INPUTS: Static<[lk_plugin_input_v1; 3]> = Static([
     input(c"pred", c"predictions", true, false, c"N,D", LK_DOMAIN_REAL),
-    input(c"target", c"regression targets", true, false, c"N,D", LK_DOMAIN_REAL),
+    input(
+        c"target",
+        c"regression targets",
+        true,
+        false,
+        c"N,D",
+        LK_DOMAIN_REAL,
+    ),
     input(
         c"sample_weight",
         c"per-row weight, default 1",
