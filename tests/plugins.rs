@@ -394,6 +394,44 @@ fn a_loss_keeps_its_plugin_loaded_after_the_context_is_gone() {
     assert_eq!(before.loss, after.loss);
 }
 
+// ---- the walk-through plugin of plugins/README.md ----
+
+#[test]
+fn the_readme_plugin_builds_loads_and_passes_the_gradient_check() {
+    let _g = serial();
+    let readme = std::fs::read_to_string(root().join("plugins/README.md")).unwrap();
+    let start = readme
+        .find("```c\n")
+        .expect("a C block in plugins/README.md")
+        + 5;
+    let len = readme[start..].find("```").unwrap();
+    let src = support::target_dir().join("plugins/pseudo_huber.c");
+    std::fs::write(&src, &readme[start..start + len]).unwrap();
+    let so = support::build_c(src.to_str().unwrap(), "libpseudohuber.so", &[]);
+    let ctx = Context::cpu();
+    plugin::load(&ctx, &so, None).unwrap();
+    let d = dims(&[("N", 5), ("D", 3)]);
+    for delta in [1.0, 0.25] {
+        let mut l = ctx.loss("pseudo_huber").unwrap();
+        l.set_f64("delta", delta).unwrap();
+        check_gradients(&l, &format!("pseudo_huber delta {delta}"), &d, true);
+        let case = Case::random(&l, &d, 2, true);
+        let (p, t) = (f32s(&case, 0), f32s(&case, 1));
+        let want: Vec<f64> = (0..5)
+            .map(|i| {
+                (0..3)
+                    .map(|j| {
+                        let r = (p[i * 3 + j] as f64 - t[i * 3 + j] as f64) / delta;
+                        delta * delta * ((1.0 + r * r).sqrt() - 1.0)
+                    })
+                    .sum()
+            })
+            .collect();
+        let out = case.run(&l, Reduction::None, false, None).unwrap();
+        assert_close("pseudo_huber", &out.loss, &want, LOSS_TOL);
+    }
+}
+
 // ---- the Rust example: log-cosh ----
 
 #[test]
