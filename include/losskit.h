@@ -855,11 +855,11 @@ typedef struct lk_plugin_call_v1 {
    */
   size_t rows;
   /**
-   * `rows` floats: the unscaled per-row losses (batch-level: the scalar in loss[0]).
+   * `rows` floats: the unscaled per-row losses (batch-level: the scalar in `loss[0]`).
    */
   float *loss;
   /**
-   * `n_inputs` pointers: grads[k] is NULL when the gradient of input k is not wanted,
+   * `n_inputs` pointers: `grads[k]` is NULL when the gradient of input k is not wanted,
    * else a zero-filled contiguous buffer shaped like input k.
    */
   float *const *grads;
@@ -868,7 +868,7 @@ typedef struct lk_plugin_call_v1 {
    */
   size_t n_aux;
   /**
-   * `n_aux` pointers: aux[j] is NULL when auxiliary output j is not wanted, else a
+   * `n_aux` pointers: `aux[j]` is NULL when auxiliary output j is not wanted, else a
    * zero-filled contiguous buffer of its spec shape. Auxiliary outputs are not scaled.
    */
   float *const *aux;
@@ -1396,7 +1396,7 @@ lk_status lk_loss_compute(const struct lk_loss *loss,
  * @param path File path of the plugin (borrowed for the call). A bare file name is taken
  *        relative to the current directory; the dynamic loader's search path is not used.
  * @param entry The entry symbol to call, or NULL: then "lk_plugin_init" is tried, then
- *        "lk_plugin_<stem>_init", <stem> being the lower-case letters of the file name up
+ *        `lk_plugin_<stem>_init`, `<stem>` being the lower-case letters of the file name up
  *        to its first '.', after dropping a leading "lib" (libasl.so: lk_plugin_asl_init).
  * @return LK_OK; LK_ERR_NULL_ARG; LK_ERR_PLUGIN_LOAD (cannot open); LK_ERR_PLUGIN_SYMBOL
  *         (no entry symbol); LK_ERR_PLUGIN_ABI (other plugin ABI version, both in the

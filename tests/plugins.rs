@@ -8,8 +8,10 @@
 //! toy plugin; the C program `tests/c/plugin_load.c` also runs under valgrind when
 //! installed). The WGSL kernels of the examples are parsed and checked against the
 //! per-sample kernel contract with naga.
+#![cfg(feature = "plugins")]
 
 mod common;
+
 #[path = "plugins/support.rs"]
 mod support;
 

@@ -43,7 +43,7 @@ pub struct lk_plugin_info {
 /// @param path File path of the plugin (borrowed for the call). A bare file name is taken
 ///        relative to the current directory; the dynamic loader's search path is not used.
 /// @param entry The entry symbol to call, or NULL: then "lk_plugin_init" is tried, then
-///        "lk_plugin_<stem>_init", <stem> being the lower-case letters of the file name up
+///        `lk_plugin_<stem>_init`, `<stem>` being the lower-case letters of the file name up
 ///        to its first '.', after dropping a leading "lib" (libasl.so: lk_plugin_asl_init).
 /// @return LK_OK; LK_ERR_NULL_ARG; LK_ERR_PLUGIN_LOAD (cannot open); LK_ERR_PLUGIN_SYMBOL
 ///         (no entry symbol); LK_ERR_PLUGIN_ABI (other plugin ABI version, both in the

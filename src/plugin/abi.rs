@@ -206,14 +206,14 @@ pub struct lk_plugin_call_v1 {
     pub dims: *const i64,
     /// Rows of the per-sample output (the size of the `rows` letter); 1 for batch-level.
     pub rows: usize,
-    /// `rows` floats: the unscaled per-row losses (batch-level: the scalar in loss[0]).
+    /// `rows` floats: the unscaled per-row losses (batch-level: the scalar in `loss[0]`).
     pub loss: *mut f32,
-    /// `n_inputs` pointers: grads[k] is NULL when the gradient of input k is not wanted,
+    /// `n_inputs` pointers: `grads[k]` is NULL when the gradient of input k is not wanted,
     /// else a zero-filled contiguous buffer shaped like input k.
     pub grads: *const *mut f32,
     /// Number of entries in `aux` (= the loss's n_aux).
     pub n_aux: usize,
-    /// `n_aux` pointers: aux[j] is NULL when auxiliary output j is not wanted, else a
+    /// `n_aux` pointers: `aux[j]` is NULL when auxiliary output j is not wanted, else a
     /// zero-filled contiguous buffer of its spec shape. Auxiliary outputs are not scaled.
     pub aux: *const *mut f32,
 }
