@@ -752,8 +752,13 @@ impl LossImpl for PluginLoss {
             (None, go)
         } else {
             let r = RowReducer::new(c.reduction, c.grad_output, rows as f64);
-            let per_row: Vec<f64> = loss.iter().map(|&v| v as f64).collect();
-            r.write_loss(&per_row, c.loss);
+            if c.reduction == Reduction::None {
+                c.loss.copy_from_slice(&loss);
+            } else {
+                // The sum in f64, in row order; write_loss divides it for mean.
+                let total: f64 = loss.iter().map(|&v| v as f64).sum();
+                r.write_loss(&[total], c.loss);
+            }
             (Some(r), 1.0)
         };
         for (k, g) in grads.iter().enumerate() {
@@ -770,7 +775,6 @@ impl LossImpl for PluginLoss {
                 scatter(a, src, |_| 1.0);
             }
         }
-        debug_assert!(c.reduction != Reduction::None || !spec.batch_level);
         Ok(())
     }
 }
