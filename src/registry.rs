@@ -429,6 +429,17 @@ pub struct LossDef {
     /// Parameter settings the generic suites (gradient check, CPU/GPU parity) run besides
     /// the defaults; each should exercise a branch of the math.
     pub test_params: Vec<ParamSet>,
+    /// Sizes of shape letters the generic suites must use (e.g. `N` a multiple of a group
+    /// size); they override the suites' defaults.
+    pub test_dims: Vec<(String, usize)>,
+    /// The default parameters need the optional inputs (e.g. a reference model's
+    /// log-probabilities): the generic suites then always pass them.
+    pub test_needs_optional: bool,
+    /// Why the gradient is, by design, not the derivative of the returned value (a
+    /// stop-gradient surrogate, as in the paper's official code). The generic
+    /// finite-difference suite then skips the loss; its own tests check the gradient where
+    /// it is a true derivative.
+    pub surrogate_gradient: Option<&'static str>,
 }
 
 impl fmt::Debug for LossDef {
@@ -446,7 +457,25 @@ impl LossDef {
             spec,
             imp: Box::new(imp),
             test_params: Vec::new(),
+            test_dims: Vec::new(),
+            test_needs_optional: false,
+            surrogate_gradient: None,
         }
+    }
+    /// Fix the size of shape letters in the generic suites, e.g. `&[("N", 12)]`.
+    pub fn test_dims(mut self, dims: &[(&str, usize)]) -> Self {
+        self.test_dims = dims.iter().map(|(l, n)| (l.to_string(), *n)).collect();
+        self
+    }
+    /// The generic suites always pass the optional inputs (see `test_needs_optional`).
+    pub fn test_needs_optional(mut self) -> Self {
+        self.test_needs_optional = true;
+        self
+    }
+    /// Declare the gradient a stop-gradient surrogate (see `surrogate_gradient`).
+    pub fn surrogate_gradient(mut self, why: &'static str) -> Self {
+        self.surrogate_gradient = Some(why);
+        self
     }
     /// Add a parameter setting for the generic suites, e.g. `&[("label_smoothing", F64(0.1))]`.
     pub fn test_params(mut self, set: &[(&str, ParamValue)]) -> Self {

@@ -409,6 +409,322 @@ pub fn log1mexp(x: f64) -> f64 {
     }
 }
 
+/// Softmax statistics of one row `ζ = k·x` (`k = 1/τ > 0`), from one streaming pass:
+/// `m = max ζ`, `s = Σ e^{ζ−m}`, `t = Σ e^{ζ−m}(ζ−m)`, `u = Σ e^{2(ζ−m)}` (f64 across
+/// blocks). From them: `lse = m + ln s`, entropy `H = ln s − t/s`, `ln Σ π² = ln u − 2 ln s`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SoftmaxStats {
+    /// Row maximum of `ζ`.
+    pub m: f32,
+    /// `Σ e^{ζ−m}`.
+    pub s: f64,
+    /// `Σ e^{ζ−m}(ζ−m)`.
+    pub t: f64,
+    /// `Σ e^{2(ζ−m)}`.
+    pub u: f64,
+}
+
+impl Default for SoftmaxStats {
+    fn default() -> Self {
+        SoftmaxStats {
+            m: f32::NEG_INFINITY,
+            s: 0.0,
+            t: 0.0,
+            u: 0.0,
+        }
+    }
+}
+
+impl SoftmaxStats {
+    /// `log Σ e^ζ`.
+    pub fn lse(&self) -> f64 {
+        self.m as f64 + self.s.ln()
+    }
+    /// `−Σ π ln π`.
+    pub fn entropy(&self) -> f64 {
+        self.s.ln() - self.t / self.s
+    }
+    /// `ln Σ π²`.
+    pub fn log_collision(&self) -> f64 {
+        self.u.ln() - 2.0 * self.s.ln()
+    }
+    #[inline(always)]
+    fn rescale(&mut self, bm: f32) {
+        if bm > self.m {
+            if self.s != 0.0 {
+                let d = self.m as f64 - bm as f64;
+                let f = d.exp();
+                self.t = f * (self.t + d * self.s);
+                self.s *= f;
+                self.u *= f * f;
+            }
+            self.m = bm;
+        }
+    }
+}
+
+/// Statistics of a reference row `ζr = k·r` against a policy row `ζ = k·x`:
+/// `m = max ζr`, `s = Σ e^{ζr−m}`, `w = Σ e^{ζr−m}(ζ − ζr)`. With `q = softmax(ζr)`:
+/// `Σ q (log π − log q) = w/s − lse(ζ) + lse(ζr)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RefStats {
+    /// Row maximum of `ζr`.
+    pub m: f32,
+    /// `Σ e^{ζr−m}`.
+    pub s: f64,
+    /// `Σ e^{ζr−m}(ζ − ζr)`.
+    pub w: f64,
+}
+
+impl Default for RefStats {
+    fn default() -> Self {
+        RefStats {
+            m: f32::NEG_INFINITY,
+            s: 0.0,
+            w: 0.0,
+        }
+    }
+}
+
+impl RefStats {
+    /// `log Σ e^{ζr}`.
+    pub fn lse(&self) -> f64 {
+        self.m as f64 + self.s.ln()
+    }
+    #[inline(always)]
+    fn rescale(&mut self, bm: f32) {
+        if bm > self.m {
+            if self.s != 0.0 {
+                let f = (self.m as f64 - bm as f64).exp();
+                self.s *= f;
+                self.w *= f;
+            }
+            self.m = bm;
+        }
+    }
+}
+
+#[inline(always)]
+fn block_max(x: &[f32]) -> f32 {
+    let mut lm = [f32::NEG_INFINITY; LANES];
+    let mut it = x.chunks_exact(LANES);
+    for c in &mut it {
+        for j in 0..LANES {
+            lm[j] = if c[j] > lm[j] { c[j] } else { lm[j] };
+        }
+    }
+    let mut bm = f32::NEG_INFINITY;
+    for &v in lm.iter().chain(it.remainder()) {
+        bm = if v > bm { v } else { bm };
+    }
+    bm
+}
+
+#[inline(always)]
+fn softmax_stats_impl(x: &[f32], r: Option<&[f32]>, k: f32) -> (SoftmaxStats, RefStats) {
+    const BLOCK: usize = 2048;
+    let mut p = SoftmaxStats::default();
+    let mut q = RefStats::default();
+    for (b, xb) in x.chunks(BLOCK).enumerate() {
+        // k > 0 and rounding is monotone, so max(k·x) = k·max(x) exactly.
+        p.rescale(block_max(xb) * k);
+        let rb = r.map(|r| &r[b * BLOCK..b * BLOCK + xb.len()]);
+        if let Some(rb) = rb {
+            q.rescale(block_max(rb) * k);
+        }
+        if p.m == f32::NEG_INFINITY && xb.iter().any(|v| v.is_nan()) {
+            p.s = f64::NAN;
+        }
+        if p.m != f32::NEG_INFINITY {
+            let m = p.m;
+            let (mut as_, mut at, mut au) = ([0.0f32; LANES], [0.0f32; LANES], [0.0f32; LANES]);
+            let mut it = xb.chunks_exact(LANES);
+            for c in &mut it {
+                for j in 0..LANES {
+                    let z = c[j] * k - m;
+                    let e = exp_f32(z);
+                    as_[j] += e;
+                    at[j] += if e > 0.0 { e * z } else { 0.0 };
+                    au[j] += e * e;
+                }
+            }
+            let (mut bs, mut bt, mut bu) = (0.0f32, 0.0f32, 0.0f32);
+            for j in 0..LANES {
+                bs += as_[j];
+                bt += at[j];
+                bu += au[j];
+            }
+            for &v in it.remainder() {
+                let z = v * k - m;
+                let e = exp_f32(z);
+                bs += e;
+                bt += if e > 0.0 { e * z } else { 0.0 };
+                bu += e * e;
+            }
+            p.s += bs as f64;
+            p.t += bt as f64;
+            p.u += bu as f64;
+        }
+        if let Some(rb) = rb {
+            if q.m == f32::NEG_INFINITY && rb.iter().any(|v| v.is_nan()) {
+                q.s = f64::NAN;
+            }
+            if q.m != f32::NEG_INFINITY {
+                let m = q.m;
+                let (mut as_, mut aw) = ([0.0f32; LANES], [0.0f32; LANES]);
+                let mut it = rb.chunks_exact(LANES).zip(xb.chunks_exact(LANES));
+                for (cr, cx) in &mut it {
+                    for j in 0..LANES {
+                        let zr = cr[j] * k;
+                        let e = exp_f32(zr - m);
+                        as_[j] += e;
+                        aw[j] += if e > 0.0 { e * (cx[j] * k - zr) } else { 0.0 };
+                    }
+                }
+                let (mut bs, mut bw) = (0.0f32, 0.0f32);
+                for j in 0..LANES {
+                    bs += as_[j];
+                    bw += aw[j];
+                }
+                let done = rb.len() / LANES * LANES;
+                for (&vr, &vx) in rb[done..].iter().zip(&xb[done..]) {
+                    let zr = vr * k;
+                    let e = exp_f32(zr - m);
+                    bs += e;
+                    bw += if e > 0.0 { e * (vx * k - zr) } else { 0.0 };
+                }
+                q.s += bs as f64;
+                q.w += bw as f64;
+            }
+        }
+    }
+    (p, q)
+}
+
+/// Coefficients of [`log_softmax_vjp`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct VjpCoef {
+    /// `k = 1/τ`.
+    pub k: f32,
+    /// `lse` of `ζ = k·x`.
+    pub lse: f32,
+    /// `lse` of `ζr = k·r`.
+    pub lse_r: f32,
+    /// Coefficient of `π`.
+    pub a: f32,
+    /// Coefficient of `π·log π`.
+    pub b: f32,
+    /// Coefficient of `q`.
+    pub kq: f32,
+}
+
+#[inline(always)]
+fn vjp_loop<const HB: bool, const HR: bool>(
+    src: Option<&[f32]>,
+    dst: &mut [f32],
+    r: &[f32],
+    c: VjpCoef,
+) {
+    let f = |x: f32, rv: f32| -> f32 {
+        let z = x * c.k - c.lse;
+        let p = exp_f32(z);
+        let mut g = c.a * p;
+        if HB {
+            g += if p > 0.0 { c.b * p * z } else { 0.0 };
+        }
+        if HR {
+            g += c.kq * exp_f32(rv * c.k - c.lse_r);
+        }
+        g
+    };
+    match src {
+        Some(x) => {
+            if HR {
+                for ((o, &xv), &rv) in dst.iter_mut().zip(x).zip(r) {
+                    *o = f(xv, rv);
+                }
+            } else {
+                for (o, &xv) in dst.iter_mut().zip(x) {
+                    *o = f(xv, 0.0);
+                }
+            }
+        }
+        None => {
+            if HR {
+                for (o, &rv) in dst.iter_mut().zip(r) {
+                    *o = f(*o, rv);
+                }
+            } else {
+                for o in dst.iter_mut() {
+                    *o = f(*o, 0.0);
+                }
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn log_softmax_vjp_impl(src: Option<&[f32]>, dst: &mut [f32], r: Option<&[f32]>, c: VjpCoef) {
+    match (c.b != 0.0, r) {
+        (false, None) => vjp_loop::<false, false>(src, dst, &[], c),
+        (true, None) => vjp_loop::<true, false>(src, dst, &[], c),
+        (false, Some(r)) => vjp_loop::<false, true>(src, dst, r, c),
+        (true, Some(r)) => vjp_loop::<true, true>(src, dst, r, c),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod simd_stats {
+    use super::{RefStats, SoftmaxStats, VjpCoef};
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+    pub(super) fn stats_avx512(x: &[f32], r: Option<&[f32]>, k: f32) -> (SoftmaxStats, RefStats) {
+        super::softmax_stats_impl(x, r, k)
+    }
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn stats_avx2(x: &[f32], r: Option<&[f32]>, k: f32) -> (SoftmaxStats, RefStats) {
+        super::softmax_stats_impl(x, r, k)
+    }
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+    pub(super) fn vjp_avx512(src: Option<&[f32]>, dst: &mut [f32], r: Option<&[f32]>, c: VjpCoef) {
+        super::log_softmax_vjp_impl(src, dst, r, c)
+    }
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn vjp_avx2(src: Option<&[f32]>, dst: &mut [f32], r: Option<&[f32]>, c: VjpCoef) {
+        super::log_softmax_vjp_impl(src, dst, r, c)
+    }
+}
+
+/// [`SoftmaxStats`] of `k·x` and, when `r` is given (same length as `x`), [`RefStats`] of
+/// `k·r` against it, in one streaming pass over both rows (blockwise online rescaling, 16
+/// vector lanes, f64 across blocks). `k` must be `> 0`. Entries at `-inf` contribute 0.
+pub fn softmax_stats(x: &[f32], r: Option<&[f32]>, k: f32) -> (SoftmaxStats, RefStats) {
+    match isa() {
+        // SAFETY: the features were detected at run time.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { simd_stats::stats_avx512(x, r, k) },
+        // SAFETY: the features were detected at run time.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { simd_stats::stats_avx2(x, r, k) },
+        Isa::Generic => softmax_stats_impl(x, r, k),
+    }
+}
+
+/// The backward row of every log-softmax statistic:
+/// `dst[v] = a·π_v + b·π_v·log π_v + kq·q_v`, with `π = softmax(k·x)` (from `c.lse`),
+/// `q = softmax(k·r)` (from `c.lse_r`; pass `r = None` when `kq = 0`), and
+/// `x = src`, or `dst` itself when `src` is None (in place).
+pub fn log_softmax_vjp(src: Option<&[f32]>, dst: &mut [f32], r: Option<&[f32]>, c: VjpCoef) {
+    match isa() {
+        // SAFETY: the features were detected at run time.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { simd_stats::vjp_avx512(src, dst, r, c) },
+        // SAFETY: the features were detected at run time.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { simd_stats::vjp_avx2(src, dst, r, c) },
+        Isa::Generic => log_softmax_vjp_impl(src, dst, r, c),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -454,5 +770,66 @@ mod tests {
         assert_eq!(logsumexp(&[f32::NEG_INFINITY, 0.0]), 0.0);
         assert!(logsumexp(&[1.0, f32::NAN]).is_nan());
         assert!(logsumexp(&[f32::NAN]).is_nan());
+    }
+
+    #[test]
+    fn softmax_stats_match_reference_and_are_isa_independent() {
+        let x: Vec<f32> = (0..5003)
+            .map(|i| ((i * 7919) % 1000) as f32 * 0.02 - 9.0)
+            .collect();
+        let r: Vec<f32> = (0..5003)
+            .map(|i| ((i * 104_729) % 997) as f32 * 0.015 - 6.0)
+            .collect();
+        let k = 1.0f32 / 0.7;
+        let (p, q) = softmax_stats(&x, Some(&r), k);
+        let z: Vec<f64> = x.iter().map(|&v| (v * k) as f64).collect();
+        let zr: Vec<f64> = r.iter().map(|&v| (v * k) as f64).collect();
+        let lse = |z: &[f64]| {
+            let m = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            m + z.iter().map(|v| (v - m).exp()).sum::<f64>().ln()
+        };
+        let (l, lr) = (lse(&z), lse(&zr));
+        let h: f64 = -z.iter().map(|v| (v - l).exp() * (v - l)).sum::<f64>();
+        let coll = z.iter().map(|v| (2.0 * (v - l)).exp()).sum::<f64>().ln();
+        let kl: f64 = z
+            .iter()
+            .zip(&zr)
+            .map(|(a, b)| (b - lr).exp() * ((a - l) - (b - lr)))
+            .sum();
+        assert!((p.lse() - l).abs() < 1e-5);
+        assert!((q.lse() - lr).abs() < 1e-5);
+        assert!((p.entropy() - h).abs() < 1e-5, "{} {h}", p.entropy());
+        assert!((p.log_collision() - coll).abs() < 1e-5);
+        assert!((q.w / q.s - p.lse() + q.lse() - kl).abs() < 1e-5);
+        let (gp, gq) = softmax_stats_impl(&x, Some(&r), k);
+        assert_eq!((gp, gq), (p, q));
+        let mut a = vec![0.0f32; x.len()];
+        let mut b = a.clone();
+        let c = VjpCoef {
+            k,
+            lse: l as f32,
+            lse_r: lr as f32,
+            a: 0.3,
+            b: -0.2,
+            kq: 0.5,
+        };
+        log_softmax_vjp(Some(&x), &mut a, Some(&r), c);
+        log_softmax_vjp_impl(Some(&x), &mut b, Some(&r), c);
+        assert_eq!(a, b);
+        for v in [0usize, 17, 4999] {
+            let pi = (z[v] - l).exp();
+            let want = 0.3 * pi - 0.2 * pi * (z[v] - l) + 0.5 * (zr[v] - lr).exp();
+            assert!((a[v] as f64 - want).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn softmax_stats_with_masked_vocabulary() {
+        let x = [f32::NEG_INFINITY, 1.0, 2.0, f32::NEG_INFINITY];
+        let (p, _) = softmax_stats(&x, None, 1.0);
+        let e = (-1.0f64).exp();
+        let want_h = (1.0 + e).ln() + e / (1.0 + e);
+        assert!((p.entropy() - want_h).abs() < 1e-6);
+        assert!(softmax_stats(&[1.0, f32::NAN], None, 1.0).0.s.is_nan());
     }
 }

@@ -1,6 +1,7 @@
 //! Compute backends: the CPU executors, and (behind the `wgpu` feature) the GPU backend.
 
 pub mod cpu;
+pub mod pairwise;
 
 /// Which backend a context computes on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -1,8 +1,31 @@
 //! Every builtin loss, grouped by family. [`BUILTINS`] is the one explicit list of them.
 
 pub mod classification;
+pub mod preference;
+pub mod rl;
 
 use crate::registry::LossDef;
 
 /// The builtin losses, in catalogue order. Adding a loss = one module + one line here.
-pub static BUILTINS: &[fn() -> LossDef] = &[classification::cross_entropy::def];
+pub static BUILTINS: &[fn() -> LossDef] = &[
+    classification::cross_entropy::def,
+    classification::dco::def,
+    classification::categorical_value::def,
+    classification::reward_shaped_ntp::def,
+    classification::ca_calibration::def,
+    classification::harmonic::def,
+    classification::amp_entropy::def,
+    preference::token_logprobs::def,
+    preference::dpo::def,
+    preference::orpo::def,
+    preference::simpo::def,
+    preference::cpo::def,
+    preference::kto::def,
+    preference::rpo::def,
+    preference::osp_spce::def,
+    preference::mapl::def,
+    preference::inpo::def,
+    rl::ppo_clip::def,
+    rl::grpo::def,
+    rl::steer::def,
+];

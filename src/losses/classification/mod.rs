@@ -7,7 +7,14 @@
 //! parallel row loop (in place or into a separate gradient buffer), the reduction and the
 //! per-row auxiliary outputs `lse` and `correct`. Each loss supplies only its row function.
 
+pub mod amp_entropy;
+pub mod ca_calibration;
+pub mod categorical_value;
 pub mod cross_entropy;
+pub mod dco;
+pub mod drivers;
+pub mod harmonic;
+pub mod reward_shaped_ntp;
 
 use crate::backend::cpu::{RowIo, RowsIo, map_rows};
 use crate::compute::Compute;

@@ -1,0 +1,96 @@
+//! `inpo`: Iterative Nash Policy Optimization's squared loss.
+//!
+//! **Inputs** (`[B]`): `policy_chosen_logps`, `policy_rejected_logps` (differentiable);
+//! `ref_chosen_logps`, `ref_rejected_logps` (π_ref); `prev_chosen_logps`,
+//! `prev_rejected_logps` (π_t, the previous iterate that generated the pair).
+//!
+//! **Parameters**: `eta` η (1.0, `(0, ∞)`), `tau` τ (0.1, `[0, ∞)`), with `ητ ≤ 1`.
+//!
+//! **Math**: `h = (pc − pr) − ητ(rc − rr) − (1 − ητ)(prev_c − prev_r)`, `ℓ = (h − η/2)²`,
+//! `∂ℓ/∂pc = 2(h − η/2) = −∂ℓ/∂pr`. τ = 0 is the unregularised game; with π_t = π_ref it is IPO
+//! (`ℓ = (lr_w − lr_l − η/2)²`, IPO's optimum margin `1/(2β)` at `η = 1/β`).
+//!
+//! **Source**: *Iterative Nash Policy Optimization: Aligning LLMs with General Preferences via
+//! No-Regret Learning* (no official code found). Written from the paper's loss, whose
+//! minimiser is the online-mirror-descent step `π_{t+1} ∝ π_t^{1−ητ} π_ref^{ητ}
+//! exp(η P(y ≻ π_t))`; the defaults are not from the paper (kept as specified).
+//!
+//! **GPU kernel needs**: none (O(B)).
+
+use super::{PairIdx, PairOut, policy_inputs, ref_inputs, required_f64, run_pairwise};
+use crate::bail;
+use crate::compute::Compute;
+use crate::error::Result;
+use crate::params::{ParamSpec, ParamValue::F64, Params};
+use crate::registry::{Domain, InputSpec, LossDef, LossImpl, LossSpec};
+
+/// The registry entry.
+pub fn def() -> LossDef {
+    let spec = LossSpec::new(
+        "inpo",
+        "preference",
+        "INPO: squared loss of the iterative Nash policy optimisation step",
+        "Iterative Nash Policy Optimization: Aligning LLMs with General Preferences via No-Regret Learning",
+    )
+    .rows("B");
+    let spec = ref_inputs(policy_inputs(spec), false)
+        .input(
+            InputSpec::f32("prev_chosen_logps", "B")
+                .domain(Domain::LogProb)
+                .doc("log-prob of the chosen response under the previous iterate"),
+        )
+        .input(
+            InputSpec::f32("prev_rejected_logps", "B")
+                .domain(Domain::LogProb)
+                .doc("log-prob of the rejected response under the previous iterate"),
+        )
+        .param(
+            ParamSpec::f64_open_min("eta", 1.0, 0.0, f64::INFINITY, "learning rate eta").open_max(),
+        )
+        .param(ParamSpec::f64(
+            "tau",
+            0.1,
+            0.0,
+            f64::INFINITY,
+            "KL regularisation tau (eta * tau <= 1)",
+        ));
+    LossDef::new(spec, Inpo)
+        .test_params(&[("eta", F64(2.0)), ("tau", F64(0.5))])
+        .test_params(&[("tau", F64(0.0)), ("eta", F64(0.3))])
+}
+
+/// The implementation.
+pub struct Inpo;
+
+impl LossImpl for Inpo {
+    fn check_params(&self, _spec: &LossSpec, p: &Params) -> Result<()> {
+        let (eta, tau) = (p.f64("eta"), p.f64("tau"));
+        if eta * tau > 1.0 {
+            bail!(InvalidParam, "inpo: eta * tau = {} must be <= 1", eta * tau);
+        }
+        Ok(())
+    }
+
+    fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
+        let (eta, tau) = (p.f64("eta"), p.f64("tau"));
+        let prev_c = required_f64("inpo", c, 4)?;
+        let prev_r = required_f64("inpo", c, 5)?;
+        let et = eta * tau;
+        let idx = PairIdx {
+            pc: 0,
+            pr: 1,
+            refs: Some((2, 3)),
+            ..PairIdx::default()
+        };
+        run_pairwise(spec, c, idx, |q| {
+            let h = (q.pc - q.pr) - et * (q.rc - q.rr) - (1.0 - et) * (prev_c[q.i] - prev_r[q.i]);
+            let d = h - eta / 2.0;
+            Ok(PairOut {
+                loss: d * d,
+                d_pc: 2.0 * d,
+                d_pr: -2.0 * d,
+            })
+        })?;
+        Ok(())
+    }
+}

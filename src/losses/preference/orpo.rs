@@ -1,0 +1,86 @@
+//! `orpo`: odds-ratio preference optimisation (reference-free, with its SFT term).
+//!
+//! **Inputs** (`[B]`): `policy_chosen_logps`, `policy_rejected_logps` (differentiable, summed
+//! token log-probs); `chosen_len`, `rejected_len` (required token counts, `L = max(len, 1)`).
+//!
+//! **Parameters**: `lam` λ (0.1, `[0, ∞)`; TRL's `beta`, the official code's `alpha`).
+//!
+//! **Math**: average log-probs `a = logps/L` (must be `< 0`: `log(1 − e^a)` is needed);
+//! log odds ratio `o = (a_w − a_l) − (log(1 − e^{a_w}) − log(1 − e^{a_l}))`;
+//! `ℓ = −a_w + λ·softplus(−o)`; `∂ℓ/∂pc = [−1 + λσ(−o)/expm1(a_w)]/L_w`,
+//! `∂ℓ/∂pr = −λσ(−o)/(expm1(a_l)·L_l)`. An average log-prob `≥ 0` is an invalid input; as
+//! `a → 0⁻` the gradient grows like `1/|a|` but stays finite.
+//!
+//! **Source**: *ORPO: Monolithic Preference Optimization without Reference Model* (official
+//! xfactlab/orpo; TRL `ORPOTrainer`). The SFT term here is the per-example mean `−a_w`; TRL
+//! takes the token mean over all chosen tokens of the batch (identical when the chosen
+//! lengths are equal).
+//!
+//! **GPU kernel needs**: none (O(B)); the inputs come from `token_logprobs` (`seq_logps`,
+//! `token_count`).
+
+use super::{
+    PairIdx, PairOut, len_inputs, log1mexp, policy_inputs, run_pairwise, sigmoid, softplus,
+};
+use crate::bail;
+use crate::compute::Compute;
+use crate::error::Result;
+use crate::params::{ParamSpec, ParamValue::F64, Params};
+use crate::registry::{LossDef, LossImpl, LossSpec};
+
+/// The registry entry.
+pub fn def() -> LossDef {
+    let spec = LossSpec::new(
+        "orpo",
+        "preference",
+        "ORPO: SFT on the chosen response plus a log-odds-ratio preference term, reference-free",
+        "ORPO: Monolithic Preference Optimization without Reference Model (official xfactlab/orpo; TRL ORPOTrainer)",
+    )
+    .rows("B");
+    let spec = len_inputs(policy_inputs(spec), false).param(ParamSpec::f64(
+        "lam",
+        0.1,
+        0.0,
+        f64::INFINITY,
+        "weight of the odds-ratio term (TRL beta, official alpha)",
+    ));
+    LossDef::new(spec, Orpo)
+        .test_params(&[("lam", F64(1.0))])
+        .test_params(&[("lam", F64(0.0))])
+}
+
+/// The implementation.
+pub struct Orpo;
+
+impl LossImpl for Orpo {
+    fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
+        let lam = p.f64("lam");
+        let idx = PairIdx {
+            pc: 0,
+            pr: 1,
+            lw: Some(2),
+            ll: Some(3),
+            ..PairIdx::default()
+        };
+        run_pairwise(spec, c, idx, |q| {
+            let (aw, al) = (q.pc / q.lw, q.pr / q.ll);
+            for (name, a) in [("chosen", aw), ("rejected", al)] {
+                if a >= 0.0 {
+                    bail!(
+                        InvalidInput,
+                        "orpo: pair {}: the {name} average log-prob {a} is not negative (log(1 - p) undefined)",
+                        q.i
+                    );
+                }
+            }
+            let o = (aw - al) - (log1mexp(aw) - log1mexp(al));
+            let s = sigmoid(-o);
+            Ok(PairOut {
+                loss: -aw + lam * softplus(-o),
+                d_pc: (-1.0 + lam * s / aw.exp_m1()) / q.lw,
+                d_pr: -lam * s / al.exp_m1() / q.ll,
+            })
+        })?;
+        Ok(())
+    }
+}

@@ -1,0 +1,84 @@
+//! `osp_spce`: soft-preference cross-entropy on the DPO implicit reward (Online
+//! Self-Preferring language models).
+//!
+//! **Inputs** (`[B]`): `policy_chosen_logps`, `policy_rejected_logps` (differentiable);
+//! `ref_chosen_logps`, `ref_rejected_logps`; `strength` p ∈ `[0, 1]` (self-judged probability
+//! that the first response is preferred).
+//!
+//! **Parameters**: `beta` β (0.1, `(0, ∞)`).
+//!
+//! **Math**: `x = β(lr_w − lr_l)`; `ℓ = p·softplus(−x) + (1 − p)·softplus(x)`, the cross-entropy
+//! between the soft label `(p, 1 − p)` and the Bradley-Terry probability `σ(x)`;
+//! `∂ℓ/∂pc = β(σ(x) − p) = −∂ℓ/∂pr`. p = 1 is DPO; a constant p = 1 − ε is conservative DPO.
+//! A strength outside `[0, 1]` is an invalid input.
+//!
+//! **Source**: *Online Self-Preferring Language Models* (no public code found). The paper text
+//! could not be retrieved when the spec was written: the formula is the spec's reading
+//! (soft-label BCE on the DPO logit with a per-pair strength), kept as specified; verify the
+//! strength definition against the paper before relying on it. The paper's ranked pairing
+//! (sorting self-generated responses by self-judged score) is data construction, outside the
+//! loss.
+//!
+//! **GPU kernel needs**: none (O(B)).
+
+use super::{
+    PairIdx, PairOut, check_values, policy_inputs, ref_inputs, required_f64, run_pairwise, sigmoid,
+    softplus,
+};
+use crate::compute::Compute;
+use crate::error::Result;
+use crate::params::{ParamValue::F64, Params};
+use crate::registry::{Domain, InputSpec, LossDef, LossImpl, LossSpec};
+
+/// The registry entry.
+pub fn def() -> LossDef {
+    let spec = LossSpec::new(
+        "osp_spce",
+        "preference",
+        "Soft-preference cross-entropy on the DPO implicit reward (Online Self-Preferring LMs)",
+        "Online Self-Preferring Language Models (no public code found)",
+    )
+    .rows("B");
+    let spec = ref_inputs(policy_inputs(spec), false)
+        .input(
+            InputSpec::f32("strength", "B")
+                .domain(Domain::Unit)
+                .doc("probability in [0, 1] that the first response is preferred"),
+        )
+        .param(super::dpo::beta_param(0.1));
+    LossDef::new(spec, OspSpce).test_params(&[("beta", F64(0.7))])
+}
+
+/// The implementation.
+pub struct OspSpce;
+
+impl LossImpl for OspSpce {
+    fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
+        let beta = p.f64("beta");
+        let strength = required_f64("osp_spce", c, 4)?;
+        check_values(
+            "osp_spce",
+            "strength",
+            &strength,
+            |s| (0.0..=1.0).contains(&s),
+            "is outside [0, 1]",
+        )?;
+        let idx = PairIdx {
+            pc: 0,
+            pr: 1,
+            refs: Some((2, 3)),
+            ..PairIdx::default()
+        };
+        run_pairwise(spec, c, idx, |q| {
+            let s = strength[q.i];
+            let x = beta * (q.lr_w() - q.lr_l());
+            let g = beta * (sigmoid(x) - s);
+            Ok(PairOut {
+                loss: s * softplus(-x) + (1.0 - s) * softplus(x),
+                d_pc: g,
+                d_pr: -g,
+            })
+        })?;
+        Ok(())
+    }
+}

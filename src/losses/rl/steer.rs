@@ -1,0 +1,215 @@
+//! `steer`: entropy-change-aware token reweighting of the dual-clip PPO surrogate (STEER).
+//!
+//! **Inputs** (`[N, T]` f32): `logps` (differentiable), `old_logps`, `advantages`, `entropy`
+//! (per-token policy entropy, e.g. `token_logprobs`'s `entropy`; a constant), `mask` (0/1).
+//!
+//! **Parameters**: `clip_low` (0.2, `[0, 1)`), `clip_high` (0.28, `[0, ∞)`), `clip_ratio_c`
+//! (10, `(1, ∞)`), `mapping` (`linear|exp`), `weight_min` (0.8, `(0, 1]`), `weight_max` (1.2,
+//! `≥ weight_min`; linear only), `loss_agg` (`token_mean`), `max_len` (0).
+//!
+//! **Math**: per-token weights, constants (no gradient flows through them, as in the official
+//! code): `p = clamp(e^{logp}, 1e-8, 1 − 1e-8)`, `Ω = |A/clamp(e^{old}, 1e-8, 1) · p(1−p)(log p +
+//! H)|` (non-finite → 0); `min`/`max` of Ω over all masked tokens of the call; linear:
+//! `w = clamp(w_max − (Ω − min)(w_max − w_min)/(max − min), w_min, w_max)` (`(w_min + w_max)/2`
+//! when `max = min`); exp: `k = −ln(w_min)/max(max Ω, 0.02)`, `w = clamp(e^{−kΩ}, w_min, 1)`.
+//! Loss: `w ×` the dual-clip surrogate with δ clamped to `[−20, 20]`, aggregated by `loss_agg`;
+//! gradient `w ×` the clip rule `× mask/den_i`.
+//!
+//! **The gradient is not the derivative of the value**: the weights depend on `logps` but are
+//! detached (official code), so a finite-difference check of `logps` does not apply; the
+//! goldens differentiate a reference with the weights under a stop-gradient instead.
+//!
+//! **Source**: *Rethinking Entropy Interventions in RLVR: An Entropy Change Perspective*
+//! (official zz-haooo/STEER, verl `entropy_control` policy loss). The factor is `p(1−p)` as in
+//! the official code (a variable name there suggests `p(1−p)²`); min/max are over the tensors
+//! of one call (the official code: one micro-batch). Defaults from its linear script.
+//!
+//! **GPU kernel needs**: an elementwise pass, a global min/max reduction of Ω (one extra pass),
+//! and a per-row sum.
+
+use super::ppo_clip::{mask_input, token_inputs};
+use super::{agg_param, clipped_surrogate, max_len_param, run_tokens};
+use crate::bail;
+use crate::compute::Compute;
+use crate::error::Result;
+use crate::losses::preference::required_f64;
+use crate::params::{
+    ParamSpec,
+    ParamValue::{Enum, F64},
+    Params,
+};
+use crate::registry::{Domain, InputSpec, LossDef, LossImpl, LossSpec};
+
+/// The registry entry.
+pub fn def() -> LossDef {
+    let spec = LossSpec::new(
+        "steer",
+        "rl",
+        "STEER: entropy-change-aware token reweighting of the dual-clip PPO surrogate",
+        "Rethinking Entropy Interventions in RLVR: An Entropy Change Perspective (official zz-haooo/STEER)",
+    );
+    let spec = token_inputs(spec)
+        .input(
+            InputSpec::f32("entropy", "N,T")
+                .domain(Domain::NonNegative)
+                .doc("per-token policy entropy (constant)"),
+        )
+        .input(mask_input())
+        .param(ParamSpec::f64("clip_low", 0.2, 0.0, 1.0, "lower clip epsilon").open_max())
+        .param(ParamSpec::f64(
+            "clip_high",
+            0.28,
+            0.0,
+            f64::INFINITY,
+            "upper clip epsilon",
+        ))
+        .param(
+            ParamSpec::f64_open_min(
+                "clip_ratio_c",
+                10.0,
+                1.0,
+                f64::INFINITY,
+                "dual-clip bound for negative advantages",
+            )
+            .open_max(),
+        )
+        .param(ParamSpec::choice(
+            "mapping",
+            "linear",
+            &["linear", "exp"],
+            "map from the entropy-change score to the token weight",
+        ))
+        .param(ParamSpec::f64_open_min(
+            "weight_min",
+            0.8,
+            0.0,
+            1.0,
+            "smallest token weight",
+        ))
+        .param(
+            ParamSpec::f64_open_min(
+                "weight_max",
+                1.2,
+                0.0,
+                f64::INFINITY,
+                "largest token weight (linear; >= weight_min)",
+            )
+            .open_max(),
+        )
+        .param(agg_param("token_mean"))
+        .param(max_len_param());
+    LossDef::new(spec, Steer)
+        .surrogate_gradient(
+            "the token weights depend on logps but are detached, as in the official code",
+        )
+        .test_params(&[("mapping", Enum(1))])
+        .test_params(&[
+            ("loss_agg", Enum(1)),
+            ("weight_min", F64(0.5)),
+            ("weight_max", F64(2.0)),
+        ])
+        .test_params(&[
+            ("mapping", Enum(1)),
+            ("weight_min", F64(0.3)),
+            ("clip_ratio_c", F64(3.0)),
+        ])
+}
+
+/// The implementation.
+pub struct Steer;
+
+/// How Ω maps to a weight: `exp` or linear, and the weight bounds.
+#[derive(Clone, Copy, Debug)]
+pub struct Mapping {
+    /// Exponential mapping (else linear).
+    pub exp: bool,
+    /// Smallest weight.
+    pub wmin: f64,
+    /// Largest weight (linear).
+    pub wmax: f64,
+}
+
+/// The detached per-token weights from `logps`, `old_logps`, `advantages`, `entropy`, `mask`.
+pub fn weights(
+    lp: &[f64],
+    old: &[f64],
+    adv: &[f64],
+    ent: &[f64],
+    mask: &[f64],
+    m: Mapping,
+) -> Vec<f64> {
+    let Mapping {
+        exp: exp_map,
+        wmin,
+        wmax,
+    } = m;
+    let omega: Vec<f64> = (0..lp.len())
+        .map(|j| {
+            let p = lp[j].exp().clamp(1e-8, 1.0 - 1e-8);
+            let o =
+                (adv[j] / old[j].exp().clamp(1e-8, 1.0) * p * (1.0 - p) * (p.ln() + ent[j])).abs();
+            if o.is_finite() { o } else { 0.0 }
+        })
+        .collect();
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for (o, m) in omega.iter().zip(mask) {
+        if *m != 0.0 {
+            lo = lo.min(*o);
+            hi = hi.max(*o);
+        }
+    }
+    omega
+        .iter()
+        .map(|&o| {
+            if exp_map {
+                let k = -wmin.ln() / hi.max(0.02);
+                (-k * o).exp().clamp(wmin, 1.0)
+            } else if hi > lo {
+                (wmax - (o - lo) * (wmax - wmin) / (hi - lo)).clamp(wmin, wmax)
+            } else {
+                0.5 * (wmin + wmax)
+            }
+        })
+        .collect()
+}
+
+impl LossImpl for Steer {
+    fn check_params(&self, _spec: &LossSpec, p: &Params) -> Result<()> {
+        let (a, b) = (p.f64("weight_min"), p.f64("weight_max"));
+        if b < a {
+            bail!(
+                InvalidParam,
+                "steer: weight_max = {b} is below weight_min = {a}"
+            );
+        }
+        Ok(())
+    }
+
+    fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
+        let id = "steer";
+        let lp = required_f64(id, c, 0)?;
+        let old = required_f64(id, c, 1)?;
+        let adv = required_f64(id, c, 2)?;
+        let ent = required_f64(id, c, 3)?;
+        let mask = required_f64(id, c, 4)?;
+        let w = weights(
+            &lp,
+            &old,
+            &adv,
+            &ent,
+            &mask,
+            Mapping {
+                exp: p.choice("mapping") == "exp",
+                wmin: p.f64("weight_min"),
+                wmax: p.f64("weight_max"),
+            },
+        );
+        let (lo, hi, cc) = (p.f64("clip_low"), p.f64("clip_high"), p.f64("clip_ratio_c"));
+        let t = c.dim("T");
+        run_tokens(spec, p, c, &mask, |i, tt| {
+            let j = i * t + tt;
+            let (l, d) = clipped_surrogate(lp[j] - old[j], adv[j], lo, hi, Some(cc), true);
+            (w[j] * l, w[j] * d)
+        })
+    }
+}

@@ -1,0 +1,616 @@
+"""Golden values for the preference / RL losses (tests/golden/preference/<id>.json).
+
+An independent float64 implementation in JAX of each formula of the spec, written from the
+formulas (full log-softmax, direct expressions); gradients come from jax.grad, not from the
+closed forms used by losskit. Run with jax 0.10.2 and numpy 2.4.6:
+
+    python tests/golden/gen/preference.py
+
+It installs nothing and is not run by CI; its JSON output is checked in.
+
+File format: {"id", "generator", "cases": [{"name", "params", "inputs": {name: {"shape",
+"data"}}, "loss_none": [...], "grads_sum": {name: [...]}, "aux": {name: [...]}}]}.
+`loss_none` is the per-row loss (reduction none); `grads_sum` is the gradient of the
+sum-reduced loss; `aux` holds auxiliary outputs.
+"""
+
+import json
+import os
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "preference")
+sp = jax.nn.softplus
+sig = jax.nn.sigmoid
+logsig = jax.nn.log_sigmoid
+
+
+def f32(a):
+    """Round to f32 first: losskit sees f32 inputs."""
+    return np.asarray(np.asarray(a, dtype=np.float32), dtype=np.float64)
+
+
+def tensor(a, dtype="f32"):
+    a = np.asarray(a)
+    if dtype == "i64":
+        return {"shape": list(a.shape), "dtype": "i64", "data": [int(v) for v in a.ravel()]}
+    return {"shape": list(a.shape), "dtype": "f32", "data": [float(v) for v in a.ravel()]}
+
+
+def case(name, params, inputs, per_row, diff, aux=None):
+    """inputs: name -> (array, dtype); per_row(**arrays) -> [rows]; diff: names to differentiate."""
+    arrays = {k: (jnp.asarray(v) if d == "i64" else jnp.asarray(f32(v))) for k, (v, d) in inputs.items()}
+    loss = per_row(**arrays)
+    grads = {}
+    for k in diff:
+        if k not in arrays:
+            continue
+
+        def tot(x, k=k):
+            a = dict(arrays)
+            a[k] = x
+            return jnp.sum(per_row(**a))
+
+        grads[k] = [float(v) for v in np.asarray(jax.grad(tot)(arrays[k])).ravel()]
+    out = {
+        "name": name,
+        "params": params,
+        "inputs": {k: tensor(f32(v) if d == "f32" else v, d) for k, (v, d) in inputs.items()},
+        "loss_none": [float(v) for v in np.asarray(loss).ravel()],
+        "grads_sum": grads,
+    }
+    if aux:
+        out["aux"] = {k: [float(v) for v in np.asarray(f(**arrays)).ravel()] for k, f in aux.items()}
+    return out
+
+
+def save(id_, cases):
+    with open(os.path.join(OUT, id_ + ".json"), "w") as f:
+        json.dump(
+            {"id": id_, "generator": "tests/golden/gen/preference.py (jax 0.10.2, numpy 2.4.6, float64)",
+             "cases": cases},
+            f,
+            indent=None,
+            separators=(",", ":"),
+        )
+        f.write("\n")
+
+
+rng = np.random.default_rng(20240606)
+
+
+def logps(*shape):
+    return -rng.uniform(0.05, 3.0, size=shape)
+
+
+# ---------------------------------------------------------------- token_logprobs
+def token_logprobs():
+    cases = []
+    for name, (n, t, v), tau, average, with_w, with_ref, cots, ig in [
+        ("plain", (3, 4, 7), 1.0, False, False, False, (), -100),
+        ("average_weights", (2, 5, 9), 1.0, True, True, False, (), -100),
+        ("temperature_ref", (2, 3, 6), 0.7, False, False, True, (), -1),
+        ("all_cotangents", (3, 3, 5), 1.3, True, True, True, ("grad_token_logps", "grad_entropy", "grad_token_kl"), -100),
+        ("entropy_only", (2, 4, 8), 1.0, False, False, False, ("grad_entropy",), -100),
+    ]:
+        logits = rng.normal(size=(n, t, v)) * 2.0
+        labels = rng.integers(0, v, size=(n, t))
+        mask = rng.uniform(size=(n, t)) < 0.25
+        mask[0, 0] = False
+        labels = np.where(mask, ig, labels)
+        if n > 2:
+            labels[2, :] = ig  # a fully masked row
+        inputs = {"logits": (logits, "f32"), "labels": (labels, "i64")}
+        if with_w:
+            inputs["token_weight"] = (rng.uniform(0.2, 1.5, size=(n, t)), "f32")
+        if with_ref:
+            inputs["ref_logits"] = (rng.normal(size=(n, t, v)) * 1.5, "f32")
+        for cname in cots:
+            inputs[cname] = (rng.normal(size=(n, t)), "f32")
+
+        def parts(logits, labels, ref_logits=None, **_):
+            m = labels != ig
+            y = jnp.where(m, labels, 0)
+            lp_all = jax.nn.log_softmax(logits / tau, axis=-1)
+            lp = jnp.where(m, jnp.take_along_axis(lp_all, y[..., None], axis=-1)[..., 0], 0.0)
+            h = jnp.where(m, -jnp.sum(jnp.exp(lp_all) * lp_all, axis=-1), 0.0)
+            coll = jnp.where(m, jax.scipy.special.logsumexp(2 * lp_all, axis=-1), 0.0)
+            if ref_logits is not None:
+                lq = jax.nn.log_softmax(ref_logits / tau, axis=-1)
+                kl = jnp.where(m, jnp.sum(jnp.exp(lq) * (lp_all - lq), axis=-1), 0.0)
+            else:
+                kl = jnp.zeros_like(lp)
+            return m, lp, h, kl, coll
+
+        def per_row(logits, labels, token_weight=None, ref_logits=None, grad_token_logps=None,
+                    grad_entropy=None, grad_token_kl=None):
+            m, lp, h, kl, _ = parts(logits, labels, ref_logits)
+            w = token_weight if token_weight is not None else 1.0
+            seq = jnp.sum(w * lp, axis=-1)
+            if average:
+                seq = seq / jnp.maximum(jnp.sum(m, axis=-1), 1)
+            extra = 0.0
+            if grad_token_logps is not None:
+                extra = extra + jnp.sum(grad_token_logps * lp, axis=-1)
+            if grad_entropy is not None:
+                extra = extra + jnp.sum(grad_entropy * h, axis=-1)
+            if grad_token_kl is not None:
+                extra = extra + jnp.sum(grad_token_kl * kl, axis=-1)
+            return seq + extra
+
+        aux = {
+            "token_logps": lambda **a: parts(a["logits"], a["labels"], a.get("ref_logits"))[1],
+            "entropy": lambda **a: parts(a["logits"], a["labels"], a.get("ref_logits"))[2],
+            "log_collision": lambda **a: parts(a["logits"], a["labels"], a.get("ref_logits"))[4],
+            "token_count": lambda **a: jnp.sum(a["labels"] != ig, axis=-1).astype(jnp.float64),
+        }
+        if with_ref:
+            aux["token_kl"] = lambda **a: parts(a["logits"], a["labels"], a.get("ref_logits"))[3]
+        params = {"temperature": tau, "average": average, "ignore_index": ig}
+        cases.append(case(name, params, inputs, per_row, ["logits"], aux))
+    save("token_logprobs", cases)
+
+
+# ---------------------------------------------------------------- dpo
+def phi(f, alpha, r):
+    if f == "reverse_kl":
+        return r
+    if f == "forward_kl":
+        return -jnp.exp(-r)
+    if f == "js_divergence":
+        return logsig(r)
+    return -jnp.exp(jnp.minimum(-alpha * r, 80.0)) / alpha
+
+
+def dpo_row(lt, beta, eps, f, alpha, tau, delta):
+    def per_row(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps=None,
+                ref_rejected_logps=None, chosen_len=None, rejected_len=None, pair_weight=None):
+        rc = ref_chosen_logps if ref_chosen_logps is not None else 0.0
+        rr = ref_rejected_logps if ref_rejected_logps is not None else 0.0
+        lw = jnp.maximum(chosen_len, 1.0) if chosen_len is not None else 1.0
+        ll = jnp.maximum(rejected_len, 1.0) if rejected_len is not None else 1.0
+        lrw = policy_chosen_logps - rc
+        lrl = policy_rejected_logps - rr
+        sw, sl = phi(f, alpha, lrw), phi(f, alpha, lrl)
+        x = beta * (sw - sl)
+        dn = sw / lw - sl / ll
+        if lt == "sigmoid":
+            l = (1 - eps) * sp(-x) + eps * sp(x)
+        elif lt == "hinge":
+            l = jax.nn.relu(1 - x)
+        elif lt == "ipo":
+            l = (dn - 1 / (2 * beta)) ** 2
+        elif lt == "exo_pair":
+            l = sig(x) * (logsig(x) - jnp.log1p(-eps)) + sig(-x) * (logsig(-x) - jnp.log(eps))
+        elif lt == "nca_pair":
+            l = sp(-beta * sw) + 0.5 * sp(beta * sw) + 0.5 * sp(beta * sl)
+        elif lt == "robust":
+            l = ((1 - eps) * sp(-x) - eps * sp(x)) / (1 - 2 * eps)
+        elif lt == "bco_pair":
+            l = sp(-(beta * sw - delta)) + sp(beta * sl - delta)
+        elif lt == "sppo_hard":
+            l = (sw - 1 / (2 * beta)) ** 2 + (sl + 1 / (2 * beta)) ** 2
+        elif lt == "apo_zero":
+            l = 1 - sig(beta * lrw) + sig(beta * lrl)
+        elif lt == "apo_down":
+            l = sig(beta * lrw) + 1 - sig(x)
+        elif lt == "discopop":
+            mu = sig(x / tau)
+            l = (1 - mu) * sp(-x) + mu * jnp.exp(-x)
+        elif lt == "sigmoid_norm":
+            l = sp(-beta * dn)
+        w = pair_weight if pair_weight is not None else 1.0
+        return w * l
+
+    return per_row
+
+
+DPO_TYPES = ["sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard",
+             "apo_zero", "apo_down", "discopop", "sigmoid_norm"]
+
+
+def dpo():
+    cases = []
+    b = 6
+    for lt in DPO_TYPES:
+        for variant in ["ref_len_weight", "reference_free"]:
+            beta = {"ipo": 0.5, "sppo_hard": 0.5, "discopop": 1.0}.get(lt, 0.3)
+            eps = {"sigmoid": 0.1, "exo_pair": 0.2, "robust": 0.15}.get(lt, 0.0)
+            tau, delta = (0.3, 0.1)
+            params = {"loss_type": lt, "beta": beta, "label_smoothing": eps, "discopop_tau": tau,
+                      "bco_delta": delta}
+            inputs = {"policy_chosen_logps": (logps(b) * 10, "f32"),
+                      "policy_rejected_logps": (logps(b) * 10, "f32")}
+            if variant == "ref_len_weight":
+                inputs["ref_chosen_logps"] = (logps(b) * 10, "f32")
+                inputs["ref_rejected_logps"] = (logps(b) * 10, "f32")
+                inputs["chosen_len"] = (rng.integers(0, 12, size=b).astype(float), "f32")
+                inputs["rejected_len"] = (rng.integers(0, 12, size=b).astype(float), "f32")
+                inputs["pair_weight"] = (rng.uniform(0.1, 1.5, size=b), "f32")
+            fn = dpo_row(lt, beta, eps, "reverse_kl", 0.5, tau, delta)
+            cases.append(case(f"{lt}_{variant}", params, inputs, fn,
+                              ["policy_chosen_logps", "policy_rejected_logps"]))
+    for f in ["forward_kl", "js_divergence", "alpha_divergence"]:
+        for lt in ["sigmoid", "nca_pair", "apo_down"]:
+            alpha = 0.3
+            params = {"loss_type": lt, "beta": 0.4, "f_divergence": f, "f_alpha": alpha}
+            inputs = {"policy_chosen_logps": (logps(b), "f32"),
+                      "policy_rejected_logps": (logps(b), "f32"),
+                      "ref_chosen_logps": (logps(b), "f32"),
+                      "ref_rejected_logps": (logps(b), "f32")}
+            fn = dpo_row(lt, 0.4, 0.0, f, alpha, 0.05, 0.0)
+            cases.append(case(f"{lt}_{f}", params, inputs, fn,
+                              ["policy_chosen_logps", "policy_rejected_logps"]))
+    save("dpo", cases)
+
+
+# ---------------------------------------------------------------- reference-free and unpaired
+def log1mexp(a):
+    return jnp.where(a < -jnp.log(2.0), jnp.log1p(-jnp.exp(a)), jnp.log(-jnp.expm1(a)))
+
+
+def pair_inputs(b, scale=10.0, refs=False, lens=False, lens_opt_chosen_only=False):
+    inputs = {"policy_chosen_logps": (logps(b) * scale, "f32"),
+              "policy_rejected_logps": (logps(b) * scale, "f32")}
+    if refs:
+        inputs["ref_chosen_logps"] = (logps(b) * scale, "f32")
+        inputs["ref_rejected_logps"] = (logps(b) * scale, "f32")
+    if lens:
+        inputs["chosen_len"] = (rng.integers(0, 15, size=b).astype(float), "f32")
+        if not lens_opt_chosen_only:
+            inputs["rejected_len"] = (rng.integers(0, 15, size=b).astype(float), "f32")
+    return inputs
+
+
+PAIR_DIFF = ["policy_chosen_logps", "policy_rejected_logps"]
+
+
+def orpo():
+    cases = []
+    for lam in [0.1, 1.0, 0.0]:
+        def per_row(policy_chosen_logps, policy_rejected_logps, chosen_len, rejected_len, lam=lam):
+            aw = policy_chosen_logps / jnp.maximum(chosen_len, 1.0)
+            al = policy_rejected_logps / jnp.maximum(rejected_len, 1.0)
+            o = (aw - al) - (log1mexp(aw) - log1mexp(al))
+            return -aw + lam * sp(-o)
+        cases.append(case(f"lam_{lam}", {"lam": lam}, pair_inputs(6, lens=True), per_row, PAIR_DIFF))
+    save("orpo", cases)
+
+
+def alpha_r(alpha, a):
+    return a if alpha == 0 else -jnp.expm1(-alpha * a) / alpha
+
+
+def margin(hinge, eps, x):
+    return jax.nn.relu(1 - x) if hinge else (1 - eps) * sp(-x) + eps * sp(x)
+
+
+def simpo():
+    cases = []
+    for name, beta, ratio, eps, lt, alpha, sft in [
+        ("default", 2.0, 0.25, 0.0, "sigmoid", 0.0, 0.0),
+        ("smooth_sft", 2.5, 0.5, 0.2, "sigmoid", 0.0, 0.7),
+        ("hinge", 1.0, 0.3, 0.0, "hinge", 0.0, 0.0),
+        ("alphapo", 2.0, 0.25, 0.1, "sigmoid", 0.5, 0.2),
+        ("alphapo_neg", 1.5, 0.0, 0.0, "sigmoid", -0.8, 0.0),
+    ]:
+        def per_row(policy_chosen_logps, policy_rejected_logps, chosen_len, rejected_len,
+                    beta=beta, ratio=ratio, eps=eps, lt=lt, alpha=alpha, sft=sft):
+            aw = policy_chosen_logps / jnp.maximum(chosen_len, 1.0)
+            al = policy_rejected_logps / jnp.maximum(rejected_len, 1.0)
+            x = beta * (alpha_r(alpha, aw) - alpha_r(alpha, al) - ratio)
+            return margin(lt == "hinge", eps, x) - sft * aw
+        params = {"beta": beta, "gamma_beta_ratio": ratio, "label_smoothing": eps, "loss_type": lt,
+                  "alpha": alpha, "sft_weight": sft}
+        cases.append(case(name, params, pair_inputs(6, lens=True), per_row, PAIR_DIFF))
+    save("simpo", cases)
+
+
+def cpo():
+    cases = []
+    for name, beta, eps, lt, nll, alpha, lens in [
+        ("default_no_len", 0.1, 0.0, "sigmoid", 1.0, 0.0, False),
+        ("smooth_len", 0.3, 0.2, "sigmoid", 0.5, 0.0, True),
+        ("hinge", 0.2, 0.0, "hinge", 1.0, 0.0, True),
+        ("ipo_len", 0.5, 0.0, "ipo", 1.0, 0.0, True),
+        ("ipo_no_len_alpha", 0.5, 0.0, "ipo", 0.0, 0.05, False),
+        ("alphapo", 0.1, 0.0, "sigmoid", 1.0, 0.03, True),
+    ]:
+        def per_row(policy_chosen_logps, policy_rejected_logps, chosen_len=None, rejected_len=None,
+                    beta=beta, eps=eps, lt=lt, nll=nll, alpha=alpha):
+            lw = jnp.maximum(chosen_len, 1.0) if chosen_len is not None else 1.0
+            ll = jnp.maximum(rejected_len, 1.0) if rejected_len is not None else 1.0
+            sw, sl = policy_chosen_logps, policy_rejected_logps
+            if lt == "ipo":
+                sw, sl = sw / lw, sl / ll
+            d = alpha_r(alpha, sw) - alpha_r(alpha, sl)
+            if lt == "ipo":
+                l = (d - 1 / (2 * beta)) ** 2
+            else:
+                l = margin(lt == "hinge", eps, beta * d)
+            return l - nll * policy_chosen_logps / lw
+        params = {"beta": beta, "label_smoothing": eps, "loss_type": lt, "cpo_alpha": nll, "alpha": alpha}
+        cases.append(case(name, params, pair_inputs(6, lens=lens), per_row, PAIR_DIFF))
+    save("cpo", cases)
+
+
+def kto():
+    cases = []
+    n, m = 8, 5
+    for name, beta, wd, wu, lt, with_kl, shift in [
+        ("kto_kl", 0.1, 1.0, 1.0, "kto", True, 2.0),
+        ("kto_kl_clamped", 0.5, 1.5, 0.7, "kto", True, -2.0),
+        ("kto_no_kl", 0.3, 1.0, 1.33, "kto", False, 0.0),
+        ("apo_zero_unpaired", 0.2, 0.8, 1.2, "apo_zero_unpaired", True, 2.0),
+    ]:
+        inputs = {"logps": (logps(n) * 10, "f32"), "ref_logps": (logps(n) * 10, "f32"),
+                  "desirable": (rng.integers(0, 2, size=n), "i64")}
+        if with_kl:
+            inputs["kl_logps"] = (logps(m) * 10 + shift, "f32")
+            inputs["kl_ref_logps"] = (logps(m) * 10, "f32")
+
+        def per_row(logps, ref_logps, desirable, kl_logps=None, kl_ref_logps=None,
+                    beta=beta, wd=wd, wu=wu, lt=lt):
+            z0 = 0.0
+            if lt == "kto" and kl_logps is not None:
+                z0 = jax.lax.stop_gradient(jnp.maximum(jnp.mean(kl_logps - kl_ref_logps), 0.0))
+            lr = logps - ref_logps
+            if lt == "kto":
+                d = wd * (1 - sig(beta * (lr - z0)))
+                u = wu * (1 - sig(beta * (z0 - lr)))
+            else:
+                d = wd * (1 - sig(beta * lr))
+                u = wu * sig(beta * lr)
+            return jnp.where(desirable == 1, d, u)
+        params = {"beta": beta, "desirable_weight": wd, "undesirable_weight": wu, "loss_type": lt}
+        cases.append(case(name, params, inputs, per_row, ["logps"]))
+    save("kto", cases)
+
+
+def rpo():
+    cases = []
+    for name, beta, eta, norm, lens in [
+        ("default", 0.01, 0.005, "sum_beta", False),
+        ("sum_beta", 0.2, 0.5, "sum_beta", True),
+        ("token_mean", 0.1, 0.3, "token_mean", True),
+        ("token_mean_no_len", 0.1, 0.3, "token_mean", False),
+    ]:
+        def per_row(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps,
+                    chosen_len=None, beta=beta, eta=eta, norm=norm):
+            x = beta * ((policy_chosen_logps - ref_chosen_logps) - (policy_rejected_logps - ref_rejected_logps))
+            lw = jnp.maximum(chosen_len, 1.0) if chosen_len is not None else 1.0
+            sft = eta * beta * (-policy_chosen_logps) if norm == "sum_beta" else eta * (-policy_chosen_logps / lw)
+            return sp(-x) + sft
+        params = {"beta": beta, "eta": eta, "sft_norm": norm}
+        cases.append(case(name, params, pair_inputs(6, refs=True, lens=lens, lens_opt_chosen_only=True),
+                          per_row, PAIR_DIFF))
+    save("rpo", cases)
+
+
+# ---------------------------------------------------------------- RL (token level)
+def agg(l, mask, mode, max_len):
+    n, t = l.shape
+    if mode == "token_mean":
+        den = jnp.maximum(jnp.sum(mask), 1.0) / n
+    elif mode == "seq_mean_token_mean":
+        den = jnp.maximum(jnp.sum(mask, axis=-1), 1.0)
+    elif mode == "seq_mean_token_sum":
+        den = 1.0
+    else:
+        den = float(max_len if max_len > 0 else t)
+    return jnp.sum(mask * l, axis=-1) / den
+
+
+def surrogate(delta, a, lo, hi, dual, clamp):
+    if clamp:
+        delta = jnp.clip(delta, -20.0, 20.0)
+    r = jnp.exp(delta)
+    c = jnp.maximum(-a * r, -a * jnp.clip(r, 1 - lo, 1 + hi))
+    if dual is not None:
+        c = jnp.where(a < 0, jnp.minimum(-a * dual, c), c)
+    return c
+
+
+def rl_tokens(n, t, far=True):
+    lp = logps(n, t)
+    old = lp + rng.uniform(-0.6, 0.6, size=(n, t))
+    if far:
+        old[0, 1] = lp[0, 1] - 25.0  # beyond the delta clamp
+        old[1, 2] = lp[1, 2] + 30.0
+    mask = (rng.uniform(size=(n, t)) < 0.8).astype(float)
+    mask[0, 1] = 1.0
+    mask[1, 2] = 1.0
+    mask[-1, :] = 0.0  # an empty row
+    return lp, old, mask
+
+
+AGGS = ["token_mean", "seq_mean_token_mean", "seq_mean_token_sum", "seq_mean_token_sum_norm"]
+
+
+def ppo_clip():
+    cases = []
+    n, t = 4, 6
+    for name, lo, hi, cc, mode, ml in [
+        ("default", 0.2, 0.2, 0.0, "token_mean", 0),
+        ("dual_clip_asym", 0.2, 0.28, 3.0, "token_mean", 0),
+        ("seq_mean_token_mean", 0.1, 0.3, 2.0, "seq_mean_token_mean", 0),
+        ("seq_mean_token_sum", 0.2, 0.2, 0.0, "seq_mean_token_sum", 0),
+        ("dr_grpo_norm", 0.2, 0.2, 0.0, "seq_mean_token_sum_norm", 9),
+        ("dr_grpo_norm_T", 0.2, 0.2, 0.0, "seq_mean_token_sum_norm", 0),
+    ]:
+        lp, old, mask = rl_tokens(n, t)
+        inputs = {"logps": (lp, "f32"), "old_logps": (old, "f32"),
+                  "advantages": (rng.normal(size=(n, t)) * 1.5, "f32"), "mask": (mask, "f32")}
+
+        def per_row(logps, old_logps, advantages, mask, lo=lo, hi=hi, cc=cc, mode=mode, ml=ml):
+            l = surrogate(logps - old_logps, advantages, lo, hi, cc if cc > 0 else None, True)
+            return agg(l, mask, mode, ml)
+        params = {"clip_low": lo, "clip_high": hi, "clip_ratio_c": cc, "loss_agg": mode, "max_len": ml}
+        cases.append(case(name, params, inputs, per_row, ["logps"]))
+    save("ppo_clip", cases)
+
+
+def grpo_adv(rewards, g, scale):
+    r = np.asarray(rewards).reshape(-1, g)
+    m = r.mean(axis=1, keepdims=True)
+    if scale == "group":
+        s = r.std(axis=1, ddof=1, keepdims=True) if g > 1 else np.zeros_like(m)
+        a = (r - m) / (s + 1e-4)
+    elif scale == "batch":
+        s = np.asarray(rewards).std(ddof=1) if len(rewards) > 1 else 0.0
+        a = (r - m) / (s + 1e-4)
+    else:
+        a = r - m
+    return a.reshape(-1)
+
+
+def grpo():
+    cases = []
+    n, t = 6, 5
+    for name, g, scale, beta, lo, hi, mode, ml, with_old, with_ref in [
+        ("default", 3, "group", 0.04, 0.2, 0.2, "seq_mean_token_mean", 0, True, True),
+        ("on_policy_no_old", 2, "group", 0.04, 0.2, 0.2, "seq_mean_token_mean", 0, False, True),
+        ("batch_scale_dapo", 3, "batch", 0.1, 0.2, 0.28, "token_mean", 0, True, True),
+        ("no_scale_dr_grpo", 6, "none", 0.0, 0.2, 0.2, "seq_mean_token_sum_norm", 8, True, False),
+        ("group_of_one", 1, "group", 0.0, 0.2, 0.2, "seq_mean_token_sum", 0, True, False),
+    ]:
+        lp, old, mask = rl_tokens(n, t, far=False)
+        rewards = rng.normal(size=n)
+        rewards[0:2] = 0.5  # equal rewards inside a group of 2
+        inputs = {"logps": (lp, "f32"), "mask": (mask, "f32"), "rewards": (rewards, "f32")}
+        if with_old:
+            inputs["old_logps"] = (old, "f32")
+        if with_ref:
+            inputs["ref_logps"] = (lp + rng.uniform(-0.5, 0.5, size=(n, t)), "f32")
+        adv = grpo_adv(f32(rewards), g, scale)
+
+        def per_row(logps, mask, rewards, old_logps=None, ref_logps=None, beta=beta, lo=lo, hi=hi,
+                    mode=mode, ml=ml, adv=adv):
+            old_ = old_logps if old_logps is not None else jax.lax.stop_gradient(logps)
+            a = jnp.asarray(adv)[:, None]
+            l = surrogate(logps - old_, a, lo, hi, None, False)
+            if beta != 0:
+                rho = ref_logps - logps
+                l = l + beta * (jnp.exp(rho) - rho - 1)
+            return agg(l, mask, mode, ml)
+        params = {"group_size": g, "scale_rewards": scale, "beta": beta, "epsilon_low": lo,
+                  "epsilon_high": hi, "loss_agg": mode, "max_len": ml}
+        cases.append(case(name, params, inputs, per_row, ["logps"]))
+    save("grpo", cases)
+
+
+def steer():
+    cases = []
+    n, t = 4, 6
+    for name, mapping, wmin, wmax, cc, mode in [
+        ("linear", "linear", 0.8, 1.2, 10.0, "token_mean"),
+        ("exp", "exp", 0.8, 1.2, 10.0, "token_mean"),
+        ("linear_wide_seq", "linear", 0.5, 2.0, 3.0, "seq_mean_token_mean"),
+        ("exp_low", "exp", 0.3, 1.2, 2.0, "seq_mean_token_sum"),
+    ]:
+        lp, old, mask = rl_tokens(n, t)
+        ent = rng.uniform(0.0, 3.0, size=(n, t))
+        inputs = {"logps": (lp, "f32"), "old_logps": (old, "f32"),
+                  "advantages": (rng.normal(size=(n, t)), "f32"), "entropy": (ent, "f32"),
+                  "mask": (mask, "f32")}
+
+        def weights(logps, old_logps, advantages, entropy, mask, mapping=mapping, wmin=wmin, wmax=wmax):
+            p = jnp.clip(jnp.exp(logps), 1e-8, 1 - 1e-8)
+            om = jnp.abs(advantages / jnp.clip(jnp.exp(old_logps), 1e-8, 1.0) * p * (1 - p) * (jnp.log(p) + entropy))
+            om = jnp.where(jnp.isfinite(om), om, 0.0)
+            big = jnp.where(mask > 0, om, -jnp.inf).max()
+            small = jnp.where(mask > 0, om, jnp.inf).min()
+            if mapping == "exp":
+                k = -jnp.log(wmin) / jnp.maximum(big, 0.02)
+                return jnp.clip(jnp.exp(-k * om), wmin, 1.0)
+            return jnp.where(big > small,
+                             jnp.clip(wmax - (om - small) * (wmax - wmin) / jnp.where(big > small, big - small, 1.0), wmin, wmax),
+                             0.5 * (wmin + wmax))
+
+        def per_row(logps, old_logps, advantages, entropy, mask, cc=cc, mode=mode, weights=weights):
+            w = jax.lax.stop_gradient(weights(logps, old_logps, advantages, entropy, mask))
+            l = w * surrogate(logps - old_logps, advantages, 0.2, 0.28, cc, True)
+            return agg(l, mask, mode, 0)
+        params = {"mapping": mapping, "weight_min": wmin, "weight_max": wmax, "clip_ratio_c": cc,
+                  "loss_agg": mode}
+        cases.append(case(name, params, inputs, per_row, ["logps"]))
+    save("steer", cases)
+
+
+# ---------------------------------------------------------------- more pairwise losses
+def inpo():
+    cases = []
+    for eta, tau in [(1.0, 0.1), (2.0, 0.5), (0.3, 0.0)]:
+        inputs = pair_inputs(6, refs=True)
+        inputs["prev_chosen_logps"] = (logps(6) * 10, "f32")
+        inputs["prev_rejected_logps"] = (logps(6) * 10, "f32")
+
+        def per_row(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps,
+                    prev_chosen_logps, prev_rejected_logps, eta=eta, tau=tau):
+            h = (policy_chosen_logps - policy_rejected_logps) - eta * tau * (ref_chosen_logps - ref_rejected_logps) \
+                - (1 - eta * tau) * (prev_chosen_logps - prev_rejected_logps)
+            return (h - eta / 2) ** 2
+        cases.append(case(f"eta_{eta}_tau_{tau}", {"eta": eta, "tau": tau}, inputs, per_row, PAIR_DIFF))
+    save("inpo", cases)
+
+
+def osp_spce():
+    cases = []
+    for beta in [0.1, 0.7]:
+        inputs = pair_inputs(6, refs=True)
+        st = rng.uniform(0, 1, size=6)
+        st[0], st[1] = 0.0, 1.0
+        inputs["strength"] = (st, "f32")
+
+        def per_row(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps,
+                    strength, beta=beta):
+            x = beta * ((policy_chosen_logps - ref_chosen_logps) - (policy_rejected_logps - ref_rejected_logps))
+            return strength * sp(-x) + (1 - strength) * sp(x)
+        cases.append(case(f"beta_{beta}", {"beta": beta}, inputs, per_row, PAIR_DIFF))
+    save("osp_spce", cases)
+
+
+def mapl():
+    cases = []
+    for name, beta, mode, wi, we, refs, lev in [
+        ("dpo_levels", 0.3, "dpo", 0.5, 2.0, True, True),
+        ("dpo_no_ref", 0.2, "dpo", 1.0, 1.0, False, False),
+        ("rm_levels", 0.1, "rm", 0.7, 1.5, False, True),
+    ]:
+        inputs = {"win_logps": (logps(6) * 5, "f32"), "lose_logps": (logps(6) * 5, "f32")}
+        if refs:
+            inputs["ref_win_logps"] = (logps(6) * 5, "f32")
+            inputs["ref_lose_logps"] = (logps(6) * 5, "f32")
+        if lev:
+            inputs["level"] = (np.array([0, 1, 2, 2, 1, 0]), "i64")
+
+        def per_row(win_logps, lose_logps, ref_win_logps=None, ref_lose_logps=None, level=None,
+                    beta=beta, mode=mode, wi=wi, we=we):
+            rw = ref_win_logps if ref_win_logps is not None else 0.0
+            rl = ref_lose_logps if ref_lose_logps is not None else 0.0
+            z = (win_logps - lose_logps) if mode == "rm" else beta * ((win_logps - rw) - (lose_logps - rl))
+            w = jnp.asarray([1.0, wi, we])[level] if level is not None else 1.0
+            return w * sp(-z)
+        params = {"beta": beta, "mode": mode, "w_intra": wi, "w_inter": we}
+        cases.append(case(name, params, inputs, per_row, ["win_logps", "lose_logps"]))
+    save("mapl", cases)
+
+
+if __name__ == "__main__":
+    token_logprobs()
+    dpo()
+    orpo()
+    simpo()
+    cpo()
+    kto()
+    rpo()
+    ppo_clip()
+    grpo()
+    steer()
+    inpo()
+    osp_spce()
+    mapl()
