@@ -3,9 +3,11 @@
 //!
 //! - C plugins are compiled with `$CC` (default `cc`) as C99 with `-Wall -Wextra -Wpedantic
 //!   -Werror`, against `include/losskit.h` only, into `<target>/plugins/`.
-//! - The Rust example is built with cargo into the same target directory and profile as
-//!   the tests, so it reuses the compiled dependencies. Each plugin is built once per test
-//!   binary.
+//! - The Rust example is built with cargo, in the tests' profile, into its own target
+//!   directory `<target>/example_rust` (building it into `<target>` itself would replace
+//!   `deps/liblosskit.so` with the dependency's build without the plugin host, which cargo
+//!   may then copy over the `liblosskit.so` the C tests link to). Each plugin is built once
+//!   per test binary.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -99,8 +101,9 @@ pub fn rust_plugin() -> PathBuf {
     P.get_or_init(|| {
         let dir = root().join("plugins/example_rust");
         let mut cmd = Command::new(env!("CARGO"));
+        let tdir = target_dir().join("example_rust");
         cmd.args(["build", "--quiet", "--lib", "--target-dir"])
-            .arg(target_dir())
+            .arg(&tdir)
             .current_dir(&dir);
         let profile = if cfg!(debug_assertions) {
             "debug"
@@ -114,7 +117,7 @@ pub fn rust_plugin() -> PathBuf {
             "building plugins/example_rust failed:\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let so = target_dir().join(profile).join("liblogcosh.so");
+        let so = tdir.join(profile).join("liblogcosh.so");
         assert!(so.exists(), "no {}", so.display());
         // Copy it away from cargo's output, which a later build may replace.
         let dst = out_dir().join("liblogcosh.so");
