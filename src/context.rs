@@ -7,6 +7,7 @@ use crate::bail;
 use crate::compute::Compute;
 use crate::error::Result;
 use crate::params::{ParamValue, Params};
+use crate::plugin::PluginInfo;
 use crate::registry::{LossDef, builtins};
 
 /// Shared state of a context; losses keep it alive.
@@ -18,6 +19,14 @@ pub(crate) struct ContextInner {
     plugins: RwLock<Vec<Arc<LossDef>>>,
     #[cfg(feature = "wgpu")]
     gpu: Option<Arc<crate::backend::wgpu::GpuDevice>>,
+    plugin_list: RwLock<Vec<Arc<PluginInfo>>>,
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    match l.write() {
+        Ok(p) => p,
+        Err(p) => p.into_inner(),
+    }
 }
 
 /// A context: a backend choice and the set of losses it knows (builtins, then the plugins
@@ -124,6 +133,7 @@ impl Context {
                 auto,
                 plugins: RwLock::new(Vec::new()),
                 gpu: Some(dev),
+                plugin_list: RwLock::new(Vec::new()),
             }),
         })
     }
@@ -145,6 +155,7 @@ impl Context {
                 plugins: RwLock::new(Vec::new()),
                 #[cfg(feature = "wgpu")]
                 gpu: None,
+                plugin_list: RwLock::new(Vec::new()),
             }),
         }
     }
@@ -219,30 +230,35 @@ impl Context {
             "no loss '{id}' (see lk_loss_count/lk_loss_id_at or `losskit list`)"
         )
     }
-    /// Register a loss (used by the plugin host). Fails on an invalid spec or an id clash.
+    /// Register a loss. Fails on an invalid spec (`PluginInvalidSpec`) or an id clash with
+    /// a builtin or an already registered loss (`PluginDuplicateId`).
     pub fn register(&self, def: LossDef) -> Result<()> {
-        def.spec.validate().map_err(|e| {
-            crate::error::LkError::new(crate::error::ErrorKind::PluginInvalidSpec, e.msg)
-        })?;
-        let mut p = match self.inner.plugins.write() {
-            Ok(p) => p,
-            Err(p) => p.into_inner(),
-        };
-        let id = def.spec.id.as_str();
-        if builtins().iter().any(|d| d.spec.id.as_str() == id) {
-            bail!(
-                PluginDuplicateId,
-                "loss id '{id}' clashes with a builtin loss"
-            );
-        }
-        if p.iter().any(|d| d.spec.id.as_str() == id) {
-            bail!(
-                PluginDuplicateId,
-                "loss id '{id}' is already registered by a plugin"
-            );
-        }
+        let mut p = write(&self.inner.plugins);
+        check_new(&p, &[], &def)?;
         p.push(Arc::new(def));
         Ok(())
+    }
+    /// Register a plugin and its losses, all or nothing: when one spec is invalid or one id
+    /// clashes (with a builtin, a registered loss or another loss of the same plugin),
+    /// nothing is registered.
+    pub fn register_plugin(&self, info: PluginInfo, defs: Vec<LossDef>) -> Result<Arc<PluginInfo>> {
+        let mut p = write(&self.inner.plugins);
+        for (k, d) in defs.iter().enumerate() {
+            check_new(&p, &defs[..k], d)?;
+        }
+        let info = Arc::new(info);
+        // Lock order: losses, then the plugin list (the only place taking both).
+        let mut list = write(&self.inner.plugin_list);
+        p.extend(defs.into_iter().map(Arc::new));
+        list.push(info.clone());
+        Ok(info)
+    }
+    /// The plugins loaded into this context, in load order.
+    pub fn plugins(&self) -> Vec<Arc<PluginInfo>> {
+        match self.inner.plugin_list.read() {
+            Ok(p) => p.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
     }
     /// A loss with default parameters.
     pub fn loss(&self, id: &str) -> Result<Loss> {
@@ -253,6 +269,34 @@ impl Context {
             _ctx: self.inner.clone(),
         })
     }
+}
+
+/// Check that `def` has a valid spec and an id not used by a builtin, by `registered`
+/// or by `pending` (losses of the same plugin before it).
+fn check_new(registered: &[Arc<LossDef>], pending: &[LossDef], def: &LossDef) -> Result<()> {
+    def.spec.validate().map_err(|e| {
+        crate::error::LkError::new(crate::error::ErrorKind::PluginInvalidSpec, e.msg)
+    })?;
+    let id = def.spec.id.as_str();
+    if builtins().iter().any(|d| d.spec.id.as_str() == id) {
+        bail!(
+            PluginDuplicateId,
+            "loss id '{id}' clashes with a builtin loss"
+        );
+    }
+    if registered.iter().any(|d| d.spec.id.as_str() == id) {
+        bail!(
+            PluginDuplicateId,
+            "loss id '{id}' is already registered by a plugin"
+        );
+    }
+    if pending.iter().any(|d| d.spec.id.as_str() == id) {
+        bail!(
+            PluginDuplicateId,
+            "loss id '{id}' is declared twice by the plugin"
+        );
+    }
+    Ok(())
 }
 
 /// A configured loss. Configure it with the setters, then call [`Loss::compute`] (which takes

@@ -38,6 +38,7 @@ pub mod error;
 pub mod ffi;
 pub mod losses;
 pub mod params;
+pub mod plugin;
 pub mod reduction;
 pub mod registry;
 pub mod tensor;

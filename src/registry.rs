@@ -411,6 +411,11 @@ pub trait LossImpl: Send + Sync {
     fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
         None
     }
+    /// The WGSL source of a generic per-sample kernel (per-sample kernel contract v1, without
+    /// the host's prelude), when the loss brings one: plugin losses with a `wgsl_source`.
+    fn wgsl_per_sample(&self) -> Option<&str> {
+        None
+    }
     /// Whether the loss has a GPU path, in every build (the support matrix reads it). The
     /// default says whether [`LossImpl::gpu`] returns one; builtins with a kernel override
     /// it to `true` so that a build without the `wgpu` feature reports the same.

@@ -20,6 +20,7 @@ pub mod context;
 pub mod introspect;
 pub mod last_error;
 pub mod loss;
+pub mod plugin;
 pub mod status;
 pub mod tensor;
 pub mod version;
