@@ -2,6 +2,6 @@
 //! and one module per loss with its reference values and paper properties
 //! (`tests/losses/<family>/<id>.rs`).
 
-mod common;
 #[path = "losses/classification/mod.rs"]
 mod classification;
+mod common;

@@ -155,14 +155,18 @@ pub fn exp_f32(x: f32) -> f32 {
     let xc = x.clamp(EXP_LO, EXP_HI);
     // k = round(x / ln 2) via the 1.5 * 2^23 trick (round half to even).
     const SHIFT: f32 = 12_582_912.0;
-    let t = xc * std::f32::consts::LOG2_E + SHIFT;
+    // Fused multiply-adds: one rounding each, so the result is the same on every target
+    // (hardware FMA where the CPU has it, the correctly rounded libm `fmaf` elsewhere).
+    let t = xc.mul_add(std::f32::consts::LOG2_E, SHIFT);
     let k = t - SHIFT;
-    let r = xc - k * 0.693_145_75 - k * 1.428_606_8e-6;
-    let p = 1.0
-        + r * (1.0
-            + r * (0.5
-                + r * (1.666_666_7e-1
-                    + r * (4.166_666_8e-2 + r * (8.333_334e-3 + r * 1.388_888_9e-3)))));
+    let r = k.mul_add(-0.693_145_75, xc);
+    let r = k.mul_add(-1.428_606_8e-6, r);
+    let mut p = r.mul_add(1.388_888_9e-3, 8.333_334e-3);
+    p = p.mul_add(r, 4.166_666_8e-2);
+    p = p.mul_add(r, 1.666_666_7e-1);
+    p = p.mul_add(r, 0.5);
+    p = p.mul_add(r, 1.0);
+    p = p.mul_add(r, 1.0);
     let bits = ((t.to_bits() as i32 - 0x4B40_0000 + 127) << 23) as u32;
     let v = p * f32::from_bits(bits);
     if x < EXP_LO {
@@ -256,6 +260,162 @@ fn softmax_affine_impl(
     }
 }
 
+/// Block length of the streaming softmax passes (8 KiB of f32: one block stays in L1).
+const BLOCK: usize = 2048;
+
+/// Ask the CPU to start loading the cache line at `p` into L1. Never faults and does not
+/// access memory as far as the language is concerned; a no-op off x86-64.
+#[inline(always)]
+fn prefetch(p: *const f32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint: it never faults, whatever the address, and reads nothing
+    // the program can observe. Callers pass addresses inside a live slice anyway.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// The pass over one block of [`softmax_store_impl`]: `d[c] = exp(x[c] - m)` and the lane sum
+/// in the same order as [`max_sumexp_impl`]. `ahead` is where the next block starts (for the
+/// prefetch), `x == None` reads `d` itself.
+#[inline(always)]
+fn exp_store_block(
+    x: Option<&[f32]>,
+    d: &mut [f32],
+    m: f32,
+    ahead: *const f32,
+    ahead_len: usize,
+) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let full = d.len() / LANES * LANES;
+    match x {
+        Some(x) => {
+            for (t, (xc, dc)) in x[..full]
+                .chunks_exact(LANES)
+                .zip(d[..full].chunks_exact_mut(LANES))
+                .enumerate()
+            {
+                if t * LANES < ahead_len {
+                    prefetch(ahead.wrapping_add(t * LANES));
+                }
+                for j in 0..LANES {
+                    let e = exp_f32(xc[j] - m);
+                    dc[j] = e;
+                    acc[j] += e;
+                }
+            }
+        }
+        None => {
+            for (t, dc) in d[..full].chunks_exact_mut(LANES).enumerate() {
+                if t * LANES < ahead_len {
+                    prefetch(ahead.wrapping_add(t * LANES));
+                }
+                for j in 0..LANES {
+                    let e = exp_f32(dc[j] - m);
+                    dc[j] = e;
+                    acc[j] += e;
+                }
+            }
+        }
+    }
+    let mut bs = 0.0f32;
+    for a in acc {
+        bs += a;
+    }
+    for c in full..d.len() {
+        let v = x.map_or(d[c], |x| x[c]);
+        let e = exp_f32(v - m);
+        d[c] = e;
+        bs += e;
+    }
+    bs
+}
+
+#[inline(always)]
+fn block_max(x: &[f32]) -> f32 {
+    let mut lm = [f32::NEG_INFINITY; LANES];
+    let mut it = x.chunks_exact(LANES);
+    for c in &mut it {
+        for j in 0..LANES {
+            lm[j] = if c[j] > lm[j] { c[j] } else { lm[j] };
+        }
+    }
+    let mut bm = f32::NEG_INFINITY;
+    for &v in lm.iter().chain(it.remainder()) {
+        bm = if v > bm { v } else { bm };
+    }
+    bm
+}
+
+#[inline(always)]
+fn softmax_store_impl(src: Option<&[f32]>, dst: &mut [f32], shifts: &mut Vec<f32>) -> (f32, f64) {
+    shifts.clear();
+    let mut m = f32::NEG_INFINITY;
+    let mut s = 0.0f64;
+    let len = dst.len();
+    let base: *const f32 = match src {
+        Some(x) => x.as_ptr(),
+        None => dst.as_ptr(),
+    };
+    for (b, d) in dst.chunks_mut(BLOCK).enumerate() {
+        let start = b * BLOCK;
+        let x = src.map(|x| &x[start..start + d.len()]);
+        let bm = block_max(x.unwrap_or(d));
+        if bm > m {
+            if s != 0.0 {
+                s *= ((m - bm) as f64).exp();
+            }
+            m = bm;
+        }
+        shifts.push(m);
+        if m == f32::NEG_INFINITY {
+            // Whole prefix is -inf (or NaN): exp terms are 0 (or NaN below).
+            let nan = x.unwrap_or(d).iter().any(|v| v.is_nan());
+            if nan {
+                s = f64::NAN;
+            }
+            d.fill(if nan { f32::NAN } else { 0.0 });
+            continue;
+        }
+        let next = (start + BLOCK).min(len);
+        let ahead_len = len - next;
+        s += exp_store_block(x, d, m, base.wrapping_add(next), ahead_len) as f64;
+    }
+    (m, s)
+}
+
+#[inline(always)]
+fn softmax_finish_impl(
+    dst: &mut [f32],
+    shifts: &[f32],
+    m: f32,
+    s: f64,
+    a: f32,
+    b: f32,
+    w: Option<&[f32]>,
+) {
+    for (k, d) in dst.chunks_mut(BLOCK).enumerate() {
+        let mk = shifts.get(k).copied().unwrap_or(m);
+        // p_c = e_c * exp(m_k - m) / s; the differences are exact in f64.
+        let f = (a as f64 * (mk as f64 - m as f64).exp() / s) as f32;
+        match w {
+            None => {
+                for v in d.iter_mut() {
+                    *v = f * *v + b;
+                }
+            }
+            Some(w) => {
+                let w = &w[k * BLOCK..k * BLOCK + d.len()];
+                for (v, &wc) in d.iter_mut().zip(w) {
+                    *v = f * *v + b * wc;
+                }
+            }
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod simd {
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
@@ -287,6 +447,46 @@ mod simd {
         w: Option<&[f32]>,
     ) {
         super::softmax_affine_impl(src, dst, lse, a, b, w)
+    }
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+    pub(super) fn softmax_store_avx512(
+        src: Option<&[f32]>,
+        dst: &mut [f32],
+        shifts: &mut Vec<f32>,
+    ) -> (f32, f64) {
+        super::softmax_store_impl(src, dst, shifts)
+    }
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn softmax_store_avx2(
+        src: Option<&[f32]>,
+        dst: &mut [f32],
+        shifts: &mut Vec<f32>,
+    ) -> (f32, f64) {
+        super::softmax_store_impl(src, dst, shifts)
+    }
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+    pub(super) fn softmax_finish_avx512(
+        dst: &mut [f32],
+        shifts: &[f32],
+        m: f32,
+        s: f64,
+        a: f32,
+        b: f32,
+        w: Option<&[f32]>,
+    ) {
+        super::softmax_finish_impl(dst, shifts, m, s, a, b, w)
+    }
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn softmax_finish_avx2(
+        dst: &mut [f32],
+        shifts: &[f32],
+        m: f32,
+        s: f64,
+        a: f32,
+        b: f32,
+        w: Option<&[f32]>,
+    ) {
+        super::softmax_finish_impl(dst, shifts, m, s, a, b, w)
     }
 }
 
@@ -379,6 +579,64 @@ pub fn softmax_affine(
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => unsafe { simd::softmax_affine_avx2(src, dst, lse, a, b, w) },
         Isa::Generic => softmax_affine_impl(src, dst, lse, a, b, w),
+    }
+}
+
+/// A softmax row in two passes, for gradients: [`SoftmaxRow::store`] writes the unnormalised
+/// exponentials into the destination while it finds the row's max and sum (one `exp` per
+/// element, one read of the source), and [`SoftmaxRow::finish`] turns them into
+/// `a * p_c + b * w_c` in the destination (no `exp`; the row is in cache by then).
+#[derive(Debug, Default)]
+pub struct SoftmaxRow {
+    /// Row maximum.
+    pub m: f32,
+    /// `sum_c exp(x_c - m)` in f64; bit-identical to what [`max_sumexp`] returns.
+    pub s: f64,
+    shifts: Vec<f32>,
+}
+
+impl SoftmaxRow {
+    /// `dst[c] = exp(x[c] - m_k)` with `m_k` the running max at block `k`, where `x = src`,
+    /// or `dst` itself when `src` is None (in place). Sets `m` and `s` to exactly what
+    /// [`max_sumexp`] gives for the same row.
+    pub fn store(&mut self, src: Option<&[f32]>, dst: &mut [f32]) {
+        let sh = &mut self.shifts;
+        let (m, s) = match isa() {
+            // SAFETY: the features were detected at run time.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { simd::softmax_store_avx512(src, dst, sh) },
+            // SAFETY: the features were detected at run time.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { simd::softmax_store_avx2(src, dst, sh) },
+            Isa::Generic => softmax_store_impl(src, dst, sh),
+        };
+        self.m = m;
+        self.s = s;
+    }
+    /// Log-sum-exp of the stored row, `m + ln s` (f64).
+    pub fn lse(&self) -> f64 {
+        if self.m == f32::NEG_INFINITY {
+            return if self.s.is_nan() {
+                f64::NAN
+            } else {
+                f64::NEG_INFINITY
+            };
+        }
+        self.m as f64 + self.s.ln()
+    }
+    /// Turn the stored exponentials in `dst` into `dst[c] = a * p_c + b * w[c]` (`w[c] = 1`
+    /// when `w` is None), `p = softmax(x)`.
+    pub fn finish(&self, dst: &mut [f32], a: f32, b: f32, w: Option<&[f32]>) {
+        let (sh, m, s) = (&self.shifts[..], self.m, self.s);
+        match isa() {
+            // SAFETY: the features were detected at run time.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { simd::softmax_finish_avx512(dst, sh, m, s, a, b, w) },
+            // SAFETY: the features were detected at run time.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { simd::softmax_finish_avx2(dst, sh, m, s, a, b, w) },
+            Isa::Generic => softmax_finish_impl(dst, sh, m, s, a, b, w),
+        }
     }
 }
 

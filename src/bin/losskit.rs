@@ -62,7 +62,10 @@ impl From<&str> for Fail {
 
 impl From<losskit::LkError> for Fail {
     fn from(e: losskit::LkError) -> Self {
-        Fail { msg: e.msg, code: 1 }
+        Fail {
+            msg: e.msg,
+            code: 1,
+        }
     }
 }
 

@@ -12,7 +12,13 @@ pub const FD_TOL: f64 = 2e-3;
 
 /// `|a - b| <= tol * (1 + |b|)` for every element, with a message naming the worst one.
 pub fn assert_close(what: &str, got: &[f32], want: &[f64], tol: f64) {
-    assert_eq!(got.len(), want.len(), "{what}: length {} != {}", got.len(), want.len());
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{what}: length {} != {}",
+        got.len(),
+        want.len()
+    );
     let mut worst = (0usize, 0.0f64);
     for (k, (&g, &w)) in got.iter().zip(want).enumerate() {
         let err = (g as f64 - w).abs() / (1.0 + w.abs());
@@ -32,5 +38,7 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f64], tol: f64) {
 
 /// Path of a golden file under tests/golden/.
 pub fn golden_path(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(rel)
 }

@@ -117,7 +117,11 @@ struct Opts {
 }
 
 fn parse_shape(s: &str) -> CliResult<(usize, usize)> {
-    let bad = || Fail::usage(format!("shape '{s}' is not of the form NxV (e.g. 4096x32000)"));
+    let bad = || {
+        Fail::usage(format!(
+            "shape '{s}' is not of the form NxV (e.g. 4096x32000)"
+        ))
+    };
     let (a, b) = s.split_once(['x', 'X']).ok_or_else(bad)?;
     let n = a.trim().parse::<usize>().map_err(|_| bad())?;
     let v = b.trim().parse::<usize>().map_err(|_| bad())?;
@@ -153,12 +157,9 @@ fn parse_opts(args: &[String]) -> CliResult<Opts> {
             "--quick" => quick = true,
             "--reps" => {
                 let v = value(&flag, inline, &mut it)?;
-                reps = Some(
-                    v.parse::<usize>()
-                        .ok()
-                        .filter(|r| *r > 0)
-                        .ok_or_else(|| Fail::usage(format!("--reps '{v}' is not a positive integer")))?,
-                );
+                reps = Some(v.parse::<usize>().ok().filter(|r| *r > 0).ok_or_else(|| {
+                    Fail::usage(format!("--reps '{v}' is not a positive integer"))
+                })?);
             }
             "--size" => {
                 for part in value(&flag, inline, &mut it)?.split(',') {
@@ -179,7 +180,9 @@ fn parse_opts(args: &[String]) -> CliResult<Opts> {
         o.shapes = if quick { QUICK_SHAPES } else { SHAPES }.to_vec();
     }
     o.reps = reps.unwrap_or(if quick { 3 } else { 10 });
-    o.extra.entry("D".into()).or_insert(if quick { 256 } else { 1024 });
+    o.extra
+        .entry("D".into())
+        .or_insert(if quick { 256 } else { 1024 });
     Ok(o)
 }
 
@@ -236,12 +239,12 @@ pub fn main(g: &Global, args: &[String]) -> CliResult {
     let mut bar = Progress::new(plan.len() * (o.reps + 1), "bench");
     let mut rows: Vec<Row> = Vec::new();
     for (b, id, dims, label) in &plan {
-        let ctx = if *b == g.ctx.backend() || *b == BackendKind::Cpu && g.backend == BackendKind::Auto
-        {
-            g.ctx.clone()
-        } else {
-            Context::new(*b)?
-        };
+        let ctx =
+            if *b == g.ctx.backend() || *b == BackendKind::Cpu && g.backend == BackendKind::Auto {
+                g.ctx.clone()
+            } else {
+                Context::new(*b)?
+            };
         let loss = ctx.loss(id)?;
         let row = time_host(&loss, b.name(), dims, label, o.reps, &mut bar)?;
         rows.push(row);
@@ -288,7 +291,11 @@ fn letter_sizes(
 fn numel(is: &losskit::InputSpec, dims: &BTreeMap<String, usize>) -> usize {
     is.dims()
         .iter()
-        .map(|l| dims.get(*l).copied().unwrap_or_else(|| l.parse().unwrap_or(1)))
+        .map(|l| {
+            dims.get(*l)
+                .copied()
+                .unwrap_or_else(|| l.parse().unwrap_or(1))
+        })
         .product()
 }
 
@@ -337,7 +344,11 @@ fn fill_f32(n: usize, dom: &Domain, seed: u64) -> Vec<f32> {
     v
 }
 
-fn make_inputs(spec: &LossSpec, dims: &BTreeMap<String, usize>, seed: u64) -> Vec<Option<(Buf, Vec<usize>)>> {
+fn make_inputs(
+    spec: &LossSpec,
+    dims: &BTreeMap<String, usize>,
+    seed: u64,
+) -> Vec<Option<(Buf, Vec<usize>)>> {
     let mut rng = Rng::new(seed);
     spec.inputs
         .iter()
@@ -349,7 +360,11 @@ fn make_inputs(spec: &LossSpec, dims: &BTreeMap<String, usize>, seed: u64) -> Ve
             let shape: Vec<usize> = is
                 .dims()
                 .iter()
-                .map(|l| dims.get(*l).copied().unwrap_or_else(|| l.parse().unwrap_or(1)))
+                .map(|l| {
+                    dims.get(*l)
+                        .copied()
+                        .unwrap_or_else(|| l.parse().unwrap_or(1))
+                })
                 .collect();
             let n: usize = shape.iter().product();
             let buf = match (is.dtype, &is.domain) {
@@ -479,7 +494,8 @@ fn first_buffer(inputs: &mut [Option<(Buf, Vec<usize>)>]) -> Option<&mut [f32]> 
 pub fn scale_in_place(a: &mut [f32], s: f32) {
     let threads = rayon::current_num_threads().max(1);
     let part = a.len().div_ceil(threads).div_ceil(16) * 16;
-    a.par_chunks_mut(part.max(16)).for_each(|c| scale_part(c, s));
+    a.par_chunks_mut(part.max(16))
+        .for_each(|c| scale_part(c, s));
 }
 
 fn scale_generic(a: &mut [f32], s: f32) {
@@ -519,7 +535,16 @@ fn scale_part(a: &mut [f32], s: f32) {
 fn print_table(rows: &[Row]) {
     println!(
         "{:18} {:7} {:5} {:>12} {:>9} {:>9} {:>8} {:>9} {:>8} {:>9}",
-        "loss", "backend", "path", "shape", "best ms", "median ms", "GB/s", "roof GB/s", "of roof", "GFLOP/s"
+        "loss",
+        "backend",
+        "path",
+        "shape",
+        "best ms",
+        "median ms",
+        "GB/s",
+        "roof GB/s",
+        "of roof",
+        "GFLOP/s"
     );
     for r in rows {
         println!(

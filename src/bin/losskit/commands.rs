@@ -21,7 +21,9 @@ fn split_flag(a: &str) -> (String, Option<String>) {
 fn pair(s: &str, what: &str) -> CliResult<(String, String)> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-        _ => Err(Fail::usage(format!("{what} '{s}' is not of the form NAME=VALUE"))),
+        _ => Err(Fail::usage(format!(
+            "{what} '{s}' is not of the form NAME=VALUE"
+        ))),
     }
 }
 
@@ -35,7 +37,12 @@ pub fn list(g: &Global, args: &[String]) -> CliResult {
         return Err(Fail::usage(format!("list takes no arguments, got '{a}'")));
     }
     let defs = g.ctx.losses();
-    let w_id = defs.iter().map(|d| d.spec.id.len()).max().unwrap_or(2).max(2);
+    let w_id = defs
+        .iter()
+        .map(|d| d.spec.id.len())
+        .max()
+        .unwrap_or(2)
+        .max(2);
     let w_fam = defs
         .iter()
         .map(|d| d.spec.family.len())
@@ -89,7 +96,12 @@ fn describe_text(s: &LossSpec) -> String {
     }
     let _ = writeln!(o, "inputs (in call order):");
     let wn = s.inputs.iter().map(|i| i.name.len()).max().unwrap_or(4);
-    let ws = s.inputs.iter().map(|i| i.shape.len() + 2).max().unwrap_or(3);
+    let ws = s
+        .inputs
+        .iter()
+        .map(|i| i.shape.len() + 2)
+        .max()
+        .unwrap_or(3);
     for i in &s.inputs {
         let _ = writeln!(
             o,
@@ -198,11 +210,10 @@ pub fn gradcheck(g: &Global, args: &[String]) -> CliResult {
             "--size" => sizes = parse_sizes(&value(&flag, inline, &mut it)?)?,
             "--tol" => {
                 let v = value(&flag, inline, &mut it)?;
-                tol = v
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|t| *t > 0.0)
-                    .ok_or_else(|| Fail::usage(format!("--tol '{v}' is not a positive number")))?;
+                tol =
+                    v.parse::<f64>().ok().filter(|t| *t > 0.0).ok_or_else(|| {
+                        Fail::usage(format!("--tol '{v}' is not a positive number"))
+                    })?;
             }
             f if f.starts_with("--") => {
                 return Err(Fail::usage(format!("gradcheck: unknown option '{f}'")));
@@ -227,7 +238,12 @@ pub fn gradcheck(g: &Global, args: &[String]) -> CliResult {
             "{id}: no differentiable input to check"
         )));
     }
-    let wn = reports.iter().map(|r| r.input.len()).max().unwrap_or(5).max(5);
+    let wn = reports
+        .iter()
+        .map(|r| r.input.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
     println!(
         "{:wn$}  {:>8}  {:>12}  {:>12}  result (tolerance {tol:.0e} on the scaled error)",
         "input", "checked", "max abs err", "scaled err"
@@ -337,14 +353,6 @@ pub fn run(g: &Global, args: &[String]) -> CliResult {
         };
         data[k] = Some((owned, a.shape));
     }
-    for (k, is) in spec.inputs.iter().enumerate() {
-        if data[k].is_none() && !is.optional {
-            return Err(Fail::usage(format!(
-                "{id}: required input '{}' is missing (give --input {}=FILE.npy)",
-                is.name, is.name
-            )));
-        }
-    }
     // Letter sizes, for the output shapes.
     let mut dims: BTreeMap<String, usize> = BTreeMap::new();
     for (is, d) in spec.inputs.iter().zip(&data) {
@@ -354,14 +362,19 @@ pub fn run(g: &Global, args: &[String]) -> CliResult {
             }
         }
     }
-    let letter = |l: &str| -> usize { l.parse().unwrap_or_else(|_| dims.get(l).copied().unwrap_or(0)) };
+    let letter = |l: &str| -> usize {
+        l.parse()
+            .unwrap_or_else(|_| dims.get(l).copied().unwrap_or(0))
+    };
     let mut grad_bufs: Vec<(usize, Vec<f32>, &Path)> = Vec::new();
     for (name, path) in &grads {
         let k = spec.input_index(name).ok_or_else(|| {
             Fail::usage(format!("{id} has no input '{name}' (inputs: {})", names()))
         })?;
         if !spec.inputs[k].differentiable {
-            return Err(Fail::usage(format!("{id}: input '{name}' is not differentiable")));
+            return Err(Fail::usage(format!(
+                "{id}: input '{name}' is not differentiable"
+            )));
         }
         let Some((_, shape)) = &data[k] else {
             return Err(Fail::usage(format!(
@@ -372,16 +385,32 @@ pub fn run(g: &Global, args: &[String]) -> CliResult {
     }
     let mut aux_bufs: Vec<(String, Vec<usize>, Vec<f32>, &Path)> = Vec::new();
     for (name, path) in &auxs {
-        let a = spec.aux.iter().find(|a| a.name.as_str() == name).ok_or_else(|| {
-            let known: Vec<&str> = spec.aux.iter().map(|a| a.name.as_str()).collect();
-            Fail::usage(format!(
-                "{id} has no auxiliary output '{name}' (available: {})",
-                if known.is_empty() { "none".into() } else { known.join(", ") }
-            ))
-        })?;
+        let a = spec
+            .aux
+            .iter()
+            .find(|a| a.name.as_str() == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = spec.aux.iter().map(|a| a.name.as_str()).collect();
+                Fail::usage(format!(
+                    "{id} has no auxiliary output '{name}' (available: {})",
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
+                ))
+            })?;
         let shape: Vec<usize> = a.dims().iter().map(|l| letter(l)).collect();
         let n = shape.iter().product();
         aux_bufs.push((name.clone(), shape, vec![0.0; n], path));
+    }
+    for (k, is) in spec.inputs.iter().enumerate() {
+        if data[k].is_none() && !is.optional {
+            return Err(Fail::usage(format!(
+                "{id}: required input '{}' is missing (give --input {}=FILE.npy)",
+                is.name, is.name
+            )));
+        }
     }
     let out_len = match red {
         Reduction::None => letter(spec.rows.as_str()),

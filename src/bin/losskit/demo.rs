@@ -33,11 +33,18 @@ const LR: f32 = 0.1;
 const TRAIN: usize = 1347;
 const NOISE: &[f64] = &[0.0, 0.2, 0.4];
 
-/// The losses the demo trains with, in table order: label, id, parameters.
-pub const LOSSES: &[(&str, &str, &[(&str, &str)])] = &[
+/// One loss of the demo: table label, registry id, parameters as `name=value` text.
+pub type DemoLoss = (&'static str, &'static str, &'static [(&'static str, &'static str)]);
+
+/// The losses the demo trains with, in table order.
+pub const LOSSES: &[DemoLoss] = &[
     ("cross_entropy", "cross_entropy", &[]),
     ("focal (gamma 2)", "focal", &[("gamma", "2")]),
-    ("comp_sum gce (q 0.7)", "comp_sum", &[("kind", "gce"), ("q", "0.7")]),
+    (
+        "comp_sum gce (q 0.7)",
+        "comp_sum",
+        &[("kind", "gce"), ("q", "0.7")],
+    ),
     ("comp_sum mae", "comp_sum", &[("kind", "mae")]),
     ("ldr_kl", "ldr_kl", &[]),
     ("aldr_kl", "aldr_kl", &[]),
@@ -122,9 +129,13 @@ impl Mlp {
         let s1 = (2.0 / FEATURES as f64).sqrt();
         let s2 = (1.0 / HIDDEN as f64).sqrt();
         Mlp {
-            w1: (0..FEATURES * HIDDEN).map(|_| (s1 * rng.normal()) as f32).collect(),
+            w1: (0..FEATURES * HIDDEN)
+                .map(|_| (s1 * rng.normal()) as f32)
+                .collect(),
             b1: vec![0.0; HIDDEN],
-            w2: (0..HIDDEN * CLASSES).map(|_| (s2 * rng.normal()) as f32).collect(),
+            w2: (0..HIDDEN * CLASSES)
+                .map(|_| (s2 * rng.normal()) as f32)
+                .collect(),
             b2: vec![0.0; CLASSES],
         }
     }
@@ -376,12 +387,9 @@ fn parse_opts(args: &[String]) -> CliResult<Opts> {
             }
             "--epochs" => {
                 let v = value(&flag, inline, &mut it)?;
-                o.epochs = Some(
-                    v.parse::<usize>()
-                        .ok()
-                        .filter(|e| *e > 0)
-                        .ok_or_else(|| Fail::usage(format!("--epochs '{v}' is not a positive integer")))?,
-                );
+                o.epochs = Some(v.parse::<usize>().ok().filter(|e| *e > 0).ok_or_else(|| {
+                    Fail::usage(format!("--epochs '{v}' is not a positive integer"))
+                })?);
             }
             "--out" => o.out = PathBuf::from(value(&flag, inline, &mut it)?),
             f => return Err(Fail::usage(format!("demo: unknown argument '{f}'"))),
@@ -393,7 +401,7 @@ fn parse_opts(args: &[String]) -> CliResult<Opts> {
 /// `losskit demo [--quick] [--epochs E] [--seed S] [--out DIR]`
 pub fn main(g: &Global, args: &[String]) -> CliResult {
     let o = parse_opts(args)?;
-    let epochs = o.epochs.unwrap_or(if o.quick { 60 } else { 150 });
+    let epochs = o.epochs.unwrap_or(if o.quick { 100 } else { 300 });
     let data = digits()?;
     let s = split(&data, o.seed);
     // Which losses run, and why the others do not.
@@ -452,7 +460,16 @@ pub fn main(g: &Global, args: &[String]) -> CliResult {
     let t0 = Instant::now();
     let results: Vec<CliResult<RunResult>> = jobs
         .par_iter()
-        .map(|&(l, k)| train(&runs[l].1, &s, &noisy[k], epochs, o.seed.wrapping_add(k as u64), &tick))
+        .map(|&(l, k)| {
+            train(
+                &runs[l].1,
+                &s,
+                &noisy[k],
+                epochs,
+                o.seed.wrapping_add(k as u64),
+                &tick,
+            )
+        })
         .collect();
     if let Ok(b) = bar.into_inner() {
         b.finish();
@@ -461,7 +478,10 @@ pub fn main(g: &Global, args: &[String]) -> CliResult {
     for (&(l, _), r) in jobs.iter().zip(results) {
         res[l].push(r?);
     }
-    print!("{}", table(&runs.iter().map(|r| r.0).collect::<Vec<_>>(), &res));
+    print!(
+        "{}",
+        table(&runs.iter().map(|r| r.0).collect::<Vec<_>>(), &res)
+    );
     for n in &notes {
         println!("note: {n}");
     }

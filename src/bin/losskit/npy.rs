@@ -29,7 +29,8 @@ const MAGIC: &[u8] = b"\x93NUMPY";
 
 /// Read a `.npy` file. Errors name the file.
 pub fn read(path: &Path) -> Result<NpyArray, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read '{}': {e}", path.display()))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| format!("cannot read '{}': {e}", path.display()))?;
     parse(&bytes).map_err(|e| format!("'{}': {e}", path.display()))
 }
 

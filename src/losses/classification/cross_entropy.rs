@@ -28,12 +28,13 @@
 //! *PaLM: Scaling Language Modeling with Pathways* (z-loss `κ·log²Z`); *Gemma 2: Improving
 //! Open Language Models at a Practical Size* (soft-capping `cap·tanh(z/cap)`).
 //!
-//! **CPU path**: one streaming pass per row (blockwise online max and sum of exponentials,
-//! vectorised exp, f64 accumulation across blocks), then one pass writing the gradient,
-//! in place when asked. Rows run in parallel; the result does not depend on the thread count.
+//! **CPU path**: one streaming pass per row reads the logits once (blockwise online max and
+//! sum of exponentials, vectorised exp, f64 accumulation across blocks) and writes the
+//! exponentials into the gradient buffer (or over the logits, in place); a second pass,
+//! over the row while it is still in cache, scales them into the gradient (no second exp). Rows run in parallel; the result does not depend on the thread count.
 
 use super::{RowOut, RowwiseSetup, run_rowwise};
-use crate::backend::cpu::{RowIo, max_sumexp, softmax_affine};
+use crate::backend::cpu::{RowIo, SoftmaxRow, max_sumexp, softmax_affine};
 use crate::compute::Compute;
 use crate::error::Result;
 use crate::params::{ParamSpec, ParamValue::F64, Params};
@@ -159,26 +160,35 @@ impl Row<'_> {
             return self.row_capped(io, y, scale);
         }
         let x = io.x();
-        let (m, s) = max_sumexp(x);
-        let l = m as f64 + s.ln();
         let zy = x[y] as f64;
         let swz = if self.eps > 0.0 {
             self.weighted_sum(x)
         } else {
             0.0
         };
+        if !io.wants_grad() {
+            let (m, s) = max_sumexp(x);
+            let l = m as f64 + s.ln();
+            return RowOut {
+                loss: self.loss(l, zy, swz, y),
+                lse: l as f32,
+            };
+        }
+        // One read of the row: exponentials go straight into the gradient buffer (or over
+        // the logits), then one in-cache pass scales them into the gradient.
+        let mut sm = SoftmaxRow::default();
+        match io {
+            RowIo::Separate(x, g) => sm.store(Some(x), g),
+            RowIo::InPlace(g) => sm.store(None, g),
+            RowIo::Read(_) => {}
+        }
+        let l = sm.lse();
         let loss = self.loss(l, zy, swz, y);
-        if io.wants_grad() {
-            let (a, b, d) = self.coefs(l, y, scale);
-            let w = if self.eps > 0.0 { self.cw } else { None };
-            match io {
-                RowIo::Separate(x, g) => softmax_affine(Some(x), g, l as f32, a, b, w),
-                RowIo::InPlace(g) => softmax_affine(None, g, l as f32, a, b, w),
-                RowIo::Read(_) => {}
-            }
-            if let Some(g) = io.grad_mut() {
-                g[y] -= d;
-            }
+        let (a, b, d) = self.coefs(l, y, scale);
+        let w = if self.eps > 0.0 { self.cw } else { None };
+        if let Some(g) = io.grad_mut() {
+            sm.finish(g, a, b, w);
+            g[y] -= d;
         }
         RowOut {
             loss,
