@@ -713,4 +713,81 @@ mod tests {
         assert!(logsumexp(&[1.0, f32::NAN]).is_nan());
         assert!(logsumexp(&[f32::NAN]).is_nan());
     }
+
+    fn ramp(n: usize, seed: u32) -> Vec<f32> {
+        // Rising trend so that the running max changes from block to block.
+        (0..n)
+            .map(|i| {
+                let h = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8;
+                (h % 1000) as f32 * 0.01 - 5.0 + i as f32 * 1e-3
+            })
+            .collect()
+    }
+
+    #[test]
+    fn softmax_row_matches_max_sumexp_bits_and_the_f64_softmax() {
+        for n in [1usize, 5, 16, 17, 2048, 2049, 5000, 32000] {
+            let x = ramp(n, n as u32);
+            let (m0, s0) = max_sumexp(&x);
+            let mut sep = vec![0.0f32; n];
+            let mut sm = SoftmaxRow::default();
+            sm.store(Some(&x), &mut sep);
+            assert_eq!((sm.m, sm.s.to_bits()), (m0, s0.to_bits()), "n = {n}");
+            let (a, b) = (0.75f32, -0.125f32);
+            sm.finish(&mut sep, a, b, None);
+            let mut inpl = x.clone();
+            let mut sm2 = SoftmaxRow::default();
+            sm2.store(None, &mut inpl);
+            assert_eq!((sm2.m, sm2.s.to_bits()), (m0, s0.to_bits()));
+            sm2.finish(&mut inpl, a, b, None);
+            assert_eq!(sep, inpl, "in place and separate give the same bits");
+            let mx = x.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b as f64));
+            let z: f64 = x.iter().map(|&v| (v as f64 - mx).exp()).sum();
+            for (c, &g) in sep.iter().enumerate() {
+                let p = (x[c] as f64 - mx).exp() / z;
+                let want = a as f64 * p + b as f64;
+                assert!(
+                    (g as f64 - want).abs() <= 1e-6 * (1.0 + want.abs()),
+                    "n {n} c {c}"
+                );
+            }
+            assert!((sm.lse() - logsumexp(&x)).abs() == 0.0);
+        }
+    }
+
+    #[test]
+    fn softmax_row_weights_and_edge_rows() {
+        let x = ramp(3000, 9);
+        let w: Vec<f32> = (0..3000).map(|i| (i % 5) as f32 * 0.5).collect();
+        let mut g = vec![0.0f32; 3000];
+        let mut sm = SoftmaxRow::default();
+        sm.store(Some(&x), &mut g);
+        sm.finish(&mut g, 1.0, -0.5, Some(&w));
+        let mut p = vec![0.0f32; 3000];
+        softmax_affine(Some(&x), &mut p, sm.lse() as f32, 1.0, -0.5, Some(&w));
+        for (a, b) in g.iter().zip(&p) {
+            assert!((a - b).abs() <= 1e-6 * (1.0 + b.abs()));
+        }
+        // A first block of -inf gives zero probabilities there.
+        let mut x = ramp(4096, 1);
+        x[..2048].fill(f32::NEG_INFINITY);
+        let mut g = vec![1.0f32; 4096];
+        let mut sm = SoftmaxRow::default();
+        sm.store(Some(&x), &mut g);
+        sm.finish(&mut g, 1.0, 0.0, None);
+        assert!(g[..2048].iter().all(|&v| v == 0.0));
+        let total: f64 = g.iter().map(|&v| v as f64).sum();
+        assert!((total - 1.0).abs() < 1e-5);
+        // NaN anywhere: NaN sum, as max_sumexp.
+        let mut x = ramp(100, 2);
+        x[50] = f32::NAN;
+        let mut g = vec![0.0f32; 100];
+        let mut sm = SoftmaxRow::default();
+        sm.store(Some(&x), &mut g);
+        assert!(sm.s.is_nan() && sm.lse().is_nan());
+        // Empty row.
+        let mut sm = SoftmaxRow::default();
+        sm.store(None, &mut []);
+        assert_eq!(sm.lse(), f64::NEG_INFINITY);
+    }
 }

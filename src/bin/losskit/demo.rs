@@ -34,7 +34,11 @@ const TRAIN: usize = 1347;
 const NOISE: &[f64] = &[0.0, 0.2, 0.4];
 
 /// One loss of the demo: table label, registry id, parameters as `name=value` text.
-pub type DemoLoss = (&'static str, &'static str, &'static [(&'static str, &'static str)]);
+pub type DemoLoss = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
 
 /// The losses the demo trains with, in table order.
 pub const LOSSES: &[DemoLoss] = &[

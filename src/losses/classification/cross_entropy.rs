@@ -258,3 +258,56 @@ impl Row<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Compute, Context, Reduction, Tensor, TensorMut};
+
+    /// Loss and in-place gradient of a 64 x 5000 problem on a pool of `threads` threads.
+    fn run(threads: usize, label_smoothing: f64) -> (f32, Vec<f32>, Vec<f32>) {
+        let (n, c) = (64usize, 5000usize);
+        let mut x: Vec<f32> = (0..n * c)
+            .map(|i| ((i as u32).wrapping_mul(2_654_435_761) >> 9) as f32 * 1e-6 - 4.0)
+            .collect();
+        let t: Vec<i64> = (0..n).map(|i| ((i * 37) % c) as i64).collect();
+        let mut ce = Context::cpu().loss("cross_entropy").unwrap();
+        ce.set_f64("label_smoothing", label_smoothing).unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let mut sep = vec![0.0f32; n * c];
+        let mut l1 = [0.0f32];
+        pool.install(|| {
+            let mut cc = Compute::new(Reduction::Mean, &mut l1)
+                .input(Tensor::f32(&x, &[n, c]))
+                .input(Tensor::i64(&t, &[n]))
+                .grad(0, TensorMut::new(&mut sep, &[n, c]));
+            ce.compute(&mut cc).unwrap();
+        });
+        let mut l2 = [0.0f32];
+        pool.install(|| {
+            let mut cc = Compute::new(Reduction::Mean, &mut l2)
+                .input(Tensor::f32_in_place(&mut x, &[n, c]))
+                .input(Tensor::i64(&t, &[n]))
+                .grad_in_place(0);
+            ce.compute(&mut cc).unwrap();
+        });
+        assert_eq!(l1[0].to_bits(), l2[0].to_bits());
+        (l1[0], sep, x)
+    }
+
+    #[test]
+    fn same_bits_for_any_thread_count_in_place_or_not() {
+        for eps in [0.0, 0.1] {
+            let (l1, g1, p1) = run(1, eps);
+            assert_eq!(g1, p1, "in-place and separate gradients differ");
+            for threads in [2, 3] {
+                let (l, g, p) = run(threads, eps);
+                assert_eq!(l.to_bits(), l1.to_bits());
+                assert!(g.iter().zip(&g1).all(|(a, b)| a.to_bits() == b.to_bits()));
+                assert!(p.iter().zip(&p1).all(|(a, b)| a.to_bits() == b.to_bits()));
+            }
+        }
+    }
+}
