@@ -295,7 +295,7 @@ typedef struct lk_context lk_context;
 typedef struct lk_loss lk_loss;
 
 /**
- * Summary of one loss (lk_loss_info).
+ * Summary of one loss (lk_loss_describe).
  */
 typedef struct lk_loss_info {
   /**
@@ -327,15 +327,15 @@ typedef struct lk_loss_info {
    */
   bool in_place;
   /**
-   * Number of inputs (lk_loss_input_info).
+   * Number of inputs (lk_loss_describe_input).
    */
   size_t n_inputs;
   /**
-   * Number of parameters (lk_loss_param_info).
+   * Number of parameters (lk_loss_describe_param).
    */
   size_t n_params;
   /**
-   * Number of auxiliary outputs (lk_loss_aux_info).
+   * Number of auxiliary outputs (lk_loss_describe_aux).
    */
   size_t n_aux;
 } lk_loss_info;
@@ -360,7 +360,7 @@ typedef struct lk_dtype {
 } lk_dtype;
 
 /**
- * One input of a loss (lk_loss_input_info).
+ * One input of a loss (lk_loss_describe_input).
  */
 typedef struct lk_input_info {
   /**
@@ -390,7 +390,7 @@ typedef struct lk_input_info {
 } lk_input_info;
 
 /**
- * One parameter of a loss (lk_loss_param_info). Only the fields of its type are meaningful.
+ * One parameter of a loss (lk_loss_describe_param). Only the fields of its type are meaningful.
  */
 typedef struct lk_param_info {
   /**
@@ -452,7 +452,7 @@ typedef struct lk_param_info {
 } lk_param_info;
 
 /**
- * One auxiliary output of a loss (lk_loss_aux_info).
+ * One auxiliary output of a loss (lk_loss_describe_aux).
  */
 typedef struct lk_aux_info {
   /**
@@ -528,7 +528,7 @@ typedef struct lk_tensor {
  */
 typedef struct lk_aux_output {
   /**
-   * Name of the auxiliary output (see lk_loss_aux_info).
+   * Name of the auxiliary output (see lk_loss_describe_aux).
    */
   const char *name;
   /**
@@ -625,7 +625,9 @@ const char *lk_loss_id_at(const struct lk_context *ctx, size_t index);
  * # Safety
  * `ctx` NULL or live; `id` NULL or a C string; `out_info` NULL or writable.
  */
-lk_status lk_loss_info(const struct lk_context *ctx, const char *id, struct lk_loss_info *out_info);
+lk_status lk_loss_describe(const struct lk_context *ctx,
+                           const char *id,
+                           struct lk_loss_info *out_info);
 
 /**
  * Describe input `index` of a loss.
@@ -637,12 +639,12 @@ lk_status lk_loss_info(const struct lk_context *ctx, const char *id, struct lk_l
  * @return LK_OK, LK_ERR_NULL_ARG, LK_ERR_UNKNOWN_LOSS, LK_ERR_INVALID_ARG (index).
  *
  * # Safety
- * As lk_loss_info.
+ * As lk_loss_describe.
  */
-lk_status lk_loss_input_info(const struct lk_context *ctx,
-                             const char *id,
-                             size_t index,
-                             struct lk_input_info *out_info);
+lk_status lk_loss_describe_input(const struct lk_context *ctx,
+                                 const char *id,
+                                 size_t index,
+                                 struct lk_input_info *out_info);
 
 /**
  * Describe parameter `index` of a loss: type, default and valid range.
@@ -654,12 +656,12 @@ lk_status lk_loss_input_info(const struct lk_context *ctx,
  * @return LK_OK, LK_ERR_NULL_ARG, LK_ERR_UNKNOWN_LOSS, LK_ERR_INVALID_ARG (index).
  *
  * # Safety
- * As lk_loss_info.
+ * As lk_loss_describe.
  */
-lk_status lk_loss_param_info(const struct lk_context *ctx,
-                             const char *id,
-                             size_t index,
-                             struct lk_param_info *out_info);
+lk_status lk_loss_describe_param(const struct lk_context *ctx,
+                                 const char *id,
+                                 size_t index,
+                                 struct lk_param_info *out_info);
 
 /**
  * Choice `choice` of enum parameter `param_index` of a loss.
@@ -688,12 +690,12 @@ const char *lk_loss_param_choice(const struct lk_context *ctx,
  * @return LK_OK, LK_ERR_NULL_ARG, LK_ERR_UNKNOWN_LOSS, LK_ERR_INVALID_ARG (index).
  *
  * # Safety
- * As lk_loss_info.
+ * As lk_loss_describe.
  */
-lk_status lk_loss_aux_info(const struct lk_context *ctx,
-                           const char *id,
-                           size_t index,
-                           struct lk_aux_info *out_info);
+lk_status lk_loss_describe_aux(const struct lk_context *ctx,
+                               const char *id,
+                               size_t index,
+                               struct lk_aux_info *out_info);
 
 /**
  * The message of the last failed losskit call on this thread.
@@ -850,7 +852,7 @@ lk_status lk_loss_get_i64(const struct lk_loss *loss, const char *name, int64_t 
  * frameworks (a NaN logit gives a NaN loss for its row).
  *
  * @param loss The configured loss (const: may be used by several threads at once).
- * @param inputs `n_inputs` tensors in the loss's input order (lk_loss_input_info). An
+ * @param inputs `n_inputs` tensors in the loss's input order (lk_loss_describe_input). An
  *        absent optional input is a tensor whose data is NULL; trailing optional inputs
  *        may be omitted by passing a smaller n_inputs. Borrowed for the call.
  * @param n_inputs Number of tensors in `inputs`.
@@ -862,7 +864,7 @@ lk_status lk_loss_get_i64(const struct lk_loss *loss, const char *name, int64_t 
  * @param grads NULL, or `n_grads` tensors: slot k receives the gradient of input k, shaped
  *        like it (f32). A slot with NULL data is not computed.
  * @param n_grads Number of slots in `grads` (at most n_inputs).
- * @param aux NULL, or `n_aux` named auxiliary outputs to fill (lk_loss_aux_info).
+ * @param aux NULL, or `n_aux` named auxiliary outputs to fill (lk_loss_describe_aux).
  * @param n_aux Number of entries in `aux`.
  * @return LK_OK, LK_ERR_NULL_ARG, LK_ERR_INVALID_ARG, LK_ERR_SHAPE_MISMATCH, LK_ERR_DTYPE,
  *         LK_ERR_INVALID_TARGET, LK_ERR_INVALID_INPUT, LK_ERR_UNSUPPORTED,

@@ -405,6 +405,11 @@ pub trait LossImpl: Send + Sync {
     /// where required, dtypes, ranks and shape letters consistent, buffers long enough,
     /// gradients only for differentiable inputs, output lengths right.
     fn compute_cpu(&self, spec: &LossSpec, params: &Params, c: &mut Compute<'_>) -> Result<()>;
+    /// Whether the loss has a GPU kernel (shown in the catalogue; the GPU backend runs
+    /// `compute_cpu` for a loss without one).
+    fn has_gpu(&self) -> bool {
+        false
+    }
 }
 
 /// A parameter setting used by the generic test suites (and shown as examples).
@@ -463,4 +468,35 @@ pub fn builtin(id: &str) -> Option<Arc<LossDef>> {
         .iter()
         .find(|d| d.spec.id.as_str() == id)
         .cloned()
+}
+
+/// The loss catalogue as a Markdown table (id, family, inputs, CPU, GPU, source), as the
+/// README shows it between `<!-- losses:start -->` and `<!-- losses:end -->`.
+pub fn markdown_table(defs: &[Arc<LossDef>]) -> String {
+    let mut s =
+        String::from("| id | family | inputs | CPU | GPU | source |\n|---|---|---|---|---|---|\n");
+    for d in defs {
+        let sp = &d.spec;
+        let inputs: Vec<String> = sp
+            .inputs
+            .iter()
+            .map(|i| {
+                format!(
+                    "{}{} [{}]",
+                    i.name,
+                    if i.optional { "?" } else { "" },
+                    i.shape
+                )
+            })
+            .collect();
+        s.push_str(&format!(
+            "| `{}` | {} | {} | yes | {} | {} |\n",
+            sp.id,
+            sp.family,
+            inputs.join(", "),
+            if d.imp.has_gpu() { "yes" } else { "no" },
+            sp.source.replace('|', "/")
+        ));
+    }
+    s
 }

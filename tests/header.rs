@@ -2,6 +2,8 @@
 //! every `lk_*` function the header declares must be exported by the library.
 //! Regenerate the committed header with `LOSSKIT_BLESS=1 cargo test --test header`.
 
+mod common;
+
 use std::path::Path;
 
 #[test]
@@ -72,13 +74,7 @@ fn every_declared_function_is_exported_by_the_cdylib() {
         "parsed only {} declarations",
         declared.len()
     );
-    // tests run from <target>/<profile>/deps/; the cdylib sits in <target>/<profile>/.
-    let exe = std::env::current_exe().expect("current_exe");
-    let lib = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target dir")
-        .join("liblosskit.so");
+    let lib = common::cdylib_dir().join("liblosskit.so");
     let Ok(out) = std::process::Command::new("nm")
         .arg("-D")
         .arg("--defined-only")

@@ -29,7 +29,7 @@ pub enum lk_param_type {
     LK_PARAM_ENUM = 3,
 }
 
-/// Summary of one loss (lk_loss_info).
+/// Summary of one loss (lk_loss_describe).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct lk_loss_info {
@@ -47,15 +47,15 @@ pub struct lk_loss_info {
     pub batch_level: bool,
     /// true when the first input's gradient may be written over it.
     pub in_place: bool,
-    /// Number of inputs (lk_loss_input_info).
+    /// Number of inputs (lk_loss_describe_input).
     pub n_inputs: usize,
-    /// Number of parameters (lk_loss_param_info).
+    /// Number of parameters (lk_loss_describe_param).
     pub n_params: usize,
-    /// Number of auxiliary outputs (lk_loss_aux_info).
+    /// Number of auxiliary outputs (lk_loss_describe_aux).
     pub n_aux: usize,
 }
 
-/// One input of a loss (lk_loss_input_info).
+/// One input of a loss (lk_loss_describe_input).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct lk_input_info {
@@ -73,7 +73,7 @@ pub struct lk_input_info {
     pub optional: bool,
 }
 
-/// One parameter of a loss (lk_loss_param_info). Only the fields of its type are meaningful.
+/// One parameter of a loss (lk_loss_describe_param). Only the fields of its type are meaningful.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct lk_param_info {
@@ -107,7 +107,7 @@ pub struct lk_param_info {
     pub n_choices: usize,
 }
 
-/// One auxiliary output of a loss (lk_loss_aux_info).
+/// One auxiliary output of a loss (lk_loss_describe_aux).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct lk_aux_info {
@@ -202,7 +202,7 @@ pub unsafe extern "C" fn lk_loss_id_at(ctx: *const lk_context, index: usize) -> 
 /// # Safety
 /// `ctx` NULL or live; `id` NULL or a C string; `out_info` NULL or writable.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn lk_loss_info(
+pub unsafe extern "C" fn lk_loss_describe(
     ctx: *const lk_context,
     id: *const c_char,
     out_info: *mut lk_loss_info,
@@ -238,9 +238,9 @@ pub unsafe extern "C" fn lk_loss_info(
 /// @return LK_OK, LK_ERR_NULL_ARG, LK_ERR_UNKNOWN_LOSS, LK_ERR_INVALID_ARG (index).
 ///
 /// # Safety
-/// As lk_loss_info.
+/// As lk_loss_describe.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn lk_loss_input_info(
+pub unsafe extern "C" fn lk_loss_describe_input(
     ctx: *const lk_context,
     id: *const c_char,
     index: usize,
@@ -280,9 +280,9 @@ pub unsafe extern "C" fn lk_loss_input_info(
 /// @return LK_OK, LK_ERR_NULL_ARG, LK_ERR_UNKNOWN_LOSS, LK_ERR_INVALID_ARG (index).
 ///
 /// # Safety
-/// As lk_loss_info.
+/// As lk_loss_describe.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn lk_loss_param_info(
+pub unsafe extern "C" fn lk_loss_describe_param(
     ctx: *const lk_context,
     id: *const c_char,
     index: usize,
@@ -420,9 +420,9 @@ pub unsafe extern "C" fn lk_loss_param_choice(
 /// @return LK_OK, LK_ERR_NULL_ARG, LK_ERR_UNKNOWN_LOSS, LK_ERR_INVALID_ARG (index).
 ///
 /// # Safety
-/// As lk_loss_info.
+/// As lk_loss_describe.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn lk_loss_aux_info(
+pub unsafe extern "C" fn lk_loss_describe_aux(
     ctx: *const lk_context,
     id: *const c_char,
     index: usize,

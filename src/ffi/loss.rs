@@ -309,7 +309,7 @@ pub unsafe extern "C" fn lk_loss_get_i64(
 /// frameworks (a NaN logit gives a NaN loss for its row).
 ///
 /// @param loss The configured loss (const: may be used by several threads at once).
-/// @param inputs `n_inputs` tensors in the loss's input order (lk_loss_input_info). An
+/// @param inputs `n_inputs` tensors in the loss's input order (lk_loss_describe_input). An
 ///        absent optional input is a tensor whose data is NULL; trailing optional inputs
 ///        may be omitted by passing a smaller n_inputs. Borrowed for the call.
 /// @param n_inputs Number of tensors in `inputs`.
@@ -321,7 +321,7 @@ pub unsafe extern "C" fn lk_loss_get_i64(
 /// @param grads NULL, or `n_grads` tensors: slot k receives the gradient of input k, shaped
 ///        like it (f32). A slot with NULL data is not computed.
 /// @param n_grads Number of slots in `grads` (at most n_inputs).
-/// @param aux NULL, or `n_aux` named auxiliary outputs to fill (lk_loss_aux_info).
+/// @param aux NULL, or `n_aux` named auxiliary outputs to fill (lk_loss_describe_aux).
 /// @param n_aux Number of entries in `aux`.
 /// @return LK_OK, LK_ERR_NULL_ARG, LK_ERR_INVALID_ARG, LK_ERR_SHAPE_MISMATCH, LK_ERR_DTYPE,
 ///         LK_ERR_INVALID_TARGET, LK_ERR_INVALID_INPUT, LK_ERR_UNSUPPORTED,

@@ -72,7 +72,7 @@ pub struct lk_tensor {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct lk_aux_output {
-    /// Name of the auxiliary output (see lk_loss_aux_info).
+    /// Name of the auxiliary output (see lk_loss_describe_aux).
     pub name: *const c_char,
     /// Destination, f32, shaped as the loss's spec says.
     pub tensor: lk_tensor,

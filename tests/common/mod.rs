@@ -42,3 +42,39 @@ pub fn golden_path(rel: &str) -> PathBuf {
         .join("tests/golden")
         .join(rel)
 }
+
+/// The directory holding an up-to-date `liblosskit.so` (`target/<profile>/`), with the
+/// SONAME link beside it. `cargo test` builds only the rlib, so this runs `cargo build --lib`
+/// once per test binary (same profile) to refresh the cdylib that C programs link to.
+pub fn cdylib_dir() -> PathBuf {
+    use std::sync::OnceLock;
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let mut cmd = std::process::Command::new(env!("CARGO"));
+        cmd.args(["build", "--lib", "--quiet"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if !cfg!(debug_assertions) {
+            cmd.arg("--release");
+        }
+        let out = cmd.output().expect("cannot run cargo");
+        assert!(
+            out.status.success(),
+            "cargo build --lib failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let exe = std::env::current_exe().unwrap();
+        let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+        assert!(
+            dir.join("liblosskit.so").exists(),
+            "no liblosskit.so in {}",
+            dir.display()
+        );
+        let soname = dir.join(format!("liblosskit.so.{}", env!("CARGO_PKG_VERSION")));
+        if std::fs::read_link(&soname).is_err() {
+            let _ = std::fs::remove_file(&soname);
+            let _ = std::os::unix::fs::symlink("liblosskit.so", &soname);
+        }
+        dir
+    })
+    .clone()
+}

@@ -1,0 +1,3 @@
+module losskit.dev/go/losskit
+
+go 1.19
