@@ -236,7 +236,17 @@ pub fn main(g: &Global, args: &[String]) -> CliResult {
         losskit::backend::cpu::isa_name(),
         o.reps
     );
-    let mut bar = Progress::new(plan.len() * (o.reps + 1), "bench");
+    let steps: usize = plan
+        .iter()
+        .map(|(_, id, dims, _)| {
+            1 + if model_flops(id, dims).is_some() {
+                o.reps.min(3)
+            } else {
+                o.reps
+            }
+        })
+        .sum();
+    let mut bar = Progress::new(steps, "bench");
     let mut rows: Vec<Row> = Vec::new();
     for (b, id, dims, label) in &plan {
         let ctx =
@@ -246,7 +256,13 @@ pub fn main(g: &Global, args: &[String]) -> CliResult {
                 Context::new(*b)?
             };
         let loss = ctx.loss(id)?;
-        let row = time_host(&loss, b.name(), dims, label, o.reps, &mut bar)?;
+        // Matmul-bound losses take seconds per call on a CPU: fewer repetitions.
+        let reps = if model_flops(id, dims).is_some() {
+            o.reps.min(3)
+        } else {
+            o.reps
+        };
+        let row = time_host(&loss, b.name(), dims, label, reps, &mut bar)?;
         rows.push(row);
     }
     bar.finish();
@@ -547,8 +563,13 @@ fn print_table(rows: &[Row]) {
         "GFLOP/s"
     );
     for r in rows {
+        // The bandwidth ratio means something only for memory-bound losses.
+        let of_roof = match r.flops {
+            None => format!("{:.0}%", 100.0 * r.ratio()),
+            Some(_) => "-".into(),
+        };
         println!(
-            "{:18} {:7} {:5} {:>12} {:>9.2} {:>9.2} {:>8.1} {:>9.1} {:>7.0}% {:>9}",
+            "{:18} {:7} {:5} {:>12} {:>9.2} {:>9.2} {:>8.1} {:>9.1} {:>8} {:>9}",
             r.loss,
             r.backend,
             r.path.name(),
@@ -557,7 +578,7 @@ fn print_table(rows: &[Row]) {
             r.median_ms,
             r.gbps(),
             r.roof_gbps(),
-            100.0 * r.ratio(),
+            of_roof,
             r.flops
                 .map(|f| format!("{:.1}", f / (r.best_ms * 1e-3) / 1e9))
                 .unwrap_or_else(|| "-".into())

@@ -532,7 +532,8 @@ const COLORS: &[&str] = &[
 fn svg(labels: &[&str], res: &[Vec<RunResult>], epochs: usize) -> String {
     let (pw, ph, m) = (380.0f64, 300.0f64, 50.0f64);
     let width = m + NOISE.len() as f64 * (pw + m);
-    let height = ph + 2.0 * m + 22.0 * labels.len() as f64;
+    let legend_rows = labels.len().div_ceil(NOISE.len());
+    let height = ph + 2.0 * m + 30.0 + 22.0 * legend_rows as f64;
     let mut o = String::new();
     let _ = writeln!(
         o,
@@ -569,10 +570,22 @@ fn svg(labels: &[&str], res: &[Vec<RunResult>], epochs: usize) -> String {
         let _ = writeln!(
             o,
             "<rect x=\"{x0:.1}\" y=\"{y0:.1}\" width=\"{pw:.1}\" height=\"{ph:.1}\" fill=\"none\" stroke=\"#333\"/>\
-             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">epoch (1..{epochs})</text>",
+             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">epoch</text>",
             x0 + pw / 2.0,
-            y0 + ph + 18.0
+            y0 + ph + 32.0
         );
+        for t in 0..=4 {
+            let e = epochs * t / 4;
+            let x = x0 + pw * e as f64 / epochs.max(1) as f64;
+            let _ = writeln!(
+                o,
+                "<line x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"#333\"/>\
+                 <text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{e}</text>",
+                y0 + ph,
+                y0 + ph + 4.0,
+                y0 + ph + 16.0
+            );
+        }
         if k == 0 {
             let _ = writeln!(
                 o,
@@ -597,14 +610,15 @@ fn svg(labels: &[&str], res: &[Vec<RunResult>], epochs: usize) -> String {
         }
     }
     for (l, name) in labels.iter().enumerate() {
-        let y = m + ph + 40.0 + 22.0 * l as f64;
+        let x = m + (l % NOISE.len()) as f64 * (pw + m);
+        let y = m + ph + 56.0 + 22.0 * (l / NOISE.len()) as f64;
         let _ = writeln!(
             o,
-            "<line x1=\"{m:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"{}\" stroke-width=\"3\"/>\
+            "<line x1=\"{x:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"{}\" stroke-width=\"3\"/>\
              <text x=\"{:.1}\" y=\"{:.1}\">{}</text>",
-            m + 30.0,
+            x + 30.0,
             COLORS[l % COLORS.len()],
-            m + 38.0,
+            x + 38.0,
             y + 4.0,
             xml_escape(name)
         );
