@@ -178,6 +178,28 @@ pub fn exp_f32(x: f32) -> f32 {
     }
 }
 
+/// [`exp_f32`] for arguments `<= 0` (or NaN), as in a softmax after subtracting the max:
+/// the same bits for those arguments, two operations fewer (no upper clamp).
+#[inline(always)]
+fn exp_nonpos(x: f32) -> f32 {
+    // NaN < EXP_LO is false, so NaN flows through to the result.
+    let xc = if x < EXP_LO { EXP_LO } else { x };
+    const SHIFT: f32 = 12_582_912.0;
+    let t = xc.mul_add(std::f32::consts::LOG2_E, SHIFT);
+    let k = t - SHIFT;
+    let r = k.mul_add(-0.693_145_75, xc);
+    let r = k.mul_add(-1.428_606_8e-6, r);
+    let mut p = r.mul_add(1.388_888_9e-3, 8.333_334e-3);
+    p = p.mul_add(r, 4.166_666_8e-2);
+    p = p.mul_add(r, 1.666_666_7e-1);
+    p = p.mul_add(r, 0.5);
+    p = p.mul_add(r, 1.0);
+    p = p.mul_add(r, 1.0);
+    let bits = ((t.to_bits() as i32 - 0x4B40_0000 + 127) << 23) as u32;
+    let v = p * f32::from_bits(bits);
+    if x < EXP_LO { 0.0 } else { v }
+}
+
 #[inline(always)]
 fn max_sumexp_impl(x: &[f32]) -> (f32, f64) {
     const BLOCK: usize = 2048;
@@ -212,7 +234,7 @@ fn max_sumexp_impl(x: &[f32]) -> (f32, f64) {
         let mut it = block.chunks_exact(LANES);
         for c in &mut it {
             for j in 0..LANES {
-                acc[j] += exp_f32(c[j] - m);
+                acc[j] += exp_nonpos(c[j] - m);
             }
         }
         let mut bs = 0.0f32;
@@ -220,7 +242,7 @@ fn max_sumexp_impl(x: &[f32]) -> (f32, f64) {
             bs += a;
         }
         for &v in it.remainder() {
-            bs += exp_f32(v - m);
+            bs += exp_nonpos(v - m);
         }
         s += bs as f64;
     }
@@ -301,7 +323,7 @@ fn exp_store_block(
                     prefetch(ahead.wrapping_add(t * LANES));
                 }
                 for j in 0..LANES {
-                    let e = exp_f32(xc[j] - m);
+                    let e = exp_nonpos(xc[j] - m);
                     dc[j] = e;
                     acc[j] += e;
                 }
@@ -313,7 +335,7 @@ fn exp_store_block(
                     prefetch(ahead.wrapping_add(t * LANES));
                 }
                 for j in 0..LANES {
-                    let e = exp_f32(dc[j] - m);
+                    let e = exp_nonpos(dc[j] - m);
                     dc[j] = e;
                     acc[j] += e;
                 }
@@ -326,7 +348,7 @@ fn exp_store_block(
     }
     for c in full..d.len() {
         let v = x.map_or(d[c], |x| x[c]);
-        let e = exp_f32(v - m);
+        let e = exp_nonpos(v - m);
         d[c] = e;
         bs += e;
     }
@@ -704,6 +726,25 @@ mod tests {
         let (dm, ds) = max_sumexp(&x);
         assert_eq!(gm, dm);
         assert_eq!(gs.to_bits(), ds.to_bits());
+    }
+
+    #[test]
+    fn exp_nonpos_is_exp_f32_for_nonpositive_arguments() {
+        let mut x = 0.0f32;
+        while x > -120.0 {
+            assert_eq!(exp_nonpos(x).to_bits(), exp_f32(x).to_bits(), "x = {x}");
+            x -= 0.0037;
+        }
+        for v in [
+            -0.0f32,
+            f32::NEG_INFINITY,
+            -f32::MIN_POSITIVE,
+            EXP_LO,
+            -87.0,
+        ] {
+            assert_eq!(exp_nonpos(v).to_bits(), exp_f32(v).to_bits(), "x = {v}");
+        }
+        assert!(exp_nonpos(f32::NAN).is_nan());
     }
 
     #[test]

@@ -81,6 +81,16 @@ pub struct Row {
     pub roof_bytes: f64,
     /// Loss value of the first call (sanity).
     pub first_loss: f32,
+    /// Share of the best call's wall time x threads that the process's threads ran (Linux;
+    /// well below 1 means other processes took the CPUs and the figure is pessimistic).
+    pub on_cpu: Option<f64>,
+    /// The same for the best in-place scale.
+    pub roof_on_cpu: Option<f64>,
+    /// Least CPU time per thread of one call (ms): an estimate of the undisturbed time when
+    /// other processes share the CPUs.
+    pub cpu_ms: Option<f64>,
+    /// The same for the in-place scale.
+    pub roof_cpu_ms: Option<f64>,
 }
 
 impl Row {
@@ -95,6 +105,11 @@ impl Row {
     /// Loss GB/s over roof GB/s.
     pub fn ratio(&self) -> f64 {
         self.gbps() / self.roof_gbps()
+    }
+    /// The same ratio from CPU times instead of wall times.
+    pub fn cpu_ratio(&self) -> Option<f64> {
+        let (c, r) = (self.cpu_ms?, self.roof_cpu_ms?);
+        Some((self.bytes / c) / (self.roof_bytes / r))
     }
 }
 
@@ -470,30 +485,45 @@ fn time_host(
     let roof_len = first_buffer(&mut inputs).map_or(0, |b| b.len());
     scale_in_place(first_buffer(&mut inputs).unwrap_or(&mut []), 0.5);
     bar.inc(&format!("{} {label}", spec.id));
-    let mut times = Vec::with_capacity(reps);
-    let mut roof = Vec::with_capacity(reps);
+    let threads = rayon::current_num_threads() as f64;
+    // (wall ms, share of the threads' time they actually ran) per repetition.
+    let mut times: Vec<(f64, Option<f64>)> = Vec::with_capacity(reps);
+    let mut roof: Vec<(f64, Option<f64>)> = Vec::with_capacity(reps);
+    // CPU ms per thread spent in the call: close to the wall time of an undisturbed run
+    // (memory stalls count, time the threads were descheduled does not).
+    let on_cpu = |c0: Option<u64>, _ms: f64| -> Option<f64> {
+        Some((cpu_ns()?.saturating_sub(c0?)) as f64 / 1e6 / threads)
+    };
     for r in 0..reps {
-        times.push(call(&mut inputs, &mut grads)?.0);
+        let c0 = cpu_ns();
+        let ms = call(&mut inputs, &mut grads)?.0;
+        times.push((ms, on_cpu(c0, ms)));
         let buf = first_buffer(&mut inputs).unwrap_or(&mut []);
         let s = if r % 2 == 0 { 2.0 } else { 0.5 };
+        let c0 = cpu_ns();
         let t0 = Instant::now();
         scale_in_place(buf, s);
-        roof.push(t0.elapsed().as_secs_f64() * 1e3);
+        let ms = t0.elapsed().as_secs_f64() * 1e3;
+        roof.push((ms, on_cpu(c0, ms)));
         bar.inc(&format!("{} {label}", spec.id));
     }
-    times.sort_by(f64::total_cmp);
-    roof.sort_by(f64::total_cmp);
+    times.sort_by(|a, b| a.0.total_cmp(&b.0));
+    roof.sort_by(|a, b| a.0.total_cmp(&b.0));
     Ok(Row {
         loss: spec.id.to_string(),
         backend: backend.to_string(),
         path: Path::Host,
         dims: dims.clone(),
         shape: label.to_string(),
-        best_ms: times[0],
-        median_ms: times[times.len() / 2],
+        best_ms: times[0].0,
+        median_ms: times[times.len() / 2].0,
+        on_cpu: times[0].1.map(|c| c / times[0].0),
+        cpu_ms: times.iter().filter_map(|t| t.1).min_by(f64::total_cmp),
         bytes,
         flops: model_flops(&spec.id, dims),
-        roof_ms: roof[0],
+        roof_ms: roof[0].0,
+        roof_on_cpu: roof[0].1.map(|c| c / roof[0].0),
+        roof_cpu_ms: roof.iter().filter_map(|t| t.1).min_by(f64::total_cmp),
         roof_bytes: 8.0 * roof_len as f64,
         first_loss,
     })
@@ -568,8 +598,9 @@ fn print_table(rows: &[Row]) {
             None => format!("{:.0}%", 100.0 * r.ratio()),
             Some(_) => "-".into(),
         };
+        let pct = |v: Option<f64>| v.map_or("?".to_string(), |v| format!("{:.0}%", 100.0 * v));
         println!(
-            "{:18} {:7} {:5} {:>12} {:>9.2} {:>9.2} {:>8.1} {:>9.1} {:>8} {:>9}",
+            "{:18} {:7} {:5} {:>12} {:>9.2} {:>9.2} {:>8.1} {:>9.1} {:>8} {:>9} {:>11} {:>18}",
             r.loss,
             r.backend,
             r.path.name(),
@@ -581,12 +612,19 @@ fn print_table(rows: &[Row]) {
             of_roof,
             r.flops
                 .map(|f| format!("{:.1}", f / (r.best_ms * 1e-3) / 1e9))
-                .unwrap_or_else(|| "-".into())
+                .unwrap_or_else(|| "-".into()),
+            format!("{}/{}", pct(r.on_cpu), pct(r.roof_on_cpu)),
+            match r.flops {
+                None => pct(r.cpu_ratio()),
+                Some(_) => "-".into(),
+            }
         );
     }
     println!(
         "GB/s = (inputs read once + gradients written once) / best time; roof = in-place \
-         a[i] = s*a[i] over the same buffer in the same run, all threads."
+         a[i] = s*a[i] over the same buffer in the same run, all threads; on-CPU = share of \
+         the best loss/roof call the threads actually ran (low = other processes took the CPUs; \
+         then trust the last column, the same ratio from the threads' CPU times)."
     );
 }
 
@@ -631,7 +669,8 @@ pub fn to_json(rows: &[Row], threads: usize) -> String {
         o.push_str(&format!(
             "    {{\"loss\": {}, \"backend\": {}, \"path\": {}, \"shape\": {}, \"dims\": {{{}}}, \
              \"best_ms\": {}, \"median_ms\": {}, \"bytes\": {}, \"gbps\": {}, \"roof_gbps\": {}, \
-             \"ratio_to_roof\": {}, \"flops\": {}, \"loss_value\": {}}}{}\n",
+             \"ratio_to_roof\": {}, \"flops\": {}, \"loss_value\": {}, \"on_cpu\": {}, \
+             \"roof_on_cpu\": {}, \"cpu_ms\": {}, \"roof_cpu_ms\": {}, \"ratio_to_roof_cpu_time\": {}}}{}\n",
             json_str(&r.loss),
             json_str(&r.backend),
             json_str(r.path.name()),
@@ -645,6 +684,11 @@ pub fn to_json(rows: &[Row], threads: usize) -> String {
             json_num(r.ratio()),
             r.flops.map_or("null".into(), json_num),
             json_num(r.first_loss as f64),
+            r.on_cpu.map_or("null".into(), json_num),
+            r.roof_on_cpu.map_or("null".into(), json_num),
+            r.cpu_ms.map_or("null".into(), json_num),
+            r.roof_cpu_ms.map_or("null".into(), json_num),
+            r.cpu_ratio().map_or("null".into(), json_num),
             if k + 1 < rows.len() { "," } else { "" }
         ));
     }
@@ -663,6 +707,42 @@ pub fn cpu_name() -> String {
                 .map(|(_, v)| v.trim().to_string())
         })
         .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
+/// CPU time (ns) the calling thread has run, from `clock_gettime(CLOCK_THREAD_CPUTIME_ID)`
+/// (64-bit Linux; None elsewhere).
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+fn thread_cpu_ns() -> Option<u64> {
+    #[repr(C)]
+    struct Timespec {
+        tv_sec: i64,
+        tv_nsec: i64,
+    }
+    unsafe extern "C" {
+        fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
+    }
+    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+    let mut t = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid, writable `struct timespec` (two 64-bit fields on 64-bit Linux)
+    // for the duration of the call; the C library's clock_gettime only writes it.
+    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    (rc == 0).then(|| t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64)
+}
+
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+fn thread_cpu_ns() -> Option<u64> {
+    None
+}
+
+/// CPU time (ns) the calling thread and every rayon worker thread have run so far (each
+/// thread reads its own clock). The calling thread counts because rayon runs a parallel
+/// loop that never splits (one chunk) on the caller.
+fn cpu_ns() -> Option<u64> {
+    let workers: Option<u64> = rayon::broadcast(|_| thread_cpu_ns()).into_iter().sum();
+    Some(workers? + thread_cpu_ns()?)
 }
 
 /// Available memory in bytes (Linux `MemAvailable`), if known.
