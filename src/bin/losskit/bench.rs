@@ -623,8 +623,9 @@ fn print_table(rows: &[Row]) {
     println!(
         "GB/s = (inputs read once + gradients written once) / best time; roof = in-place \
          a[i] = s*a[i] over the same buffer in the same run, all threads; on-CPU = share of \
-         the best loss/roof call the threads actually ran (low = other processes took the CPUs; \
-         then trust the last column, the same ratio from the threads' CPU times)."
+         the best loss/roof call the threads actually ran (well below 100% = other processes \
+         took the CPUs, and both ratios are only indicative; the last column is the ratio of \
+         the threads' CPU times, which descheduling does not inflate)."
     );
 }
 
