@@ -239,14 +239,18 @@ pub fn exp_f32(x: f32) -> f32 {
     let xc = x.clamp(EXP_LO, EXP_HI);
     // k = round(x / ln 2) via the 1.5 * 2^23 trick (round half to even).
     const SHIFT: f32 = 12_582_912.0;
-    let t = xc * std::f32::consts::LOG2_E + SHIFT;
+    // Fused multiply-adds: one rounding each, so the result is the same on every target
+    // (hardware FMA where the CPU has it, the correctly rounded libm `fmaf` elsewhere).
+    let t = xc.mul_add(std::f32::consts::LOG2_E, SHIFT);
     let k = t - SHIFT;
-    let r = xc - k * 0.693_145_75 - k * 1.428_606_8e-6;
-    let p = 1.0
-        + r * (1.0
-            + r * (0.5
-                + r * (1.666_666_7e-1
-                    + r * (4.166_666_8e-2 + r * (8.333_334e-3 + r * 1.388_888_9e-3)))));
+    let r = k.mul_add(-0.693_145_75, xc);
+    let r = k.mul_add(-1.428_606_8e-6, r);
+    let mut p = r.mul_add(1.388_888_9e-3, 8.333_334e-3);
+    p = p.mul_add(r, 4.166_666_8e-2);
+    p = p.mul_add(r, 1.666_666_7e-1);
+    p = p.mul_add(r, 0.5);
+    p = p.mul_add(r, 1.0);
+    p = p.mul_add(r, 1.0);
     let bits = ((t.to_bits() as i32 - 0x4B40_0000 + 127) << 23) as u32;
     let v = p * f32::from_bits(bits);
     if x < EXP_LO {
@@ -256,6 +260,28 @@ pub fn exp_f32(x: f32) -> f32 {
     } else {
         v
     }
+}
+
+/// [`exp_f32`] for arguments `<= 0` (or NaN), as in a softmax after subtracting the max:
+/// the same bits for those arguments, two operations fewer (no upper clamp).
+#[inline(always)]
+fn exp_nonpos(x: f32) -> f32 {
+    // NaN < EXP_LO is false, so NaN flows through to the result.
+    let xc = if x < EXP_LO { EXP_LO } else { x };
+    const SHIFT: f32 = 12_582_912.0;
+    let t = xc.mul_add(std::f32::consts::LOG2_E, SHIFT);
+    let k = t - SHIFT;
+    let r = k.mul_add(-0.693_145_75, xc);
+    let r = k.mul_add(-1.428_606_8e-6, r);
+    let mut p = r.mul_add(1.388_888_9e-3, 8.333_334e-3);
+    p = p.mul_add(r, 4.166_666_8e-2);
+    p = p.mul_add(r, 1.666_666_7e-1);
+    p = p.mul_add(r, 0.5);
+    p = p.mul_add(r, 1.0);
+    p = p.mul_add(r, 1.0);
+    let bits = ((t.to_bits() as i32 - 0x4B40_0000 + 127) << 23) as u32;
+    let v = p * f32::from_bits(bits);
+    if x < EXP_LO { 0.0 } else { v }
 }
 
 #[inline(always)]
@@ -292,7 +318,7 @@ fn max_sumexp_impl(x: &[f32]) -> (f32, f64) {
         let mut it = block.chunks_exact(LANES);
         for c in &mut it {
             for j in 0..LANES {
-                acc[j] += exp_f32(c[j] - m);
+                acc[j] += exp_nonpos(c[j] - m);
             }
         }
         let mut bs = 0.0f32;
@@ -300,7 +326,7 @@ fn max_sumexp_impl(x: &[f32]) -> (f32, f64) {
             bs += a;
         }
         for &v in it.remainder() {
-            bs += exp_f32(v - m);
+            bs += exp_nonpos(v - m);
         }
         s += bs as f64;
     }
@@ -335,6 +361,162 @@ fn softmax_affine_impl(
         (Some(x), Some(w)) => {
             for ((o, &v), &wc) in dst.iter_mut().zip(x).zip(w) {
                 *o = a * exp_f32(v - lse) + b * wc;
+            }
+        }
+    }
+}
+
+/// Block length of the streaming softmax passes (8 KiB of f32: one block stays in L1).
+const BLOCK: usize = 2048;
+
+/// Ask the CPU to start loading the cache line at `p` into L1. Never faults and does not
+/// access memory as far as the language is concerned; a no-op off x86-64.
+#[inline(always)]
+fn prefetch(p: *const f32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint: it never faults, whatever the address, and reads nothing
+    // the program can observe. Callers pass addresses inside a live slice anyway.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// The pass over one block of [`softmax_store_impl`]: `d[c] = exp(x[c] - m)` and the lane sum
+/// in the same order as [`max_sumexp_impl`]. `ahead` is where the next block starts (for the
+/// prefetch), `x == None` reads `d` itself.
+#[inline(always)]
+fn exp_store_block(
+    x: Option<&[f32]>,
+    d: &mut [f32],
+    m: f32,
+    ahead: *const f32,
+    ahead_len: usize,
+) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let full = d.len() / LANES * LANES;
+    match x {
+        Some(x) => {
+            for (t, (xc, dc)) in x[..full]
+                .chunks_exact(LANES)
+                .zip(d[..full].chunks_exact_mut(LANES))
+                .enumerate()
+            {
+                if t * LANES < ahead_len {
+                    prefetch(ahead.wrapping_add(t * LANES));
+                }
+                for j in 0..LANES {
+                    let e = exp_nonpos(xc[j] - m);
+                    dc[j] = e;
+                    acc[j] += e;
+                }
+            }
+        }
+        None => {
+            for (t, dc) in d[..full].chunks_exact_mut(LANES).enumerate() {
+                if t * LANES < ahead_len {
+                    prefetch(ahead.wrapping_add(t * LANES));
+                }
+                for j in 0..LANES {
+                    let e = exp_nonpos(dc[j] - m);
+                    dc[j] = e;
+                    acc[j] += e;
+                }
+            }
+        }
+    }
+    let mut bs = 0.0f32;
+    for a in acc {
+        bs += a;
+    }
+    for c in full..d.len() {
+        let v = x.map_or(d[c], |x| x[c]);
+        let e = exp_nonpos(v - m);
+        d[c] = e;
+        bs += e;
+    }
+    bs
+}
+
+#[inline(always)]
+fn block_max(x: &[f32]) -> f32 {
+    let mut lm = [f32::NEG_INFINITY; LANES];
+    let mut it = x.chunks_exact(LANES);
+    for c in &mut it {
+        for j in 0..LANES {
+            lm[j] = if c[j] > lm[j] { c[j] } else { lm[j] };
+        }
+    }
+    let mut bm = f32::NEG_INFINITY;
+    for &v in lm.iter().chain(it.remainder()) {
+        bm = if v > bm { v } else { bm };
+    }
+    bm
+}
+
+#[inline(always)]
+fn softmax_store_impl(src: Option<&[f32]>, dst: &mut [f32], shifts: &mut Vec<f32>) -> (f32, f64) {
+    shifts.clear();
+    let mut m = f32::NEG_INFINITY;
+    let mut s = 0.0f64;
+    let len = dst.len();
+    let base: *const f32 = match src {
+        Some(x) => x.as_ptr(),
+        None => dst.as_ptr(),
+    };
+    for (b, d) in dst.chunks_mut(BLOCK).enumerate() {
+        let start = b * BLOCK;
+        let x = src.map(|x| &x[start..start + d.len()]);
+        let bm = block_max(x.unwrap_or(d));
+        if bm > m {
+            if s != 0.0 {
+                s *= ((m - bm) as f64).exp();
+            }
+            m = bm;
+        }
+        shifts.push(m);
+        if m == f32::NEG_INFINITY {
+            // Whole prefix is -inf (or NaN): exp terms are 0 (or NaN below).
+            let nan = x.unwrap_or(d).iter().any(|v| v.is_nan());
+            if nan {
+                s = f64::NAN;
+            }
+            d.fill(if nan { f32::NAN } else { 0.0 });
+            continue;
+        }
+        let next = (start + BLOCK).min(len);
+        let ahead_len = len - next;
+        s += exp_store_block(x, d, m, base.wrapping_add(next), ahead_len) as f64;
+    }
+    (m, s)
+}
+
+#[inline(always)]
+fn softmax_finish_impl(
+    dst: &mut [f32],
+    shifts: &[f32],
+    m: f32,
+    s: f64,
+    a: f32,
+    b: f32,
+    w: Option<&[f32]>,
+) {
+    for (k, d) in dst.chunks_mut(BLOCK).enumerate() {
+        let mk = shifts.get(k).copied().unwrap_or(m);
+        // p_c = e_c * exp(m_k - m) / s; the differences are exact in f64.
+        let f = (a as f64 * (mk as f64 - m as f64).exp() / s) as f32;
+        match w {
+            None => {
+                for v in d.iter_mut() {
+                    *v = f * *v + b;
+                }
+            }
+            Some(w) => {
+                let w = &w[k * BLOCK..k * BLOCK + d.len()];
+                for (v, &wc) in d.iter_mut().zip(w) {
+                    *v = f * *v + b * wc;
+                }
             }
         }
     }
@@ -421,6 +603,46 @@ mod simd {
         w: Option<&[f32]>,
     ) {
         super::softmax_affine_impl(src, dst, lse, a, b, w)
+    }
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+    pub(super) fn softmax_store_avx512(
+        src: Option<&[f32]>,
+        dst: &mut [f32],
+        shifts: &mut Vec<f32>,
+    ) -> (f32, f64) {
+        super::softmax_store_impl(src, dst, shifts)
+    }
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn softmax_store_avx2(
+        src: Option<&[f32]>,
+        dst: &mut [f32],
+        shifts: &mut Vec<f32>,
+    ) -> (f32, f64) {
+        super::softmax_store_impl(src, dst, shifts)
+    }
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+    pub(super) fn softmax_finish_avx512(
+        dst: &mut [f32],
+        shifts: &[f32],
+        m: f32,
+        s: f64,
+        a: f32,
+        b: f32,
+        w: Option<&[f32]>,
+    ) {
+        super::softmax_finish_impl(dst, shifts, m, s, a, b, w)
+    }
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn softmax_finish_avx2(
+        dst: &mut [f32],
+        shifts: &[f32],
+        m: f32,
+        s: f64,
+        a: f32,
+        b: f32,
+        w: Option<&[f32]>,
+    ) {
+        super::softmax_finish_impl(dst, shifts, m, s, a, b, w)
     }
 }
 
@@ -544,6 +766,64 @@ pub fn softmax_affine(
     }
 }
 
+/// A softmax row in two passes, for gradients: [`SoftmaxRow::store`] writes the unnormalised
+/// exponentials into the destination while it finds the row's max and sum (one `exp` per
+/// element, one read of the source), and [`SoftmaxRow::finish`] turns them into
+/// `a * p_c + b * w_c` in the destination (no `exp`; the row is in cache by then).
+#[derive(Debug, Default)]
+pub struct SoftmaxRow {
+    /// Row maximum.
+    pub m: f32,
+    /// `sum_c exp(x_c - m)` in f64; bit-identical to what [`max_sumexp`] returns.
+    pub s: f64,
+    shifts: Vec<f32>,
+}
+
+impl SoftmaxRow {
+    /// `dst[c] = exp(x[c] - m_k)` with `m_k` the running max at block `k`, where `x = src`,
+    /// or `dst` itself when `src` is None (in place). Sets `m` and `s` to exactly what
+    /// [`max_sumexp`] gives for the same row.
+    pub fn store(&mut self, src: Option<&[f32]>, dst: &mut [f32]) {
+        let sh = &mut self.shifts;
+        let (m, s) = match isa() {
+            // SAFETY: the features were detected at run time.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { simd::softmax_store_avx512(src, dst, sh) },
+            // SAFETY: the features were detected at run time.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { simd::softmax_store_avx2(src, dst, sh) },
+            Isa::Generic => softmax_store_impl(src, dst, sh),
+        };
+        self.m = m;
+        self.s = s;
+    }
+    /// Log-sum-exp of the stored row, `m + ln s` (f64).
+    pub fn lse(&self) -> f64 {
+        if self.m == f32::NEG_INFINITY {
+            return if self.s.is_nan() {
+                f64::NAN
+            } else {
+                f64::NEG_INFINITY
+            };
+        }
+        self.m as f64 + self.s.ln()
+    }
+    /// Turn the stored exponentials in `dst` into `dst[c] = a * p_c + b * w[c]` (`w[c] = 1`
+    /// when `w` is None), `p = softmax(x)`.
+    pub fn finish(&self, dst: &mut [f32], a: f32, b: f32, w: Option<&[f32]>) {
+        let (sh, m, s) = (&self.shifts[..], self.m, self.s);
+        match isa() {
+            // SAFETY: the features were detected at run time.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { simd::softmax_finish_avx512(dst, sh, m, s, a, b, w) },
+            // SAFETY: the features were detected at run time.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { simd::softmax_finish_avx2(dst, sh, m, s, a, b, w) },
+            Isa::Generic => softmax_finish_impl(dst, sh, m, s, a, b, w),
+        }
+    }
+}
+
 /// Numerically stable `softplus(x) = ln(1 + e^x)` in f64.
 #[inline]
 pub fn softplus(x: f64) -> f64 {
@@ -664,22 +944,6 @@ impl RefStats {
             self.m = bm;
         }
     }
-}
-
-#[inline(always)]
-fn block_max(x: &[f32]) -> f32 {
-    let mut lm = [f32::NEG_INFINITY; LANES];
-    let mut it = x.chunks_exact(LANES);
-    for c in &mut it {
-        for j in 0..LANES {
-            lm[j] = if c[j] > lm[j] { c[j] } else { lm[j] };
-        }
-    }
-    let mut bm = f32::NEG_INFINITY;
-    for &v in lm.iter().chain(it.remainder()) {
-        bm = if v > bm { v } else { bm };
-    }
-    bm
 }
 
 #[inline(always)]
@@ -927,6 +1191,25 @@ mod tests {
     }
 
     #[test]
+    fn exp_nonpos_is_exp_f32_for_nonpositive_arguments() {
+        let mut x = 0.0f32;
+        while x > -120.0 {
+            assert_eq!(exp_nonpos(x).to_bits(), exp_f32(x).to_bits(), "x = {x}");
+            x -= 0.0037;
+        }
+        for v in [
+            -0.0f32,
+            f32::NEG_INFINITY,
+            -f32::MIN_POSITIVE,
+            EXP_LO,
+            -87.0,
+        ] {
+            assert_eq!(exp_nonpos(v).to_bits(), exp_f32(v).to_bits(), "x = {v}");
+        }
+        assert!(exp_nonpos(f32::NAN).is_nan());
+    }
+
+    #[test]
     fn scaled_lse_matches_reference() {
         let x: Vec<f32> = (0..3001)
             .map(|i| ((i * 7919) % 1000) as f32 * 0.03 - 12.0)
@@ -991,6 +1274,83 @@ mod tests {
         assert_eq!(logsumexp(&[f32::NEG_INFINITY, 0.0]), 0.0);
         assert!(logsumexp(&[1.0, f32::NAN]).is_nan());
         assert!(logsumexp(&[f32::NAN]).is_nan());
+    }
+
+    fn ramp(n: usize, seed: u32) -> Vec<f32> {
+        // Rising trend so that the running max changes from block to block.
+        (0..n)
+            .map(|i| {
+                let h = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8;
+                (h % 1000) as f32 * 0.01 - 5.0 + i as f32 * 1e-3
+            })
+            .collect()
+    }
+
+    #[test]
+    fn softmax_row_matches_max_sumexp_bits_and_the_f64_softmax() {
+        for n in [1usize, 5, 16, 17, 2048, 2049, 5000, 32000] {
+            let x = ramp(n, n as u32);
+            let (m0, s0) = max_sumexp(&x);
+            let mut sep = vec![0.0f32; n];
+            let mut sm = SoftmaxRow::default();
+            sm.store(Some(&x), &mut sep);
+            assert_eq!((sm.m, sm.s.to_bits()), (m0, s0.to_bits()), "n = {n}");
+            let (a, b) = (0.75f32, -0.125f32);
+            sm.finish(&mut sep, a, b, None);
+            let mut inpl = x.clone();
+            let mut sm2 = SoftmaxRow::default();
+            sm2.store(None, &mut inpl);
+            assert_eq!((sm2.m, sm2.s.to_bits()), (m0, s0.to_bits()));
+            sm2.finish(&mut inpl, a, b, None);
+            assert_eq!(sep, inpl, "in place and separate give the same bits");
+            let mx = x.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b as f64));
+            let z: f64 = x.iter().map(|&v| (v as f64 - mx).exp()).sum();
+            for (c, &g) in sep.iter().enumerate() {
+                let p = (x[c] as f64 - mx).exp() / z;
+                let want = a as f64 * p + b as f64;
+                assert!(
+                    (g as f64 - want).abs() <= 1e-6 * (1.0 + want.abs()),
+                    "n {n} c {c}"
+                );
+            }
+            assert!((sm.lse() - logsumexp(&x)).abs() == 0.0);
+        }
+    }
+
+    #[test]
+    fn softmax_row_weights_and_edge_rows() {
+        let x = ramp(3000, 9);
+        let w: Vec<f32> = (0..3000).map(|i| (i % 5) as f32 * 0.5).collect();
+        let mut g = vec![0.0f32; 3000];
+        let mut sm = SoftmaxRow::default();
+        sm.store(Some(&x), &mut g);
+        sm.finish(&mut g, 1.0, -0.5, Some(&w));
+        let mut p = vec![0.0f32; 3000];
+        softmax_affine(Some(&x), &mut p, sm.lse() as f32, 1.0, -0.5, Some(&w));
+        for (a, b) in g.iter().zip(&p) {
+            assert!((a - b).abs() <= 1e-6 * (1.0 + b.abs()));
+        }
+        // A first block of -inf gives zero probabilities there.
+        let mut x = ramp(4096, 1);
+        x[..2048].fill(f32::NEG_INFINITY);
+        let mut g = vec![1.0f32; 4096];
+        let mut sm = SoftmaxRow::default();
+        sm.store(Some(&x), &mut g);
+        sm.finish(&mut g, 1.0, 0.0, None);
+        assert!(g[..2048].iter().all(|&v| v == 0.0));
+        let total: f64 = g.iter().map(|&v| v as f64).sum();
+        assert!((total - 1.0).abs() < 1e-5);
+        // NaN anywhere: NaN sum, as max_sumexp.
+        let mut x = ramp(100, 2);
+        x[50] = f32::NAN;
+        let mut g = vec![0.0f32; 100];
+        let mut sm = SoftmaxRow::default();
+        sm.store(Some(&x), &mut g);
+        assert!(sm.s.is_nan() && sm.lse().is_nan());
+        // Empty row.
+        let mut sm = SoftmaxRow::default();
+        sm.store(None, &mut []);
+        assert_eq!(sm.lse(), f64::NEG_INFINITY);
     }
 
     #[test]

@@ -28,12 +28,13 @@
 //! *PaLM: Scaling Language Modeling with Pathways* (z-loss `κ·log²Z`); *Gemma 2: Improving
 //! Open Language Models at a Practical Size* (soft-capping `cap·tanh(z/cap)`).
 //!
-//! **CPU path**: one streaming pass per row (blockwise online max and sum of exponentials,
-//! vectorised exp, f64 accumulation across blocks), then one pass writing the gradient,
-//! in place when asked. Rows run in parallel; the result does not depend on the thread count.
+//! **CPU path**: one streaming pass per row reads the logits once (blockwise online max and
+//! sum of exponentials, vectorised exp, f64 accumulation across blocks) and writes the
+//! exponentials into the gradient buffer (or over the logits, in place); a second pass,
+//! over the row while it is still in cache, scales them into the gradient (no second exp). Rows run in parallel; the result does not depend on the thread count.
 
 use super::{RowOut, RowwiseSetup, run_rowwise};
-use crate::backend::cpu::{RowIo, max_sumexp, softmax_affine};
+use crate::backend::cpu::{RowIo, SoftmaxRow, max_sumexp, softmax_affine};
 use crate::compute::Compute;
 use crate::error::Result;
 use crate::params::{ParamSpec, ParamValue::F64, Params};
@@ -197,26 +198,35 @@ impl Row<'_> {
             return self.row_capped(io, y, scale);
         }
         let x = io.x();
-        let (m, s) = max_sumexp(x);
-        let l = m as f64 + s.ln();
         let zy = x[y] as f64;
         let swz = if self.eps > 0.0 {
             self.weighted_sum(x)
         } else {
             0.0
         };
+        if !io.wants_grad() {
+            let (m, s) = max_sumexp(x);
+            let l = m as f64 + s.ln();
+            return RowOut {
+                loss: self.loss(l, zy, swz, y),
+                lse: l as f32,
+            };
+        }
+        // One read of the row: exponentials go straight into the gradient buffer (or over
+        // the logits), then one in-cache pass scales them into the gradient.
+        let mut sm = SoftmaxRow::default();
+        match io {
+            RowIo::Separate(x, g) => sm.store(Some(x), g),
+            RowIo::InPlace(g) => sm.store(None, g),
+            RowIo::Read(_) => {}
+        }
+        let l = sm.lse();
         let loss = self.loss(l, zy, swz, y);
-        if io.wants_grad() {
-            let (a, b, d) = self.coefs(l, y, scale);
-            let w = if self.eps > 0.0 { self.cw } else { None };
-            match io {
-                RowIo::Separate(x, g) => softmax_affine(Some(x), g, l as f32, a, b, w),
-                RowIo::InPlace(g) => softmax_affine(None, g, l as f32, a, b, w),
-                RowIo::Read(_) => {}
-            }
-            if let Some(g) = io.grad_mut() {
-                g[y] -= d;
-            }
+        let (a, b, d) = self.coefs(l, y, scale);
+        let w = if self.eps > 0.0 { self.cw } else { None };
+        if let Some(g) = io.grad_mut() {
+            sm.finish(g, a, b, w);
+            g[y] -= d;
         }
         RowOut {
             loss,
@@ -283,6 +293,59 @@ impl Row<'_> {
         RowOut {
             loss,
             lse: l as f32,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Compute, Context, Reduction, Tensor, TensorMut};
+
+    /// Loss and in-place gradient of a 64 x 5000 problem on a pool of `threads` threads.
+    fn run(threads: usize, label_smoothing: f64) -> (f32, Vec<f32>, Vec<f32>) {
+        let (n, c) = (64usize, 5000usize);
+        let mut x: Vec<f32> = (0..n * c)
+            .map(|i| ((i as u32).wrapping_mul(2_654_435_761) >> 9) as f32 * 1e-6 - 4.0)
+            .collect();
+        let t: Vec<i64> = (0..n).map(|i| ((i * 37) % c) as i64).collect();
+        let mut ce = Context::cpu().loss("cross_entropy").unwrap();
+        ce.set_f64("label_smoothing", label_smoothing).unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let mut sep = vec![0.0f32; n * c];
+        let mut l1 = [0.0f32];
+        pool.install(|| {
+            let mut cc = Compute::new(Reduction::Mean, &mut l1)
+                .input(Tensor::f32(&x, &[n, c]))
+                .input(Tensor::i64(&t, &[n]))
+                .grad(0, TensorMut::new(&mut sep, &[n, c]));
+            ce.compute(&mut cc).unwrap();
+        });
+        let mut l2 = [0.0f32];
+        pool.install(|| {
+            let mut cc = Compute::new(Reduction::Mean, &mut l2)
+                .input(Tensor::f32_in_place(&mut x, &[n, c]))
+                .input(Tensor::i64(&t, &[n]))
+                .grad_in_place(0);
+            ce.compute(&mut cc).unwrap();
+        });
+        assert_eq!(l1[0].to_bits(), l2[0].to_bits());
+        (l1[0], sep, x)
+    }
+
+    #[test]
+    fn same_bits_for_any_thread_count_in_place_or_not() {
+        for eps in [0.0, 0.1] {
+            let (l1, g1, p1) = run(1, eps);
+            assert_eq!(g1, p1, "in-place and separate gradients differ");
+            for threads in [2, 3] {
+                let (l, g, p) = run(threads, eps);
+                assert_eq!(l.to_bits(), l1.to_bits());
+                assert!(g.iter().zip(&g1).all(|(a, b)| a.to_bits() == b.to_bits()));
+                assert!(p.iter().zip(&p1).all(|(a, b)| a.to_bits() == b.to_bits()));
+            }
         }
     }
 }
