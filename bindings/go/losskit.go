@@ -84,13 +84,30 @@ static int32_t lkgo_get_f64(const lk_loss *l, const char *name, double *v, char 
 static int32_t lkgo_get_i64(const lk_loss *l, const char *name, int64_t *v, char **msg) {
 	LKGO_CALL(lk_loss_get_i64(l, name, v));
 }
+static int32_t lkgo_plugin_load(const lk_context *ctx, const char *path, const char *entry, char **msg) {
+	LKGO_CALL(lk_plugin_load(ctx, path, entry));
+}
+static int32_t lkgo_plugin_describe(const lk_context *ctx, size_t index, lk_plugin_info *out, char **msg) {
+	LKGO_CALL(lk_plugin_describe(ctx, index, out));
+}
+static int32_t lkgo_buffer_create(const lk_context *ctx, uint64_t n, lk_buffer **out, char **msg) {
+	LKGO_CALL(lk_buffer_create(ctx, n, out));
+}
+static int32_t lkgo_buffer_write(const lk_buffer *b, uint64_t off, const void *src, size_t n, char **msg) {
+	LKGO_CALL(lk_buffer_write(b, off, src, n));
+}
+static int32_t lkgo_buffer_read(const lk_buffer *b, uint64_t off, void *dst, size_t n, char **msg) {
+	LKGO_CALL(lk_buffer_read(b, off, dst, n));
+}
 
-// One tensor of a compute call, without pointers: `buf` indexes the buffer arguments.
+// One tensor of a compute call, without pointers: `buf` indexes the buffer arguments
+// (host memory, or an lk_buffer handle when `device` is 1).
 typedef struct lkgo_view {
-	int32_t buf;   // -1: data NULL (absent input / unwanted gradient)
+	int32_t buf;    // -1: data NULL (absent input / unwanted gradient)
 	int32_t ndim;
-	int32_t dtype; // 0: f32, 1: i64
-	int32_t pad_;
+	int32_t dtype;  // 0: f32, 1: i64
+	int32_t device; // 0: host memory, 1: an lk_buffer (LK_DEVICE_LKBUFFER)
+	uint64_t byte_offset;
 	int64_t shape[LK_MAX_NDIM];
 } lkgo_view;
 
@@ -119,7 +136,7 @@ static int32_t lkgo_compute(const lk_loss *loss, const lkgo_view *views, int32_t
 		const lkgo_view *v = &views[k];
 		memset(&t[k], 0, sizeof t[k]);
 		t[k].data = (v->buf >= 0 && v->buf < LKGO_MAX_BUFS) ? bufs[v->buf] : NULL;
-		t[k].device.device_type = LK_DEVICE_CPU;
+		t[k].device.device_type = v->device == 1 ? LK_DEVICE_LKBUFFER : LK_DEVICE_CPU;
 		t[k].device.device_id = 0;
 		t[k].ndim = v->ndim;
 		t[k].dtype.code = v->dtype == 0 ? LK_DTYPE_CODE_FLOAT : LK_DTYPE_CODE_INT;
@@ -127,7 +144,7 @@ static int32_t lkgo_compute(const lk_loss *loss, const lkgo_view *views, int32_t
 		t[k].dtype.lanes = 1;
 		t[k].shape = v->shape;
 		t[k].strides = NULL;
-		t[k].byte_offset = 0;
+		t[k].byte_offset = v->byte_offset;
 	}
 	int32_t out = n_in + n_grads;
 	int32_t first_aux = out + 1 + (has_go ? 1 : 0);
@@ -450,6 +467,188 @@ func (c *Context) NewLoss(id string) (*Loss, error) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Plugins
+// ---------------------------------------------------------------------------------------
+
+// LoadPlugin loads a plugin (a shared object) and registers its losses into the context,
+// calling its default entry symbol (lk_plugin_init, then lk_plugin_<stem>_init).
+// LOADING A PLUGIN RUNS ITS CODE with the rights of this process: load only plugins you
+// trust. On error (ErrPluginLoad, ErrPluginSymbol, ErrPluginABI, ErrPluginDuplicateID,
+// ErrPluginInvalidSpec, ErrPluginFailed; the message names the file) nothing is
+// registered. A bare file name is relative to the current directory.
+func (c *Context) LoadPlugin(path string) error { return c.LoadPluginEntry(path, "") }
+
+// LoadPluginEntry is LoadPlugin with an explicit entry symbol ("" = the default ones).
+func (c *Context) LoadPluginEntry(path, entry string) error {
+	p, err := c.lock()
+	if err != nil {
+		return err
+	}
+	defer c.mu.RUnlock()
+	defer runtime.KeepAlive(c)
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	var centry *C.char
+	if entry != "" {
+		centry = C.CString(entry)
+		defer C.free(unsafe.Pointer(centry))
+	}
+	var msg *C.char
+	return status(C.lkgo_plugin_load(p, cpath, centry, &msg), msg)
+}
+
+// PluginInfo describes a loaded plugin.
+type PluginInfo struct {
+	Name, Version string
+	Path          string   // as given to LoadPlugin
+	Entry         string   // the entry symbol that was called
+	Losses        []string // ids of the losses it registered
+}
+
+// PluginCount is the number of plugins loaded into the context.
+func (c *Context) PluginCount() int {
+	p, err := c.lock()
+	if err != nil {
+		return 0
+	}
+	defer c.mu.RUnlock()
+	n := int(C.lk_plugin_count(p))
+	runtime.KeepAlive(c)
+	return n
+}
+
+// Plugin describes the plugin at index (load order); ErrInvalidArg when out of range.
+func (c *Context) Plugin(index int) (*PluginInfo, error) {
+	p, err := c.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer c.mu.RUnlock()
+	defer runtime.KeepAlive(c)
+	if index < 0 {
+		return nil, errorf(ErrInvalidArg, "losskit: plugin index %d is negative", index)
+	}
+	var pi C.lk_plugin_info
+	var msg *C.char
+	if err := status(C.lkgo_plugin_describe(p, C.size_t(index), &pi, &msg), msg); err != nil {
+		return nil, err
+	}
+	out := &PluginInfo{Name: C.GoString(pi.name), Version: C.GoString(pi.version), Path: C.GoString(pi.path), Entry: C.GoString(pi.entry)}
+	for k := 0; k < int(pi.n_losses); k++ {
+		out.Losses = append(out.Losses, C.GoString(C.lk_plugin_loss_id_at(p, C.size_t(index), C.size_t(k))))
+	}
+	return out, nil
+}
+
+// ---------------------------------------------------------------------------------------
+// Device buffers
+// ---------------------------------------------------------------------------------------
+
+// Buffer is a device-resident buffer of a WGPU context (lk_buffer). Its tensors
+// (Buffer.F32, Buffer.I64) are passed to ComputeTensors like host tensors, as inputs and
+// gradient slots; the loss, grad_output and aux outputs stay in host memory. It keeps its
+// context's GPU device alive, so it may outlive the Context. Methods are safe for
+// concurrent use, but do not write a buffer while a compute using it runs. Close frees
+// it (waiting for computes that use it); a finalizer frees it if Close is never called.
+type Buffer struct {
+	mu   sync.RWMutex
+	ptr  *C.lk_buffer
+	size uint64
+}
+
+// NewBuffer allocates nBytes on the context's GPU (contents unspecified until written).
+// A CPU context gives ErrUnsupported.
+func (c *Context) NewBuffer(nBytes uint64) (*Buffer, error) {
+	p, err := c.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer c.mu.RUnlock()
+	defer runtime.KeepAlive(c)
+	var bp *C.lk_buffer
+	var msg *C.char
+	if err := status(C.lkgo_buffer_create(p, C.uint64_t(nBytes), &bp, &msg), msg); err != nil {
+		return nil, err
+	}
+	b := &Buffer{ptr: bp, size: uint64(C.lk_buffer_size(bp))}
+	runtime.SetFinalizer(b, (*Buffer).Close)
+	return b, nil
+}
+
+// Close frees the buffer. It is safe to call more than once.
+func (b *Buffer) Close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ptr != nil {
+		C.lk_buffer_free(b.ptr)
+		b.ptr = nil
+	}
+	runtime.SetFinalizer(b, nil)
+}
+
+// Size is the size in bytes.
+func (b *Buffer) Size() uint64 { return b.size }
+
+func (b *Buffer) copy(write bool, offset uint64, p unsafe.Pointer, n int) error {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.ptr == nil {
+		return errorf(ErrNullArg, "losskit: Buffer used after Close")
+	}
+	var msg *C.char
+	var s C.int32_t
+	if write {
+		s = C.lkgo_buffer_write(b.ptr, C.uint64_t(offset), p, C.size_t(n), &msg)
+	} else {
+		s = C.lkgo_buffer_read(b.ptr, C.uint64_t(offset), p, C.size_t(n), &msg)
+	}
+	runtime.KeepAlive(b)
+	return status(s, msg)
+}
+
+// WriteF32 copies data to byte offset (a multiple of 4) of the buffer.
+func (b *Buffer) WriteF32(offset uint64, data []float32) error {
+	if len(data) == 0 {
+		return nil
+	}
+	return b.copy(true, offset, unsafe.Pointer(&data[0]), 4*len(data))
+}
+
+// WriteI64 copies data to byte offset (a multiple of 4) of the buffer.
+func (b *Buffer) WriteI64(offset uint64, data []int64) error {
+	if len(data) == 0 {
+		return nil
+	}
+	return b.copy(true, offset, unsafe.Pointer(&data[0]), 8*len(data))
+}
+
+// ReadF32 fills dst from byte offset of the buffer, after the computes that write it.
+func (b *Buffer) ReadF32(offset uint64, dst []float32) error {
+	if len(dst) == 0 {
+		return nil
+	}
+	return b.copy(false, offset, unsafe.Pointer(&dst[0]), 4*len(dst))
+}
+
+// ReadI64 fills dst from byte offset of the buffer, after the computes that write it.
+func (b *Buffer) ReadI64(offset uint64, dst []int64) error {
+	if len(dst) == 0 {
+		return nil
+	}
+	return b.copy(false, offset, unsafe.Pointer(&dst[0]), 8*len(dst))
+}
+
+// F32 is a float32 tensor of the given shape stored in the buffer from byteOffset.
+func (b *Buffer) F32(byteOffset uint64, shape ...int64) Tensor {
+	return Tensor{dev: b, off: byteOffset, shape: shape}
+}
+
+// I64 is an int64 tensor of the given shape stored in the buffer from byteOffset.
+func (b *Buffer) I64(byteOffset uint64, shape ...int64) Tensor {
+	return Tensor{dev: b, off: byteOffset, shape: shape, isInt: true}
+}
+
+// ---------------------------------------------------------------------------------------
 // Loss
 // ---------------------------------------------------------------------------------------
 
@@ -582,6 +781,8 @@ type Tensor struct {
 	shape  []int64
 	isInt  bool
 	absent bool
+	dev    *Buffer // a device tensor (Buffer.F32 / Buffer.I64): data in dev from byte off
+	off    uint64
 }
 
 // F32 views a float32 slice with a shape (none given: 1-D of len(data)).
@@ -643,6 +844,17 @@ func (t Tensor) check(what string) error {
 			return errorf(ErrShapeMismatch, "%s: shape %v has a negative size", what, t.shape)
 		}
 	}
+	if t.dev != nil {
+		el := uint64(4)
+		if t.isInt {
+			el = 8
+		}
+		if t.off+uint64(t.numel())*el > t.dev.size {
+			return errorf(ErrBufferTooSmall, "%s: a device buffer of %d bytes cannot hold shape %v at byte offset %d",
+				what, t.dev.size, t.shape, t.off)
+		}
+		return nil
+	}
 	if int64(t.len()) != t.numel() {
 		return errorf(ErrShapeMismatch, "%s: a slice of %d elements cannot be viewed as shape %v (%d elements)",
 			what, t.len(), t.shape, t.numel())
@@ -650,11 +862,20 @@ func (t Tensor) check(what string) error {
 	return nil
 }
 
-// call gathers the views and buffers of one compute call.
+// call gathers the views and buffers of one compute call. The device buffers it uses
+// are read-locked (so not closed) until unlock.
 type call struct {
-	views []C.lkgo_view
-	bufs  [maxBuffers]unsafe.Pointer
-	nbufs int
+	views  []C.lkgo_view
+	bufs   [maxBuffers]unsafe.Pointer
+	nbufs  int
+	locked []*Buffer
+}
+
+func (c *call) unlock() {
+	for _, b := range c.locked {
+		b.mu.RUnlock()
+	}
+	c.locked = nil
 }
 
 func (c *call) add(t Tensor, what string) error {
@@ -670,7 +891,25 @@ func (c *call) add(t Tensor, what string) error {
 		if t.isInt {
 			v.dtype = 1
 		}
-		if p := t.ptr(); p != nil {
+		p := t.ptr()
+		if t.dev != nil {
+			seen := false
+			for _, b := range c.locked {
+				seen = seen || b == t.dev
+			}
+			if !seen {
+				t.dev.mu.RLock()
+				c.locked = append(c.locked, t.dev)
+			}
+			if t.dev.ptr == nil {
+				return errorf(ErrNullArg, "%s: Buffer used after Close", what)
+			}
+			// A C pointer (the lk_buffer handle), passed on like the host buffers.
+			p = unsafe.Pointer(t.dev.ptr)
+			v.device = 1
+			v.byte_offset = C.uint64_t(t.off)
+		}
+		if p != nil {
 			idx := -1
 			for k := 0; k < c.nbufs; k++ {
 				if c.bufs[k] == p {
@@ -704,21 +943,36 @@ type AuxOut struct {
 // computes it in place (for losses whose Info().InPlace is true). gradOutput (nil = 1) is
 // the upstream gradient: one value for Mean/Sum, one per sample for None.
 func (l *Loss) ComputeInto(inputs []Tensor, r Reduction, lossOut []float32, grads [][]float32, gradOutput []float32, aux ...AuxOut) error {
+	gs := make([]Tensor, len(grads))
+	for k, g := range grads {
+		gs[k] = Absent()
+		if g != nil {
+			if k >= len(inputs) {
+				return errorf(ErrInvalidArg, "%s: gradient slot %d has no input", l.info.ID, k)
+			}
+			gs[k] = F32(g, inputs[k].shape...)
+		}
+	}
+	return l.ComputeTensors(inputs, r, lossOut, gs, gradOutput, aux...)
+}
+
+// ComputeTensors is ComputeInto with the gradient slots as tensors, so that they can live
+// in device buffers: grads[k] is Absent() (not wanted), an F32 host view or a Buffer.F32
+// view shaped like inputs[k]. Passing an input's own view as its gradient computes it in
+// place.
+func (l *Loss) ComputeTensors(inputs []Tensor, r Reduction, lossOut []float32, grads []Tensor, gradOutput []float32, aux ...AuxOut) error {
 	c := &call{views: make([]C.lkgo_view, 0, len(inputs)+len(grads)+2+len(aux))}
+	defer c.unlock()
 	for k, t := range inputs {
 		if err := c.add(t, fmt.Sprintf("%s: inputs[%d]", l.info.ID, k)); err != nil {
 			return err
 		}
 	}
 	for k, g := range grads {
-		t := Absent()
-		if g != nil {
-			if k >= len(inputs) {
-				return errorf(ErrInvalidArg, "%s: gradient slot %d has no input", l.info.ID, k)
-			}
-			t = F32(g, inputs[k].shape...)
+		if !g.absent && k >= len(inputs) {
+			return errorf(ErrInvalidArg, "%s: gradient slot %d has no input", l.info.ID, k)
 		}
-		if err := c.add(t, fmt.Sprintf("%s: grads[%d]", l.info.ID, k)); err != nil {
+		if err := c.add(g, fmt.Sprintf("%s: grads[%d]", l.info.ID, k)); err != nil {
 			return err
 		}
 	}

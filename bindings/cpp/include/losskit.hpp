@@ -10,15 +10,17 @@
 //  - A generic Loss::compute that sizes the loss, gradient and auxiliary outputs from the
 //    loss's own description, so one call works for every registered loss.
 //  - Introspection (Context::loss_ids, Context::describe) with std::string copies.
+//  - Plugins: Context::load_plugin, plugin_count, plugin (name, version, path, loss ids).
+//  - Device buffers: lk::Buffer, an RAII lk_buffer of a WGPU context, with typed
+//    write/read and views (Buffer::view, Buffer::out_view) that enter the same compute path.
 //
 // Threads: a Context may be shared by threads; a Loss is configured by one thread, and
 // its const member functions (compute, info, get) may run on many threads at once.
 //
 // Extending: every wrapper exposes the C handle through native(), and lk::check() turns any
-// lk_status into an lk::Error, so C functions added later (device buffers, plugins) can be
-// called with the same error handling before a dedicated wrapper exists. A TensorView can
-// be made from any lk_tensor (TensorView::from_c), which is how device-resident tensors
-// enter the same compute path.
+// lk_status into an lk::Error, so C functions added later can be called with the same error
+// handling before a dedicated wrapper exists. A TensorView can be made from any lk_tensor
+// (TensorView::from_c, OutputView::from_c), which is also how Buffer views are built.
 //
 // Link with -llosskit (CMake: target losskit::losskit_cpp; pkg-config: losskit).
 
@@ -260,6 +262,13 @@ class OutputView : public TensorView {
   explicit OutputView(std::vector<float>& v) : OutputView(v.data(), v.size(), Shape{int64_t(v.size())}) {}
   template <std::size_t K>
   OutputView(std::array<float, K>& a, Shape shape) : OutputView(a.data(), K, shape) {}
+  /// Wrap an existing writable lk_tensor (f32; host memory or an lk_buffer).
+  static OutputView from_c(const lk_tensor& t) {
+    OutputView o;
+    static_cast<TensorView&>(o) = TensorView::from_c(t);
+    return o;
+  }
+  /// The host data (for a device view: the lk_buffer handle, not host memory).
   float* data() const noexcept { return static_cast<float*>(t_.data); }
 };
 
@@ -383,6 +392,13 @@ inline LossInfo describe(const lk_context* ctx, const std::string& id) {
 
 class Loss;
 
+/// One loaded plugin (Context::plugin).
+struct PluginInfo {
+  std::string name, version, path, entry;
+  /// Ids of the losses it registered.
+  std::vector<std::string> losses;
+};
+
 /// A backend and the losses it knows. Move-only; freed on destruction. May be shared by
 /// threads (by reference).
 class Context {
@@ -409,6 +425,21 @@ class Context {
 
   /// Create a loss with its default parameters.
   inline Loss loss(const std::string& id) const;
+
+  /// Load a plugin (a shared object) and register its losses into this context.
+  /// LOADING A PLUGIN RUNS ITS CODE: load only plugins you trust. `entry` NULL: the
+  /// default entry symbols (lk_plugin_init, then lk_plugin_<stem>_init). Throws lk::Error
+  /// (LK_ERR_PLUGIN_LOAD, LK_ERR_PLUGIN_SYMBOL, LK_ERR_PLUGIN_ABI, ...) naming the file;
+  /// on error nothing is registered.
+  void load_plugin(const std::string& path, const char* entry = nullptr) const {
+    check(lk_plugin_load(ptr_.get(), path.c_str(), entry));
+  }
+
+  /// Number of plugins loaded into this context.
+  std::size_t plugin_count() const noexcept { return lk_plugin_count(ptr_.get()); }
+
+  /// The plugin at `index` (load order); LK_ERR_INVALID_ARG when out of range.
+  inline PluginInfo plugin(std::size_t index) const;
 
   /// The C handle, for C functions without a wrapper yet. Still owned by this object.
   lk_context* native() const noexcept { return ptr_.get(); }
@@ -616,6 +647,112 @@ class Loss {
 };
 
 inline Loss Context::loss(const std::string& id) const { return Loss(*this, id); }
+
+inline PluginInfo Context::plugin(std::size_t index) const {
+  lk_plugin_info pi{};
+  check(lk_plugin_describe(ptr_.get(), index, &pi));
+  PluginInfo out;
+  out.name = detail::str(pi.name);
+  out.version = detail::str(pi.version);
+  out.path = detail::str(pi.path);
+  out.entry = detail::str(pi.entry);
+  for (std::size_t k = 0; k < pi.n_losses; ++k) out.losses.push_back(detail::str(lk_plugin_loss_id_at(ptr_.get(), index, k)));
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// Device buffers
+// ---------------------------------------------------------------------------------------
+
+/// A device-resident buffer of a WGPU context (lk_buffer). Move-only; freed on
+/// destruction; it keeps its context's GPU device alive, so it may outlive the Context.
+/// Views (view, out_view) refer to it with device type LK_DEVICE_LKBUFFER and are passed
+/// to Loss::compute_into like host views (inputs and gradients; the loss output,
+/// grad_output and aux outputs stay in host memory). Offsets and sizes of write/read are
+/// in bytes, multiples of 4. Do not write a buffer while a compute using it runs on
+/// another thread.
+class Buffer {
+ public:
+  /// Allocate `n_bytes` on the context's GPU (contents unspecified until written).
+  /// A CPU context throws LK_ERR_UNSUPPORTED.
+  Buffer(const Context& ctx, uint64_t n_bytes) {
+    lk_buffer* p = nullptr;
+    check(lk_buffer_create(ctx.native(), n_bytes, &p));
+    ptr_.reset(p);
+  }
+
+  /// A buffer holding a copy of `data`.
+  template <class T>
+  static Buffer from(const Context& ctx, const std::vector<T>& data) {
+    static_assert(std::is_same_v<T, float> || std::is_same_v<T, int64_t>, "lk::Buffer: float or int64_t data");
+    Buffer b(ctx, uint64_t(data.size() * sizeof(T)));
+    b.write(data);
+    return b;
+  }
+
+  /// Size in bytes.
+  uint64_t size() const noexcept { return lk_buffer_size(ptr_.get()); }
+
+  /// Copy `n_bytes` host bytes to byte `offset` of the buffer.
+  void write(const void* src, std::size_t n_bytes, uint64_t offset = 0) const {
+    check(lk_buffer_write(ptr_.get(), offset, src, n_bytes));
+  }
+  template <class T>
+  void write(const std::vector<T>& v, uint64_t offset = 0) const {
+    static_assert(std::is_same_v<T, float> || std::is_same_v<T, int64_t>, "lk::Buffer: float or int64_t data");
+    write(v.data(), v.size() * sizeof(T), offset);
+  }
+
+  /// Copy `n_bytes` from byte `offset` of the buffer to host memory (waits for computes
+  /// that write the buffer).
+  void read(void* dst, std::size_t n_bytes, uint64_t offset = 0) const {
+    check(lk_buffer_read(ptr_.get(), offset, dst, n_bytes));
+  }
+  /// `count` elements of type T from byte `offset`.
+  template <class T>
+  std::vector<T> read(std::size_t count, uint64_t offset = 0) const {
+    static_assert(std::is_same_v<T, float> || std::is_same_v<T, int64_t>, "lk::Buffer: float or int64_t data");
+    std::vector<T> v(count);
+    read(v.data(), count * sizeof(T), offset);
+    return v;
+  }
+
+  /// A read-only view of `shape` elements of `dtype` from byte `byte_offset`; throws
+  /// LK_ERR_BUFFER_TOO_SMALL when it does not fit.
+  TensorView view(DType dtype, Shape shape, uint64_t byte_offset = 0) const {
+    return TensorView::from_c(tensor(dtype, shape, byte_offset));
+  }
+  /// A writable f32 view (a gradient slot, or an input computed in place).
+  OutputView out_view(Shape shape, uint64_t byte_offset = 0) const {
+    return OutputView::from_c(tensor(DType::F32, shape, byte_offset));
+  }
+
+  /// The C handle, still owned by this object.
+  lk_buffer* native() const noexcept { return ptr_.get(); }
+
+ private:
+  lk_tensor tensor(DType dtype, const Shape& shape, uint64_t byte_offset) const {
+    const uint64_t el = dtype == DType::F32 ? 4 : 8;
+    const uint64_t need = byte_offset + uint64_t(shape.numel()) * el;
+    if (need > size())
+      throw Error(LK_ERR_BUFFER_TOO_SMALL, "a device buffer of " + std::to_string(size()) + " bytes cannot hold shape " +
+                                               shape.to_string() + " at byte offset " + std::to_string(byte_offset));
+    lk_tensor t{};
+    t.data = ptr_.get();
+    t.device.device_type = LK_DEVICE_LKBUFFER;
+    t.device.device_id = 0;
+    t.ndim = shape.ndim();
+    t.dtype = detail::c_dtype(dtype);
+    t.shape = shape.ndim() ? shape.data() : nullptr;
+    t.strides = nullptr;
+    t.byte_offset = byte_offset;
+    return t;  // from_c copies the shape before `shape` goes away
+  }
+  struct Free {
+    void operator()(lk_buffer* p) const noexcept { lk_buffer_free(p); }
+  };
+  std::unique_ptr<lk_buffer, Free> ptr_;
+};
 
 }  // namespace lk
 

@@ -55,7 +55,31 @@ function cType(t, enums) {
   return base;
 }
 
+// Declarations documented as "PLUGIN ABI v1..." are the tables a plugin author implements
+// (function-pointer fields and callback typedefs); the Julia binding is a host binding
+// and does not mirror them, so they are cut out before parsing. The host functions that
+// load and describe plugins are ordinary functions and are checked like the others.
+function dropPluginAbi(text) {
+  let out = '';
+  let pos = 0;
+  const re = /\/\*\*([\s\S]*?)\*\/\s*/g;
+  let m;
+  while ((m = re.exec(text))) {
+    if (m.index < pos || !/^\s*\*?\s*PLUGIN ABI v1\b/.test(m[1])) continue;
+    const start = m.index + m[0].length;
+    const rest = text.slice(start);
+    const end = /^typedef\s+struct\s+\w+\s*\{/.test(rest) ? rest.search(/\}\s*\w+\s*;/) : rest.indexOf(';');
+    if (end < 0) throw new Error(`unterminated PLUGIN ABI declaration at ${start}`);
+    const stop = start + rest.slice(end).indexOf(';') + end + 1;
+    out += text.slice(pos, m.index);
+    pos = stop;
+    re.lastIndex = stop;
+  }
+  return out + text.slice(pos);
+}
+
 function parseHeader(text) {
+  text = dropPluginAbi(text);
   const consts = {};
   for (const m of text.matchAll(/^#define\s+(LK_\w+)\s+(.+)$/gm)) {
     consts[m[1]] = evalInt(m[2].trim(), consts);

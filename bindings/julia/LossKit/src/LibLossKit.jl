@@ -42,6 +42,20 @@ const liblosskit = _find_library()
 
 const LK_DEVICE_CPU = Int32(1)
 const LK_DEVICE_CUDA_HOST = Int32(3)
+const LK_DEVICE_LKBUFFER = Int32(12)
+# Plugin ABI constants (for plugin authors; the plugin tables themselves are not mirrored).
+const LK_PLUGIN_ABI_VERSION = 1
+const LK_LOG_ERROR = Int32(0)
+const LK_LOG_WARN = Int32(1)
+const LK_LOG_INFO = Int32(2)
+const LK_LOG_DEBUG = Int32(3)
+const LK_DOMAIN_REAL = Int32(0)
+const LK_DOMAIN_POSITIVE = Int32(1)
+const LK_DOMAIN_NON_NEGATIVE = Int32(2)
+const LK_DOMAIN_UNIT = Int32(3)
+const LK_DOMAIN_LOG_PROB = Int32(4)
+const LK_DOMAIN_BINARY = Int32(5)
+const LK_DOMAIN_CLASS = Int32(6)
 const LK_DTYPE_CODE_INT = UInt8(0)
 const LK_DTYPE_CODE_FLOAT = UInt8(2)
 const LK_MAX_NDIM = 8
@@ -105,6 +119,9 @@ mutable struct lk_context end
 
 "Opaque `lk_loss` (only used as `Ptr{lk_loss}`)."
 mutable struct lk_loss end
+
+"Opaque `lk_buffer`, a device buffer of a WGPU context (only used as `Ptr{lk_buffer}`)."
+mutable struct lk_buffer end
 
 struct lk_loss_info
     id::Cstring
@@ -175,6 +192,14 @@ end
 struct lk_aux_output
     name::Cstring
     tensor::lk_tensor
+end
+
+struct lk_plugin_info
+    name::Cstring
+    version::Cstring
+    path::Cstring
+    entry::Cstring
+    n_losses::Csize_t
 end
 
 # ---------------------------------------------------------------------------------------
@@ -283,6 +308,63 @@ function lk_loss_compute(loss, inputs, n_inputs, reduction, grad_output, loss_ou
           (Ptr{lk_loss}, Ptr{lk_tensor}, Csize_t, Int32, Ptr{lk_tensor}, Ptr{lk_tensor},
            Ptr{lk_tensor}, Csize_t, Ptr{lk_aux_output}, Csize_t),
           loss, inputs, n_inputs, reduction, grad_output, loss_out, grads, n_grads, aux, n_aux)
+end
+
+function lk_buffer_create(ctx, n_bytes, out_buf)
+    ccall((:lk_buffer_create, liblosskit), lk_status, (Ptr{lk_context}, UInt64, Ptr{Ptr{lk_buffer}}),
+          ctx, n_bytes, out_buf)
+end
+
+function lk_buffer_write(buf, offset, src, n_bytes)
+    ccall((:lk_buffer_write, liblosskit), lk_status, (Ptr{lk_buffer}, UInt64, Ptr{Cvoid}, Csize_t),
+          buf, offset, src, n_bytes)
+end
+
+function lk_buffer_read(buf, offset, dst, n_bytes)
+    ccall((:lk_buffer_read, liblosskit), lk_status, (Ptr{lk_buffer}, UInt64, Ptr{Cvoid}, Csize_t),
+          buf, offset, dst, n_bytes)
+end
+
+function lk_buffer_size(buf)
+    ccall((:lk_buffer_size, liblosskit), UInt64, (Ptr{lk_buffer},), buf)
+end
+
+function lk_buffer_free(buf)
+    ccall((:lk_buffer_free, liblosskit), Cvoid, (Ptr{lk_buffer},), buf)
+end
+
+function lk_context_device_name(ctx)
+    ccall((:lk_context_device_name, liblosskit), Cstring, (Ptr{lk_context},), ctx)
+end
+
+function lk_context_device_backend(ctx)
+    ccall((:lk_context_device_backend, liblosskit), Cstring, (Ptr{lk_context},), ctx)
+end
+
+function lk_context_device_type(ctx)
+    ccall((:lk_context_device_type, liblosskit), Cstring, (Ptr{lk_context},), ctx)
+end
+
+function lk_context_device_limit(ctx, name, out_value)
+    ccall((:lk_context_device_limit, liblosskit), lk_status, (Ptr{lk_context}, Cstring, Ptr{UInt64}),
+          ctx, name, out_value)
+end
+
+function lk_plugin_load(ctx, path, entry)
+    ccall((:lk_plugin_load, liblosskit), lk_status, (Ptr{lk_context}, Cstring, Cstring), ctx, path, entry)
+end
+
+function lk_plugin_count(ctx)
+    ccall((:lk_plugin_count, liblosskit), Csize_t, (Ptr{lk_context},), ctx)
+end
+
+function lk_plugin_describe(ctx, index, out_info)
+    ccall((:lk_plugin_describe, liblosskit), lk_status, (Ptr{lk_context}, Csize_t, Ptr{lk_plugin_info}),
+          ctx, index, out_info)
+end
+
+function lk_plugin_loss_id_at(ctx, index, k)
+    ccall((:lk_plugin_loss_id_at, liblosskit), Cstring, (Ptr{lk_context}, Csize_t, Csize_t), ctx, index, k)
 end
 
 function lk_status_str(status)

@@ -29,6 +29,7 @@ include("LibLossKit.jl")
 using .LibLossKit
 
 export LossKitError, Context, Loss, compute, lossvalue, describe, losses, setparam!, getparam
+export load_plugin, plugin_count, Buffer, DeviceArray, upload!, download!, compute_device
 
 # ---------------------------------------------------------------------------------------
 # Errors
@@ -126,6 +127,28 @@ function default_context()
         return c
     end
 end
+
+"""
+    load_plugin(ctx, path; entry = nothing)
+
+Load a plugin (a shared object) into `ctx` and register its losses. LOADING A PLUGIN RUNS
+ITS CODE: load only plugins you trust. `entry = nothing` tries `lk_plugin_init`, then
+`lk_plugin_<stem>_init`. Throws `LossKitError` (`LK_ERR_PLUGIN_LOAD`, `LK_ERR_PLUGIN_SYMBOL`,
+...; the message names the file); on error nothing is registered.
+"""
+function load_plugin(ctx::Context, path::AbstractString; entry::Union{Nothing,AbstractString} = nothing)
+    GC.@preserve ctx begin
+        if entry === nothing
+            check(lk_plugin_load(ctx, path, C_NULL))
+        else
+            check(lk_plugin_load(ctx, path, entry))
+        end
+    end
+    return nothing
+end
+
+"Number of plugins loaded into a context."
+plugin_count(ctx::Context) = Int(GC.@preserve ctx lk_plugin_count(ctx))
 
 "Ids of every loss a context knows, as symbols."
 function losses(ctx::Context = default_context())
@@ -348,6 +371,118 @@ function _reduction(r::Symbol)
     r === :sum && return LK_REDUCTION_SUM
     r === :none && return LK_REDUCTION_NONE
     throw(ArgumentError("reduction must be :mean, :sum or :none, got :$r"))
+end
+
+# ---------------------------------------------------------------------------------------
+# Device buffers
+# ---------------------------------------------------------------------------------------
+
+"""
+    Buffer(ctx, nbytes)
+
+A device buffer on the GPU of a `:wgpu` context (`lk_buffer`); a `:cpu` context throws
+`LK_ERR_UNSUPPORTED`. Freed by `close` or its finalizer; it keeps the GPU device alive.
+Copy data in and out with `upload!` / `download!` (byte offsets, multiples of 4) and view
+it with `DeviceArray` for `compute_device`.
+"""
+mutable struct Buffer
+    ptr::Ptr{lk_buffer}
+    function Buffer(ctx::Context, nbytes::Integer)
+        out = Ref{Ptr{lk_buffer}}(C_NULL)
+        GC.@preserve ctx check(lk_buffer_create(ctx, UInt64(nbytes), out))
+        return finalizer(close, new(out[]))
+    end
+end
+
+Base.unsafe_convert(::Type{Ptr{lk_buffer}}, b::Buffer) = b.ptr
+
+function Base.close(b::Buffer)
+    if b.ptr != C_NULL
+        lk_buffer_free(b.ptr)
+        b.ptr = C_NULL
+    end
+    return nothing
+end
+
+"Size of a device buffer in bytes."
+Base.sizeof(b::Buffer) = Int(GC.@preserve b lk_buffer_size(b))
+
+_livebuf(b::Buffer) = b.ptr == C_NULL ? throw(LossKitError(LK_ERR_NULL_ARG, "Buffer used after close")) : b
+
+"Copy `x` (`Float32` or `Int64` elements, dense) to byte `offset` of `b`."
+function upload!(b::Buffer, x::DenseArray{T}; offset::Integer = 0) where {T<:Union{Float32,Int64}}
+    _livebuf(b)
+    GC.@preserve b x check(lk_buffer_write(b, UInt64(offset), pointer(x), sizeof(x)))
+    return b
+end
+
+"Fill `dst` from byte `offset` of `b` (after the computes that write `b`)."
+function download!(dst::DenseArray{T}, b::Buffer; offset::Integer = 0) where {T<:Union{Float32,Int64}}
+    _livebuf(b)
+    GC.@preserve b dst check(lk_buffer_read(b, UInt64(offset), pointer(dst), sizeof(dst)))
+    return dst
+end
+
+"""
+    DeviceArray(buf, T, dims...; offset = 0)
+
+A `Float32` or `Int64` array of Julia (column-major) size `dims` stored in `buf` from
+byte `offset`: losskit sees the row-major shape `reverse(dims)`, like host arrays.
+"""
+struct DeviceArray
+    buf::Buffer
+    eltype::DataType
+    dims::Vector{Int64}
+    offset::UInt64
+    function DeviceArray(buf::Buffer, T::Type, dims::Integer...; offset::Integer = 0)
+        T === Float32 || T === Int64 || throw(ArgumentError("DeviceArray: Float32 or Int64, got $T"))
+        need = offset + sizeof(T) * prod(Int64[dims...]; init = 1)
+        need <= sizeof(buf) || throw(LossKitError(LK_ERR_BUFFER_TOO_SMALL,
+            "a device buffer of $(sizeof(buf)) bytes cannot hold $T$(collect(dims)) at byte offset $offset"))
+        return new(buf, T, Int64[dims...], UInt64(offset))
+    end
+end
+
+const _LKBUFFER = lk_device(LK_DEVICE_LKBUFFER, Int32(0))
+
+function _tensor(d::DeviceArray, shape::Vector{Int64})
+    _livebuf(d.buf)
+    return lk_tensor(Ptr{Cvoid}(d.buf.ptr), _LKBUFFER, Int32(length(shape)), d.eltype === Int64 ? _I64 : _F32,
+                     pointer(shape), Ptr{Int64}(C_NULL), d.offset)
+end
+
+"""
+    compute_device(loss, inputs::DeviceArray...; grads = (), reduction = :mean)
+
+Compute with inputs in device buffers; `grads[k]` (a `Float32` `DeviceArray` or
+`nothing`) receives the gradient of input `k` on the device. Returns the loss in host
+memory: a `Float32` for `:mean`/`:sum`, a `Vector{Float32}` for `:none`.
+"""
+function compute_device(l::Loss, inputs::DeviceArray...; grads = (), reduction::Symbol = :mean)
+    info = l.info
+    red = _reduction(reduction)
+    shapes = Vector{Int64}[reverse(d.dims) for d in inputs]
+    nout = 1
+    if red == LK_REDUCTION_NONE
+        idx = findfirst(k -> !isempty(info.inputs[k].letters) && info.inputs[k].letters[1] == info.rows,
+                        eachindex(inputs))
+        idx === nothing && throw(LossKitError(LK_ERR_NULL_ARG, "$(info.id): cannot size '$(info.rows)'"))
+        nout = shapes[idx][1]
+    end
+    lossbuf = zeros(Float32, nout)
+    lossshape = red == LK_REDUCTION_NONE ? Int64[nout] : Int64[]
+    gshapes = Vector{Int64}[g === nothing ? Int64[] : reverse(g.dims) for g in grads]
+    GC.@preserve l inputs grads shapes gshapes lossbuf lossshape begin
+        tin = lk_tensor[_tensor(d, shapes[k]) for (k, d) in enumerate(inputs)]
+        tgr = lk_tensor[g === nothing ? _absent() : _tensor(g, gshapes[k]) for (k, g) in enumerate(grads)]
+        tout = Ref(_tensor(lossbuf, lossshape))
+        GC.@preserve tin tgr tout begin
+            check(lk_loss_compute(l, tin, length(tin), red, Ptr{lk_tensor}(C_NULL), tout,
+                                  isempty(tgr) ? Ptr{lk_tensor}(C_NULL) : tgr, length(tgr),
+                                  Ptr{lk_aux_output}(C_NULL), 0))
+        end
+    end
+    return red == LK_REDUCTION_NONE ? lossbuf : lossbuf[1]
 end
 
 """

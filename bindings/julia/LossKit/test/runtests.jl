@@ -158,4 +158,59 @@ const labels1 = labels0 .+ 1     # 1-based
         end
         @test all(ok)
     end
+
+    @testset "plugins" begin
+        dir = mktempdir()
+        so = joinpath(dir, "libasl.so")
+        root = joinpath(@__DIR__, "..", "..", "..", "..")
+        run(`cc -std=c99 -O2 -shared -fPIC -I$(joinpath(root, "include")) -o $so $(joinpath(root, "plugins", "example_c", "asl.c")) -lm`)
+        ctx = Context(:cpu)
+        err = try
+            load_plugin(ctx, joinpath(dir, "libnot_there.so")); nothing
+        catch e
+            e
+        end
+        @test err isa LossKitError && err.code == LK_ERR_PLUGIN_LOAD && occursin("libnot_there.so", err.msg)
+        @test plugin_count(ctx) == 0
+        load_plugin(ctx, so)
+        @test plugin_count(ctx) == 1
+        @test :asymmetric_loss in losses(ctx)
+        l = Loss(:asymmetric_loss; ctx = ctx, gamma_neg = 2.0, clip = 0.0)
+        x = Float32[0.5 1.5 -2; -1 0.25 0.1; 2 -0.5 0.75; 0 3 1]      # (C, N) = (4, 3)
+        y = Float32[1 0 0; 0 0 1; 1 1 0; 0 1 0]
+        sp(v) = max(v, 0) + log1p(exp(-abs(v)))
+        function elem(v, t)
+            p = 1 / (1 + exp(-v))
+            return t * (1 - p) * sp(-v) + (1 - t) * p^2 * sp(v)
+        end
+        r = compute(l, x, y; reduction = :none)
+        @test r.value ≈ [sum(elem(Float64(x[c, i]), Float64(y[c, i])) for c in 1:4) for i in 1:3] rtol = 1e-5
+        @test r.grads[2] === nothing && size(r.grads[1]) == size(x)
+    end
+
+    @testset "device buffers" begin
+        if !LossKit.backend_available(:wgpu)
+            if get(ENV, "LOSSKIT_REQUIRE_GPU", "") == "1"
+                error("LOSSKIT_REQUIRE_GPU=1 but lk_backend_available(LK_BACKEND_WGPU) is false")
+            end
+            @info "device buffers skipped: no GPU adapter (set LOSSKIT_REQUIRE_GPU=1 to fail instead)"
+        else
+            @test_throws LossKitError Buffer(Context(:cpu), 64)
+            gpu = Context(:wgpu)
+            C, N = size(logits)
+            xb = upload!(Buffer(gpu, 16 + 4 * C * N), logits; offset = 16)
+            yb = upload!(Buffer(gpu, 8 * N), Int64.(labels0))
+            gb = Buffer(gpu, 4 * C * N)
+            @test download!(zeros(Float32, C, N), xb; offset = 16) == logits
+            lg = Loss(:cross_entropy; ctx = gpu, label_smoothing = 0.1)
+            lc = Loss(:cross_entropy; ctx = Context(:cpu), label_smoothing = 0.1)
+            want = compute(lc, logits, labels0)
+            v = compute_device(lg, DeviceArray(xb, Float32, C, N; offset = 16), DeviceArray(yb, Int64, N);
+                               grads = (DeviceArray(gb, Float32, C, N),))
+            @test v ≈ want.value rtol = 1e-5
+            @test download!(zeros(Float32, C, N), gb) ≈ want.grads[1] rtol = 1e-4
+            @test_throws LossKitError DeviceArray(gb, Float32, C, N; offset = 4)
+            close(xb); close(yb); close(gb)
+        end
+    end
 end
