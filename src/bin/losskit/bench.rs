@@ -292,7 +292,8 @@ pub fn main(g: &Global, args: &[String]) -> CliResult {
     Ok(())
 }
 
-/// Sizes of the spec's letters for shape `n x v`.
+/// Sizes of the spec's letters for shape `n x v` (`n` rows, or `n` tokens when the loss has a
+/// token axis).
 fn letter_sizes(
     spec: &LossSpec,
     n: usize,
@@ -300,13 +301,18 @@ fn letter_sizes(
     extra: &BTreeMap<String, usize>,
 ) -> BTreeMap<String, usize> {
     let mut d = BTreeMap::new();
+    // With a token axis (`[N, T, V]`), `n` counts tokens: sequences of up to 512 tokens.
+    let has_t = spec.inputs.iter().any(|i| i.dims().contains(&"T"));
+    let t = n.clamp(1, 512);
     for is in &spec.inputs {
         if is.optional {
             continue;
         }
         for l in is.dims() {
             let size = match l {
-                "N" | "T" => n,
+                "T" => t,
+                "N" if has_t => n.div_ceil(t),
+                "N" => n,
                 "C" | "V" => v,
                 other => extra
                     .get(other)
