@@ -19,6 +19,7 @@ pub static BUILTINS: &[fn() -> LossDef] = &[
     preference::osp_spce::def,
     preference::mapl::def,
     preference::inpo::def,
+    preference::yojo_nway::def,
     rl::ppo_clip::def,
     rl::grpo::def,
     rl::steer::def,

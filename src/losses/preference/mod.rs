@@ -72,6 +72,7 @@ pub mod osp_spce;
 pub mod rpo;
 pub mod simpo;
 pub mod token_logprobs;
+pub mod yojo_nway;
 
 use crate::compute::Compute;
 use crate::error::Result;
@@ -102,6 +103,15 @@ pub fn log_sigmoid(x: f64) -> f64 {
 #[inline]
 pub fn log1mexp(a: f64) -> f64 {
     crate::backend::cpu::log1mexp(a)
+}
+
+/// Max-shifted `log Σ_k e^{z_k}`; entries may be −∞ (left out); −∞ for an empty set.
+pub fn lse(z: &[f64]) -> f64 {
+    let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if m == f64::NEG_INFINITY {
+        return m;
+    }
+    m + z.iter().map(|&v| (v - m).exp()).sum::<f64>().ln()
 }
 
 /// `relu'(x) = 1[x > 0]`.
@@ -165,6 +175,11 @@ pub fn both_or_neither(id: &str, c: &Compute<'_>, a: usize, b: usize, what: &str
 }
 
 /// The derivatives of one row's loss with respect to each differentiable input's row.
+///
+/// An input of shape `[rows, ...]` has a derivative row of its row length. An input whose
+/// shape starts with fixed axes before the per-sample letter (e.g. `[2, B, T]`: chosen and
+/// rejected halves, the TRL concatenated layout) has one derivative row per leading index,
+/// stored one after the other: `at(k)[p·w + j]` is `∂l_i/∂input_k[p, i, j]`.
 pub struct RowGrad {
     bufs: Vec<Vec<f64>>,
 }
@@ -175,10 +190,30 @@ impl RowGrad {
     pub fn at(&mut self, k: usize) -> &mut [f64] {
         &mut self.bufs[k]
     }
-    /// Set `∂l_i/∂input_k[i, j]`.
+    /// Set `∂l_i/∂input_k[i, j]` (or `[p, i, j']` with `j = p·w + j'`, see [`RowGrad`]).
     #[inline]
     pub fn set(&mut self, k: usize, j: usize, v: f64) {
         self.bufs[k][j] = v;
+    }
+}
+
+/// Where the rows of an input lie: `lead` leading fixed-axis blocks, each holding `rows`
+/// rows of `w` elements.
+#[derive(Clone, Copy, Debug, Default)]
+struct RowLayout {
+    lead: usize,
+    w: usize,
+}
+
+fn row_layout(spec: &LossSpec, k: usize, shape: &[usize]) -> RowLayout {
+    let pos = spec.inputs[k]
+        .dims()
+        .iter()
+        .position(|d| *d == spec.rows.as_str())
+        .unwrap_or(0);
+    RowLayout {
+        lead: shape[..pos.min(shape.len())].iter().product(),
+        w: shape.get(pos + 1..).map_or(1, |s| s.iter().product()),
     }
 }
 
@@ -197,19 +232,19 @@ where
     F: FnMut(usize, &mut RowGrad) -> Result<f64>,
 {
     let nin = spec.inputs.len();
-    let mut row_len = vec![0usize; nin];
+    let mut lay = vec![RowLayout::default(); nin];
     let mut full: Vec<Option<Vec<f64>>> = vec![None; nin];
     for k in 0..nin {
         if let (true, Some(t)) = (spec.inputs[k].differentiable, c.get(k)) {
-            row_len[k] = t.row_len();
+            lay[k] = row_layout(spec, k, &t.shape);
             if c.wants_grad(k) {
-                full[k] = Some(vec![0.0; rows * row_len[k]]);
+                full[k] = Some(vec![0.0; t.numel()]);
             }
         }
     }
     let reducer = RowReducer::new(c.reduction, c.grad_output, den);
     let mut g = RowGrad {
-        bufs: row_len.iter().map(|&l| vec![0.0; l]).collect(),
+        bufs: lay.iter().map(|l| vec![0.0; l.lead * l.w]).collect(),
     };
     let mut per_row = Vec::with_capacity(rows);
     for i in 0..rows {
@@ -220,36 +255,38 @@ where
         let s = reducer.grad_scale(i);
         for (k, dst) in full.iter_mut().enumerate() {
             if let Some(dst) = dst {
-                let l = row_len[k];
-                for (o, v) in dst[i * l..(i + 1) * l].iter_mut().zip(&g.bufs[k]) {
-                    *o = s * v;
+                let RowLayout { lead, w } = lay[k];
+                for p in 0..lead {
+                    let o = (p * rows + i) * w;
+                    for (o, v) in dst[o..o + w].iter_mut().zip(&g.bufs[k][p * w..(p + 1) * w]) {
+                        *o = s * v;
+                    }
                 }
             }
         }
     }
     reducer.write_loss(&per_row, c.loss);
-    write_grads(c, &full, &row_len, rows)
+    write_grads(c, &full)
 }
 
-/// Write gradients computed in f64 (contiguous, `rows × row_len[k]`) into the caller's buffers.
-pub fn write_grads(
-    c: &mut Compute<'_>,
-    full: &[Option<Vec<f64>>],
-    row_len: &[usize],
-    rows: usize,
-) -> Result<()> {
+/// Write gradients computed in f64 (contiguous, in each input's own layout) into the
+/// caller's buffers.
+pub fn write_grads(c: &mut Compute<'_>, full: &[Option<Vec<f64>>]) -> Result<()> {
     for (k, src) in full.iter().enumerate() {
         let Some(src) = src else { continue };
-        let l = row_len[k];
         match &mut c.grads[k] {
             Grad::Out(o) => {
+                let (rows, l) = (
+                    crate::tensor::rows(&o.shape),
+                    crate::tensor::row_len(&o.shape),
+                );
                 for i in 0..rows {
                     for j in 0..l {
                         o.data[i * o.row_stride + j] = src[i * l + j] as f32;
                     }
                 }
             }
-            Grad::InPlace => bail!(Internal, "in-place gradient of a pairwise loss"),
+            Grad::InPlace => bail!(Internal, "in-place gradient of a preference loss"),
             Grad::None => {}
         }
     }

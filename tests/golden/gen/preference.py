@@ -41,7 +41,7 @@ def tensor(a, dtype="f32"):
     return {"shape": list(a.shape), "dtype": "f32", "data": [float(v) for v in a.ravel()]}
 
 
-def case(name, params, inputs, per_row, diff, aux=None):
+def case(name, params, inputs, per_row, diff, aux=None, mean_den=None):
     """inputs: name -> (array, dtype); per_row(**arrays) -> [rows]; diff: names to differentiate."""
     arrays = {k: (jnp.asarray(v) if d == "i64" else jnp.asarray(f32(v))) for k, (v, d) in inputs.items()}
     loss = per_row(**arrays)
@@ -63,6 +63,8 @@ def case(name, params, inputs, per_row, diff, aux=None):
         "loss_none": [float(v) for v in np.asarray(loss).ravel()],
         "grads_sum": grads,
     }
+    if mean_den is not None:
+        out["mean_den"] = mean_den
     if aux:
         out["aux"] = {k: [float(v) for v in np.asarray(f(**arrays)).ravel()] for k, f in aux.items()}
     return out
@@ -600,6 +602,50 @@ def mapl():
     save("mapl", cases)
 
 
+# ---------------------------------------------------------------- list-wise and other losses
+def yojo_nway():
+    cases = []
+    n = 5
+    for name, k, tau, soft, pad in [
+        ("hard", 4, 1.0, False, False),
+        ("hard_padded_tau", 4, 0.5, False, True),
+        ("soft_padded_tau", 5, 2.0, True, True),
+        ("bradley_terry", 2, 1.0, False, False),
+    ]:
+        scores = rng.normal(size=(n, k)) * 2.0
+        valid = np.ones((n, k))
+        if pad:
+            valid[1, k - 1] = 0.0
+            valid[3, k - 2:] = 0.0
+        inputs = {"scores": (scores, "f32")}
+        if soft:
+            q = rng.uniform(0.0, 1.0, size=(n, k)) * valid
+            q[2, 0] = 0.0
+            q = q / q.sum(axis=1, keepdims=True)
+            q[4] *= 0.6  # unnormalised row
+            inputs["target_probs"] = (q, "f32")
+        else:
+            t = np.array([int(rng.integers(0, int(valid[i].sum()))) for i in range(n)])
+            t[2] = -100  # ignored row
+            inputs["target"] = (t, "i64")
+        if pad:
+            inputs["valid"] = (valid, "f32")
+
+        def per_row(scores, target=None, target_probs=None, valid=None, tau=tau, k=k):
+            z = scores / tau
+            if valid is not None:
+                z = jnp.where(valid > 0, z, -jnp.inf)
+            lp = jax.nn.log_softmax(z, axis=-1)
+            if target is not None:
+                keep = target != -100
+                y = jnp.where(keep, target, 0)
+                return jnp.where(keep, -jnp.take_along_axis(lp, y[:, None], axis=-1)[:, 0], 0.0)
+            return -jnp.sum(jnp.where(target_probs > 0, target_probs * jnp.where(valid > 0, lp, 0.0), 0.0), axis=-1)
+        den = None if soft else int(np.sum(inputs["target"][0] != -100))
+        cases.append(case(name, {"temperature": tau}, inputs, per_row, ["scores"], mean_den=den))
+    save("yojo_nway", cases)
+
+
 if __name__ == "__main__":
     token_logprobs()
     dpo()
@@ -614,3 +660,4 @@ if __name__ == "__main__":
     inpo()
     osp_spce()
     mapl()
+    yojo_nway()
