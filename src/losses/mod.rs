@@ -20,6 +20,7 @@ pub static BUILTINS: &[fn() -> LossDef] = &[
     preference::mapl::def,
     preference::inpo::def,
     preference::yojo_nway::def,
+    preference::solireward_btwt::def,
     rl::ppo_clip::def,
     rl::grpo::def,
     rl::steer::def,

@@ -71,6 +71,7 @@ pub mod orpo;
 pub mod osp_spce;
 pub mod rpo;
 pub mod simpo;
+pub mod solireward_btwt;
 pub mod token_logprobs;
 pub mod yojo_nway;
 

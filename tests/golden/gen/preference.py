@@ -646,6 +646,43 @@ def yojo_nway():
     save("yojo_nway", cases)
 
 
+def solireward_btwt():
+    cases = []
+    b = 8
+    for name, m, eps, wbt, wtie, wbce, eb, quality in [
+        ("default_ties", 3.0, 0.0, 1.0, 1.0, 0.0, 0.0, True),
+        ("no_labels", 3.0, 0.0, 1.0, 1.0, 0.0, 0.0, False),
+        ("smooth_weights", 1.0, 0.2, 2.0, 0.5, 0.0, 0.0, True),
+        ("bce", 2.0, 0.1, 1.0, 1.5, 0.7, 0.2, True),
+    ]:
+        inputs = {"reward_chosen": (rng.normal(size=b) * 3, "f32"),
+                  "reward_rejected": (rng.normal(size=b) * 3, "f32")}
+        if quality:
+            qc = np.array([1, 1, 0, 0, 1, 0, 1, 1], dtype=float)
+            qr = np.array([0, 1, 0, 1, 1, 1, 0, 0], dtype=float)
+            inputs["quality_chosen"] = (qc, "f32")
+            inputs["quality_rejected"] = (qr, "f32")
+
+        def per_row(reward_chosen, reward_rejected, quality_chosen=None, quality_rejected=None,
+                    m=m, eps=eps, wbt=wbt, wtie=wtie, wbce=wbce, eb=eb):
+            d = reward_chosen - reward_rejected
+            bt = (1 - eps) * sp(m - d) + eps * sp(m + d)
+            if quality_chosen is None:
+                return wbt * bt
+            tie = sp(m - d) + sp(m + d)
+            l = jnp.where(quality_chosen == quality_rejected, wtie * tie, wbt * bt)
+            if wbce > 0:
+                def bce(z, q):
+                    y = jnp.where(q > 0, 1.0 - eb, 0.0) + 0.5 * eb
+                    return -(y * logsig(z) + (1 - y) * logsig(-z))
+                l = l + wbce * 0.5 * (bce(reward_chosen, quality_chosen) + bce(reward_rejected, quality_rejected))
+            return l
+        params = {"margin": m, "bt_label_smoothing": eps, "bt_weight": wbt, "tie_weight": wtie,
+                  "bce_weight": wbce, "bce_label_smoothing": eb}
+        cases.append(case(name, params, inputs, per_row, ["reward_chosen", "reward_rejected"]))
+    save("solireward_btwt", cases)
+
+
 if __name__ == "__main__":
     token_logprobs()
     dpo()
@@ -661,3 +698,4 @@ if __name__ == "__main__":
     osp_spce()
     mapl()
     yojo_nway()
+    solireward_btwt()

@@ -13,6 +13,7 @@ mod osp_spce;
 mod ppo_clip;
 mod rpo;
 mod simpo;
+mod solireward_btwt;
 mod steer;
 mod token_logprobs;
 mod yojo_nway;
