@@ -21,6 +21,7 @@ pub static BUILTINS: &[fn() -> LossDef] = &[
     preference::inpo::def,
     preference::yojo_nway::def,
     preference::solireward_btwt::def,
+    preference::dpa_semantic::def,
     rl::ppo_clip::def,
     rl::grpo::def,
     rl::steer::def,

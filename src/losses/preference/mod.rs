@@ -63,6 +63,7 @@
 //! `epsilon`/`epsilon_high` map to `scale_rewards`, `epsilon_low`, `epsilon_high`.
 
 pub mod cpo;
+pub mod dpa_semantic;
 pub mod dpo;
 pub mod inpo;
 pub mod kto;

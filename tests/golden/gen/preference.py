@@ -683,6 +683,47 @@ def solireward_btwt():
     save("solireward_btwt", cases)
 
 
+def dpa_semantic():
+    cases = []
+    b = 6
+    for name, core, cond, link, beta, refs, lens in [
+        ("dpo_ratio", 4, 6, "ratio", 0.3, True, False),
+        ("cross_entropy", 12, 15, "ratio", 0.5, True, False),
+        ("likelihood_unlikelihood", 4, 15, "ratio", 0.2, False, False),
+        ("implication", 13, 15, "ratio", 0.4, True, False),
+        ("conditioned", 12, 14, "ratio", 0.3, True, False),
+        ("odds_dpo", 4, 6, "odds", 0.1, False, True),
+        ("odds_implication", 13, 15, "odds", 0.1, True, True),
+        ("trivial", 15, 6, "ratio", 0.3, True, False),
+    ]:
+        inputs = pair_inputs(b, refs=refs, lens=lens)
+
+        def per_row(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps=None,
+                    ref_rejected_logps=None, chosen_len=None, rejected_len=None,
+                    core=core, cond=cond, link=link, beta=beta):
+            if link == "ratio":
+                rc = ref_chosen_logps if ref_chosen_logps is not None else 0.0
+                rr = ref_rejected_logps if ref_rejected_logps is not None else 0.0
+                zw = beta * (policy_chosen_logps - rc)
+                zl = beta * (policy_rejected_logps - rr)
+            else:
+                lw = jnp.maximum(chosen_len, 1.0) if chosen_len is not None else 1.0
+                ll = jnp.maximum(rejected_len, 1.0) if rejected_len is not None else 1.0
+                aw, al = policy_chosen_logps / lw, policy_rejected_logps / ll
+                # probability p = e^a of the average token; log-odds log(p / (1 - p))
+                zw = jnp.log(jnp.exp(aw)) - jnp.log1p(-jnp.exp(aw))
+                zl = jnp.log(jnp.exp(al)) - jnp.log1p(-jnp.exp(al))
+            pw, pl = sig(zw), sig(zl)
+            # probability of each world k = 2 b_w + b_l, summed over the masks directly
+            probs = [(1 - pw) * (1 - pl), (1 - pw) * pl, pw * (1 - pl), pw * pl]
+            p_cond = sum(probs[k] for k in range(4) if cond >> k & 1)
+            p_both = sum(probs[k] for k in range(4) if (core & cond) >> k & 1)
+            return -jnp.log(p_both / p_cond)
+        params = {"core": core, "cond": cond, "link": link, "beta": beta}
+        cases.append(case(name, params, inputs, per_row, PAIR_DIFF))
+    save("dpa_semantic", cases)
+
+
 if __name__ == "__main__":
     token_logprobs()
     dpo()
@@ -699,3 +740,4 @@ if __name__ == "__main__":
     mapl()
     yojo_nway()
     solireward_btwt()
+    dpa_semantic()

@@ -3,6 +3,7 @@
 //! gradient checks over the defaults and every test parameter set, and parameter checks.
 
 mod cpo;
+mod dpa_semantic;
 mod dpo;
 mod grpo;
 mod inpo;
