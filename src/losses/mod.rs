@@ -22,6 +22,7 @@ pub static BUILTINS: &[fn() -> LossDef] = &[
     preference::yojo_nway::def,
     preference::solireward_btwt::def,
     preference::dpa_semantic::def,
+    preference::spo_degree::def,
     rl::ppo_clip::def,
     rl::grpo::def,
     rl::steer::def,

@@ -73,6 +73,7 @@ pub mod osp_spce;
 pub mod rpo;
 pub mod simpo;
 pub mod solireward_btwt;
+pub mod spo_degree;
 pub mod token_logprobs;
 pub mod yojo_nway;
 

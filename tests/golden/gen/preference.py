@@ -724,6 +724,40 @@ def dpa_semantic():
     save("dpa_semantic", cases)
 
 
+def spo_degree():
+    cases = []
+    n = 5
+    for name, k, beta, score, obj, lam, refs, lens in [
+        ("ce_ratio", 4, 0.1, "ratio", "ce", 1.0, True, False),
+        ("ce_ratio_no_ref", 3, 0.3, "ratio", "ce", 0.5, False, False),
+        ("pl_ratio", 5, 0.2, "ratio", "plackett_luce", 1.0, True, False),
+        ("ce_avg", 4, 2.0, "avg", "ce", 1.0, True, True),
+        ("pl_avg", 4, 2.0, "avg", "plackett_luce", 1.5, False, True),
+        ("pl_two", 2, 0.4, "ratio", "plackett_luce", 1.0, True, False),
+    ]:
+        inputs = {"variant_logps": (logps(n, k) * 10, "f32")}
+        if refs:
+            inputs["variant_ref_logps"] = (logps(n, k) * 10, "f32")
+        if lens:
+            inputs["variant_len"] = (rng.integers(0, 15, size=(n, k)).astype(float), "f32")
+
+        def per_row(variant_logps, variant_ref_logps=None, variant_len=None, beta=beta,
+                    score=score, obj=obj, lam=lam, k=k):
+            if score == "avg":
+                z = beta * variant_logps / jnp.maximum(variant_len, 1.0) if variant_len is not None \
+                    else beta * variant_logps
+            else:
+                ref = variant_ref_logps if variant_ref_logps is not None else 0.0
+                z = beta * (variant_logps - ref)
+            if obj == "ce":
+                return -lam * jax.nn.log_softmax(z, axis=-1)[:, 0]
+            # Plackett-Luce: minus the log-likelihood of the order 0, 1, ..., K-1
+            return -lam * sum(jax.nn.log_softmax(z[:, j:], axis=-1)[:, 0] for j in range(k - 1))
+        params = {"beta": beta, "score": score, "objective": obj, "weight": lam}
+        cases.append(case(name, params, inputs, per_row, ["variant_logps"]))
+    save("spo_degree", cases)
+
+
 if __name__ == "__main__":
     token_logprobs()
     dpo()
@@ -741,3 +775,4 @@ if __name__ == "__main__":
     yojo_nway()
     solireward_btwt()
     dpa_semantic()
+    spo_degree()

@@ -15,6 +15,7 @@ mod ppo_clip;
 mod rpo;
 mod simpo;
 mod solireward_btwt;
+mod spo_degree;
 mod steer;
 mod token_logprobs;
 mod yojo_nway;
