@@ -23,6 +23,7 @@ pub static BUILTINS: &[fn() -> LossDef] = &[
     preference::solireward_btwt::def,
     preference::dpa_semantic::def,
     preference::spo_degree::def,
+    preference::hypo::def,
     rl::ppo_clip::def,
     rl::grpo::def,
     rl::steer::def,

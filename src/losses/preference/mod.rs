@@ -65,6 +65,7 @@
 pub mod cpo;
 pub mod dpa_semantic;
 pub mod dpo;
+pub mod hypo;
 pub mod inpo;
 pub mod kto;
 pub mod mapl;

@@ -758,6 +758,29 @@ def spo_degree():
     save("spo_degree", cases)
 
 
+def hypo():
+    """The value is DPO + lam * mean(kappa); the online gradient is the leave-one-out REINFORCE
+    estimator, written with stop-gradients so that jax.grad gives it while the value stays."""
+    cases = []
+    b = 5
+    sg = jax.lax.stop_gradient
+    for name, k, beta, lam in [("default", 4, 0.1, 0.1), ("k2_strong", 2, 0.5, 1.0), ("k6", 6, 0.3, 0.4)]:
+        inputs = pair_inputs(b, refs=True)
+        inputs["online_logps"] = (logps(b, k) * 10, "f32")
+        inputs["online_ref_logps"] = (logps(b, k) * 10, "f32")
+
+        def per_row(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps,
+                    online_logps, online_ref_logps, beta=beta, lam=lam, k=k):
+            x = beta * ((policy_chosen_logps - ref_chosen_logps) - (policy_rejected_logps - ref_rejected_logps))
+            kappa = online_logps - online_ref_logps
+            value = lam * jnp.mean(kappa, axis=-1)
+            loo = (jnp.sum(kappa, axis=-1, keepdims=True) - kappa) / (k - 1)
+            surrogate = lam / k * jnp.sum(sg(kappa - loo) * online_logps, axis=-1)
+            return sp(-x) + sg(value - surrogate) + surrogate
+        cases.append(case(name, {"beta": beta, "lam": lam}, inputs, per_row, PAIR_DIFF + ["online_logps"]))
+    save("hypo", cases)
+
+
 if __name__ == "__main__":
     token_logprobs()
     dpo()
@@ -776,3 +799,4 @@ if __name__ == "__main__":
     solireward_btwt()
     dpa_semantic()
     spo_degree()
+    hypo()

@@ -6,6 +6,7 @@ mod cpo;
 mod dpa_semantic;
 mod dpo;
 mod grpo;
+mod hypo;
 mod inpo;
 mod kto;
 mod mapl;
