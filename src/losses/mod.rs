@@ -24,6 +24,7 @@ pub static BUILTINS: &[fn() -> LossDef] = &[
     preference::dpa_semantic::def,
     preference::spo_degree::def,
     preference::hypo::def,
+    preference::seppo::def,
     rl::ppo_clip::def,
     rl::grpo::def,
     rl::steer::def,

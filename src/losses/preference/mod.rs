@@ -72,6 +72,7 @@ pub mod mapl;
 pub mod orpo;
 pub mod osp_spce;
 pub mod rpo;
+pub mod seppo;
 pub mod simpo;
 pub mod solireward_btwt;
 pub mod spo_degree;

@@ -781,6 +781,29 @@ def hypo():
     save("hypo", cases)
 
 
+def seppo():
+    cases = []
+    b = 8
+    for name, beta, crit in [("anchor_default_beta", 5000.0, "anchor"), ("anchor", 3.0, "anchor"),
+                             ("always_lose", 4.0, "always_lose")]:
+        scale = 1e-3 if beta > 100 else 0.5
+        base = rng.uniform(0.05, 0.3, size=(4, b))
+        dev = rng.normal(size=(2, b)) * scale
+        inputs = {"err_win": (base[0] + dev[0], "f32"), "err_win_ref": (base[0], "f32"),
+                  "err_sample": (base[1] + np.abs(dev[1]) * np.sign(rng.normal(size=b)), "f32"),
+                  "err_sample_ref": (base[1], "f32")}
+        inputs["err_win"] = (np.abs(inputs["err_win"][0]), "f32")  # MSEs are >= 0
+        inputs["err_sample"] = (np.abs(inputs["err_sample"][0]), "f32")
+
+        def per_row(err_win, err_win_ref, err_sample, err_sample_ref, beta=beta, crit=crit):
+            dw = err_win - err_win_ref
+            dr = err_sample - err_sample_ref
+            s = jnp.where(dw <= 0, 1.0, -1.0) if crit == "anchor" else 1.0
+            return -logsig(-0.5 * beta * (dw - s * dr))
+        cases.append(case(name, {"beta": beta, "criterion": crit}, inputs, per_row, ["err_win", "err_sample"]))
+    save("seppo", cases)
+
+
 if __name__ == "__main__":
     token_logprobs()
     dpo()
@@ -800,3 +823,4 @@ if __name__ == "__main__":
     dpa_semantic()
     spo_degree()
     hypo()
+    seppo()

@@ -14,6 +14,7 @@ mod orpo;
 mod osp_spce;
 mod ppo_clip;
 mod rpo;
+mod seppo;
 mod simpo;
 mod solireward_btwt;
 mod spo_degree;
