@@ -25,6 +25,7 @@ pub static BUILTINS: &[fn() -> LossDef] = &[
     preference::spo_degree::def,
     preference::hypo::def,
     preference::seppo::def,
+    preference::sparsepo::def,
     rl::ppo_clip::def,
     rl::grpo::def,
     rl::steer::def,

@@ -75,6 +75,7 @@ pub mod rpo;
 pub mod seppo;
 pub mod simpo;
 pub mod solireward_btwt;
+pub mod sparsepo;
 pub mod spo_degree;
 pub mod token_logprobs;
 pub mod yojo_nway;

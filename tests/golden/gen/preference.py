@@ -804,6 +804,51 @@ def seppo():
     save("seppo", cases)
 
 
+def sparsepo():
+    cases = []
+    b, t = 3, 5
+    for name, beta, mode, lu, ld, with_mu, with_md in [
+        ("plain_masks_absent", 0.1, "independent", 0.0, 0.0, False, False),
+        ("independent_l1", 0.5, "independent", 0.1, 0.05, True, True),
+        ("independent_reward_only", 0.3, "independent", 0.2, 0.4, True, False),
+        ("common_l1", 0.5, "common", 0.1, 0.3, True, False),
+    ]:
+        lp = logps(2, b, t)
+        mask = (rng.uniform(size=(2, b, t)) < 0.8).astype(float)
+        mask[1, 2, :] = 0.0  # an empty rejected response
+        inputs = {"token_logps": (lp, "f32"), "ref_token_logps": (lp + rng.normal(size=(2, b, t)) * 0.4, "f32"),
+                  "token_kl": (-rng.uniform(0.0, 0.6, size=(2, b, t)), "f32"), "mask": (mask, "f32")}
+        if with_mu:
+            mu = rng.uniform(0.1, 1.5, size=(2, b, t))
+            mu[0, 0, 0] = 0.0  # sign(0) = 0
+            inputs["reward_mask"] = (mu, "f32")
+        if with_md:
+            inputs["kl_mask"] = (rng.uniform(0.1, 1.5, size=(2, b, t)), "f32")
+
+        def per_row(token_logps, ref_token_logps, token_kl, mask, reward_mask=None, kl_mask=None,
+                    beta=beta, mode=mode, lu=lu, ld=ld):
+            mu = reward_mask if reward_mask is not None else 1.0
+            md = mu if mode == "common" else (kl_mask if kl_mask is not None else 1.0)
+            U = jnp.sum(mask * mu * (token_logps - ref_token_logps), axis=-1)
+            K = jnp.sum(mask * md * token_kl, axis=-1)
+            l = -logsig(beta * ((U[0] - U[1]) - (K[0] - K[1])))
+            # |m| with the subgradient sign(0) = 0 of the spec (jnp.abs has 1 at 0)
+            pen = lambda m: jnp.sum(mask * jnp.where(m == 0, 0.0, jnp.abs(m)), axis=(0, 2))  # noqa: E731
+            if mode == "common":
+                if reward_mask is not None:
+                    l = l + 0.5 * (lu + ld) * pen(reward_mask)
+            else:
+                if reward_mask is not None:
+                    l = l + lu * pen(reward_mask)
+                if kl_mask is not None:
+                    l = l + ld * pen(kl_mask)
+            return l
+        params = {"beta": beta, "mask_mode": mode, "l1_reward": lu, "l1_kl": ld}
+        cases.append(case(name, params, inputs, per_row,
+                          ["token_logps", "token_kl", "reward_mask", "kl_mask"]))
+    save("sparsepo", cases)
+
+
 if __name__ == "__main__":
     token_logprobs()
     dpo()
@@ -824,3 +869,4 @@ if __name__ == "__main__":
     spo_degree()
     hypo()
     seppo()
+    sparsepo()

@@ -17,6 +17,7 @@ mod rpo;
 mod seppo;
 mod simpo;
 mod solireward_btwt;
+mod sparsepo;
 mod spo_degree;
 mod steer;
 mod token_logprobs;
