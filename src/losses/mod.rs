@@ -26,6 +26,7 @@ pub static BUILTINS: &[fn() -> LossDef] = &[
     preference::hypo::def,
     preference::seppo::def,
     preference::sparsepo::def,
+    preference::sparsepo_mask::def,
     rl::ppo_clip::def,
     rl::grpo::def,
     rl::steer::def,

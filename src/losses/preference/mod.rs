@@ -76,6 +76,7 @@ pub mod seppo;
 pub mod simpo;
 pub mod solireward_btwt;
 pub mod sparsepo;
+pub mod sparsepo_mask;
 pub mod spo_degree;
 pub mod token_logprobs;
 pub mod yojo_nway;

@@ -849,6 +849,32 @@ def sparsepo():
     save("sparsepo", cases)
 
 
+def sparsepo_mask():
+    cases = []
+    for name, (nl, n, t) in [("three_layers", (3, 4, 6)), ("one_layer", (1, 3, 5))]:
+        act = rng.normal(size=(nl, n, t)) * 2.0
+        mask = (rng.uniform(size=(n, t)) < 0.75).astype(float)
+        mask[0, :] = 0.0
+        mask[0, 1] = 1.0  # a single masked token: max = min
+        mask[n - 1, :] = 0.0  # a fully masked row
+        if nl > 1:
+            act[1, 1, :] = 0.7  # a constant layer row: max = min
+        inputs = {"activations": (act, "f32"), "mask": (mask, "f32")}
+
+        def token_mask(activations, mask):
+            on = mask > 0
+            lo = jnp.min(jnp.where(on, activations, jnp.inf), axis=-1, keepdims=True)
+            hi = jnp.max(jnp.where(on, activations, -jnp.inf), axis=-1, keepdims=True)
+            span = jnp.where(hi > lo, hi - lo, 1.0)
+            r = jnp.where(hi > lo, (activations - lo) / span, 1.0)
+            return jnp.where(on, jnp.mean(r, axis=0), 0.0)
+
+        def per_row(activations, mask):
+            return jnp.sum(token_mask(activations, mask), axis=-1)
+        cases.append(case(name, {}, inputs, per_row, [], aux={"token_mask": token_mask}))
+    save("sparsepo_mask", cases)
+
+
 if __name__ == "__main__":
     token_logprobs()
     dpo()
@@ -870,3 +896,4 @@ if __name__ == "__main__":
     hypo()
     seppo()
     sparsepo()
+    sparsepo_mask()
