@@ -27,6 +27,7 @@ pub static BUILTINS: &[fn() -> LossDef] = &[
     preference::seppo::def,
     preference::sparsepo::def,
     preference::sparsepo_mask::def,
+    preference::aot::def,
     rl::ppo_clip::def,
     rl::grpo::def,
     rl::steer::def,

@@ -62,6 +62,7 @@
 //! (`seq_mean_token_mean`, β = 0.04). TRL's `scale_rewards` (`group|batch|none`) and
 //! `epsilon`/`epsilon_high` map to `scale_rewards`, `epsilon_low`, `epsilon_high`.
 
+pub mod aot;
 pub mod cpo;
 pub mod dpa_semantic;
 pub mod dpo;
@@ -273,6 +274,25 @@ where
         }
     }
     reducer.write_loss(&per_row, c.loss);
+    write_grads(c, &full)
+}
+
+/// Finish a batch-level loss whose terms couple rows (e.g. through a sort): reduce the
+/// per-term losses (`mean` divides by `den`), scale the unreduced gradients `full` (one per
+/// input, contiguous in the input's layout, `None` where not asked) by the reduction and the
+/// upstream gradient, and write them.
+pub fn finish_batch(
+    c: &mut Compute<'_>,
+    den: f64,
+    per_term: &[f64],
+    mut full: Vec<Option<Vec<f64>>>,
+) -> Result<()> {
+    let reducer = RowReducer::new(c.reduction, c.grad_output, den);
+    let s = reducer.grad_scale(0);
+    for v in full.iter_mut().flatten() {
+        v.iter_mut().for_each(|x| *x *= s);
+    }
+    reducer.write_loss(per_term, c.loss);
     write_grads(c, &full)
 }
 

@@ -875,6 +875,33 @@ def sparsepo_mask():
     save("sparsepo_mask", cases)
 
 
+def aot():
+    """Batch-level: loss_none holds the sorted terms (sum and mean follow)."""
+    cases = []
+    for name, b, variant, beta, eps in [
+        ("paired", 7, "paired", 0.1, 0.0),
+        ("paired_smooth", 6, "paired", 0.5, 0.2),
+        ("unpaired", 7, "unpaired", 0.3, 0.0),
+        ("unpaired_smooth", 5, "unpaired", 0.7, 0.1),
+        ("single_pair", 1, "paired", 0.4, 0.1),
+    ]:
+        inputs = pair_inputs(b, refs=True)
+
+        def per_row(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps,
+                    variant=variant, beta=beta, eps=eps):
+            if variant == "paired":
+                u = policy_chosen_logps - policy_rejected_logps
+                v = ref_chosen_logps - ref_rejected_logps
+            else:
+                u = policy_chosen_logps - ref_chosen_logps
+                v = policy_rejected_logps - ref_rejected_logps
+            d = beta * (jnp.sort(u) - jnp.sort(v))
+            return -(1 - eps) * logsig(d) - eps * logsig(-d)
+        params = {"variant": variant, "beta": beta, "label_smoothing": eps}
+        cases.append(case(name, params, inputs, per_row, PAIR_DIFF))
+    save("aot", cases)
+
+
 if __name__ == "__main__":
     token_logprobs()
     dpo()
@@ -897,3 +924,4 @@ if __name__ == "__main__":
     seppo()
     sparsepo()
     sparsepo_mask()
+    aot()

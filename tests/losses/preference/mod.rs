@@ -2,6 +2,7 @@
 //! values from the JAX float64 reference (`tests/golden/gen/preference.py`), finite-difference
 //! gradient checks over the defaults and every test parameter set, and parameter checks.
 
+mod aot;
 mod cpo;
 mod dpa_semantic;
 mod dpo;
@@ -206,7 +207,8 @@ impl Inputs {
     }
 }
 
-/// Check every case of `tests/golden/preference/<id>.json`: per-row losses, the mean and sum,
+/// Check every case of `tests/golden/preference/<id>.json`: per-row losses (the terms of a
+/// batch-level loss), the mean and sum,
 /// the gradient of the sum, and the auxiliary outputs. `aux_shape` gives an auxiliary
 /// output's shape from the case's JSON inputs.
 pub fn golden_with(id: &str, aux_shape: &dyn Fn(&str, &Value) -> Vec<usize>) {
@@ -229,8 +231,16 @@ pub fn golden_with(id: &str, aux_shape: &dyn Fn(&str, &Value) -> Vec<usize>) {
             .iter()
             .map(|(k, _)| (k.as_str(), aux_shape(k, &cs["inputs"])))
             .collect();
-        let (got, _, auxv) = inp.run(&l, Reduction::None, false, &aux).unwrap();
-        assert_close(&format!("{id}/{name}: loss (none)"), &got, &want, LOSS_TOL);
+        // A batch-level loss has no per-row output: `loss_none` then holds its terms.
+        let red = if l.def().spec.batch_level {
+            Reduction::Sum
+        } else {
+            Reduction::None
+        };
+        let (got, _, auxv) = inp.run(&l, red, false, &aux).unwrap();
+        if red == Reduction::None {
+            assert_close(&format!("{id}/{name}: loss (none)"), &got, &want, LOSS_TOL);
+        }
         for (k, w) in &aux_names {
             assert_close(&format!("{id}/{name}: aux {k}"), &auxv[k], w, LOSS_TOL);
         }
@@ -424,6 +434,9 @@ fn random_cases_are_valid() {
                 }
                 let case = Case::random(&l, &dims, 5, with_opt);
                 for red in [Reduction::None, Reduction::Mean, Reduction::Sum] {
+                    if red == Reduction::None && l.def().spec.batch_level {
+                        continue;
+                    }
                     let o = case.run(&l, red, true, None).unwrap_or_else(|e| {
                         panic!("{id} {:?} optional={with_opt}: {e:?}", l.params().values())
                     });
