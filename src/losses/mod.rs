@@ -28,6 +28,7 @@ pub static BUILTINS: &[fn() -> LossDef] = &[
     preference::sparsepo::def,
     preference::sparsepo_mask::def,
     preference::aot::def,
+    preference::grad_entanglement::def,
     rl::ppo_clip::def,
     rl::grpo::def,
     rl::steer::def,

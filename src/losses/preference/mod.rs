@@ -66,6 +66,7 @@ pub mod aot;
 pub mod cpo;
 pub mod dpa_semantic;
 pub mod dpo;
+pub mod grad_entanglement;
 pub mod hypo;
 pub mod inpo;
 pub mod kto;

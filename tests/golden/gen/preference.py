@@ -902,6 +902,28 @@ def aot():
     save("aot", cases)
 
 
+def grad_entanglement():
+    cases = []
+    for name, b, d, lw, ll in [("dpo_margin", 4, 9, 1.0, 1.0), ("simpo_margin", 3, 16, 0.25, 0.1)]:
+        gw = rng.normal(size=(b, d))
+        gl = 0.6 * gw + rng.normal(size=(b, d)) * 0.8  # entangled
+        gl[b - 1] = 0.0  # a zero gradient: ratios and cos are 0
+        inputs = {"grad_chosen": (gw, "f32"), "grad_rejected": (gl, "f32")}
+
+        def stats(grad_chosen, grad_rejected, lw=lw, ll=ll):
+            ip = jnp.sum(grad_chosen * grad_rejected, axis=-1)
+            nw = jnp.sum(grad_chosen ** 2, axis=-1)
+            nl = jnp.sum(grad_rejected ** 2, axis=-1)
+            safe = lambda x, den: jnp.where(den > 0, x / jnp.where(den > 0, den, 1.0), 0.0)  # noqa: E731
+            cos = safe(ip, jnp.linalg.norm(grad_chosen, axis=-1) * jnp.linalg.norm(grad_rejected, axis=-1))
+            return jnp.stack([ip, nw, nl, cos, safe(ip, nw), safe(ip, nl), lw * nw - ll * ip, lw * ip - ll * nl], axis=-1)
+
+        def per_row(grad_chosen, grad_rejected):
+            return stats(grad_chosen, grad_rejected)[:, 3]
+        cases.append(case(name, {"lambda_w": lw, "lambda_l": ll}, inputs, per_row, [], aux={"stats": stats}))
+    save("grad_entanglement", cases)
+
+
 if __name__ == "__main__":
     token_logprobs()
     dpo()
@@ -925,3 +947,4 @@ if __name__ == "__main__":
     sparsepo()
     sparsepo_mask()
     aot()
+    grad_entanglement()

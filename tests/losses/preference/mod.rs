@@ -6,6 +6,7 @@ mod aot;
 mod cpo;
 mod dpa_semantic;
 mod dpo;
+mod grad_entanglement;
 mod grpo;
 mod hypo;
 mod inpo;
