@@ -29,6 +29,7 @@ pub static BUILTINS: &[fn() -> LossDef] = &[
     preference::sparsepo_mask::def,
     preference::aot::def,
     preference::grad_entanglement::def,
+    preference::rso_accept::def,
     rl::ppo_clip::def,
     rl::grpo::def,
     rl::steer::def,

@@ -74,6 +74,7 @@ pub mod mapl;
 pub mod orpo;
 pub mod osp_spce;
 pub mod rpo;
+pub mod rso_accept;
 pub mod seppo;
 pub mod simpo;
 pub mod solireward_btwt;

@@ -924,6 +924,49 @@ def grad_entanglement():
     save("grad_entanglement", cases)
 
 
+def rso_accept():
+    """The selection follows the paper's listing, written here as a plain loop in numpy."""
+    cases = []
+    for name, n, k, beta, m, pad in [("default", 3, 10, 0.5, 8, False), ("sharp_padded", 4, 6, 0.1, 3, True),
+                                     ("flat_all", 2, 5, 5.0, 5, False)]:
+        rewards = f32(rng.normal(size=(n, k)))
+        uniforms = f32(rng.uniform(0.0, 1.0, size=(n, k, k)))
+        valid = np.ones((n, k))
+        if pad:
+            valid[1, [0, 4]] = 0.0
+            valid[3, 5] = 0.0
+        inputs = {"rewards": (rewards, "f32"), "uniforms": (uniforms, "f32")}
+        if pad:
+            inputs["valid"] = (valid, "f32")
+        accepted = -np.ones((n, k))
+        value = np.zeros(n)
+        prob = np.zeros((n, k))
+        for i in range(n):
+            cand = [j for j in range(k) if valid[i, j] > 0]
+            best = max(rewards[i, j] for j in cand)
+            for j in cand:
+                prob[i, j] = np.exp((rewards[i, j] - best) / beta)
+            chosen = []
+            rnd = 0
+            while len(chosen) < m:
+                top = max(rewards[i, j] for j in cand)
+                kept = []
+                for j in cand:
+                    if len(chosen) < m and uniforms[i, rnd, j] < np.exp((rewards[i, j] - top) / beta):
+                        chosen.append(j)
+                    else:
+                        kept.append(j)
+                cand = kept
+                rnd += 1
+            accepted[i, :m] = chosen
+            value[i] = np.mean([rewards[i, j] for j in chosen])
+        out = case(name, {"beta": beta, "num_samples": m}, inputs, lambda **_: jnp.asarray(value), [],
+                   aux={"accepted": lambda **_: jnp.asarray(accepted),
+                        "rso_accept_prob": lambda **_: jnp.asarray(prob)})
+        cases.append(out)
+    save("rso_accept", cases)
+
+
 if __name__ == "__main__":
     token_logprobs()
     dpo()
@@ -948,3 +991,4 @@ if __name__ == "__main__":
     sparsepo_mask()
     aot()
     grad_entanglement()
+    rso_accept()

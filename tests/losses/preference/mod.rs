@@ -16,6 +16,7 @@ mod orpo;
 mod osp_spce;
 mod ppo_clip;
 mod rpo;
+mod rso_accept;
 mod seppo;
 mod simpo;
 mod solireward_btwt;
