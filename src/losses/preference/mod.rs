@@ -12,6 +12,10 @@
 //!   losses: each supplies a scalar function of one pair returning its loss and the two
 //!   derivatives (the `preference_loss_fn` pattern of Liger's fused preference losses);
 //!   [`run_rows`] serves the losses whose rows hold several values (`[N,K]`, `[N,T]`).
+//!   An input may put fixed-size axes before the per-sample letter (`sparsepo`'s `[2, B, T]`,
+//!   the chosen and rejected halves of TRL's concatenated `[2B, T]` batch): [`run_rows`] then
+//!   hands each row its slice of every block. [`finish_batch`] reduces and writes the
+//!   gradients of batch-level losses whose terms couple rows (`aot`'s sorted pairs).
 //! - `dpo`'s twelve loss types are twelve small functions in one table (see `dpo.rs`).
 //!
 //! Conventions shared by the family: `pc, pr` = policy log-probs of chosen / rejected, `rc,
@@ -47,7 +51,13 @@
 //! Other trainers: `orpo` = TRL `ORPOTrainer` (`lam` = its `beta`, official code's `alpha`);
 //! `simpo` = TRL `CPOTrainer(loss_type="simpo")` / princeton-nlp SimPO (`gamma_beta_ratio`,
 //! `alpha` = AlphaPO); `cpo` = TRL `CPOTrainer` `sigmoid|hinge|ipo` with `cpo_alpha`; `kto` = TRL
-//! `KTOTrainer` `kto|apo_zero_unpaired` (KL estimate from `kl_logps`/`kl_ref_logps`).
+//! `KTOTrainer` `kto|apo_zero_unpaired` (KL estimate from `kl_logps`/`kl_ref_logps`);
+//! `sparsepo` = the SparsePO code's `sparse` trainer (`mask_mode`; its `mapo` trainer is
+//! `sparsepo_mask` + `sparsepo` with `mask_mode=common`; `token_kl` comes from
+//! `token_logprobs` with `ref_logits`); `solireward_btwt` = the SoliReward training script
+//! (`margin` 3, its BCE scalar spread over the rows); `hypo` = DPO plus an RLOO-trained KL
+//! term (`lam`, K online samples per prompt); `rso_accept` = RSO's sampling step, followed by
+//! `dpo` (`sigmoid`, or `hinge` with/without the reference inputs).
 //!
 //! RL aggregation (`ppo_clip`, `grpo`, `steer`, family `rl`):
 //!
