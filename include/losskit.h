@@ -32,6 +32,23 @@
 
 
 /**
+ * The default workgroup size of losskit's kernels (best measured on lavapipe; a common
+ * good choice on GPUs).
+ */
+#define DEFAULT_WG 256
+
+/**
+ * Workgroup size of the contract's `lk_main`.
+ */
+#define CONTRACT_WG 64
+
+/**
+ * Smallest problem (elements of the first input) AUTO sends to the GPU;
+ * `LOSSKIT_AUTO_GPU_MIN_ELEMENTS` overrides it.
+ */
+#define AUTO_GPU_MIN_ELEMENTS (1 << 20)
+
+/**
  * DLPack device type of host memory (kDLCPU).
  */
 #define LK_DEVICE_CPU 1
@@ -40,6 +57,13 @@
  * DLPack device type of page-locked host memory (kDLCUDAHost); read as host memory.
  */
 #define LK_DEVICE_CUDA_HOST 3
+
+/**
+ * Device type of a tensor whose `data` is an `lk_buffer *` (a device-resident buffer of a
+ * WGPU context) and whose `byte_offset` is the offset inside that buffer. The value is
+ * DLPack's kDLExtDev (12), reserved by DLPack for extension devices.
+ */
+#define LK_DEVICE_LKBUFFER 12
 
 /**
  * DLPack type code of signed integers (kDLInt).
@@ -284,6 +308,12 @@ typedef int32_t lk_param_type;
 #endif // __cplusplus
 
 /**
+ * A device-resident buffer. Opaque; create with lk_buffer_create, free with
+ * lk_buffer_free. It keeps its context's GPU device alive.
+ */
+typedef struct lk_buffer lk_buffer;
+
+/**
  * A context: a backend and the losses it knows (builtins plus loaded plugins).
  * Opaque; create with lk_context_create, free with lk_context_free.
  */
@@ -498,7 +528,7 @@ typedef struct lk_tensor {
    */
   void *data;
   /**
-   * Where the data lives (LK_DEVICE_CPU).
+   * Where the data lives: LK_DEVICE_CPU, or LK_DEVICE_LKBUFFER with `data` an lk_buffer.
    */
   struct lk_device device;
   /**
@@ -542,10 +572,94 @@ extern "C" {
 #endif // __cplusplus
 
 /**
+ * Create a device buffer on a WGPU context's GPU.
+ *
+ * The contents are unspecified until written. Pass the buffer to lk_loss_compute inside an
+ * lk_tensor whose device type is LK_DEVICE_LKBUFFER (inputs and gradients only; the loss
+ * output, grad_output and auxiliary outputs stay in host memory).
+ *
+ * @param ctx A WGPU context (a CPU context gives LK_ERR_UNSUPPORTED).
+ * @param n_bytes Size in bytes.
+ * @param out_buf Receives the buffer on LK_OK (untouched otherwise). Owned by the caller;
+ *        free with lk_buffer_free. May be used from several threads, but a buffer must not
+ *        be written while a compute that reads or writes it runs on another thread.
+ * @return LK_OK, LK_ERR_NULL_ARG, LK_ERR_UNSUPPORTED, LK_ERR_OUT_OF_MEMORY, LK_ERR_GPU.
+ *
+ * # Safety
+ * `ctx` must be NULL or a live context; `out_buf` NULL or writable storage for a pointer.
+ */
+lk_status lk_buffer_create(const struct lk_context *ctx,
+                           uint64_t n_bytes,
+                           struct lk_buffer **out_buf);
+
+/**
+ * Copy host bytes into a device buffer.
+ *
+ * The copy is ordered before every compute submitted after this call returns.
+ *
+ * @param buf The buffer.
+ * @param offset Byte offset inside the buffer (a multiple of 4).
+ * @param src `n_bytes` bytes to copy (borrowed for the call).
+ * @param n_bytes Number of bytes (a multiple of 4; offset + n_bytes within the buffer).
+ * @return LK_OK, LK_ERR_NULL_ARG, LK_ERR_INVALID_ARG, LK_ERR_GPU.
+ *
+ * # Safety
+ * `buf` must be NULL or live; `src` NULL or readable for `n_bytes` bytes.
+ */
+lk_status lk_buffer_write(const struct lk_buffer *buf,
+                          uint64_t offset,
+                          const void *src,
+                          size_t n_bytes);
+
+/**
+ * Copy bytes of a device buffer into host memory.
+ *
+ * Waits for every compute submitted before that writes the buffer.
+ *
+ * @param buf The buffer.
+ * @param offset Byte offset inside the buffer (a multiple of 4).
+ * @param dst Receives `n_bytes` bytes on LK_OK.
+ * @param n_bytes Number of bytes (a multiple of 4; offset + n_bytes within the buffer).
+ * @return LK_OK, LK_ERR_NULL_ARG, LK_ERR_INVALID_ARG, LK_ERR_GPU.
+ *
+ * # Safety
+ * `buf` must be NULL or live; `dst` NULL or writable for `n_bytes` bytes.
+ */
+lk_status lk_buffer_read(const struct lk_buffer *buf, uint64_t offset, void *dst, size_t n_bytes);
+
+/**
+ * The size of a device buffer in bytes.
+ *
+ * @param buf A live buffer.
+ * @return The size given to lk_buffer_create, or 0 when buf is NULL.
+ *
+ * # Safety
+ * `buf` must be NULL or live.
+ */
+uint64_t lk_buffer_size(const struct lk_buffer *buf);
+
+/**
+ * Free a device buffer. NULL is a no-op.
+ *
+ * @param buf A buffer from lk_buffer_create, or NULL. Invalid after the call; it must not
+ *        be in use by a compute on another thread.
+ *
+ * # Safety
+ * `buf` must be NULL or a live buffer not used after the call.
+ */
+void lk_buffer_free(struct lk_buffer *buf);
+
+/**
  * Create a context on a backend.
  *
- * LK_BACKEND_WGPU fails with LK_ERR_BACKEND_UNAVAILABLE when no GPU adapter can be used;
- * LK_BACKEND_AUTO never fails for that reason and falls back to the CPU.
+ * LK_BACKEND_WGPU creates a GPU device (one per context) or fails with
+ * LK_ERR_BACKEND_UNAVAILABLE and wgpu's reason (lk_last_error_message) when no adapter can
+ * be used. Adapters are chosen high-performance first; the environment variable
+ * LOSSKIT_ADAPTER=<substring> picks one by name; a software adapter (Mesa lavapipe) is
+ * used only when LOSSKIT_ALLOW_SOFTWARE_ADAPTER=1. LOSSKIT_GPU_MAX_BINDING_BYTES lowers the
+ * largest range bound at once (larger inputs are processed in row chunks).
+ * LK_BACKEND_AUTO never fails for lack of a GPU: it uses a hardware GPU when there is one,
+ * for problems of at least 2^20 elements (LOSSKIT_AUTO_GPU_MIN_ELEMENTS), else the CPU.
  *
  * @param backend One of lk_backend (an int32_t; other values give LK_ERR_INVALID_ARG).
  * @param out_ctx Receives the new context on LK_OK (untouched otherwise). Owned by the
@@ -574,6 +688,9 @@ void lk_context_free(struct lk_context *ctx);
 /**
  * Whether a backend can be used on this machine (and in this build).
  *
+ * For LK_BACKEND_WGPU an adapter must pass the selection rules of lk_context_create; the
+ * probe runs once per process and its answer is cached.
+ *
  * @param backend One of lk_backend.
  * @return true when lk_context_create(backend, ...) can succeed; false for unknown values.
  */
@@ -589,6 +706,65 @@ bool lk_backend_available(int32_t backend);
  * `ctx` must be NULL or a live context.
  */
 int32_t lk_context_backend(const struct lk_context *ctx);
+
+/**
+ * The name of the GPU adapter a context computes on, e.g. "NVIDIA H100 80GB HBM3" or
+ * "llvmpipe (LLVM 15.0.6, 256 bits)" (Mesa's software Vulkan).
+ *
+ * @param ctx A live context.
+ * @return A NUL-terminated string valid while the context lives, or NULL for a CPU
+ *         context or a NULL ctx.
+ *
+ * # Safety
+ * `ctx` must be NULL or a live context.
+ */
+const char *lk_context_device_name(const struct lk_context *ctx);
+
+/**
+ * The graphics API of a context's GPU adapter: "vulkan", "metal" or "dx12".
+ *
+ * @param ctx A live context.
+ * @return A NUL-terminated string valid while the context lives, or NULL for a CPU
+ *         context or a NULL ctx.
+ *
+ * # Safety
+ * `ctx` must be NULL or a live context.
+ */
+const char *lk_context_device_backend(const struct lk_context *ctx);
+
+/**
+ * The kind of a context's GPU adapter: "discrete_gpu", "integrated_gpu", "virtual_gpu",
+ * "cpu" (a software rasteriser such as lavapipe) or "other".
+ *
+ * @param ctx A live context.
+ * @return A NUL-terminated string valid while the context lives, or NULL for a CPU
+ *         context or a NULL ctx.
+ *
+ * # Safety
+ * `ctx` must be NULL or a live context.
+ */
+const char *lk_context_device_type(const struct lk_context *ctx);
+
+/**
+ * A limit of a context's GPU device, by name.
+ *
+ * Names: "max_storage_buffer_binding_size", "max_buffer_size", "max_binding_bytes" (the
+ * largest range losskit binds at once; larger inputs are processed in row chunks),
+ * "max_compute_invocations_per_workgroup", "max_compute_workgroups_per_dimension",
+ * "max_compute_workgroup_storage_size".
+ *
+ * @param ctx A live context.
+ * @param name A limit name (borrowed for the call).
+ * @param out_value Receives the value on LK_OK (untouched otherwise).
+ * @return LK_OK, LK_ERR_NULL_ARG, LK_ERR_UNSUPPORTED (a CPU context), LK_ERR_INVALID_ARG
+ *         (an unknown name).
+ *
+ * # Safety
+ * `ctx` NULL or live; `name` NULL or a C string; `out_value` NULL or writable.
+ */
+lk_status lk_context_device_limit(const struct lk_context *ctx,
+                                  const char *name,
+                                  uint64_t *out_value);
 
 /**
  * Number of losses a context knows (builtins, then plugins in load order).

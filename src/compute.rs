@@ -160,6 +160,9 @@ impl<'a> Compute<'a> {
             }
             t.check_len(&format!("{id}: input '{name}'"))?;
             let in_place_data = matches!(t.data, Data::F32InPlace(_));
+            // A device input may receive its own gradient without being marked.
+            let device_f32 =
+                matches!(&t.data, Data::Device(d) if d.dtype == crate::tensor::DType::F32);
             match &self.grads[k] {
                 Grad::None => {
                     if in_place_data {
@@ -168,6 +171,26 @@ impl<'a> Compute<'a> {
                             "{id}: input '{name}' was given for an in-place gradient, but no gradient was asked"
                         );
                     }
+                }
+                Grad::Device(o) => {
+                    if !is.differentiable {
+                        bail!(InvalidArg, "{id}: input '{name}' is not differentiable");
+                    }
+                    if in_place_data {
+                        bail!(
+                            InvalidArg,
+                            "{id}: input '{name}' is in place but has a separate gradient buffer"
+                        );
+                    }
+                    if o.shape != t.shape {
+                        bail!(
+                            ShapeMismatch,
+                            "{id}: gradient of '{name}' has shape {:?}, the input has {:?}",
+                            o.shape,
+                            t.shape
+                        );
+                    }
+                    o.check_len(&format!("{id}: gradient of '{name}'"))?;
                 }
                 g @ (Grad::Out(_) | Grad::InPlace) => {
                     if !is.differentiable {
@@ -190,7 +213,7 @@ impl<'a> Compute<'a> {
                         }
                         o.check_len(&format!("{id}: gradient of '{name}'"))?;
                     } else {
-                        if !in_place_data {
+                        if !(in_place_data || device_f32) {
                             bail!(
                                 InvalidArg,
                                 "{id}: in-place gradient of '{name}' needs the input given as in-place"

@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use crate::backend::BackendKind;
+use crate::backend::{BackendKind, DeviceBuffer, DeviceInfo};
 use crate::bail;
 use crate::compute::Compute;
 use crate::error::Result;
@@ -12,11 +12,17 @@ use crate::registry::{LossDef, builtins};
 /// Shared state of a context; losses keep it alive.
 pub(crate) struct ContextInner {
     backend: BackendKind,
+    /// Chosen by AUTO: small problems still run on the CPU.
+    #[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
+    auto: bool,
     plugins: RwLock<Vec<Arc<LossDef>>>,
+    #[cfg(feature = "wgpu")]
+    gpu: Option<Arc<crate::backend::wgpu::GpuDevice>>,
 }
 
 /// A context: a backend choice and the set of losses it knows (builtins, then the plugins
-/// loaded into it). Cheap to clone; safe to share across threads.
+/// loaded into it). Cheap to clone; safe to share across threads. A WGPU context owns one
+/// GPU device.
 #[derive(Clone)]
 pub struct Context {
     inner: Arc<ContextInner>,
@@ -26,48 +32,159 @@ impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Context")
             .field("backend", &self.inner.backend)
+            .field("device", &self.device_info().map(|d| d.name.to_string()))
             .finish()
     }
 }
 
-/// True when `kind` can be used on this machine.
+/// True when `kind` can be used on this machine. For `Wgpu`: an adapter passes the
+/// selection rules (software adapters only with `LOSSKIT_ALLOW_SOFTWARE_ADAPTER=1`); the
+/// probe runs once per process.
 pub fn backend_available(kind: BackendKind) -> bool {
     match kind {
         BackendKind::Auto | BackendKind::Cpu => true,
+        #[cfg(feature = "wgpu")]
+        BackendKind::Wgpu => crate::backend::wgpu::probe().is_ok(),
+        #[cfg(not(feature = "wgpu"))]
         BackendKind::Wgpu => false,
     }
 }
 
+/// Smallest problem (elements of the first input) AUTO sends to the GPU;
+/// `LOSSKIT_AUTO_GPU_MIN_ELEMENTS` overrides it.
+pub const AUTO_GPU_MIN_ELEMENTS: usize = 1 << 20;
+
+#[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
+fn auto_min_elements() -> usize {
+    std::env::var("LOSSKIT_AUTO_GPU_MIN_ELEMENTS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(AUTO_GPU_MIN_ELEMENTS)
+}
+
 impl Context {
-    /// A context on `backend`. `Wgpu` fails with `BackendUnavailable` when no adapter exists;
-    /// `Auto` falls back to the CPU.
+    /// A context on `backend`. `Wgpu` creates a GPU device, or fails with
+    /// `BackendUnavailable` and wgpu's text; `Auto` uses the GPU when a real (not software)
+    /// adapter exists, and then only for problems of at least [`AUTO_GPU_MIN_ELEMENTS`]
+    /// elements; otherwise the CPU. AUTO says what it chose through `tracing`.
     pub fn new(backend: BackendKind) -> Result<Self> {
-        let backend = match backend {
-            BackendKind::Wgpu if !backend_available(BackendKind::Wgpu) => bail!(
-                BackendUnavailable,
-                "the wgpu backend is not available in this build of losskit"
-            ),
+        match backend {
+            BackendKind::Cpu => Ok(Self::cpu()),
+            BackendKind::Wgpu => Self::gpu_context(false),
             BackendKind::Auto => {
-                tracing::debug!("losskit: backend auto -> cpu (no GPU backend available)");
-                BackendKind::Cpu
+                #[cfg(feature = "wgpu")]
+                {
+                    if crate::backend::wgpu::real_gpu_exists() {
+                        match Self::gpu_context(true) {
+                            Ok(c) => {
+                                tracing::info!(
+                                    "losskit: backend auto -> wgpu on '{}' for problems of >= {} elements, cpu below",
+                                    c.device_info()
+                                        .map(|d| d.name.to_string())
+                                        .unwrap_or_default(),
+                                    auto_min_elements()
+                                );
+                                return Ok(c);
+                            }
+                            Err(e) => tracing::info!(
+                                "losskit: backend auto -> cpu (GPU device failed: {})",
+                                e.msg
+                            ),
+                        }
+                    } else {
+                        tracing::info!("losskit: backend auto -> cpu (no hardware GPU adapter)");
+                    }
+                }
+                #[cfg(not(feature = "wgpu"))]
+                tracing::info!("losskit: backend auto -> cpu (built without the wgpu feature)");
+                Ok(Self::cpu())
             }
-            b => b,
-        };
+        }
+    }
+
+    #[cfg(feature = "wgpu")]
+    fn gpu_context(auto: bool) -> Result<Self> {
+        let allow = !auto && crate::backend::wgpu::software_allowed();
+        // wgpu may panic inside drivers' setup paths; that is "no backend", never a crash.
+        let dev = std::panic::catch_unwind(|| crate::backend::wgpu::GpuDevice::new(allow))
+            .unwrap_or_else(|p| {
+                let why = p
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                Err(crate::err!(
+                    BackendUnavailable,
+                    "wgpu: device creation panicked: {why}"
+                ))
+            })?;
         Ok(Context {
             inner: Arc::new(ContextInner {
-                backend,
+                backend: BackendKind::Wgpu,
+                auto,
                 plugins: RwLock::new(Vec::new()),
+                gpu: Some(dev),
             }),
         })
     }
+
+    #[cfg(not(feature = "wgpu"))]
+    fn gpu_context(_auto: bool) -> Result<Self> {
+        bail!(
+            BackendUnavailable,
+            "the wgpu backend is not compiled into this build of losskit (feature 'wgpu')"
+        )
+    }
+
     /// A CPU context.
     pub fn cpu() -> Self {
         Context {
             inner: Arc::new(ContextInner {
                 backend: BackendKind::Cpu,
+                auto: false,
                 plugins: RwLock::new(Vec::new()),
+                #[cfg(feature = "wgpu")]
+                gpu: None,
             }),
         }
+    }
+    /// The GPU adapter and its limits (None on a CPU context).
+    pub fn device_info(&self) -> Option<DeviceInfo> {
+        #[cfg(feature = "wgpu")]
+        {
+            self.inner.gpu.as_ref().map(|g| {
+                let mut i = g.info().clone();
+                i.max_binding_bytes = g.max_binding_bytes();
+                i
+            })
+        }
+        #[cfg(not(feature = "wgpu"))]
+        {
+            None
+        }
+    }
+    /// The GPU device of a WGPU context.
+    #[cfg(feature = "wgpu")]
+    pub fn gpu_device(&self) -> Option<&Arc<crate::backend::wgpu::GpuDevice>> {
+        self.inner.gpu.as_ref()
+    }
+    /// A device-resident buffer of `n_bytes` on this context's GPU (`Unsupported` on a CPU
+    /// context). Tensors refer to it with [`crate::Tensor::device`] and
+    /// [`crate::tensor::DeviceOut`].
+    pub fn buffer(&self, n_bytes: u64) -> Result<DeviceBuffer> {
+        #[cfg(feature = "wgpu")]
+        {
+            if let Some(g) = &self.inner.gpu {
+                return Ok(DeviceBuffer {
+                    inner: crate::backend::wgpu::buffers::create(g, n_bytes)?,
+                });
+            }
+        }
+        let _ = n_bytes;
+        bail!(
+            Unsupported,
+            "device buffers need a WGPU context (this context computes on the CPU)"
+        )
     }
     /// The backend this context computes on.
     pub fn backend(&self) -> BackendKind {
@@ -209,8 +326,50 @@ impl Loss {
         self.set(name, v)
     }
     /// Compute the loss (and the gradients asked for) described by `c`.
+    ///
+    /// On a WGPU context the loss's GPU path runs (for AUTO only from
+    /// [`AUTO_GPU_MIN_ELEMENTS`] elements on); a loss without one (a plugin without a
+    /// kernel) runs on the CPU, which `tracing` reports. Device tensors need the GPU path.
     pub fn compute(&self, c: &mut Compute<'_>) -> Result<()> {
-        c.validate(&self.def.spec)?;
-        self.def.imp.compute_cpu(&self.def.spec, &self.params, c)
+        let spec = &self.def.spec;
+        c.validate(spec)?;
+        let id = spec.id.as_str();
+        let device_args = c.inputs.iter().flatten().any(|t| t.is_device())
+            || c.grads
+                .iter()
+                .any(|g| matches!(g, crate::tensor::Grad::Device(_)));
+        #[cfg(feature = "wgpu")]
+        if let Some(dev) = &self._ctx.gpu {
+            let big = c.inputs.iter().flatten().next().map_or(0, |t| t.numel());
+            let small = self._ctx.auto && big < auto_min_elements() && !device_args;
+            match self.def.imp.gpu() {
+                Some(g) if !small => {
+                    crate::backend::wgpu::check_device_args(dev, id, c)?;
+                    return g.compute_gpu(dev, spec, &self.params, c);
+                }
+                Some(_) => {
+                    tracing::debug!(
+                        "losskit: {id}: auto -> cpu ({big} elements < {})",
+                        auto_min_elements()
+                    );
+                }
+                None => {
+                    if device_args {
+                        bail!(
+                            Unsupported,
+                            "{id}: has no GPU kernel, so it cannot read device buffers; pass host tensors (it then runs on the CPU)"
+                        );
+                    }
+                    tracing::info!("losskit: {id}: no GPU kernel, computing on the CPU");
+                }
+            }
+        }
+        if device_args {
+            bail!(
+                Unsupported,
+                "{id}: device tensors (lk_buffer) need a WGPU context; this context computes on the CPU"
+            );
+        }
+        self.def.imp.compute_cpu(spec, &self.params, c)
     }
 }

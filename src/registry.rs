@@ -412,11 +412,34 @@ pub trait LossImpl: Send + Sync {
     /// where required, dtypes, ranks and shape letters consistent, buffers long enough,
     /// gradients only for differentiable inputs, output lengths right.
     fn compute_cpu(&self, spec: &LossSpec, params: &Params, c: &mut Compute<'_>) -> Result<()>;
-    /// Whether the loss has a GPU kernel (shown in the catalogue; the GPU backend runs
-    /// `compute_cpu` for a loss without one).
-    fn has_gpu(&self) -> bool {
-        false
+    /// The GPU path, if the loss has one. A WGPU context uses it; without one it falls back
+    /// to [`LossImpl::compute_cpu`] and says so through `tracing`.
+    #[cfg(feature = "wgpu")]
+    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
+        None
     }
+    /// Whether the loss has a GPU path, in every build (the support matrix reads it). The
+    /// default says whether [`LossImpl::gpu`] returns one; builtins with a kernel override
+    /// it to `true` so that a build without the `wgpu` feature reports the same.
+    fn has_gpu(&self) -> bool {
+        #[cfg(feature = "wgpu")]
+        {
+            self.gpu().is_some()
+        }
+        #[cfg(not(feature = "wgpu"))]
+        {
+            false
+        }
+    }
+}
+
+/// A stop-gradient surrogate declaration (see [`LossDef::surrogate_gradient`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Surrogate {
+    /// Why the gradient is not the derivative of the value.
+    pub why: &'static str,
+    /// For which parameter settings.
+    pub when: fn(&Params) -> bool,
 }
 
 /// A parameter setting used by the generic test suites (and shown as examples).
@@ -437,11 +460,11 @@ pub struct LossDef {
     /// The default parameters need the optional inputs (e.g. a reference model's
     /// log-probabilities): the generic suites then always pass them.
     pub test_needs_optional: bool,
-    /// Why the gradient is, by design, not the derivative of the returned value (a
-    /// stop-gradient surrogate, as in the paper's official code). The generic
-    /// finite-difference suite then skips the loss; its own tests check the gradient where
-    /// it is a true derivative.
-    pub surrogate_gradient: Option<&'static str>,
+    /// When the gradient is, by design, not the derivative of the returned value (a
+    /// stop-gradient, as the source method specifies): why, and for which parameters. The
+    /// generic finite-difference suite skips those settings; the loss's own tests check the
+    /// gradient where it is a true derivative.
+    pub surrogate_gradient: Option<Surrogate>,
     /// Optional inputs the generic suites never pass, because random values cannot make
     /// them valid together with the others (an alternative to another input, padding that
     /// must agree with a target). The loss's own tests cover them.
@@ -479,15 +502,26 @@ impl LossDef {
         self.test_needs_optional = true;
         self
     }
-    /// Declare the gradient a stop-gradient surrogate (see `surrogate_gradient`).
-    pub fn surrogate_gradient(mut self, why: &'static str) -> Self {
-        self.surrogate_gradient = Some(why);
+    /// Declare the gradient a stop-gradient surrogate for every parameter setting.
+    pub fn surrogate_gradient(self, why: &'static str) -> Self {
+        self.surrogate_gradient_when(why, |_| true)
+    }
+    /// Declare the gradient a stop-gradient surrogate for the settings where `when` holds.
+    pub fn surrogate_gradient_when(mut self, why: &'static str, when: fn(&Params) -> bool) -> Self {
+        self.surrogate_gradient = Some(Surrogate { why, when });
         self
     }
     /// Optional inputs the generic suites leave out (see `test_omit`).
     pub fn test_omit(mut self, inputs: &[&str]) -> Self {
         self.test_omit = inputs.iter().map(|s| s.to_string()).collect();
         self
+    }
+    /// Why the gradient is a surrogate under `params`, or None when it is the derivative.
+    pub fn surrogate_reason(&self, params: &Params) -> Option<&'static str> {
+        self.surrogate_gradient
+            .as_ref()
+            .filter(|s| (s.when)(params))
+            .map(|s| s.why)
     }
     /// Add a parameter setting for the generic suites, e.g. `&[("label_smoothing", F64(0.1))]`.
     pub fn test_params(mut self, set: &[(&str, ParamValue)]) -> Self {

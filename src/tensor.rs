@@ -4,6 +4,7 @@
 //! larger stride (`row_stride`, in elements), so a caller can pass rows that live inside a
 //! wider buffer. No FFI types appear here: `ffi/` converts C `lk_tensor` views into these.
 
+use crate::backend::DeviceBuffer;
 use crate::error::Result;
 use crate::{bail, err};
 
@@ -36,6 +37,37 @@ pub enum Data<'a> {
     /// f32 data that is also the destination of this input's gradient (in-place gradient).
     /// The matching gradient slot is [`Grad::InPlace`].
     F32InPlace(&'a mut [f32]),
+    /// Elements in a device buffer (a WGPU context's `lk_buffer`); only the GPU backend
+    /// reads these. An f32 device input may also receive its own gradient ([`Grad::InPlace`]).
+    Device(DeviceData),
+}
+
+/// Where a device tensor's elements are.
+#[derive(Clone, Debug)]
+pub struct DeviceData {
+    /// The buffer.
+    pub buffer: DeviceBuffer,
+    /// Element type.
+    pub dtype: DType,
+    /// Index (in elements) of the first element inside the buffer.
+    pub offset: usize,
+}
+
+impl DeviceData {
+    fn elem(&self) -> usize {
+        match self.dtype {
+            DType::F32 => 4,
+            DType::I64 => 8,
+        }
+    }
+    /// Elements the buffer holds from `offset` on.
+    pub fn len(&self) -> usize {
+        ((self.buffer.size() as usize) / self.elem()).saturating_sub(self.offset)
+    }
+    /// True when the buffer holds nothing from `offset` on.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Number of elements a row-major shape holds.
@@ -103,6 +135,18 @@ impl<'a> Tensor<'a> {
             row_stride: row_len(shape),
         }
     }
+    /// A contiguous tensor in a device buffer, starting at element `offset`.
+    pub fn device(buffer: &DeviceBuffer, dtype: DType, offset: usize, shape: &[usize]) -> Self {
+        Tensor {
+            data: Data::Device(DeviceData {
+                buffer: buffer.clone(),
+                dtype,
+                offset,
+            }),
+            shape: shape.to_vec(),
+            row_stride: row_len(shape),
+        }
+    }
     /// Set the stride (in elements) between rows.
     pub fn with_row_stride(mut self, row_stride: usize) -> Self {
         self.row_stride = row_stride;
@@ -110,10 +154,15 @@ impl<'a> Tensor<'a> {
     }
     /// The element type.
     pub fn dtype(&self) -> DType {
-        match self.data {
+        match &self.data {
             Data::I64(_) => DType::I64,
+            Data::Device(d) => d.dtype,
             _ => DType::F32,
         }
+    }
+    /// True when the elements live in a device buffer.
+    pub fn is_device(&self) -> bool {
+        matches!(self.data, Data::Device(_))
     }
     /// Number of elements.
     pub fn numel(&self) -> usize {
@@ -132,7 +181,7 @@ impl<'a> Tensor<'a> {
         match &self.data {
             Data::F32(d) => Some(d),
             Data::F32InPlace(d) => Some(d),
-            Data::I64(_) => None,
+            Data::I64(_) | Data::Device(_) => None,
         }
     }
     /// i64 data, or None for f32.
@@ -148,6 +197,7 @@ impl<'a> Tensor<'a> {
             Data::F32(d) => d.len(),
             Data::I64(d) => d.len(),
             Data::F32InPlace(d) => d.len(),
+            Data::Device(d) => d.len(),
         }
     }
     /// The f32 elements as one contiguous vector (copies when strided).
@@ -163,6 +213,38 @@ impl<'a> Tensor<'a> {
     /// Check the buffer holds the shape with this stride.
     pub fn check_len(&self, what: &str) -> Result<()> {
         check_layout(&self.shape, self.row_stride, self.buffer_len(), what)
+    }
+    /// The f32 elements as one contiguous vector, downloading device data.
+    pub fn read_f32(&self) -> Result<Vec<f32>> {
+        match &self.data {
+            Data::Device(d) => {
+                let n = required_len(&self.shape, self.row_stride);
+                let v = d.buffer.read_f32(d.offset, n)?;
+                Ok(gather_rows(
+                    &v,
+                    self.rows(),
+                    self.row_len(),
+                    self.row_stride,
+                ))
+            }
+            _ => Ok(self.to_f32_vec()),
+        }
+    }
+    /// The i64 elements as one contiguous vector, downloading device data.
+    pub fn read_i64(&self) -> Result<Vec<i64>> {
+        match &self.data {
+            Data::Device(d) => {
+                let n = required_len(&self.shape, self.row_stride);
+                let v = d.buffer.read_i64(d.offset, n)?;
+                Ok(gather_rows(
+                    &v,
+                    self.rows(),
+                    self.row_len(),
+                    self.row_stride,
+                ))
+            }
+            _ => Ok(self.to_i64_vec()),
+        }
     }
 }
 
@@ -249,8 +331,46 @@ pub enum Grad<'a> {
     None,
     /// Into this buffer, shaped like the input.
     Out(TensorMut<'a>),
-    /// Over the input's own buffer (the input's data is [`Data::F32InPlace`]).
+    /// Over the input's own buffer (the input's data is [`Data::F32InPlace`], or an f32
+    /// [`Data::Device`]).
     InPlace,
+    /// Into a device buffer, shaped like the input.
+    Device(DeviceOut),
+}
+
+/// A gradient destination in a device buffer.
+#[derive(Clone, Debug)]
+pub struct DeviceOut {
+    /// Where (f32).
+    pub data: DeviceData,
+    /// Row-major shape.
+    pub shape: Vec<usize>,
+    /// Elements between the starts of consecutive rows.
+    pub row_stride: usize,
+}
+
+impl DeviceOut {
+    /// A contiguous f32 destination starting at element `offset`.
+    pub fn new(buffer: &DeviceBuffer, offset: usize, shape: &[usize]) -> Self {
+        DeviceOut {
+            data: DeviceData {
+                buffer: buffer.clone(),
+                dtype: DType::F32,
+                offset,
+            },
+            shape: shape.to_vec(),
+            row_stride: row_len(shape),
+        }
+    }
+    /// Set the stride (in elements) between rows.
+    pub fn with_row_stride(mut self, row_stride: usize) -> Self {
+        self.row_stride = row_stride;
+        self
+    }
+    /// Check the buffer holds the shape with this stride.
+    pub fn check_len(&self, what: &str) -> Result<()> {
+        check_layout(&self.shape, self.row_stride, self.data.len(), what)
+    }
 }
 
 impl Grad<'_> {

@@ -11,6 +11,8 @@
 #[path = "losses/classification/mod.rs"]
 mod classification;
 mod common;
+#[path = "losses/lm/mod.rs"]
+mod lm;
 #[path = "losses/preference/mod.rs"]
 mod preference;
 
@@ -78,7 +80,7 @@ fn gradients_match_finite_differences() {
     let ctx = Context::cpu();
     let mut failures = Vec::new();
     for (label, l) in configs(&ctx) {
-        if let Some(why) = l.def().surrogate_gradient {
+        if let Some(why) = l.def().surrogate_reason(l.params()) {
             println!(
                 "{label}: gradient is a surrogate by design ({why}); checked by its own tests"
             );

@@ -143,6 +143,90 @@ where
     }
 }
 
+/// Split a row source into its `n` rows of `len` elements (rows of a zero-length row are
+/// empty read-only rows).
+fn split_rows<'s>(io: RowsIo<'s>, n: usize, len: usize) -> Vec<RowIo<'s>> {
+    if len == 0 {
+        return (0..n).map(|_| RowIo::Read(&[])).collect();
+    }
+    match io {
+        RowsIo::Read { x, stride } => (0..n)
+            .map(|i| RowIo::Read(&x[i * stride..i * stride + len]))
+            .collect(),
+        RowsIo::Separate {
+            x,
+            stride,
+            g,
+            gstride,
+        } => g
+            .chunks_mut(gstride.max(1))
+            .take(n)
+            .enumerate()
+            .map(|(i, gr)| RowIo::Separate(&x[i * stride..i * stride + len], &mut gr[..len]))
+            .collect(),
+        RowsIo::InPlace { x, stride } => x
+            .chunks_mut(stride.max(1))
+            .take(n)
+            .map(|r| RowIo::InPlace(&mut r[..len]))
+            .collect(),
+    }
+}
+
+/// Run `f(i, rows)` over `n` rows of `K` same-shaped `[n, len]` sources at once (e.g. the
+/// student and teacher logits of a distillation loss, each with its own gradient), in
+/// parallel, results in row order. Returns None when a source holds fewer than `n` rows
+/// (the callers validate lengths first, so this is an internal error).
+pub fn map_rows_k<const K: usize, R, F>(
+    ios: [RowsIo<'_>; K],
+    n: usize,
+    len: usize,
+    f: F,
+) -> Option<Vec<R>>
+where
+    R: Send,
+    F: Fn(usize, [RowIo<'_>; K]) -> R + Sync + Send,
+{
+    if n == 0 {
+        return Some(Vec::new());
+    }
+    let mut cols = ios.map(|io| split_rows(io, n, len).into_iter());
+    let mut rows: Vec<[RowIo<'_>; K]> = Vec::with_capacity(n);
+    for _ in 0..n {
+        let r: [Option<RowIo<'_>>; K] = std::array::from_fn(|k| cols[k].next());
+        if r.iter().any(Option::is_none) {
+            return None;
+        }
+        rows.push(r.map(|v| v.unwrap_or(RowIo::Read(&[]))));
+    }
+    let min_len = (16384 / (K * len).max(1)).max(1);
+    Some(
+        rows.into_par_iter()
+            .enumerate()
+            .with_min_len(min_len)
+            .map(|(i, r)| f(i, r))
+            .collect(),
+    )
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Run `f` with a per-thread scratch buffer of `len` f32 (contents unspecified), so that a
+/// row function needing a temporary row does not allocate per row.
+pub fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    SCRATCH.with(|s| match s.try_borrow_mut() {
+        Ok(mut v) => {
+            if v.len() < len {
+                v.resize(len, 0.0);
+            }
+            f(&mut v[..len])
+        }
+        // Re-entered on this thread (work stealing inside `f`): use a fresh buffer.
+        Err(_) => f(&mut vec![0.0; len]),
+    })
+}
+
 const LANES: usize = 16;
 const EXP_HI: f32 = 88.722_83;
 const EXP_LO: f32 = -87.336_55;
@@ -256,6 +340,48 @@ fn softmax_affine_impl(
     }
 }
 
+#[inline(always)]
+fn max_sumexp_scaled_impl(x: &[f32], k: f32) -> (f32, f64) {
+    let mut lm = [f32::NEG_INFINITY; LANES];
+    let mut it = x.chunks_exact(LANES);
+    for c in &mut it {
+        for j in 0..LANES {
+            lm[j] = if c[j] > lm[j] { c[j] } else { lm[j] };
+        }
+    }
+    let mut m = f32::NEG_INFINITY;
+    for &v in lm.iter().chain(it.remainder()) {
+        m = if v > m { v } else { m };
+    }
+    if m == f32::NEG_INFINITY {
+        let s = if x.iter().any(|v| v.is_nan()) {
+            f64::NAN
+        } else {
+            0.0
+        };
+        return (m, s);
+    }
+    let mut s = 0.0f64;
+    for block in x.chunks(2048) {
+        let mut acc = [0.0f32; LANES];
+        let mut it = block.chunks_exact(LANES);
+        for c in &mut it {
+            for j in 0..LANES {
+                acc[j] += exp_f32(k * (c[j] - m));
+            }
+        }
+        let mut bs = 0.0f32;
+        for a in acc {
+            bs += a;
+        }
+        for &v in it.remainder() {
+            bs += exp_f32(k * (v - m));
+        }
+        s += bs as f64;
+    }
+    (k * m, s)
+}
+
 #[cfg(target_arch = "x86_64")]
 mod simd {
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
@@ -265,6 +391,14 @@ mod simd {
     #[target_feature(enable = "avx2,fma")]
     pub(super) fn max_sumexp_avx2(x: &[f32]) -> (f32, f64) {
         super::max_sumexp_impl(x)
+    }
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+    pub(super) fn max_sumexp_scaled_avx512(x: &[f32], k: f32) -> (f32, f64) {
+        super::max_sumexp_scaled_impl(x, k)
+    }
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn max_sumexp_scaled_avx2(x: &[f32], k: f32) -> (f32, f64) {
+        super::max_sumexp_scaled_impl(x, k)
     }
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
     pub(super) fn softmax_affine_avx512(
@@ -346,6 +480,34 @@ pub fn max_sumexp(x: &[f32]) -> (f32, f64) {
         Isa::Avx2 => unsafe { simd::max_sumexp_avx2(x) },
         Isa::Generic => max_sumexp_impl(x),
     }
+}
+
+/// For a temperature-scaled row `k·x` with `k > 0`: `(k·m, sum_c exp(k·(x_c - m)))` where
+/// `m = max_c x_c`, so `LSE(k·x) = k·m + ln(sum)`. Two passes (max, then sum). For an empty
+/// row: `(-inf, 0)`; a NaN makes the sum NaN.
+pub fn max_sumexp_scaled(x: &[f32], k: f32) -> (f32, f64) {
+    match isa() {
+        // SAFETY: the features were detected at run time.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { simd::max_sumexp_scaled_avx512(x, k) },
+        // SAFETY: the features were detected at run time.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { simd::max_sumexp_scaled_avx2(x, k) },
+        Isa::Generic => max_sumexp_scaled_impl(x, k),
+    }
+}
+
+/// `LSE(k·x)` of a row for `k > 0` (f64); see [`max_sumexp_scaled`].
+pub fn logsumexp_scaled(x: &[f32], k: f32) -> f64 {
+    let (m, s) = max_sumexp_scaled(x, k);
+    if m == f32::NEG_INFINITY {
+        return if s.is_nan() {
+            f64::NAN
+        } else {
+            f64::NEG_INFINITY
+        };
+    }
+    m as f64 + s.ln()
 }
 
 /// Log-sum-exp of a row, `m + ln sum exp(x - m)` (f64).
@@ -762,6 +924,65 @@ mod tests {
         let (dm, ds) = max_sumexp(&x);
         assert_eq!(gm, dm);
         assert_eq!(gs.to_bits(), ds.to_bits());
+    }
+
+    #[test]
+    fn scaled_lse_matches_reference() {
+        let x: Vec<f32> = (0..3001)
+            .map(|i| ((i * 7919) % 1000) as f32 * 0.03 - 12.0)
+            .collect();
+        for k in [0.25f32, 1.0, 3.0] {
+            let m = x
+                .iter()
+                .cloned()
+                .fold(f64::NEG_INFINITY, |a, b| a.max(b as f64));
+            let km = k as f64 * m;
+            let r = km
+                + x.iter()
+                    .map(|&v| (k as f64 * v as f64 - km).exp())
+                    .sum::<f64>()
+                    .ln();
+            assert!((logsumexp_scaled(&x, k) - r).abs() < 1e-5 * (1.0 + r.abs()));
+            let (gm, gs) = max_sumexp_scaled_impl(&x, k);
+            let (dm, ds) = max_sumexp_scaled(&x, k);
+            assert_eq!(gm, dm);
+            assert_eq!(gs.to_bits(), ds.to_bits());
+        }
+        assert_eq!(logsumexp_scaled(&[], 2.0), f64::NEG_INFINITY);
+        assert!(logsumexp_scaled(&[1.0, f32::NAN], 2.0).is_nan());
+    }
+
+    #[test]
+    fn map_rows_k_pairs_rows() {
+        let a: Vec<f32> = (0..12).map(|v| v as f32).collect();
+        let b: Vec<f32> = (0..12).map(|v| 100.0 + v as f32).collect();
+        let mut g = vec![0.0f32; 12];
+        let out = map_rows_k(
+            [
+                RowsIo::Read { x: &a, stride: 4 },
+                RowsIo::Separate {
+                    x: &b,
+                    stride: 4,
+                    g: &mut g,
+                    gstride: 4,
+                },
+            ],
+            3,
+            4,
+            |i, [ra, mut rb]| {
+                let s: f32 = ra.x().iter().sum::<f32>() + rb.x()[0];
+                rb.map_grad(|c, v| v + c as f32 + i as f32);
+                s
+            },
+        )
+        .unwrap();
+        assert_eq!(out, vec![106.0, 126.0, 146.0]);
+        assert_eq!(g[5], 105.0 + 1.0 + 1.0);
+        with_scratch(5, |s| {
+            s.fill(1.0);
+            with_scratch(3, |t| t.fill(2.0));
+            assert!(s.iter().all(|&v| v == 1.0));
+        });
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Contexts and backends.
 
-use super::{guard, guard_or, lk_status, ref_arg};
+use std::ffi::c_char;
+
+use super::{guard, guard_or, lk_status, ref_arg, str_arg};
 use crate::backend::BackendKind;
 use crate::context::{Context, backend_available};
 use crate::err;
@@ -21,12 +23,20 @@ pub enum lk_backend {
 /// Opaque; create with lk_context_create, free with lk_context_free.
 pub struct lk_context {
     pub(crate) inner: Context,
+    /// The adapter identity, kept so the strings handed out live as long as the context.
+    pub(crate) info: Option<crate::backend::DeviceInfo>,
 }
 
 /// Create a context on a backend.
 ///
-/// LK_BACKEND_WGPU fails with LK_ERR_BACKEND_UNAVAILABLE when no GPU adapter can be used;
-/// LK_BACKEND_AUTO never fails for that reason and falls back to the CPU.
+/// LK_BACKEND_WGPU creates a GPU device (one per context) or fails with
+/// LK_ERR_BACKEND_UNAVAILABLE and wgpu's reason (lk_last_error_message) when no adapter can
+/// be used. Adapters are chosen high-performance first; the environment variable
+/// LOSSKIT_ADAPTER=<substring> picks one by name; a software adapter (Mesa lavapipe) is
+/// used only when LOSSKIT_ALLOW_SOFTWARE_ADAPTER=1. LOSSKIT_GPU_MAX_BINDING_BYTES lowers the
+/// largest range bound at once (larger inputs are processed in row chunks).
+/// LK_BACKEND_AUTO never fails for lack of a GPU: it uses a hardware GPU when there is one,
+/// for problems of at least 2^20 elements (LOSSKIT_AUTO_GPU_MIN_ELEMENTS), else the CPU.
 ///
 /// @param backend One of lk_backend (an int32_t; other values give LK_ERR_INVALID_ARG).
 /// @param out_ctx Receives the new context on LK_OK (untouched otherwise). Owned by the
@@ -51,7 +61,8 @@ pub unsafe extern "C" fn lk_context_create(
             )
         })?;
         let ctx = Context::new(kind)?;
-        let p = Box::into_raw(Box::new(lk_context { inner: ctx }));
+        let info = ctx.device_info();
+        let p = Box::into_raw(Box::new(lk_context { inner: ctx, info }));
         // SAFETY: checked non-NULL; the caller provides writable storage.
         unsafe { *out_ctx = p };
         Ok(())
@@ -79,6 +90,9 @@ pub unsafe extern "C" fn lk_context_free(ctx: *mut lk_context) {
 }
 
 /// Whether a backend can be used on this machine (and in this build).
+///
+/// For LK_BACKEND_WGPU an adapter must pass the selection rules of lk_context_create; the
+/// probe runs once per process and its answer is cached.
 ///
 /// @param backend One of lk_backend.
 /// @return true when lk_context_create(backend, ...) can succeed; false for unknown values.
@@ -108,5 +122,103 @@ pub unsafe extern "C" fn lk_context_backend(ctx: *const lk_context) -> i32 {
             },
             Err(_) => -1,
         }
+    })
+}
+
+fn device_text(
+    ctx: *const lk_context,
+    f: fn(&crate::backend::DeviceInfo) -> *const c_char,
+) -> *const c_char {
+    guard_or(std::ptr::null(), || {
+        // SAFETY: the caller passes NULL or a live context.
+        match unsafe { ctx.as_ref() } {
+            Some(c) => c.info.as_ref().map_or(std::ptr::null(), f),
+            None => std::ptr::null(),
+        }
+    })
+}
+
+/// The name of the GPU adapter a context computes on, e.g. "NVIDIA H100 80GB HBM3" or
+/// "llvmpipe (LLVM 15.0.6, 256 bits)" (Mesa's software Vulkan).
+///
+/// @param ctx A live context.
+/// @return A NUL-terminated string valid while the context lives, or NULL for a CPU
+///         context or a NULL ctx.
+///
+/// # Safety
+/// `ctx` must be NULL or a live context.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lk_context_device_name(ctx: *const lk_context) -> *const c_char {
+    device_text(ctx, |i| i.name.as_c_str().as_ptr())
+}
+
+/// The graphics API of a context's GPU adapter: "vulkan", "metal" or "dx12".
+///
+/// @param ctx A live context.
+/// @return A NUL-terminated string valid while the context lives, or NULL for a CPU
+///         context or a NULL ctx.
+///
+/// # Safety
+/// `ctx` must be NULL or a live context.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lk_context_device_backend(ctx: *const lk_context) -> *const c_char {
+    device_text(ctx, |i| i.backend.as_c_str().as_ptr())
+}
+
+/// The kind of a context's GPU adapter: "discrete_gpu", "integrated_gpu", "virtual_gpu",
+/// "cpu" (a software rasteriser such as lavapipe) or "other".
+///
+/// @param ctx A live context.
+/// @return A NUL-terminated string valid while the context lives, or NULL for a CPU
+///         context or a NULL ctx.
+///
+/// # Safety
+/// `ctx` must be NULL or a live context.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lk_context_device_type(ctx: *const lk_context) -> *const c_char {
+    device_text(ctx, |i| i.device_type.as_c_str().as_ptr())
+}
+
+/// A limit of a context's GPU device, by name.
+///
+/// Names: "max_storage_buffer_binding_size", "max_buffer_size", "max_binding_bytes" (the
+/// largest range losskit binds at once; larger inputs are processed in row chunks),
+/// "max_compute_invocations_per_workgroup", "max_compute_workgroups_per_dimension",
+/// "max_compute_workgroup_storage_size".
+///
+/// @param ctx A live context.
+/// @param name A limit name (borrowed for the call).
+/// @param out_value Receives the value on LK_OK (untouched otherwise).
+/// @return LK_OK, LK_ERR_NULL_ARG, LK_ERR_UNSUPPORTED (a CPU context), LK_ERR_INVALID_ARG
+///         (an unknown name).
+///
+/// # Safety
+/// `ctx` NULL or live; `name` NULL or a C string; `out_value` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lk_context_device_limit(
+    ctx: *const lk_context,
+    name: *const c_char,
+    out_value: *mut u64,
+) -> lk_status {
+    guard(|| {
+        // SAFETY: caller contract.
+        let c = unsafe { ref_arg(ctx, "lk_context_device_limit: ctx") }?;
+        // SAFETY: caller contract.
+        let name = unsafe { str_arg(name, "lk_context_device_limit: name") }?;
+        if out_value.is_null() {
+            return Err(err!(NullArg, "lk_context_device_limit: out_value is NULL"));
+        }
+        let Some(info) = c.inner.device_info() else {
+            return Err(err!(
+                Unsupported,
+                "lk_context_device_limit: the context computes on the CPU"
+            ));
+        };
+        let v = info
+            .limit(name)
+            .ok_or_else(|| err!(InvalidArg, "lk_context_device_limit: no limit '{name}'"))?;
+        // SAFETY: checked non-NULL; writable per the caller.
+        unsafe { *out_value = v };
+        Ok(())
     })
 }

@@ -15,6 +15,7 @@
 
 #![allow(non_camel_case_types)]
 
+pub mod buffer;
 pub mod context;
 pub mod introspect;
 pub mod last_error;

@@ -2,16 +2,22 @@
 
 use std::ffi::{c_char, c_void};
 
+use super::buffer::lk_buffer;
+use crate::backend::DeviceBuffer;
 use crate::bail;
 use crate::compute::Compute;
 use crate::error::Result;
 use crate::reduction::Reduction;
-use crate::tensor::{self, DType, Data, Grad, Tensor, TensorMut};
+use crate::tensor::{self, DType, Data, DeviceData, DeviceOut, Grad, Tensor, TensorMut};
 
 /// DLPack device type of host memory (kDLCPU).
 pub const LK_DEVICE_CPU: i32 = 1;
 /// DLPack device type of page-locked host memory (kDLCUDAHost); read as host memory.
 pub const LK_DEVICE_CUDA_HOST: i32 = 3;
+/// Device type of a tensor whose `data` is an `lk_buffer *` (a device-resident buffer of a
+/// WGPU context) and whose `byte_offset` is the offset inside that buffer. The value is
+/// DLPack's kDLExtDev (12), reserved by DLPack for extension devices.
+pub const LK_DEVICE_LKBUFFER: i32 = 12;
 /// DLPack type code of signed integers (kDLInt).
 pub const LK_DTYPE_CODE_INT: u8 = 0;
 /// DLPack type code of IEEE floats (kDLFloat).
@@ -54,7 +60,7 @@ pub struct lk_dtype {
 pub struct lk_tensor {
     /// First element (before byte_offset). NULL = absent (optional inputs / unwanted outputs).
     pub data: *mut c_void,
-    /// Where the data lives (LK_DEVICE_CPU).
+    /// Where the data lives: LK_DEVICE_CPU, or LK_DEVICE_LKBUFFER with `data` an lk_buffer.
     pub device: lk_device,
     /// Rank (0..=LK_MAX_NDIM).
     pub ndim: i32,
@@ -86,6 +92,8 @@ struct Raw {
     len: usize,
     what: String,
     write: bool,
+    /// A device tensor: the buffer and the element offset inside it.
+    device: Option<(DeviceBuffer, usize)>,
 }
 
 impl Raw {
@@ -144,11 +152,31 @@ unsafe fn raw(t: &lk_tensor, what: &str, write: bool) -> Result<Option<Raw>> {
             "{what}: dtype {{code {c}, bits {b}, lanes {l}}} is not supported (f32 or i64)"
         ),
     };
+    let mut device = None;
     match t.device.device_type {
         LK_DEVICE_CPU | LK_DEVICE_CUDA_HOST => {}
+        LK_DEVICE_LKBUFFER => {
+            if t.data.is_null() {
+                bail!(NullArg, "{what}: data (an lk_buffer) is NULL");
+            }
+            // SAFETY: for LK_DEVICE_LKBUFFER the caller passes a live lk_buffer as data.
+            let b = unsafe { &*(t.data as *const lk_buffer) };
+            let el = match dtype {
+                DType::F32 => 4,
+                DType::I64 => 8,
+            };
+            if !t.byte_offset.is_multiple_of(el) {
+                bail!(
+                    InvalidArg,
+                    "{what}: byte_offset {} is not a multiple of the element size {el}",
+                    t.byte_offset
+                );
+            }
+            device = Some((b.inner.clone(), (t.byte_offset / el) as usize));
+        }
         d => bail!(
             Unsupported,
-            "{what}: device type {d} is not supported (host memory is {LK_DEVICE_CPU})"
+            "{what}: device type {d} is not supported (host memory is {LK_DEVICE_CPU}, lk_buffer is {LK_DEVICE_LKBUFFER})"
         ),
     }
     let row_len = tensor::row_len(&shape);
@@ -178,6 +206,18 @@ unsafe fn raw(t: &lk_tensor, what: &str, write: bool) -> Result<Option<Raw>> {
         }
     }
     let len = tensor::required_len(&shape, row_stride);
+    if device.is_some() {
+        return Ok(Some(Raw {
+            ptr: std::ptr::null_mut(),
+            dtype,
+            shape,
+            row_stride,
+            len,
+            what: what.to_string(),
+            write,
+            device,
+        }));
+    }
     let ptr = if total == 0 {
         std::ptr::null_mut()
     } else {
@@ -201,6 +241,7 @@ unsafe fn raw(t: &lk_tensor, what: &str, write: bool) -> Result<Option<Raw>> {
         len,
         what: what.to_string(),
         write,
+        device: None,
     }))
 }
 
@@ -226,7 +267,46 @@ unsafe fn slice_mut<'a>(r: &Raw) -> &'a mut [f32] {
 }
 
 fn same_view(a: &Raw, b: &Raw) -> bool {
-    a.ptr == b.ptr && a.shape == b.shape && a.row_stride == b.row_stride && a.dtype == b.dtype
+    let place = match (&a.device, &b.device) {
+        (None, None) => a.ptr == b.ptr,
+        (Some((x, ox)), Some((y, oy))) => x.same(y) && ox == oy,
+        _ => false,
+    };
+    place && a.shape == b.shape && a.row_stride == b.row_stride && a.dtype == b.dtype
+}
+
+/// Whether two views may touch the same bytes (host memory, or one device buffer).
+fn overlaps(a: &Raw, b: &Raw) -> bool {
+    match (&a.device, &b.device) {
+        (None, None) => {
+            let (sa, ea) = a.byte_range();
+            let (sb, eb) = b.byte_range();
+            sa < eb && sb < ea
+        }
+        (Some((x, ox)), Some((y, oy))) => {
+            if !x.same(y) {
+                return false;
+            }
+            let el = |r: &Raw| match r.dtype {
+                DType::F32 => 4,
+                DType::I64 => 8,
+            };
+            let (sa, sb) = (ox * el(a), oy * el(b));
+            let (ea, eb) = (sa + a.len * el(a), sb + b.len * el(b));
+            a.len > 0 && b.len > 0 && sa < eb && sb < ea
+        }
+        _ => false,
+    }
+}
+
+fn host_only(r: &Raw, what: &str) -> Result<()> {
+    if r.device.is_some() {
+        bail!(
+            Unsupported,
+            "{what} must be host memory (device buffers are for inputs and gradients)"
+        );
+    }
+    Ok(())
 }
 
 /// Build a [`Compute`] from C arguments, checking pointers, dtypes, layouts and that no
@@ -264,6 +344,7 @@ pub(crate) unsafe fn build_compute<'a>(
     let Some(out_raw) = unsafe { raw(loss_out, &format!("{id}: loss_out"), true) }? else {
         bail!(NullArg, "{id}: loss_out data is NULL");
     };
+    host_only(&out_raw, &format!("{id}: loss_out"))?;
     if out_raw.dtype != DType::F32 {
         bail!(DType, "{id}: loss_out must be f32");
     }
@@ -280,6 +361,7 @@ pub(crate) unsafe fn build_compute<'a>(
         Some(t) => unsafe { raw(t, &format!("{id}: grad_output"), false) }?,
     };
     if let Some(g) = &go_raw {
+        host_only(g, &format!("{id}: grad_output"))?;
         if g.dtype != DType::F32 || g.shape.len() > 1 {
             bail!(
                 DType,
@@ -301,6 +383,7 @@ pub(crate) unsafe fn build_compute<'a>(
         if r.dtype != DType::F32 {
             bail!(DType, "{id}: aux output '{name}' must be f32");
         }
+        host_only(&r, &format!("{id}: aux output '{name}'"))?;
         aux_raw.push((name.to_string(), r));
     }
 
@@ -344,9 +427,7 @@ pub(crate) unsafe fn build_compute<'a>(
             {
                 continue;
             }
-            let (sa, ea) = ra.byte_range();
-            let (sb, eb) = rb.byte_range();
-            if sa < eb && sb < ea {
+            if overlaps(ra, rb) {
                 bail!(
                     InvalidArg,
                     "{} overlaps {} (an output may only alias its own input, exactly, for an in-place gradient)",
@@ -363,6 +444,21 @@ pub(crate) unsafe fn build_compute<'a>(
     for (k, r) in in_raw.iter().enumerate() {
         let t = match r {
             None => None,
+            Some(Raw {
+                device: Some((b, off)),
+                dtype,
+                shape,
+                row_stride,
+                ..
+            }) => Some(Tensor {
+                data: Data::Device(DeviceData {
+                    buffer: b.clone(),
+                    dtype: *dtype,
+                    offset: *off,
+                }),
+                shape: shape.clone(),
+                row_stride: *row_stride,
+            }),
             Some(r) => {
                 let data = match (r.dtype, in_place[k]) {
                     // SAFETY: validated view; exclusive (in place).
@@ -385,6 +481,20 @@ pub(crate) unsafe fn build_compute<'a>(
         let g = match r {
             None => Grad::None,
             Some(_) if in_place[k] => Grad::InPlace,
+            Some(Raw {
+                device: Some((b, off)),
+                shape,
+                row_stride,
+                ..
+            }) => Grad::Device(DeviceOut {
+                data: DeviceData {
+                    buffer: b.clone(),
+                    dtype: DType::F32,
+                    offset: *off,
+                },
+                shape: shape.clone(),
+                row_stride: *row_stride,
+            }),
             Some(r) => Grad::Out(TensorMut {
                 // SAFETY: validated view; exclusive.
                 data: unsafe { slice_mut(r) },

@@ -112,7 +112,52 @@ pub fn def() -> LossDef {
 /// The implementation.
 pub struct CrossEntropy;
 
+fn setup(p: &Params) -> RowwiseSetup {
+    RowwiseSetup {
+        logits: 0,
+        target: 1,
+        class_weights: Some(2),
+        sample_weight: Some(3),
+        ignore_index: p.i64("ignore_index"),
+        normalizer: p.f64("normalizer"),
+    }
+}
+
+/// The GPU kernel: the row-wise skeleton with this loss's row function.
+#[cfg(feature = "wgpu")]
+pub const GPU_KERNEL: crate::backend::wgpu::rowwise::RowKernel =
+    crate::backend::wgpu::rowwise::RowKernel {
+        id: "cross_entropy",
+        snippet: include_str!("cross_entropy.wgsl"),
+    };
+
+#[cfg(feature = "wgpu")]
+impl crate::backend::wgpu::GpuLoss for CrossEntropy {
+    fn compute_gpu(
+        &self,
+        dev: &crate::backend::wgpu::GpuDevice,
+        _spec: &LossSpec,
+        p: &Params,
+        c: &mut Compute<'_>,
+    ) -> Result<()> {
+        let call = crate::backend::wgpu::rowwise::RowCall {
+            setup: setup(p),
+            softcap: p.f64("softcap") as f32,
+            params: vec![p.f64("label_smoothing") as f32, p.f64("z_loss_coef") as f32],
+            needs_swz: p.f64("label_smoothing") > 0.0,
+        };
+        crate::backend::wgpu::rowwise::run(dev, &GPU_KERNEL, &call, c)
+    }
+}
+
 impl LossImpl for CrossEntropy {
+    fn has_gpu(&self) -> bool {
+        true
+    }
+    #[cfg(feature = "wgpu")]
+    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
+        Some(self)
+    }
     fn compute_cpu(&self, _spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let eps = p.f64("label_smoothing");
         let kappa = p.f64("z_loss_coef");
@@ -122,14 +167,7 @@ impl LossImpl for CrossEntropy {
         let wsum: f64 = cw
             .as_ref()
             .map_or(classes as f64, |w| w.iter().map(|&v| v as f64).sum());
-        let setup = RowwiseSetup {
-            logits: 0,
-            target: 1,
-            class_weights: Some(2),
-            sample_weight: Some(3),
-            ignore_index: p.i64("ignore_index"),
-            normalizer: p.f64("normalizer"),
-        };
+        let setup = setup(p);
         let k = Row {
             eps,
             kappa,

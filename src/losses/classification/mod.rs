@@ -6,10 +6,32 @@
 //! `normalizer`), the upstream gradient, zero loss and zero gradient for ignored rows, the
 //! parallel row loop (in place or into a separate gradient buffer), the reduction and the
 //! per-row auxiliary outputs `lse` and `correct`. Each loss supplies only its row function.
+//!
+//! [`run_rowwise_k`] is the same driver for losses that read `K` logits-shaped `[N, C]`
+//! inputs in the same row (student and teacher, clean and adversarial, clean and noisy
+//! passes), each with its own gradient, with or without a target, optionally writing one
+//! per-row auxiliary output.
 
+pub mod aldr_kl;
+pub mod amp_entropy;
+pub mod ca_calibration;
+pub mod categorical_value;
+pub mod comp_sum;
 pub mod cross_entropy;
+pub mod dco;
+pub mod drivers;
+pub mod focal;
+pub mod harmonic;
+pub mod kd_kl;
+pub mod ldr_kl;
+pub mod noisefit_hybrid;
+pub mod poly1;
+pub mod reward_shaped_ntp;
+pub mod smooth_adv_comp_sum;
+pub mod spherical_z_loss;
+pub mod symmetric_ce;
 
-use crate::backend::cpu::{RowIo, RowsIo, map_rows};
+use crate::backend::cpu::{RowIo, RowsIo, map_rows, map_rows_k, softmax_affine};
 use crate::compute::Compute;
 use crate::error::Result;
 use crate::reduction::{Reduction, RowReducer};
@@ -59,7 +81,13 @@ pub fn check_weights(id: &str, name: &str, w: &[f32]) -> Result<()> {
 
 /// Validated integer targets of `[N]` against `C` classes and `ignore_index`.
 pub fn checked_targets(id: &str, t: &Tensor<'_>, c: usize, ignore_index: i64) -> Result<Vec<i64>> {
-    let v = t.to_i64_vec();
+    let v = t.read_i64()?;
+    check_target_values(id, &v, c, ignore_index)?;
+    Ok(v)
+}
+
+/// Check targets are `ignore_index` or in `[0, C)`.
+pub fn check_target_values(id: &str, v: &[i64], c: usize, ignore_index: i64) -> Result<()> {
     for (i, &y) in v.iter().enumerate() {
         if y != ignore_index && (y < 0 || y as u64 >= c as u64) {
             bail!(
@@ -68,7 +96,7 @@ pub fn checked_targets(id: &str, t: &Tensor<'_>, c: usize, ignore_index: i64) ->
             );
         }
     }
-    Ok(v)
+    Ok(())
 }
 
 /// Split input `k` and its gradient slot into a row executor source.
@@ -164,6 +192,161 @@ where
         }
     }
     Ok(())
+}
+
+/// What a row function of [`run_rowwise_k`] reports.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RowResult {
+    /// The row's loss `l_i`.
+    pub loss: f64,
+    /// The row's value of the auxiliary output, if the loss has one.
+    pub aux: f32,
+}
+
+/// One row of a `K`-input row-wise loss, as the driver hands it to the row function.
+pub struct MultiRow<'r, const K: usize> {
+    /// Row index.
+    pub i: usize,
+    /// The row's target class (0 when the loss has no target).
+    pub y: usize,
+    /// Factor every gradient of this row must be multiplied by (reduction, upstream
+    /// gradient).
+    pub scale: f32,
+    /// The rows of the `K` logits-shaped inputs and their gradient destinations.
+    pub io: [RowIo<'r>; K],
+}
+
+/// Input layout of a `K`-input row-wise loss, for [`run_rowwise_k`].
+#[derive(Clone, Copy, Debug)]
+pub struct MultiSetup<'s, const K: usize> {
+    /// Indices of the `[N, C]` inputs, in the order the row function receives them.
+    pub inputs: [usize; K],
+    /// Index of the `[N]` i64 target input, if the loss has one.
+    pub target: Option<usize>,
+    /// `ignore_index` (used only with a target).
+    pub ignore_index: i64,
+    /// A per-row auxiliary output: its name and the value written for ignored rows.
+    pub aux: Option<(&'s str, &'s [f32])>,
+}
+
+/// Run a row-wise loss over `K` logits-shaped inputs: target validation when there is a
+/// target (ignored rows give zero loss, zero gradient in every input and the auxiliary
+/// output's ignored-row value), the `mean` denominator (contributing rows), the upstream
+/// gradient, the parallel row loop, the reduction and the auxiliary output. Without a target
+/// every row contributes, and `C = 0` with `N > 0` is refused (a softmax over no classes).
+pub fn run_rowwise_k<const K: usize, F>(
+    id: &str,
+    c: &mut Compute<'_>,
+    s: MultiSetup<'_, K>,
+    row: F,
+) -> Result<()>
+where
+    F: Fn(&mut MultiRow<'_, K>) -> RowResult + Sync + Send,
+{
+    let n = c.dim("N");
+    let classes = c.dim("C");
+    let targets = match s.target {
+        Some(k) => {
+            let t = c
+                .get(k)
+                .ok_or_else(|| err!(Internal, "{id}: target missing"))?;
+            Some(checked_targets(id, t, classes, s.ignore_index)?)
+        }
+        None => {
+            if classes == 0 && n > 0 {
+                bail!(
+                    ShapeMismatch,
+                    "{id}: C = 0; a softmax needs at least one class"
+                );
+            }
+            None
+        }
+    };
+    let ignored = |i: usize| targets.as_ref().is_some_and(|t| t[i] == s.ignore_index);
+    let den = (0..n).filter(|&i| !ignored(i)).count() as f64;
+    let reducer = RowReducer::new(c.reduction, c.grad_output, den);
+    let mut aux_out = match s.aux {
+        Some((name, default)) => {
+            if default.len() != n {
+                bail!(
+                    Internal,
+                    "{id}: ignored-row values of '{name}' have the wrong length"
+                );
+            }
+            c.take_aux(name).map(|t| (t, default))
+        }
+        None => None,
+    };
+
+    let Compute { inputs, grads, .. } = c;
+    let mut slots: Vec<Option<(&mut Option<Tensor<'_>>, &mut Grad<'_>)>> =
+        inputs.iter_mut().zip(grads.iter_mut()).map(Some).collect();
+    let mut ios: Vec<RowsIo<'_>> = Vec::with_capacity(K);
+    for &k in &s.inputs {
+        let (t, g) = slots
+            .get_mut(k)
+            .and_then(Option::take)
+            .ok_or_else(|| err!(Internal, "{id}: input #{k} named twice or out of range"))?;
+        let t = t
+            .as_mut()
+            .ok_or_else(|| err!(Internal, "{id}: input #{k} missing"))?;
+        ios.push(rows_io(t, g)?);
+    }
+    let ios: [RowsIo<'_>; K] = ios
+        .try_into()
+        .map_err(|_| err!(Internal, "{id}: wrong number of row inputs"))?;
+    let outs: Vec<RowResult> = map_rows_k(ios, n, classes, |i, io| {
+        let mut r = MultiRow {
+            i,
+            y: 0,
+            scale: 0.0,
+            io,
+        };
+        if let Some(t) = &targets {
+            if t[i] == s.ignore_index {
+                for g in r.io.iter_mut() {
+                    g.zero_grad();
+                }
+                return RowResult {
+                    loss: 0.0,
+                    aux: s.aux.map_or(0.0, |a| a.1[i]),
+                };
+            }
+            r.y = t[i] as usize;
+        }
+        r.scale = reducer.grad_scale(i) as f32;
+        row(&mut r)
+    })
+    .ok_or_else(|| err!(Internal, "{id}: an input holds fewer than N rows"))?;
+    let per_row: Vec<f64> = outs.iter().map(|o| o.loss).collect();
+    reducer.write_loss(&per_row, c.loss);
+    if let Some((a, _)) = aux_out.as_mut() {
+        for (i, o) in outs.iter().enumerate() {
+            a.data[i] = o.aux;
+        }
+    }
+    Ok(())
+}
+
+/// The common gradient shape of softmax losses: `g_c = a·exp(x_c - lse)` for every class,
+/// then the target entry set to `gy` (computed by the caller in f64, exactly, rather than as
+/// a difference of nearly equal terms). No-op when the row wants no gradient; works in place.
+pub fn write_softmax_grad(io: &mut RowIo<'_>, lse: f32, a: f32, y: usize, gy: f32) {
+    match io {
+        RowIo::Separate(x, g) => softmax_affine(Some(x), g, lse, a, 0.0, None),
+        RowIo::InPlace(g) => softmax_affine(None, g, lse, a, 0.0, None),
+        RowIo::Read(_) => return,
+    }
+    if let Some(g) = io.grad_mut() {
+        g[y] = gy;
+    }
+}
+
+/// `v` if `v <= 0`, else 0 (for `log p_y`, which is `<= 0` up to rounding); NaN stays NaN
+/// (unlike `f64::min`).
+#[inline]
+pub fn nonpos(v: f64) -> f64 {
+    if v > 0.0 { 0.0 } else { v }
 }
 
 /// Index of the first maximum (NaN never wins); None for an empty row.

@@ -326,6 +326,7 @@ pub fn write_grads(c: &mut Compute<'_>, full: &[Option<Vec<f64>>]) -> Result<()>
                 }
             }
             Grad::InPlace => bail!(Internal, "in-place gradient of a preference loss"),
+            Grad::Device(_) => bail!(Internal, "device gradient on the CPU path"),
             Grad::None => {}
         }
     }

@@ -1,0 +1,541 @@
+//! The wgpu backend: one device per context, cached pipelines, pooled buffers, row chunking,
+//! and two templates that losses (and plugins) plug their WGSL into.
+//!
+//! # Device and adapter
+//! [`GpuDevice::new`] enumerates the adapters of the primary backends (Vulkan, Metal, DX12;
+//! never GL: the crate is built without wgpu's `gles` feature so a missing Vulkan driver is
+//! reported instead of silently replaced) and picks one:
+//! - `LOSSKIT_ADAPTER=<substring>` keeps only adapters whose name contains it
+//!   (case-insensitive);
+//! - a `DeviceType::Cpu` adapter (Mesa lavapipe/llvmpipe, WARP) is used only when
+//!   `LOSSKIT_ALLOW_SOFTWARE_ADAPTER=1`: the library's own CPU path is faster than a software
+//!   rasteriser, so it must never be taken silently for "the GPU";
+//! - among the rest, high performance wins: discrete, integrated, virtual/other, software.
+//!
+//! No adapter, or a failed device request, is [`ErrorKind::BackendUnavailable`] carrying
+//! wgpu's own text. wgpu's default uncaptured-error handler panics; each device installs its
+//! own, which records the error, and every compute call runs inside error scopes, so a GPU
+//! error becomes [`ErrorKind::Gpu`] (or [`ErrorKind::OutOfMemory`]) with wgpu's message.
+//!
+//! The device requests the adapter's own limits (not wgpu's defaults). The largest storage
+//! binding ([`GpuDevice::max_binding_bytes`]) bounds every bound range; inputs larger than it
+//! are processed in row chunks. `LOSSKIT_GPU_MAX_BINDING_BYTES` (read when the device is
+//! created) lowers it, for tests and for memory-constrained users.
+//!
+//! # Pipelines, buffers, launches
+//! - [`pipeline_cache`]: pipelines keyed by a hashable [`PipelineKey`] (kernel id, source
+//!   hash, entry point, workgroup size, sorted override constants). Shapes never enter the
+//!   source or the key: they go in a uniform block, so one pipeline serves every shape.
+//! - [`buffers`]: a size-class pool of scratch buffers, uploads, readbacks, and
+//!   [`buffers::Buffer`], the device-resident buffer of the public API (`lk_buffer`).
+//! - [`launch`]: workgroup sizes validated against the device limits, and 2-D grids for
+//!   more than 65535 workgroups.
+//! - `prelude.wgsl`: shared helpers with finite sentinels (`LK_NEG_BIG = -3e38`), a tanh
+//!   that cannot overflow, online-softmax merging. WGSL kernels never rely on inf or NaN.
+//!
+//! # Template (a): the row-wise classification skeleton ([`rowwise`])
+//! Losses over logits `[N, C]` with one integer target per row whose per-row loss depends
+//! on the row only through a few statistics share one kernel family. The skeleton streams
+//! each row once with an online softmax (max, sum of exponentials, `sum_c w_c z_c`, arg-max
+//! of the raw logits), optionally through the soft-cap `cap·tanh(z/cap)`, then calls the
+//! loss's WGSL function
+//!
+//! ```wgsl
+//! fn lk_row_loss(st: LkRowStats) -> LkRowCoef
+//! ```
+//!
+//! where `LkRowStats` holds `lse`, `zy` (target logit after the cap), `swz`, `wsum`, `wy`,
+//! `classes` and `LkRowCoef` returns the row's `loss` and three coefficients `a, b, d` of the
+//! gradient `dl/dz'_c = a·p_c + b·w_c − d·[c = y]` (with `p = softmax(z')`). The skeleton
+//! then applies the upstream scale, the soft-cap chain rule, zero rows for `ignore_index`,
+//! and writes the gradient (in place over the logits when asked). Parameters reach the
+//! snippet through `lk_param(k)` (the loss's GPU parameters as f32, up to 16). The kernel
+//! shape is chosen by row length: several rows per workgroup for small `C`, one workgroup
+//! per row for large `C`, and rows split across workgroups (partial statistics, then a merge)
+//! when rows are few. `cross_entropy` is built on it. A new row loss such as focal loss
+//! (`l = -(1-p_y)^γ log p_y`, so `dl/dz_c = A·p_c − A·[c=y]` with
+//! `A = (1-p_y)^γ − γ·p_y·(1-p_y)^(γ-1)·log p_y`) plugs in with
+//!
+//! ```wgsl
+//! fn lk_row_loss(st: LkRowStats) -> LkRowCoef {
+//!     let gamma = lk_param(0);
+//!     let logp = st.zy - st.lse;
+//!     let p = exp(logp);
+//!     let q = max(1.0 - p, 0.0);
+//!     // At q = 0 (p = 1) the second term is 0 (log p = 0); pow(0, gamma - 1) may not be.
+//!     let t = select(0.0, gamma * p * pow(q, gamma - 1.0) * logp, q > 0.0);
+//!     let aa = pow(q, gamma) - t;
+//!     return LkRowCoef(-pow(q, gamma) * logp, aa, 0.0, aa);
+//! }
+//! ```
+//!
+//! (`dl/dz_c = A·(p_c − [c=y])`, so `a = d = A`, `b = 0`), a [`rowwise::RowKernel`] naming
+//! the snippet, and a `GpuLoss` impl calling [`rowwise::run`] with a [`rowwise::RowCall`]
+//! holding the [`crate::losses::classification::RowwiseSetup`] and `[gamma]` as parameters
+//! (see `losses/classification/cross_entropy.rs`). Validation, weights, `ignore_index`,
+//! reduction, chunking, device buffers and the auxiliary outputs come for free. The
+//! skeleton covers losses whose gradient is affine in `p_c` and `w_c` with per-row
+//! coefficients; others use their own kernel or the per-sample contract.
+//!
+//! # Template (b): the per-sample kernel contract v1 ([`per_sample`])
+//! For plugins and simple builtins. The host prepends
+//!
+//! ```wgsl
+//! struct LkInfo { rows: u32, row_offset: u32, present: u32, n_dims: u32,
+//!                 dims: array<vec4<u32>, 2>, params: array<vec4<f32>, 4> }
+//! @group(0) @binding(0) var<uniform> lk: LkInfo;
+//! ```
+//!
+//! `dims` = sizes of the spec's shape letters in order of first appearance over the inputs;
+//! `params` = the loss's parameters in spec order as f32 (bool 0/1, enum index, i64 cast);
+//! `present` = bitmask of present inputs. Input `k` is `@group(0) @binding(1+k)`, an
+//! `array<f32>` (f32) or `array<i32>` (i64 narrowed by the host, an error if a value does
+//! not fit); absent optional inputs get a 4-byte dummy. Binding `1+n_inputs` is `lk_loss`,
+//! `array<f32>`, one per row of the chunk; then one `array<f32>` per differentiable input,
+//! in input order, for its gradient (same layout as that input's rows of the chunk). The
+//! entry point is `lk_main` with `@workgroup_size(64)`, one invocation per row
+//! (`let i = gid.x; if (i >= lk.rows) { return; }`); inputs and outputs are chunk-local.
+//! The kernel writes the unscaled per-row loss `l_i` and `d l_i / d(row i of each
+//! differentiable input)`; the host applies the reduction (`mean` divides by the rows), the
+//! upstream gradient and the chunking. Differentiable inputs must have the per-sample letter
+//! first (checked when the kernel is registered). [`per_sample::PerSampleWgsl`] implements
+//! the GPU hook for such a source.
+
+pub mod buffers;
+pub mod launch;
+pub mod per_sample;
+pub mod pipeline_cache;
+pub mod rowwise;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::backend::DeviceInfo;
+use crate::compute::Compute;
+use crate::error::{ErrorKind, LkError, Result};
+use crate::params::Params;
+use crate::registry::{LossSpec, Text};
+use crate::{bail, err};
+
+pub use buffers::BufferPool;
+pub use per_sample::PerSampleWgsl;
+pub use pipeline_cache::{PipelineCache, PipelineKey};
+
+/// The shared WGSL helpers prepended to losskit's own kernels.
+pub const PRELUDE: &str = include_str!("prelude.wgsl");
+
+/// The GPU hook of a loss: compute on a wgpu device.
+///
+/// Called with arguments already validated against the spec (as for
+/// [`crate::LossImpl::compute_cpu`]); inputs and outputs may be host memory or device
+/// buffers ([`crate::Data::Device`], [`crate::Grad::Device`]).
+pub trait GpuLoss: Send + Sync {
+    /// Compute on `dev`.
+    fn compute_gpu(
+        &self,
+        dev: &GpuDevice,
+        spec: &LossSpec,
+        params: &Params,
+        c: &mut Compute<'_>,
+    ) -> Result<()>;
+}
+
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+}
+
+/// Whether software (`DeviceType::Cpu`) adapters may be used.
+pub fn software_allowed() -> bool {
+    env_flag("LOSSKIT_ALLOW_SOFTWARE_ADAPTER")
+}
+
+fn instance() -> &'static wgpu::Instance {
+    static I: OnceLock<wgpu::Instance> = OnceLock::new();
+    I.get_or_init(|| {
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        desc.backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY);
+        // Explicit flags: debug builds would otherwise turn on validation layers.
+        desc.flags = wgpu::InstanceFlags::empty().with_env();
+        wgpu::Instance::new(desc)
+    })
+}
+
+fn type_name(t: wgpu::DeviceType) -> &'static str {
+    match t {
+        wgpu::DeviceType::Other => "other",
+        wgpu::DeviceType::IntegratedGpu => "integrated_gpu",
+        wgpu::DeviceType::DiscreteGpu => "discrete_gpu",
+        wgpu::DeviceType::VirtualGpu => "virtual_gpu",
+        wgpu::DeviceType::Cpu => "cpu",
+    }
+}
+
+fn type_rank(t: wgpu::DeviceType) -> u8 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    }
+}
+
+fn backend_name(b: wgpu::Backend) -> String {
+    format!("{b:?}").to_ascii_lowercase()
+}
+
+/// Pick an adapter by the rules of the module docs. `allow_software` overrides the
+/// environment (AUTO never uses a software adapter).
+fn pick_adapter(allow_software: bool) -> Result<wgpu::Adapter> {
+    let inst = instance();
+    let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY);
+    let all = pollster::block_on(inst.enumerate_adapters(backends));
+    let wanted = std::env::var("LOSSKIT_ADAPTER")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .map(|s| s.to_lowercase());
+    let mut seen = Vec::new();
+    let mut cands = Vec::new();
+    for a in all {
+        let info = a.get_info();
+        seen.push(format!(
+            "'{}' ({}, {})",
+            info.name,
+            backend_name(info.backend),
+            type_name(info.device_type)
+        ));
+        if let Some(w) = &wanted {
+            if !info.name.to_lowercase().contains(w.as_str()) {
+                continue;
+            }
+        }
+        if info.device_type == wgpu::DeviceType::Cpu && !allow_software {
+            continue;
+        }
+        cands.push((type_rank(info.device_type), a));
+    }
+    cands.sort_by_key(|c| c.0);
+    if let Some((_, a)) = cands.into_iter().next() {
+        return Ok(a);
+    }
+    if seen.is_empty() {
+        // Let wgpu say why (drivers that could not be loaded, backends not compiled in).
+        let why = match pollster::block_on(inst.request_adapter(&wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            force_fallback_adapter: false,
+            compatible_surface: None,
+            apply_limit_buckets: false,
+        })) {
+            Ok(_) => "no adapter enumerated".to_string(),
+            Err(e) => e.to_string(),
+        };
+        bail!(BackendUnavailable, "wgpu: no GPU adapter: {why}");
+    }
+    let mut why = String::new();
+    if let Some(w) = &wanted {
+        why.push_str(&format!("LOSSKIT_ADAPTER='{w}' matches none; "));
+    }
+    if !allow_software {
+        why.push_str(
+            "software (cpu) adapters are used only with LOSSKIT_ALLOW_SOFTWARE_ADAPTER=1; ",
+        );
+    }
+    bail!(
+        BackendUnavailable,
+        "wgpu: no usable GPU adapter ({why}found: {})",
+        seen.join(", ")
+    )
+}
+
+/// Whether the wgpu backend can be used here: an adapter passes the selection rules.
+/// Probed once per process (the result is cached).
+pub fn probe() -> std::result::Result<(), String> {
+    static P: OnceLock<std::result::Result<(), String>> = OnceLock::new();
+    P.get_or_init(
+        || match std::panic::catch_unwind(|| pick_adapter(software_allowed())) {
+            Ok(r) => r.map(|_| ()).map_err(|e| e.msg),
+            Err(_) => Err("wgpu panicked while enumerating adapters".to_string()),
+        },
+    )
+    .clone()
+}
+
+/// Whether a real (not software) GPU adapter exists; cached. Used by AUTO.
+pub fn real_gpu_exists() -> bool {
+    static P: OnceLock<bool> = OnceLock::new();
+    *P.get_or_init(|| std::panic::catch_unwind(|| pick_adapter(false).is_ok()).unwrap_or(false))
+}
+
+/// How a binding of an explicit layout is declared in WGSL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BindKind {
+    /// `var<uniform>`.
+    Uniform,
+    /// `var<storage, read>`.
+    Read,
+    /// `var<storage, read_write>`.
+    ReadWrite,
+}
+
+type Layout = (Arc<wgpu::BindGroupLayout>, Arc<wgpu::PipelineLayout>);
+
+/// Check every device buffer of a call belongs to `dev`.
+pub fn check_device_args(dev: &GpuDevice, id: &str, c: &Compute<'_>) -> Result<()> {
+    let foreign = |b: &crate::backend::DeviceBuffer| b.inner.dev.id != dev.id;
+    for (k, t) in c.inputs.iter().enumerate() {
+        if let Some(crate::tensor::Tensor {
+            data: crate::tensor::Data::Device(d),
+            ..
+        }) = t
+        {
+            if foreign(&d.buffer) {
+                bail!(
+                    InvalidArg,
+                    "{id}: input #{k} is a device buffer of another context"
+                );
+            }
+        }
+    }
+    for (k, g) in c.grads.iter().enumerate() {
+        if let crate::tensor::Grad::Device(o) = g {
+            if foreign(&o.data.buffer) {
+                bail!(
+                    InvalidArg,
+                    "{id}: gradient #{k} is a device buffer of another context"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+static NEXT_DEVICE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// One wgpu device with its queue, limits, pipeline cache and buffer pool. A context owns
+/// one; losses and device buffers keep it alive through an `Arc`.
+pub struct GpuDevice {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    pub(crate) limits: wgpu::Limits,
+    info: DeviceInfo,
+    max_binding: AtomicU64,
+    hw_binding: u64,
+    pub(crate) pipelines: PipelineCache,
+    pub(crate) pool: BufferPool,
+    layouts: Mutex<HashMap<String, Layout>>,
+    uncaptured: Arc<Mutex<Vec<String>>>,
+    id: u64,
+}
+
+impl std::fmt::Debug for GpuDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuDevice")
+            .field("adapter", &self.info.name)
+            .field("backend", &self.info.backend)
+            .finish()
+    }
+}
+
+impl GpuDevice {
+    /// Create a device on the adapter the selection rules pick (software adapters only with
+    /// the opt-in, or when `allow_software` is false never).
+    pub fn new(allow_software: bool) -> Result<Arc<Self>> {
+        let adapter = pick_adapter(allow_software)?;
+        let ainfo = adapter.get_info();
+        let limits = adapter.limits();
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("losskit"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        };
+        let (device, queue) = pollster::block_on(adapter.request_device(&desc)).map_err(|e| {
+            err!(
+                BackendUnavailable,
+                "wgpu: device request on '{}' failed: {e}",
+                ainfo.name
+            )
+        })?;
+        let uncaptured = Arc::new(Mutex::new(Vec::new()));
+        let sink = uncaptured.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut v) = sink.lock() {
+                if v.len() < 16 {
+                    v.push(e.to_string());
+                }
+            }
+        }));
+        let hw_binding = (limits.max_storage_buffer_binding_size as u64)
+            .min(limits.max_buffer_size)
+            // Keep bound ranges 4-byte multiples.
+            & !3;
+        let max_binding = match std::env::var("LOSSKIT_GPU_MAX_BINDING_BYTES")
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
+            Some(v) if v >= 1024 => v.min(hw_binding) & !3,
+            _ => hw_binding,
+        };
+        let info = DeviceInfo {
+            name: Text::new(&ainfo.name),
+            backend: Text::new(&backend_name(ainfo.backend)),
+            device_type: Text::new(type_name(ainfo.device_type)),
+            driver: Text::new(&format!("{} {}", ainfo.driver, ainfo.driver_info)),
+            software: ainfo.device_type == wgpu::DeviceType::Cpu,
+            max_storage_binding_bytes: limits.max_storage_buffer_binding_size as u64,
+            max_buffer_bytes: limits.max_buffer_size,
+            max_binding_bytes: max_binding,
+            max_workgroup_invocations: limits.max_compute_invocations_per_workgroup,
+            max_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
+            max_workgroup_storage_bytes: limits.max_compute_workgroup_storage_size,
+        };
+        tracing::info!(
+            "losskit: wgpu device '{}' ({}, {}), max binding {} bytes",
+            info.name,
+            info.backend,
+            info.device_type,
+            max_binding
+        );
+        Ok(Arc::new(GpuDevice {
+            device,
+            queue,
+            limits,
+            info,
+            max_binding: AtomicU64::new(max_binding),
+            hw_binding,
+            pipelines: PipelineCache::default(),
+            pool: BufferPool::default(),
+            layouts: Mutex::new(HashMap::new()),
+            uncaptured,
+            id: NEXT_DEVICE_ID.fetch_add(1, Ordering::Relaxed),
+        }))
+    }
+
+    /// Adapter identity and key limits.
+    pub fn info(&self) -> &DeviceInfo {
+        &self.info
+    }
+    /// The largest byte range one binding may cover (after `LOSSKIT_GPU_MAX_BINDING_BYTES`).
+    pub fn max_binding_bytes(&self) -> u64 {
+        self.max_binding.load(Ordering::Relaxed)
+    }
+    /// Lower (or restore) the largest bound range, e.g. to exercise chunking in tests;
+    /// clamped to `[1024, device limit]` and rounded down to a multiple of 4.
+    pub fn set_max_binding_bytes(&self, bytes: u64) {
+        self.max_binding
+            .store(bytes.clamp(1024, self.hw_binding) & !3, Ordering::Relaxed);
+    }
+    /// The wgpu limits of the device.
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.limits
+    }
+    /// The pipeline cache.
+    pub fn pipelines(&self) -> &PipelineCache {
+        &self.pipelines
+    }
+    /// A process-unique id (device buffers check they belong to the computing device).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+    /// The wgpu device.
+    pub fn raw(&self) -> &wgpu::Device {
+        &self.device
+    }
+    /// The wgpu queue.
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.queue
+    }
+
+    /// Run `f` inside error scopes (out-of-memory, validation, internal) on this thread and
+    /// turn any error wgpu reports, or any the uncaptured handler saw meanwhile, into an
+    /// [`LkError`].
+    pub fn scoped<T>(&self, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let val = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let int = self.device.push_error_scope(wgpu::ErrorFilter::Internal);
+        let r = f();
+        let e_int = pollster::block_on(int.pop());
+        let e_val = pollster::block_on(val.pop());
+        let e_oom = pollster::block_on(oom.pop());
+        if let Some(e) = e_oom {
+            bail!(OutOfMemory, "{what}: GPU out of memory: {e}");
+        }
+        if let Some(e) = e_val.or(e_int) {
+            bail!(Gpu, "{what}: wgpu error: {e}");
+        }
+        if let Ok(mut v) = self.uncaptured.lock() {
+            if !v.is_empty() {
+                let msg = v.join("; ");
+                v.clear();
+                return Err(LkError::new(
+                    ErrorKind::Gpu,
+                    format!("{what}: wgpu error: {msg}"),
+                ));
+            }
+        }
+        r
+    }
+
+    /// The bind-group and pipeline layouts named `name` (built once per device) for
+    /// bindings `0..kinds.len()` of group 0, visible to compute.
+    pub fn layout(&self, name: &str, kinds: &[BindKind]) -> Layout {
+        let mut m = match self.layouts.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        if let Some(l) = m.get(name) {
+            return l.clone();
+        }
+        let entries: Vec<wgpu::BindGroupLayoutEntry> = kinds
+            .iter()
+            .enumerate()
+            .map(|(i, k)| wgpu::BindGroupLayoutEntry {
+                binding: i as u32,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: match k {
+                        BindKind::Uniform => wgpu::BufferBindingType::Uniform,
+                        BindKind::Read => wgpu::BufferBindingType::Storage { read_only: true },
+                        BindKind::ReadWrite => {
+                            wgpu::BufferBindingType::Storage { read_only: false }
+                        }
+                    },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            })
+            .collect();
+        let bgl = self
+            .device
+            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(name),
+                entries: &entries,
+            });
+        let pl = self
+            .device
+            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(name),
+                bind_group_layouts: &[Some(&bgl)],
+                immediate_size: 0,
+            });
+        let l = (Arc::new(bgl), Arc::new(pl));
+        m.insert(name.to_string(), l.clone());
+        l
+    }
+
+    /// Submit command buffers and wait for them to finish.
+    pub fn submit_wait(&self, cmds: Vec<wgpu::CommandBuffer>) -> Result<()> {
+        let idx = self.queue.submit(cmds);
+        self.device
+            .poll(wgpu::PollType::Wait {
+                submission_index: Some(idx),
+                timeout: None,
+            })
+            .map_err(|e| err!(Gpu, "wgpu: waiting for the GPU failed: {e}"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,609 @@
+//! Template (b): the PER-SAMPLE KERNEL CONTRACT v1, host side (the contract itself is
+//! described in the module docs of [`crate::backend::wgpu`]).
+//!
+//! [`PerSampleWgsl`] wraps a WGSL source written against the contract and implements the GPU
+//! hook for it: it binds each chunk's rows (uploading host data, copying device data,
+//! narrowing i64 to i32), runs `lk_main` once per row, and applies the reduction (`mean`
+//! divides by the rows), the upstream gradient and the chunking. The source is parsed and
+//! validated with naga when the kernel is built, so a plugin's bad WGSL is refused at
+//! registration with naga's message.
+
+use std::collections::BTreeMap;
+
+use super::buffers::{self, Pooled, Window};
+use super::launch;
+use super::{BindKind, GpuDevice, GpuLoss, PipelineKey};
+use crate::compute::Compute;
+use crate::error::Result;
+use crate::params::{ParamValue, Params};
+use crate::reduction::RowReducer;
+use crate::registry::LossSpec;
+use crate::tensor::{DType, Data, Grad, Tensor};
+use crate::{bail, err};
+
+/// The prelude the host puts in front of a contract kernel.
+pub const CONTRACT_PRELUDE: &str = "struct LkInfo {
+    rows: u32,
+    row_offset: u32,
+    present: u32,
+    n_dims: u32,
+    dims: array<vec4<u32>, 2>,
+    params: array<vec4<f32>, 4>,
+}
+@group(0) @binding(0) var<uniform> lk: LkInfo;
+";
+
+/// Workgroup size of the contract's `lk_main`.
+pub const CONTRACT_WG: u32 = 64;
+
+const SCALE_WGSL: &str = "
+struct S { rows: u32, len: u32, base: u32, stride: u32 }
+@group(0) @binding(0) var<uniform> s: S;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read> scale: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dst: array<f32>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+    if (i >= s.rows * s.len) { return; }
+    let r = i / s.len;
+    let j = i % s.len;
+    dst[s.base + r * s.stride + j] = src[i] * scale[r];
+}
+";
+
+/// A WGSL kernel written against the per-sample contract v1; the GPU hook of plugins with a
+/// kernel and of simple builtins.
+#[derive(Clone, Debug)]
+pub struct PerSampleWgsl {
+    /// The kernel source, without the prelude.
+    pub source: String,
+    full: String,
+    kinds: Vec<BindKind>,
+    id: String,
+}
+
+fn letters(spec: &LossSpec) -> Vec<String> {
+    let mut v: Vec<String> = Vec::new();
+    for i in &spec.inputs {
+        for d in i.dims() {
+            if d.parse::<usize>().is_err() && !v.iter().any(|x| x == d) {
+                v.push(d.to_string());
+            }
+        }
+    }
+    v
+}
+
+/// Parse and validate WGSL with naga; returns the access of each group-0 binding.
+fn declared_bindings(src: &str, id: &str) -> Result<BTreeMap<u32, BindKind>> {
+    use wgpu::naga;
+    let module = naga::front::wgsl::parse_str(src).map_err(|e| {
+        err!(
+            PluginInvalidSpec,
+            "{id}: WGSL does not parse: {}",
+            e.emit_to_string(src)
+        )
+    })?;
+    naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::all(),
+    )
+    .validate(&module)
+    .map_err(|e| {
+        err!(
+            PluginInvalidSpec,
+            "{id}: WGSL is invalid: {}",
+            e.emit_to_string(src)
+        )
+    })?;
+    let Some(ep) = module.entry_points.iter().find(|e| e.name == "lk_main") else {
+        bail!(PluginInvalidSpec, "{id}: WGSL has no entry point 'lk_main'");
+    };
+    if ep.stage != naga::ShaderStage::Compute || ep.workgroup_size != [CONTRACT_WG, 1, 1] {
+        bail!(
+            PluginInvalidSpec,
+            "{id}: 'lk_main' must be a compute entry point with @workgroup_size({CONTRACT_WG}), got {:?}",
+            ep.workgroup_size
+        );
+    }
+    let mut out = BTreeMap::new();
+    for (_, g) in module.global_variables.iter() {
+        let Some(b) = &g.binding else { continue };
+        if b.group != 0 {
+            bail!(
+                PluginInvalidSpec,
+                "{id}: binding {} is in group {}; the contract uses group 0 only",
+                b.binding,
+                b.group
+            );
+        }
+        let k = match g.space {
+            naga::AddressSpace::Uniform => BindKind::Uniform,
+            naga::AddressSpace::Storage { access } => {
+                if access.contains(naga::StorageAccess::STORE) {
+                    BindKind::ReadWrite
+                } else {
+                    BindKind::Read
+                }
+            }
+            _ => continue,
+        };
+        out.insert(b.binding, k);
+    }
+    Ok(out)
+}
+
+impl PerSampleWgsl {
+    /// Check `source` against the contract for `spec`: a per-sample (not batch-level) loss;
+    /// differentiable inputs with the per-sample letter first; at most 8 shape letters and
+    /// 16 parameters; WGSL that parses and validates with the prelude, with a compute entry
+    /// point `lk_main` of workgroup size 64, and bindings of the right kinds.
+    pub fn new(spec: &LossSpec, source: &str) -> Result<Self> {
+        let id = spec.id.as_str();
+        if spec.batch_level {
+            bail!(
+                PluginInvalidSpec,
+                "{id}: batch-level losses cannot use the per-sample kernel contract"
+            );
+        }
+        for i in &spec.inputs {
+            if i.differentiable && i.dims().first() != Some(&spec.rows.as_str()) {
+                bail!(
+                    PluginInvalidSpec,
+                    "{id}: differentiable input '{}' [{}] must have the per-sample letter '{}' first for the per-sample kernel contract",
+                    i.name,
+                    i.shape,
+                    spec.rows
+                );
+            }
+        }
+        if letters(spec).len() > 8 {
+            bail!(
+                PluginInvalidSpec,
+                "{id}: the per-sample kernel contract passes at most 8 shape letters"
+            );
+        }
+        if spec.params.len() > 16 {
+            bail!(
+                PluginInvalidSpec,
+                "{id}: the per-sample kernel contract passes at most 16 parameters"
+            );
+        }
+        let full = format!("{CONTRACT_PRELUDE}\n{source}");
+        let decl = declared_bindings(&full, id)?;
+        let n_in = spec.inputs.len();
+        let n_grad = spec.inputs.iter().filter(|i| i.differentiable).count();
+        let mut kinds = vec![BindKind::Uniform];
+        for k in 0..n_in {
+            kinds.push(*decl.get(&(1 + k as u32)).unwrap_or(&BindKind::Read));
+        }
+        for k in 0..=n_grad {
+            let b = (1 + n_in + k) as u32;
+            if let Some(kind) = decl.get(&b) {
+                if *kind != BindKind::ReadWrite {
+                    bail!(
+                        PluginInvalidSpec,
+                        "{id}: binding {b} (an output) must be var<storage, read_write>"
+                    );
+                }
+            }
+            kinds.push(BindKind::ReadWrite);
+        }
+        for (b, kind) in &decl {
+            if *b as usize >= kinds.len() {
+                bail!(
+                    PluginInvalidSpec,
+                    "{id}: binding {b} is beyond the contract's {} bindings",
+                    kinds.len()
+                );
+            }
+            if *b == 0 && *kind != BindKind::Uniform {
+                bail!(
+                    PluginInvalidSpec,
+                    "{id}: binding 0 is the contract's uniform 'lk'"
+                );
+            }
+        }
+        Ok(PerSampleWgsl {
+            source: source.to_string(),
+            full,
+            kinds,
+            id: id.to_string(),
+        })
+    }
+}
+
+fn param_f32(v: &ParamValue) -> f32 {
+    match *v {
+        ParamValue::F64(x) => x as f32,
+        ParamValue::I64(x) => x as f32,
+        ParamValue::Bool(b) => b as u8 as f32,
+        ParamValue::Enum(k) => k as f32,
+    }
+}
+
+/// Chunk-local data of one input.
+fn input_chunk<'d>(
+    dev: &'d GpuDevice,
+    enc: &mut wgpu::CommandEncoder,
+    id: &str,
+    name: &str,
+    t: &Tensor<'_>,
+    rows: Option<(usize, usize)>,
+) -> Result<Pooled<'d>> {
+    let len = t.row_len();
+    let (r0, r1) = rows.unwrap_or((0, t.rows()));
+    let nrows = if t.shape.is_empty() { 1 } else { r1 - r0 };
+    let n = if t.numel() == 0 { 0 } else { nrows * len };
+    match (&t.data, t.dtype()) {
+        (Data::Device(d), DType::F32) => {
+            let p = dev
+                .pool
+                .take(dev, (n * 4).max(4) as u64, buffers::STORAGE)?;
+            let b = &d.buffer.inner.buf;
+            if n > 0 {
+                if t.row_stride == len || nrows == 1 {
+                    let at = ((d.offset + r0 * t.row_stride) * 4) as u64;
+                    enc.copy_buffer_to_buffer(b, at, p.buf(), 0, (n * 4) as u64);
+                } else {
+                    for r in 0..nrows {
+                        let at = ((d.offset + (r0 + r) * t.row_stride) * 4) as u64;
+                        enc.copy_buffer_to_buffer(
+                            b,
+                            at,
+                            p.buf(),
+                            (r * len * 4) as u64,
+                            (len * 4) as u64,
+                        );
+                    }
+                }
+            }
+            Ok(p)
+        }
+        (_, DType::F32) => {
+            let src = t.f32_data().unwrap_or(&[]);
+            let mut v = Vec::with_capacity(n);
+            for r in 0..if n == 0 { 0 } else { nrows } {
+                let at = (r0 + r) * t.row_stride;
+                v.extend_from_slice(&src[at..at + len]);
+            }
+            buffers::upload(dev, bytemuck::cast_slice(&v))
+        }
+        (_, DType::I64) => {
+            // Only the chunk's rows: from host memory, or downloaded from the device.
+            let rows_v: Vec<i64> = match &t.data {
+                Data::Device(d) if n > 0 => {
+                    let span = (nrows - 1) * t.row_stride + len;
+                    let raw = d.buffer.read_i64(d.offset + r0 * t.row_stride, span)?;
+                    (0..nrows)
+                        .flat_map(|r| raw[r * t.row_stride..r * t.row_stride + len].to_vec())
+                        .collect()
+                }
+                _ => {
+                    let src = t.i64_data().unwrap_or(&[]);
+                    let mut v = Vec::with_capacity(n);
+                    for r in 0..if n == 0 { 0 } else { nrows } {
+                        let at = (r0 + r) * t.row_stride;
+                        v.extend_from_slice(&src[at..at + len]);
+                    }
+                    v
+                }
+            };
+            let lo = if t.shape.is_empty() { 0 } else { r0 * len };
+            let mut v = Vec::with_capacity(n);
+            for (k, &x) in rows_v.iter().enumerate() {
+                let y = i32::try_from(x).map_err(|_| {
+                    err!(
+                        InvalidInput,
+                        "{id}: input '{name}'[{}] = {x} does not fit the GPU kernel's i32",
+                        lo + k
+                    )
+                })?;
+                v.push(y);
+            }
+            buffers::upload(dev, bytemuck::cast_slice(&v))
+        }
+    }
+}
+
+impl GpuLoss for PerSampleWgsl {
+    fn compute_gpu(
+        &self,
+        dev: &GpuDevice,
+        spec: &LossSpec,
+        params: &Params,
+        c: &mut Compute<'_>,
+    ) -> Result<()> {
+        let id = spec.id.as_str();
+        let rows_l = spec.rows.as_str();
+        let n = c.dim(rows_l);
+        let reducer = RowReducer::new(c.reduction, c.grad_output, n as f64);
+        let lts = letters(spec);
+        let mut dims = [0u32; 8];
+        for (k, l) in lts.iter().enumerate() {
+            dims[k] = c.dim(l) as u32;
+        }
+        let mut pv = [0f32; 16];
+        for (k, v) in params.values().iter().enumerate().take(16) {
+            pv[k] = param_f32(v);
+        }
+        let mut present = 0u32;
+        for k in 0..spec.inputs.len() {
+            if c.get(k).is_some() {
+                present |= 1 << k;
+            }
+        }
+        let chunked: Vec<bool> = spec
+            .inputs
+            .iter()
+            .map(|i| i.dims().first() == Some(&rows_l))
+            .collect();
+        let grad_inputs: Vec<usize> = (0..spec.inputs.len())
+            .filter(|&k| spec.inputs[k].differentiable)
+            .collect();
+        // Rows per chunk: every chunked input and gradient must fit one binding, and one
+        // invocation per row must fit a 1-D dispatch.
+        let maxb = dev.max_binding_bytes();
+        let mut chunk =
+            (dev.limits.max_compute_workgroups_per_dimension as usize) * CONTRACT_WG as usize;
+        for (k, &is_chunked) in chunked.iter().enumerate() {
+            let Some(t) = c.get(k) else { continue };
+            if is_chunked {
+                chunk = chunk.min(launch::rows_per_chunk(
+                    maxb,
+                    t.row_len(),
+                    t.row_len(),
+                    4,
+                    0,
+                    id,
+                )?);
+            } else if (t.numel() * 4) as u64 > maxb {
+                bail!(
+                    Unsupported,
+                    "{id}: input '{}' ({} elements, not per-sample) exceeds the device's largest binding",
+                    spec.inputs[k].name,
+                    t.numel()
+                );
+            }
+        }
+        chunk = chunk.min((maxb / 4) as usize).max(1);
+        let (bgl, playout) = dev.layout(
+            &format!("per_sample/{id}/{}", self.kinds.len()),
+            &self.kinds,
+        );
+        let kid = format!("per_sample/{}", self.id);
+        let pipe = dev.pipelines.get_with_layout(
+            dev,
+            &PipelineKey::new(&kid, &self.full, "lk_main", CONTRACT_WG, &[]),
+            &self.full,
+            Some(&playout),
+        )?;
+        let (sbgl, splayout) = dev.layout(
+            "per_sample/scale",
+            &[
+                BindKind::Uniform,
+                BindKind::Read,
+                BindKind::Read,
+                BindKind::ReadWrite,
+            ],
+        );
+        let scale_pipe = dev.pipelines.get_with_layout(
+            dev,
+            &PipelineKey::new("per_sample/scale", SCALE_WGSL, "main", 256, &[]),
+            SCALE_WGSL,
+            Some(&splayout),
+        )?;
+        let scales: Vec<f32> = (0..n).map(|i| reducer.grad_scale(i) as f32).collect();
+        let mut per_row = vec![0f64; n];
+        dev.scoped(id, || {
+            let mut r0 = 0usize;
+            while r0 < n {
+                let rows = chunk.min(n - r0);
+                let r1 = r0 + rows;
+                let mut enc = dev
+                    .device
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(id) });
+                let mut ins: Vec<Pooled<'_>> = Vec::new();
+                for (k, &is_chunked) in chunked.iter().enumerate() {
+                    let p = match c.get(k) {
+                        Some(t) => input_chunk(
+                            dev,
+                            &mut enc,
+                            id,
+                            &spec.inputs[k].name,
+                            t,
+                            is_chunked.then_some((r0, r1)),
+                        )?,
+                        None => dev.pool.take(dev, 4, buffers::STORAGE)?,
+                    };
+                    ins.push(p);
+                }
+                let loss_b = dev.pool.take(dev, (rows * 4) as u64, buffers::STORAGE)?;
+                let mut gbufs: Vec<Pooled<'_>> = Vec::new();
+                for &k in &grad_inputs {
+                    let len = c.get(k).map_or(0, |t| t.row_len());
+                    gbufs.push(dev.pool.take(
+                        dev,
+                        ((rows * len).max(1) * 4) as u64,
+                        buffers::STORAGE,
+                    )?);
+                }
+                let mut u: Vec<u32> = vec![rows as u32, r0 as u32, present, lts.len() as u32];
+                u.extend_from_slice(&dims);
+                u.extend(pv.iter().map(|p| p.to_bits()));
+                let ubuf = buffers::uniform(dev, bytemuck::cast_slice(&u));
+                let mut entries = vec![wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: Window::whole(&ubuf).resource(),
+                }];
+                for (k, p) in ins.iter().enumerate() {
+                    entries.push(wgpu::BindGroupEntry {
+                        binding: 1 + k as u32,
+                        resource: Window::whole(p.buf()).resource(),
+                    });
+                }
+                let nb = 1 + ins.len() as u32;
+                entries.push(wgpu::BindGroupEntry {
+                    binding: nb,
+                    resource: Window::whole(loss_b.buf()).resource(),
+                });
+                for (j, p) in gbufs.iter().enumerate() {
+                    entries.push(wgpu::BindGroupEntry {
+                        binding: nb + 1 + j as u32,
+                        resource: Window::whole(p.buf()).resource(),
+                    });
+                }
+                let bg = dev.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some(id),
+                    layout: &bgl,
+                    entries: &entries,
+                });
+                let scale_b = buffers::upload(dev, bytemuck::cast_slice(&scales[r0..r1]))?;
+                // Scaled gradients land here (host) or in the device destination.
+                let mut host_out: Vec<(usize, Pooled<'_>)> = Vec::new();
+                let mut dev_holders = Vec::new();
+                let mut scale_groups = Vec::new();
+                for (j, &k) in grad_inputs.iter().enumerate() {
+                    let len = c.get(k).map_or(0, |t| t.row_len());
+                    if len == 0 {
+                        continue;
+                    }
+                    let (dst_buf, base, stride) = match &c.grads[k] {
+                        Grad::None => continue,
+                        Grad::Device(o) => {
+                            dev_holders.push(o.data.buffer.inner.clone());
+                            (None, (o.data.offset + r0 * o.row_stride) * 4, o.row_stride)
+                        }
+                        Grad::InPlace => match c.get(k) {
+                            Some(Tensor {
+                                data: Data::Device(d),
+                                row_stride,
+                                ..
+                            }) => {
+                                dev_holders.push(d.buffer.inner.clone());
+                                (None, (d.offset + r0 * row_stride) * 4, *row_stride)
+                            }
+                            _ => {
+                                // Host in place: through a scratch buffer.
+                                let p = dev.pool.take(
+                                    dev,
+                                    (rows * len * 4) as u64,
+                                    buffers::STORAGE,
+                                )?;
+                                host_out.push((k, p));
+                                (Some(host_out.len() - 1), 0, len)
+                            }
+                        },
+                        Grad::Out(_) => {
+                            let p =
+                                dev.pool
+                                    .take(dev, (rows * len * 4) as u64, buffers::STORAGE)?;
+                            host_out.push((k, p));
+                            (Some(host_out.len() - 1), 0, len)
+                        }
+                    };
+                    scale_groups.push((j, dst_buf, base, stride, len, dev_holders.len()));
+                }
+                let mut sbgs = Vec::new();
+                let mut ubufs = Vec::new();
+                for &(j, host_idx, base, stride, len, holder) in &scale_groups {
+                    let span = (((rows - 1) * stride + len) * 4) as u64;
+                    let w = match host_idx {
+                        Some(h) => Window::new(dev, host_out[h].1.buf(), 0, span),
+                        None => Window::new(dev, &dev_holders[holder - 1].buf, base as u64, span),
+                    };
+                    let su = buffers::uniform(
+                        dev,
+                        bytemuck::cast_slice(&[rows as u32, len as u32, w.base, stride as u32]),
+                    );
+                    ubufs.push(su);
+                    let su = ubufs.last().ok_or_else(|| err!(Internal, "uniform"))?;
+                    sbgs.push((
+                        dev.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                            label: Some("scale"),
+                            layout: &sbgl,
+                            entries: &[
+                                wgpu::BindGroupEntry {
+                                    binding: 0,
+                                    resource: Window::whole(su).resource(),
+                                },
+                                wgpu::BindGroupEntry {
+                                    binding: 1,
+                                    resource: Window::whole(gbufs[j].buf()).resource(),
+                                },
+                                wgpu::BindGroupEntry {
+                                    binding: 2,
+                                    resource: Window::whole(scale_b.buf()).resource(),
+                                },
+                                wgpu::BindGroupEntry {
+                                    binding: 3,
+                                    resource: w.resource(),
+                                },
+                            ],
+                        }),
+                        (rows * len) as u64,
+                    ));
+                }
+                {
+                    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some(id),
+                        timestamp_writes: None,
+                    });
+                    pass.set_pipeline(&pipe);
+                    pass.set_bind_group(0, &bg, &[]);
+                    pass.dispatch_workgroups((rows as u32).div_ceil(CONTRACT_WG), 1, 1);
+                    pass.set_pipeline(&scale_pipe);
+                    for (sbg, count) in &sbgs {
+                        let (gx, gy) = launch::grid(
+                            count.div_ceil(256),
+                            dev.limits.max_compute_workgroups_per_dimension,
+                        )?;
+                        pass.set_bind_group(0, sbg, &[]);
+                        pass.dispatch_workgroups(gx, gy, 1);
+                    }
+                }
+                let mut lossv = vec![0u8; rows * 4];
+                let mut hv: Vec<Vec<u8>> = host_out
+                    .iter()
+                    .map(|(k, _)| vec![0u8; rows * c.get(*k).map_or(0, |t| t.row_len()) * 4])
+                    .collect();
+                {
+                    let mut reads: Vec<(&wgpu::Buffer, u64, &mut [u8])> =
+                        vec![(loss_b.buf(), 0, &mut lossv)];
+                    for ((_, p), v) in host_out.iter().zip(hv.iter_mut()) {
+                        reads.push((p.buf(), 0, v));
+                    }
+                    buffers::submit_and_read(dev, enc, &mut reads)?;
+                }
+                let lf: &[f32] = bytemuck::cast_slice(&lossv);
+                for i in 0..rows {
+                    per_row[r0 + i] = lf[i] as f64;
+                }
+                for ((k, _), v) in host_out.iter().zip(&hv) {
+                    let k = *k;
+                    let gf: &[f32] = bytemuck::cast_slice(v);
+                    let Compute { inputs, grads, .. } = &mut *c;
+                    let t = inputs[k]
+                        .as_mut()
+                        .ok_or_else(|| err!(Internal, "{id}: input"))?;
+                    let len = t.row_len();
+                    let (dst, ds): (&mut [f32], usize) = match (&mut t.data, &mut grads[k]) {
+                        (_, Grad::Out(o)) => (&mut *o.data, o.row_stride),
+                        (Data::F32InPlace(d), Grad::InPlace) => (&mut **d, t.row_stride),
+                        _ => bail!(Internal, "{id}: inconsistent gradient slot"),
+                    };
+                    for i in 0..rows {
+                        dst[(r0 + i) * ds..(r0 + i) * ds + len]
+                            .copy_from_slice(&gf[i * len..(i + 1) * len]);
+                    }
+                }
+                r0 = r1;
+            }
+            Ok(())
+        })?;
+        reducer.write_loss(&per_row, c.loss);
+        Ok(())
+    }
+}

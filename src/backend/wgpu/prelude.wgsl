@@ -1,0 +1,48 @@
+// losskit WGSL prelude: prepended to every losskit kernel (never to plugin kernels, which
+// get the per-sample contract prelude instead).
+//
+// Numerics: WGSL gives no guarantee for inf or NaN, so nothing here relies on them.
+// Maxima start from the finite sentinel LK_NEG_BIG, exponentials of differences are taken
+// only for arguments <= 0, and tanh is written in a form that cannot overflow.
+
+const LK_NEG_BIG: f32 = -3.0e38;
+
+// exp(a - m) for a <= m (0 when a is the sentinel and m is not).
+fn lk_exp_sub(a: f32, m: f32) -> f32 {
+    return exp(min(a - m, 0.0));
+}
+
+// Merge two online-softmax states (m1, s1) and (m2, s2): max and rescaled sum.
+fn lk_merge_ms(m1: f32, s1: f32, m2: f32, s2: f32) -> vec2<f32> {
+    let m = max(m1, m2);
+    return vec2<f32>(m, s1 * lk_exp_sub(m1, m) + s2 * lk_exp_sub(m2, m));
+}
+
+// tanh(x) without overflow: sign(x) * (1 - e^{-2|x|}) / (1 + e^{-2|x|}).
+fn lk_tanh(x: f32) -> f32 {
+    let e = exp(-2.0 * abs(x));
+    let t = (1.0 - e) / (1.0 + e);
+    return select(t, -t, x < 0.0);
+}
+
+// Soft-capping cap * tanh(z / cap); identity when cap <= 0.
+fn lk_softcap(z: f32, cap: f32) -> f32 {
+    if (cap > 0.0) {
+        return cap * lk_tanh(z / cap);
+    }
+    return z;
+}
+
+// d softcap(z) / dz given the capped value zc: 1 - (zc / cap)^2 (1 when cap <= 0).
+fn lk_softcap_grad(zc: f32, cap: f32) -> f32 {
+    if (cap > 0.0) {
+        let t = zc / cap;
+        return 1.0 - t * t;
+    }
+    return 1.0;
+}
+
+// log(1 + e^x) without overflow.
+fn lk_softplus(x: f32) -> f32 {
+    return max(x, 0.0) + log(1.0 + exp(-abs(x)));
+}

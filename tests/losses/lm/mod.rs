@@ -1,0 +1,3 @@
+//! Per-loss tests of the language-model head family.
+
+mod cut_cross_entropy;
