@@ -156,6 +156,13 @@ impl InputSpec {
     pub fn dims(&self) -> Vec<&str> {
         split_dims(self.shape.as_str())
     }
+    /// The first shape letter that is not a fixed size: the per-sample axis of an input such
+    /// as `[2, B, T]` (chosen and rejected halves of a batch of `B` pairs) is `B`.
+    pub fn row_axis_letter(&self) -> Option<&str> {
+        self.dims()
+            .into_iter()
+            .find(|d| d.parse::<usize>().is_err())
+    }
 }
 
 fn split_dims(s: &str) -> Vec<&str> {
@@ -299,11 +306,11 @@ impl LossSpec {
             && !self
                 .inputs
                 .iter()
-                .any(|i| !i.optional && i.dims().first() == Some(&self.rows.as_str()))
+                .any(|i| !i.optional && i.row_axis_letter() == Some(self.rows.as_str()))
         {
             bail!(
                 InvalidArg,
-                "{id}: no required input has the per-sample dimension '{}' first",
+                "{id}: no required input has the per-sample dimension '{}' first (after fixed-size axes)",
                 self.rows
             );
         }
@@ -463,6 +470,10 @@ pub struct LossDef {
     /// generic finite-difference suite skips those settings; the loss's own tests check the
     /// gradient where it is a true derivative.
     pub surrogate_gradient: Option<Surrogate>,
+    /// Optional inputs the generic suites never pass, because random values cannot make
+    /// them valid together with the others (an alternative to another input, padding that
+    /// must agree with a target). The loss's own tests cover them.
+    pub test_omit: Vec<String>,
 }
 
 impl fmt::Debug for LossDef {
@@ -483,6 +494,7 @@ impl LossDef {
             test_dims: Vec::new(),
             test_needs_optional: false,
             surrogate_gradient: None,
+            test_omit: Vec::new(),
         }
     }
     /// Fix the size of shape letters in the generic suites, e.g. `&[("N", 12)]`.
@@ -502,6 +514,11 @@ impl LossDef {
     /// Declare the gradient a stop-gradient surrogate for the settings where `when` holds.
     pub fn surrogate_gradient_when(mut self, why: &'static str, when: fn(&Params) -> bool) -> Self {
         self.surrogate_gradient = Some(Surrogate { why, when });
+        self
+    }
+    /// Optional inputs the generic suites leave out (see `test_omit`).
+    pub fn test_omit(mut self, inputs: &[&str]) -> Self {
+        self.test_omit = inputs.iter().map(|s| s.to_string()).collect();
         self
     }
     /// Why the gradient is a surrogate under `params`, or None when it is the derivative.

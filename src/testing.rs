@@ -201,7 +201,8 @@ pub fn random_case(
 impl Case {
     /// Random valid inputs for a configured loss (uses its `ignore_index` if it has one).
     /// Letter sizes: the defaults, then the loss's `test_dims`, then `dims`. Optional inputs
-    /// are present when `with_optional` or when the loss's defaults need them.
+    /// are present when `with_optional` or when the loss's defaults need them, except those
+    /// the loss lists in `test_omit`.
     pub fn random(
         loss: &Loss,
         dims: &BTreeMap<String, usize>,
@@ -217,13 +218,19 @@ impl Case {
         for (k, v) in dims {
             all.insert(k.clone(), *v);
         }
-        random_case(
+        let mut case = random_case(
             &def.spec,
             ig,
             &all,
             seed,
             with_optional || def.test_needs_optional,
-        )
+        );
+        for (k, is) in def.spec.inputs.iter().enumerate() {
+            if is.optional && def.test_omit.iter().any(|n| n == is.name.as_str()) {
+                case.inputs[k] = None;
+            }
+        }
+        case
     }
 
     /// Length of the per-sample output.

@@ -138,23 +138,18 @@ fn reductions_and_grad_output_are_consistent() {
                 );
             }
         }
-        if l.def().spec.batch_level {
-            assert_eq!(sum.loss, mean.loss, "{label}: batch-level mean != sum");
+        if !l.def().spec.batch_level {
+            let none = case.run(&l, Reduction::None, true, None).unwrap();
+            let total: f64 = none.loss.iter().map(|&v| v as f64).sum();
             assert!(
-                case.run(&l, Reduction::None, false, None).unwrap_err().kind
-                    == ErrorKind::Unsupported,
-                "{label}: none must be refused for a batch-level loss"
+                (total - sum.loss[0] as f64).abs() <= tol * (1.0 + total.abs()),
+                "{label}: sum {} != sum of per-sample losses {total}",
+                sum.loss[0]
             );
-            continue;
         }
-        let none = case.run(&l, Reduction::None, true, None).unwrap();
-        let total: f64 = none.loss.iter().map(|&v| v as f64).sum();
-        assert!(
-            (total - sum.loss[0] as f64).abs() <= tol * (1.0 + total.abs()),
-            "{label}: sum {} != sum of per-sample losses {total}",
-            sum.loss[0]
-        );
-        // mean = sum / den with 0 < den; the gradients follow the same factor.
+        // mean = sum / den with 0 < den (a batch-level loss may define both as the same
+        // scalar, den = 1, or as a mean and a sum of its terms); the gradients follow the
+        // same factor.
         if mean.loss[0] != 0.0 {
             let den = sum.loss[0] as f64 / mean.loss[0] as f64;
             assert!(den > 0.0, "{label}: mean and sum disagree in sign");
@@ -168,8 +163,16 @@ fn reductions_and_grad_output_are_consistent() {
                 }
             }
         }
+        if l.def().spec.batch_level {
+            assert!(
+                case.run(&l, Reduction::None, false, None).unwrap_err().kind
+                    == ErrorKind::Unsupported,
+                "{label}: none must be refused for a batch-level loss"
+            );
+            continue;
+        }
         // none with grad_output = ones equals sum; grad_output is linear per sample.
-        let rows = none.loss.len();
+        let rows = case.rows(&l.def().spec);
         let ones = vec![1.0f32; rows];
         let none_ones = case.run(&l, Reduction::None, true, Some(&ones)).unwrap();
         let v: Vec<f32> = (0..rows).map(|i| 0.5 + i as f32).collect();

@@ -12,6 +12,10 @@
 //!   losses: each supplies a scalar function of one pair returning its loss and the two
 //!   derivatives (the `preference_loss_fn` pattern of Liger's fused preference losses);
 //!   [`run_rows`] serves the losses whose rows hold several values (`[N,K]`, `[N,T]`).
+//!   An input may put fixed-size axes before the per-sample letter (`sparsepo`'s `[2, B, T]`,
+//!   the chosen and rejected halves of TRL's concatenated `[2B, T]` batch): [`run_rows`] then
+//!   hands each row its slice of every block. [`finish_batch`] reduces and writes the
+//!   gradients of batch-level losses whose terms couple rows (`aot`'s sorted pairs).
 //! - `dpo`'s twelve loss types are twelve small functions in one table (see `dpo.rs`).
 //!
 //! Conventions shared by the family: `pc, pr` = policy log-probs of chosen / rejected, `rc,
@@ -47,7 +51,13 @@
 //! Other trainers: `orpo` = TRL `ORPOTrainer` (`lam` = its `beta`, official code's `alpha`);
 //! `simpo` = TRL `CPOTrainer(loss_type="simpo")` / princeton-nlp SimPO (`gamma_beta_ratio`,
 //! `alpha` = AlphaPO); `cpo` = TRL `CPOTrainer` `sigmoid|hinge|ipo` with `cpo_alpha`; `kto` = TRL
-//! `KTOTrainer` `kto|apo_zero_unpaired` (KL estimate from `kl_logps`/`kl_ref_logps`).
+//! `KTOTrainer` `kto|apo_zero_unpaired` (KL estimate from `kl_logps`/`kl_ref_logps`);
+//! `sparsepo` = the SparsePO code's `sparse` trainer (`mask_mode`; its `mapo` trainer is
+//! `sparsepo_mask` + `sparsepo` with `mask_mode=common`; `token_kl` comes from
+//! `token_logprobs` with `ref_logits`); `solireward_btwt` = the SoliReward training script
+//! (`margin` 3, its BCE scalar spread over the rows); `hypo` = DPO plus an RLOO-trained KL
+//! term (`lam`, K online samples per prompt); `rso_accept` = RSO's sampling step, followed by
+//! `dpo` (`sigmoid`, or `hinge` with/without the reference inputs).
 //!
 //! RL aggregation (`ppo_clip`, `grpo`, `steer`, family `rl`):
 //!
@@ -62,16 +72,27 @@
 //! (`seq_mean_token_mean`, β = 0.04). TRL's `scale_rewards` (`group|batch|none`) and
 //! `epsilon`/`epsilon_high` map to `scale_rewards`, `epsilon_low`, `epsilon_high`.
 
+pub mod aot;
 pub mod cpo;
+pub mod dpa_semantic;
 pub mod dpo;
+pub mod grad_entanglement;
+pub mod hypo;
 pub mod inpo;
 pub mod kto;
 pub mod mapl;
 pub mod orpo;
 pub mod osp_spce;
 pub mod rpo;
+pub mod rso_accept;
+pub mod seppo;
 pub mod simpo;
+pub mod solireward_btwt;
+pub mod sparsepo;
+pub mod sparsepo_mask;
+pub mod spo_degree;
 pub mod token_logprobs;
+pub mod yojo_nway;
 
 use crate::compute::Compute;
 use crate::error::Result;
@@ -102,6 +123,15 @@ pub fn log_sigmoid(x: f64) -> f64 {
 #[inline]
 pub fn log1mexp(a: f64) -> f64 {
     crate::backend::cpu::log1mexp(a)
+}
+
+/// Max-shifted `log Σ_k e^{z_k}`; entries may be −∞ (left out); −∞ for an empty set.
+pub fn lse(z: &[f64]) -> f64 {
+    let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if m == f64::NEG_INFINITY {
+        return m;
+    }
+    m + z.iter().map(|&v| (v - m).exp()).sum::<f64>().ln()
 }
 
 /// `relu'(x) = 1[x > 0]`.
@@ -165,6 +195,11 @@ pub fn both_or_neither(id: &str, c: &Compute<'_>, a: usize, b: usize, what: &str
 }
 
 /// The derivatives of one row's loss with respect to each differentiable input's row.
+///
+/// An input of shape `[rows, ...]` has a derivative row of its row length. An input whose
+/// shape starts with fixed axes before the per-sample letter (e.g. `[2, B, T]`: chosen and
+/// rejected halves, the TRL concatenated layout) has one derivative row per leading index,
+/// stored one after the other: `at(k)[p·w + j]` is `∂l_i/∂input_k[p, i, j]`.
 pub struct RowGrad {
     bufs: Vec<Vec<f64>>,
 }
@@ -175,10 +210,30 @@ impl RowGrad {
     pub fn at(&mut self, k: usize) -> &mut [f64] {
         &mut self.bufs[k]
     }
-    /// Set `∂l_i/∂input_k[i, j]`.
+    /// Set `∂l_i/∂input_k[i, j]` (or `[p, i, j']` with `j = p·w + j'`, see [`RowGrad`]).
     #[inline]
     pub fn set(&mut self, k: usize, j: usize, v: f64) {
         self.bufs[k][j] = v;
+    }
+}
+
+/// Where the rows of an input lie: `lead` leading fixed-axis blocks, each holding `rows`
+/// rows of `w` elements.
+#[derive(Clone, Copy, Debug, Default)]
+struct RowLayout {
+    lead: usize,
+    w: usize,
+}
+
+fn row_layout(spec: &LossSpec, k: usize, shape: &[usize]) -> RowLayout {
+    let pos = spec.inputs[k]
+        .dims()
+        .iter()
+        .position(|d| *d == spec.rows.as_str())
+        .unwrap_or(0);
+    RowLayout {
+        lead: shape[..pos.min(shape.len())].iter().product(),
+        w: shape.get(pos + 1..).map_or(1, |s| s.iter().product()),
     }
 }
 
@@ -197,19 +252,19 @@ where
     F: FnMut(usize, &mut RowGrad) -> Result<f64>,
 {
     let nin = spec.inputs.len();
-    let mut row_len = vec![0usize; nin];
+    let mut lay = vec![RowLayout::default(); nin];
     let mut full: Vec<Option<Vec<f64>>> = vec![None; nin];
     for k in 0..nin {
         if let (true, Some(t)) = (spec.inputs[k].differentiable, c.get(k)) {
-            row_len[k] = t.row_len();
+            lay[k] = row_layout(spec, k, &t.shape);
             if c.wants_grad(k) {
-                full[k] = Some(vec![0.0; rows * row_len[k]]);
+                full[k] = Some(vec![0.0; t.numel()]);
             }
         }
     }
     let reducer = RowReducer::new(c.reduction, c.grad_output, den);
     let mut g = RowGrad {
-        bufs: row_len.iter().map(|&l| vec![0.0; l]).collect(),
+        bufs: lay.iter().map(|l| vec![0.0; l.lead * l.w]).collect(),
     };
     let mut per_row = Vec::with_capacity(rows);
     for i in 0..rows {
@@ -220,36 +275,57 @@ where
         let s = reducer.grad_scale(i);
         for (k, dst) in full.iter_mut().enumerate() {
             if let Some(dst) = dst {
-                let l = row_len[k];
-                for (o, v) in dst[i * l..(i + 1) * l].iter_mut().zip(&g.bufs[k]) {
-                    *o = s * v;
+                let RowLayout { lead, w } = lay[k];
+                for p in 0..lead {
+                    let o = (p * rows + i) * w;
+                    for (o, v) in dst[o..o + w].iter_mut().zip(&g.bufs[k][p * w..(p + 1) * w]) {
+                        *o = s * v;
+                    }
                 }
             }
         }
     }
     reducer.write_loss(&per_row, c.loss);
-    write_grads(c, &full, &row_len, rows)
+    write_grads(c, &full)
 }
 
-/// Write gradients computed in f64 (contiguous, `rows × row_len[k]`) into the caller's buffers.
-pub fn write_grads(
+/// Finish a batch-level loss whose terms couple rows (e.g. through a sort): reduce the
+/// per-term losses (`mean` divides by `den`), scale the unreduced gradients `full` (one per
+/// input, contiguous in the input's layout, `None` where not asked) by the reduction and the
+/// upstream gradient, and write them.
+pub fn finish_batch(
     c: &mut Compute<'_>,
-    full: &[Option<Vec<f64>>],
-    row_len: &[usize],
-    rows: usize,
+    den: f64,
+    per_term: &[f64],
+    mut full: Vec<Option<Vec<f64>>>,
 ) -> Result<()> {
+    let reducer = RowReducer::new(c.reduction, c.grad_output, den);
+    let s = reducer.grad_scale(0);
+    for v in full.iter_mut().flatten() {
+        v.iter_mut().for_each(|x| *x *= s);
+    }
+    reducer.write_loss(per_term, c.loss);
+    write_grads(c, &full)
+}
+
+/// Write gradients computed in f64 (contiguous, in each input's own layout) into the
+/// caller's buffers.
+pub fn write_grads(c: &mut Compute<'_>, full: &[Option<Vec<f64>>]) -> Result<()> {
     for (k, src) in full.iter().enumerate() {
         let Some(src) = src else { continue };
-        let l = row_len[k];
         match &mut c.grads[k] {
             Grad::Out(o) => {
+                let (rows, l) = (
+                    crate::tensor::rows(&o.shape),
+                    crate::tensor::row_len(&o.shape),
+                );
                 for i in 0..rows {
                     for j in 0..l {
                         o.data[i * o.row_stride + j] = src[i * l + j] as f32;
                     }
                 }
             }
-            Grad::InPlace => bail!(Internal, "in-place gradient of a pairwise loss"),
+            Grad::InPlace => bail!(Internal, "in-place gradient of a preference loss"),
             Grad::Device(_) => bail!(Internal, "device gradient on the CPU path"),
             Grad::None => {}
         }

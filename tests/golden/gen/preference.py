@@ -41,7 +41,7 @@ def tensor(a, dtype="f32"):
     return {"shape": list(a.shape), "dtype": "f32", "data": [float(v) for v in a.ravel()]}
 
 
-def case(name, params, inputs, per_row, diff, aux=None):
+def case(name, params, inputs, per_row, diff, aux=None, mean_den=None):
     """inputs: name -> (array, dtype); per_row(**arrays) -> [rows]; diff: names to differentiate."""
     arrays = {k: (jnp.asarray(v) if d == "i64" else jnp.asarray(f32(v))) for k, (v, d) in inputs.items()}
     loss = per_row(**arrays)
@@ -63,6 +63,8 @@ def case(name, params, inputs, per_row, diff, aux=None):
         "loss_none": [float(v) for v in np.asarray(loss).ravel()],
         "grads_sum": grads,
     }
+    if mean_den is not None:
+        out["mean_den"] = mean_den
     if aux:
         out["aux"] = {k: [float(v) for v in np.asarray(f(**arrays)).ravel()] for k, f in aux.items()}
     return out
@@ -600,6 +602,371 @@ def mapl():
     save("mapl", cases)
 
 
+# ---------------------------------------------------------------- list-wise and other losses
+def yojo_nway():
+    cases = []
+    n = 5
+    for name, k, tau, soft, pad in [
+        ("hard", 4, 1.0, False, False),
+        ("hard_padded_tau", 4, 0.5, False, True),
+        ("soft_padded_tau", 5, 2.0, True, True),
+        ("bradley_terry", 2, 1.0, False, False),
+    ]:
+        scores = rng.normal(size=(n, k)) * 2.0
+        valid = np.ones((n, k))
+        if pad:
+            valid[1, k - 1] = 0.0
+            valid[3, k - 2:] = 0.0
+        inputs = {"scores": (scores, "f32")}
+        if soft:
+            q = rng.uniform(0.0, 1.0, size=(n, k)) * valid
+            q[2, 0] = 0.0
+            q = q / q.sum(axis=1, keepdims=True)
+            q[4] *= 0.6  # unnormalised row
+            inputs["target_probs"] = (q, "f32")
+        else:
+            t = np.array([int(rng.integers(0, int(valid[i].sum()))) for i in range(n)])
+            t[2] = -100  # ignored row
+            inputs["target"] = (t, "i64")
+        if pad:
+            inputs["valid"] = (valid, "f32")
+
+        def per_row(scores, target=None, target_probs=None, valid=None, tau=tau, k=k):
+            z = scores / tau
+            if valid is not None:
+                z = jnp.where(valid > 0, z, -jnp.inf)
+            lp = jax.nn.log_softmax(z, axis=-1)
+            if target is not None:
+                keep = target != -100
+                y = jnp.where(keep, target, 0)
+                return jnp.where(keep, -jnp.take_along_axis(lp, y[:, None], axis=-1)[:, 0], 0.0)
+            return -jnp.sum(jnp.where(target_probs > 0, target_probs * jnp.where(valid > 0, lp, 0.0), 0.0), axis=-1)
+        den = None if soft else int(np.sum(inputs["target"][0] != -100))
+        cases.append(case(name, {"temperature": tau}, inputs, per_row, ["scores"], mean_den=den))
+    save("yojo_nway", cases)
+
+
+def solireward_btwt():
+    cases = []
+    b = 8
+    for name, m, eps, wbt, wtie, wbce, eb, quality in [
+        ("default_ties", 3.0, 0.0, 1.0, 1.0, 0.0, 0.0, True),
+        ("no_labels", 3.0, 0.0, 1.0, 1.0, 0.0, 0.0, False),
+        ("smooth_weights", 1.0, 0.2, 2.0, 0.5, 0.0, 0.0, True),
+        ("bce", 2.0, 0.1, 1.0, 1.5, 0.7, 0.2, True),
+    ]:
+        inputs = {"reward_chosen": (rng.normal(size=b) * 3, "f32"),
+                  "reward_rejected": (rng.normal(size=b) * 3, "f32")}
+        if quality:
+            qc = np.array([1, 1, 0, 0, 1, 0, 1, 1], dtype=float)
+            qr = np.array([0, 1, 0, 1, 1, 1, 0, 0], dtype=float)
+            inputs["quality_chosen"] = (qc, "f32")
+            inputs["quality_rejected"] = (qr, "f32")
+
+        def per_row(reward_chosen, reward_rejected, quality_chosen=None, quality_rejected=None,
+                    m=m, eps=eps, wbt=wbt, wtie=wtie, wbce=wbce, eb=eb):
+            d = reward_chosen - reward_rejected
+            bt = (1 - eps) * sp(m - d) + eps * sp(m + d)
+            if quality_chosen is None:
+                return wbt * bt
+            tie = sp(m - d) + sp(m + d)
+            l = jnp.where(quality_chosen == quality_rejected, wtie * tie, wbt * bt)
+            if wbce > 0:
+                def bce(z, q):
+                    y = jnp.where(q > 0, 1.0 - eb, 0.0) + 0.5 * eb
+                    return -(y * logsig(z) + (1 - y) * logsig(-z))
+                l = l + wbce * 0.5 * (bce(reward_chosen, quality_chosen) + bce(reward_rejected, quality_rejected))
+            return l
+        params = {"margin": m, "bt_label_smoothing": eps, "bt_weight": wbt, "tie_weight": wtie,
+                  "bce_weight": wbce, "bce_label_smoothing": eb}
+        cases.append(case(name, params, inputs, per_row, ["reward_chosen", "reward_rejected"]))
+    save("solireward_btwt", cases)
+
+
+def dpa_semantic():
+    cases = []
+    b = 6
+    for name, core, cond, link, beta, refs, lens in [
+        ("dpo_ratio", 4, 6, "ratio", 0.3, True, False),
+        ("cross_entropy", 12, 15, "ratio", 0.5, True, False),
+        ("likelihood_unlikelihood", 4, 15, "ratio", 0.2, False, False),
+        ("implication", 13, 15, "ratio", 0.4, True, False),
+        ("conditioned", 12, 14, "ratio", 0.3, True, False),
+        ("odds_dpo", 4, 6, "odds", 0.1, False, True),
+        ("odds_implication", 13, 15, "odds", 0.1, True, True),
+        ("trivial", 15, 6, "ratio", 0.3, True, False),
+    ]:
+        inputs = pair_inputs(b, refs=refs, lens=lens)
+
+        def per_row(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps=None,
+                    ref_rejected_logps=None, chosen_len=None, rejected_len=None,
+                    core=core, cond=cond, link=link, beta=beta):
+            if link == "ratio":
+                rc = ref_chosen_logps if ref_chosen_logps is not None else 0.0
+                rr = ref_rejected_logps if ref_rejected_logps is not None else 0.0
+                zw = beta * (policy_chosen_logps - rc)
+                zl = beta * (policy_rejected_logps - rr)
+            else:
+                lw = jnp.maximum(chosen_len, 1.0) if chosen_len is not None else 1.0
+                ll = jnp.maximum(rejected_len, 1.0) if rejected_len is not None else 1.0
+                aw, al = policy_chosen_logps / lw, policy_rejected_logps / ll
+                # probability p = e^a of the average token; log-odds log(p / (1 - p))
+                zw = jnp.log(jnp.exp(aw)) - jnp.log1p(-jnp.exp(aw))
+                zl = jnp.log(jnp.exp(al)) - jnp.log1p(-jnp.exp(al))
+            pw, pl = sig(zw), sig(zl)
+            # probability of each world k = 2 b_w + b_l, summed over the masks directly
+            probs = [(1 - pw) * (1 - pl), (1 - pw) * pl, pw * (1 - pl), pw * pl]
+            p_cond = sum(probs[k] for k in range(4) if cond >> k & 1)
+            p_both = sum(probs[k] for k in range(4) if (core & cond) >> k & 1)
+            return -jnp.log(p_both / p_cond)
+        params = {"core": core, "cond": cond, "link": link, "beta": beta}
+        cases.append(case(name, params, inputs, per_row, PAIR_DIFF))
+    save("dpa_semantic", cases)
+
+
+def spo_degree():
+    cases = []
+    n = 5
+    for name, k, beta, score, obj, lam, refs, lens in [
+        ("ce_ratio", 4, 0.1, "ratio", "ce", 1.0, True, False),
+        ("ce_ratio_no_ref", 3, 0.3, "ratio", "ce", 0.5, False, False),
+        ("pl_ratio", 5, 0.2, "ratio", "plackett_luce", 1.0, True, False),
+        ("ce_avg", 4, 2.0, "avg", "ce", 1.0, True, True),
+        ("pl_avg", 4, 2.0, "avg", "plackett_luce", 1.5, False, True),
+        ("pl_two", 2, 0.4, "ratio", "plackett_luce", 1.0, True, False),
+    ]:
+        inputs = {"variant_logps": (logps(n, k) * 10, "f32")}
+        if refs:
+            inputs["variant_ref_logps"] = (logps(n, k) * 10, "f32")
+        if lens:
+            inputs["variant_len"] = (rng.integers(0, 15, size=(n, k)).astype(float), "f32")
+
+        def per_row(variant_logps, variant_ref_logps=None, variant_len=None, beta=beta,
+                    score=score, obj=obj, lam=lam, k=k):
+            if score == "avg":
+                z = beta * variant_logps / jnp.maximum(variant_len, 1.0) if variant_len is not None \
+                    else beta * variant_logps
+            else:
+                ref = variant_ref_logps if variant_ref_logps is not None else 0.0
+                z = beta * (variant_logps - ref)
+            if obj == "ce":
+                return -lam * jax.nn.log_softmax(z, axis=-1)[:, 0]
+            # Plackett-Luce: minus the log-likelihood of the order 0, 1, ..., K-1
+            return -lam * sum(jax.nn.log_softmax(z[:, j:], axis=-1)[:, 0] for j in range(k - 1))
+        params = {"beta": beta, "score": score, "objective": obj, "weight": lam}
+        cases.append(case(name, params, inputs, per_row, ["variant_logps"]))
+    save("spo_degree", cases)
+
+
+def hypo():
+    """The value is DPO + lam * mean(kappa); the online gradient is the leave-one-out REINFORCE
+    estimator, written with stop-gradients so that jax.grad gives it while the value stays."""
+    cases = []
+    b = 5
+    sg = jax.lax.stop_gradient
+    for name, k, beta, lam in [("default", 4, 0.1, 0.1), ("k2_strong", 2, 0.5, 1.0), ("k6", 6, 0.3, 0.4)]:
+        inputs = pair_inputs(b, refs=True)
+        inputs["online_logps"] = (logps(b, k) * 10, "f32")
+        inputs["online_ref_logps"] = (logps(b, k) * 10, "f32")
+
+        def per_row(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps,
+                    online_logps, online_ref_logps, beta=beta, lam=lam, k=k):
+            x = beta * ((policy_chosen_logps - ref_chosen_logps) - (policy_rejected_logps - ref_rejected_logps))
+            kappa = online_logps - online_ref_logps
+            value = lam * jnp.mean(kappa, axis=-1)
+            loo = (jnp.sum(kappa, axis=-1, keepdims=True) - kappa) / (k - 1)
+            surrogate = lam / k * jnp.sum(sg(kappa - loo) * online_logps, axis=-1)
+            return sp(-x) + sg(value - surrogate) + surrogate
+        cases.append(case(name, {"beta": beta, "lam": lam}, inputs, per_row, PAIR_DIFF + ["online_logps"]))
+    save("hypo", cases)
+
+
+def seppo():
+    cases = []
+    b = 8
+    for name, beta, crit in [("anchor_default_beta", 5000.0, "anchor"), ("anchor", 3.0, "anchor"),
+                             ("always_lose", 4.0, "always_lose")]:
+        scale = 1e-3 if beta > 100 else 0.5
+        base = rng.uniform(0.05, 0.3, size=(4, b))
+        dev = rng.normal(size=(2, b)) * scale
+        inputs = {"err_win": (base[0] + dev[0], "f32"), "err_win_ref": (base[0], "f32"),
+                  "err_sample": (base[1] + np.abs(dev[1]) * np.sign(rng.normal(size=b)), "f32"),
+                  "err_sample_ref": (base[1], "f32")}
+        inputs["err_win"] = (np.abs(inputs["err_win"][0]), "f32")  # MSEs are >= 0
+        inputs["err_sample"] = (np.abs(inputs["err_sample"][0]), "f32")
+
+        def per_row(err_win, err_win_ref, err_sample, err_sample_ref, beta=beta, crit=crit):
+            dw = err_win - err_win_ref
+            dr = err_sample - err_sample_ref
+            s = jnp.where(dw <= 0, 1.0, -1.0) if crit == "anchor" else 1.0
+            return -logsig(-0.5 * beta * (dw - s * dr))
+        cases.append(case(name, {"beta": beta, "criterion": crit}, inputs, per_row, ["err_win", "err_sample"]))
+    save("seppo", cases)
+
+
+def sparsepo():
+    cases = []
+    b, t = 3, 5
+    for name, beta, mode, lu, ld, with_mu, with_md in [
+        ("plain_masks_absent", 0.1, "independent", 0.0, 0.0, False, False),
+        ("independent_l1", 0.5, "independent", 0.1, 0.05, True, True),
+        ("independent_reward_only", 0.3, "independent", 0.2, 0.4, True, False),
+        ("common_l1", 0.5, "common", 0.1, 0.3, True, False),
+    ]:
+        lp = logps(2, b, t)
+        mask = (rng.uniform(size=(2, b, t)) < 0.8).astype(float)
+        mask[1, 2, :] = 0.0  # an empty rejected response
+        inputs = {"token_logps": (lp, "f32"), "ref_token_logps": (lp + rng.normal(size=(2, b, t)) * 0.4, "f32"),
+                  "token_kl": (-rng.uniform(0.0, 0.6, size=(2, b, t)), "f32"), "mask": (mask, "f32")}
+        if with_mu:
+            mu = rng.uniform(0.1, 1.5, size=(2, b, t))
+            mu[0, 0, 0] = 0.0  # sign(0) = 0
+            inputs["reward_mask"] = (mu, "f32")
+        if with_md:
+            inputs["kl_mask"] = (rng.uniform(0.1, 1.5, size=(2, b, t)), "f32")
+
+        def per_row(token_logps, ref_token_logps, token_kl, mask, reward_mask=None, kl_mask=None,
+                    beta=beta, mode=mode, lu=lu, ld=ld):
+            mu = reward_mask if reward_mask is not None else 1.0
+            md = mu if mode == "common" else (kl_mask if kl_mask is not None else 1.0)
+            U = jnp.sum(mask * mu * (token_logps - ref_token_logps), axis=-1)
+            K = jnp.sum(mask * md * token_kl, axis=-1)
+            l = -logsig(beta * ((U[0] - U[1]) - (K[0] - K[1])))
+            # |m| with the subgradient sign(0) = 0 of the spec (jnp.abs has 1 at 0)
+            pen = lambda m: jnp.sum(mask * jnp.where(m == 0, 0.0, jnp.abs(m)), axis=(0, 2))  # noqa: E731
+            if mode == "common":
+                if reward_mask is not None:
+                    l = l + 0.5 * (lu + ld) * pen(reward_mask)
+            else:
+                if reward_mask is not None:
+                    l = l + lu * pen(reward_mask)
+                if kl_mask is not None:
+                    l = l + ld * pen(kl_mask)
+            return l
+        params = {"beta": beta, "mask_mode": mode, "l1_reward": lu, "l1_kl": ld}
+        cases.append(case(name, params, inputs, per_row,
+                          ["token_logps", "token_kl", "reward_mask", "kl_mask"]))
+    save("sparsepo", cases)
+
+
+def sparsepo_mask():
+    cases = []
+    for name, (nl, n, t) in [("three_layers", (3, 4, 6)), ("one_layer", (1, 3, 5))]:
+        act = rng.normal(size=(nl, n, t)) * 2.0
+        mask = (rng.uniform(size=(n, t)) < 0.75).astype(float)
+        mask[0, :] = 0.0
+        mask[0, 1] = 1.0  # a single masked token: max = min
+        mask[n - 1, :] = 0.0  # a fully masked row
+        if nl > 1:
+            act[1, 1, :] = 0.7  # a constant layer row: max = min
+        inputs = {"activations": (act, "f32"), "mask": (mask, "f32")}
+
+        def token_mask(activations, mask):
+            on = mask > 0
+            lo = jnp.min(jnp.where(on, activations, jnp.inf), axis=-1, keepdims=True)
+            hi = jnp.max(jnp.where(on, activations, -jnp.inf), axis=-1, keepdims=True)
+            span = jnp.where(hi > lo, hi - lo, 1.0)
+            r = jnp.where(hi > lo, (activations - lo) / span, 1.0)
+            return jnp.where(on, jnp.mean(r, axis=0), 0.0)
+
+        def per_row(activations, mask):
+            return jnp.sum(token_mask(activations, mask), axis=-1)
+        cases.append(case(name, {}, inputs, per_row, [], aux={"token_mask": token_mask}))
+    save("sparsepo_mask", cases)
+
+
+def aot():
+    """Batch-level: loss_none holds the sorted terms (sum and mean follow)."""
+    cases = []
+    for name, b, variant, beta, eps in [
+        ("paired", 7, "paired", 0.1, 0.0),
+        ("paired_smooth", 6, "paired", 0.5, 0.2),
+        ("unpaired", 7, "unpaired", 0.3, 0.0),
+        ("unpaired_smooth", 5, "unpaired", 0.7, 0.1),
+        ("single_pair", 1, "paired", 0.4, 0.1),
+    ]:
+        inputs = pair_inputs(b, refs=True)
+
+        def per_row(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps,
+                    variant=variant, beta=beta, eps=eps):
+            if variant == "paired":
+                u = policy_chosen_logps - policy_rejected_logps
+                v = ref_chosen_logps - ref_rejected_logps
+            else:
+                u = policy_chosen_logps - ref_chosen_logps
+                v = policy_rejected_logps - ref_rejected_logps
+            d = beta * (jnp.sort(u) - jnp.sort(v))
+            return -(1 - eps) * logsig(d) - eps * logsig(-d)
+        params = {"variant": variant, "beta": beta, "label_smoothing": eps}
+        cases.append(case(name, params, inputs, per_row, PAIR_DIFF))
+    save("aot", cases)
+
+
+def grad_entanglement():
+    cases = []
+    for name, b, d, lw, ll in [("dpo_margin", 4, 9, 1.0, 1.0), ("simpo_margin", 3, 16, 0.25, 0.1)]:
+        gw = rng.normal(size=(b, d))
+        gl = 0.6 * gw + rng.normal(size=(b, d)) * 0.8  # entangled
+        gl[b - 1] = 0.0  # a zero gradient: ratios and cos are 0
+        inputs = {"grad_chosen": (gw, "f32"), "grad_rejected": (gl, "f32")}
+
+        def stats(grad_chosen, grad_rejected, lw=lw, ll=ll):
+            ip = jnp.sum(grad_chosen * grad_rejected, axis=-1)
+            nw = jnp.sum(grad_chosen ** 2, axis=-1)
+            nl = jnp.sum(grad_rejected ** 2, axis=-1)
+            safe = lambda x, den: jnp.where(den > 0, x / jnp.where(den > 0, den, 1.0), 0.0)  # noqa: E731
+            cos = safe(ip, jnp.linalg.norm(grad_chosen, axis=-1) * jnp.linalg.norm(grad_rejected, axis=-1))
+            return jnp.stack([ip, nw, nl, cos, safe(ip, nw), safe(ip, nl), lw * nw - ll * ip, lw * ip - ll * nl], axis=-1)
+
+        def per_row(grad_chosen, grad_rejected):
+            return stats(grad_chosen, grad_rejected)[:, 3]
+        cases.append(case(name, {"lambda_w": lw, "lambda_l": ll}, inputs, per_row, [], aux={"stats": stats}))
+    save("grad_entanglement", cases)
+
+
+def rso_accept():
+    """The selection follows the paper's listing, written here as a plain loop in numpy."""
+    cases = []
+    for name, n, k, beta, m, pad in [("default", 3, 10, 0.5, 8, False), ("sharp_padded", 4, 6, 0.1, 3, True),
+                                     ("flat_all", 2, 5, 5.0, 5, False)]:
+        rewards = f32(rng.normal(size=(n, k)))
+        uniforms = f32(rng.uniform(0.0, 1.0, size=(n, k, k)))
+        valid = np.ones((n, k))
+        if pad:
+            valid[1, [0, 4]] = 0.0
+            valid[3, 5] = 0.0
+        inputs = {"rewards": (rewards, "f32"), "uniforms": (uniforms, "f32")}
+        if pad:
+            inputs["valid"] = (valid, "f32")
+        accepted = -np.ones((n, k))
+        value = np.zeros(n)
+        prob = np.zeros((n, k))
+        for i in range(n):
+            cand = [j for j in range(k) if valid[i, j] > 0]
+            best = max(rewards[i, j] for j in cand)
+            for j in cand:
+                prob[i, j] = np.exp((rewards[i, j] - best) / beta)
+            chosen = []
+            rnd = 0
+            while len(chosen) < m:
+                top = max(rewards[i, j] for j in cand)
+                kept = []
+                for j in cand:
+                    if len(chosen) < m and uniforms[i, rnd, j] < np.exp((rewards[i, j] - top) / beta):
+                        chosen.append(j)
+                    else:
+                        kept.append(j)
+                cand = kept
+                rnd += 1
+            accepted[i, :m] = chosen
+            value[i] = np.mean([rewards[i, j] for j in chosen])
+        out = case(name, {"beta": beta, "num_samples": m}, inputs, lambda **_: jnp.asarray(value), [],
+                   aux={"accepted": lambda **_: jnp.asarray(accepted),
+                        "rso_accept_prob": lambda **_: jnp.asarray(prob)})
+        cases.append(out)
+    save("rso_accept", cases)
+
+
 if __name__ == "__main__":
     token_logprobs()
     dpo()
@@ -614,3 +981,14 @@ if __name__ == "__main__":
     inpo()
     osp_spce()
     mapl()
+    yojo_nway()
+    solireward_btwt()
+    dpa_semantic()
+    spo_degree()
+    hypo()
+    seppo()
+    sparsepo()
+    sparsepo_mask()
+    aot()
+    grad_entanglement()
+    rso_accept()

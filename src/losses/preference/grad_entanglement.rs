@@ -1,0 +1,116 @@
+//! `grad_entanglement`: the gradient-entanglement diagnostic of margin-based alignment (no
+//! gradient).
+//!
+//! **Inputs**: `grad_chosen [B,D]`, `grad_rejected [B,D]`: `∇θ log π(y_w)` and `∇θ log
+//! π(y_l)` per pair, flattened (B = 1 for batch-level gradients). Nothing is differentiable.
+//!
+//! **Parameters**: `lambda_w` λ_w, `lambda_l` λ_l (1, `(0, ∞)`): the margin is `m = λ_w log π_w
+//! − λ_l log π_l` (e.g. `1/|y|` for SimPO, 1 for DPO).
+//!
+//! **Output**: the auxiliary output `stats [B,8]`, per pair: `ip = ⟨g_w, g_l⟩`, `n_w = ‖g_w‖²`,
+//! `n_l = ‖g_l‖²`, `cos = ip/√(n_w n_l)`, `ρ_w = ip/n_w`, `ρ_l = ip/n_l`, `δ_w = λ_w n_w − λ_l
+//! ip`, `δ_l = λ_w ip − λ_l n_l` (ratios and cos are 0 where a norm is 0). One gradient step
+//! on a decreasing margin loss changes log π_w by ∝ δ_w and log π_l by ∝ δ_l: the chosen
+//! log-prob rises iff `ip < (λ_w/λ_l) n_w`, the rejected one falls iff `ip < (λ_l/λ_w) n_l`.
+//! The per-pair value (the `none` output, reduced by `mean`/`sum` over B) is `cos`. Sums are
+//! accumulated in f64.
+//!
+//! **Source**: *A Common Pitfall of Margin-based Language Model Alignment: Gradient
+//! Entanglement*. The paper states these conditions on the inner product relative to the
+//! norms; the first-order changes are its decomposition of the margin gradient.
+//!
+//! **GPU kernel needs**: O(B·D) streaming dot products, memory-bound; D can be the full
+//! parameter count, so a GPU reduction matters when it is used every step (CPU only here).
+
+use super::run_rows;
+use crate::compute::Compute;
+use crate::err;
+use crate::error::Result;
+use crate::params::{ParamSpec, ParamValue::F64, Params};
+use crate::registry::{AuxSpec, InputSpec, LossDef, LossImpl, LossSpec};
+
+const ID: &str = "grad_entanglement";
+
+/// The column names of `stats`, in order.
+pub const STATS: [&str; 8] = [
+    "ip", "n_w", "n_l", "cos", "rho_w", "rho_l", "delta_w", "delta_l",
+];
+
+/// The registry entry.
+pub fn def() -> LossDef {
+    let lam = |name: &str, doc: &str| {
+        ParamSpec::f64_open_min(name, 1.0, 0.0, f64::INFINITY, doc).open_max()
+    };
+    let spec = LossSpec::new(
+        ID,
+        "preference",
+        "Gradient-entanglement diagnostic: inner product, norms, cosine and first-order log-prob changes of chosen/rejected gradients (no gradient)",
+        "A Common Pitfall of Margin-based Language Model Alignment: Gradient Entanglement",
+    )
+    .rows("B")
+    .input(InputSpec::f32("grad_chosen", "B,D").doc("gradient of log pi(y_w) per pair, flattened"))
+    .input(InputSpec::f32("grad_rejected", "B,D").doc("gradient of log pi(y_l) per pair, flattened"))
+    .param(lam("lambda_w", "weight of log pi_w in the margin"))
+    .param(lam("lambda_l", "weight of log pi_l in the margin"))
+    .aux(AuxSpec::new(
+        "stats",
+        "B,8",
+        "ip, n_w, n_l, cos, rho_w, rho_l, delta_w, delta_l per pair",
+    ));
+    LossDef::new(spec, GradEntanglement)
+        .test_params(&[("lambda_w", F64(0.25)), ("lambda_l", F64(0.1))])
+}
+
+/// The implementation.
+pub struct GradEntanglement;
+
+/// The eight statistics of one pair.
+pub fn stats(gw: &[f32], gl: &[f32], lw: f64, ll: f64) -> [f64; 8] {
+    let (mut ip, mut nw, mut nl) = (0.0f64, 0.0f64, 0.0f64);
+    for (&a, &b) in gw.iter().zip(gl) {
+        let (a, b) = (f64::from(a), f64::from(b));
+        ip += a * b;
+        nw += a * a;
+        nl += b * b;
+    }
+    let ratio = |x: f64, d: f64| if d == 0.0 { 0.0 } else { x / d };
+    [
+        ip,
+        nw,
+        nl,
+        ratio(ip, (nw * nl).sqrt()),
+        ratio(ip, nw),
+        ratio(ip, nl),
+        lw * nw - ll * ip,
+        lw * ip - ll * nl,
+    ]
+}
+
+impl LossImpl for GradEntanglement {
+    fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
+        let (b, d) = (c.dim("B"), c.dim("D"));
+        let (lw, ll) = (p.f64("lambda_w"), p.f64("lambda_l"));
+        let gw = c
+            .get(0)
+            .ok_or_else(|| err!(Internal, "{ID}: grad_chosen missing"))?
+            .to_f32_vec();
+        let gl = c
+            .get(1)
+            .ok_or_else(|| err!(Internal, "{ID}: grad_rejected missing"))?
+            .to_f32_vec();
+        let mut all = Vec::with_capacity(b * 8);
+        run_rows(spec, c, b, b as f64, |i, _| {
+            let s = stats(&gw[i * d..(i + 1) * d], &gl[i * d..(i + 1) * d], lw, ll);
+            all.extend_from_slice(&s);
+            Ok(s[3])
+        })?;
+        if let Some(dst) = c.take_aux("stats").as_mut() {
+            for i in 0..b {
+                for j in 0..8 {
+                    dst.data[i * dst.row_stride + j] = all[i * 8 + j] as f32;
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,109 @@
+//! `sparsepo_mask`: the model-derived token mask of SparsePO's MaPO variant, from reference-
+//! model activations (a helper, no gradient).
+//!
+//! **Inputs**: `activations [L,N,T]` (reference-model activations per hooked layer, already
+//! averaged over the hidden units by the caller), `mask [N,T]` (0/1 response tokens). Nothing
+//! is differentiable.
+//!
+//! **Parameters**: none.
+//!
+//! **Output**: the auxiliary output `token_mask [N,T]`: for each layer and row, the min and
+//! max over the masked tokens give `r = (a − min)/(max − min)` (`r = 1` where max = min);
+//! `m = mask·mean_layers(r)`; a fully masked row is 0. The per-row value (the `none`
+//! output, reduced by `mean`/`sum` over N) is the row's mask mass `Σ_t m`. Feed `token_mask`
+//! to `sparsepo` as `reward_mask` in `common` mode. A `mask` value other than 0/1, or no
+//! layer (L = 0) for a non-empty batch, is an invalid input.
+//!
+//! **Source**: the `mapo` trainer of the SparsePO code (huawei-noah/HEBO, `SparsePO/`,
+//! `zn_rescale` activation mapping), for *SparsePO: Controlling Preference Alignment of LLMs
+//! via Sparse Token Masks*. The official `zn_rescale` z-normalises before the min-max rescale;
+//! that affine step cancels exactly, except that it divides by zero when all masked values
+//! are equal, where this returns 1 (uniform mask, DPO-like weighting) instead of NaN. The
+//! official code detaches the mask; so there is no gradient.
+//!
+//! **GPU kernel needs**: none (O(L·N·T)).
+
+use super::{check_values, required_f64, run_rows};
+use crate::bail;
+use crate::compute::Compute;
+use crate::error::Result;
+use crate::params::Params;
+use crate::registry::{AuxSpec, Domain, InputSpec, LossDef, LossImpl, LossSpec};
+
+const ID: &str = "sparsepo_mask";
+
+/// The registry entry.
+pub fn def() -> LossDef {
+    let spec = LossSpec::new(
+        ID,
+        "preference",
+        "SparsePO MaPO mask: per-layer min-max rescaled reference activations averaged over layers (no gradient)",
+        "SparsePO: Controlling Preference Alignment of LLMs via Sparse Token Masks (official code huawei-noah/HEBO, SparsePO/ mapo trainer)",
+    )
+    .rows("N")
+    .input(
+        InputSpec::f32("activations", "L,N,T")
+            .doc("reference-model activation per layer and token (averaged over hidden units)"),
+    )
+    .input(
+        InputSpec::f32("mask", "N,T")
+            .domain(Domain::Binary)
+            .doc("1 for a response token, 0 for padding"),
+    )
+    .aux(AuxSpec::new(
+        "token_mask",
+        "N,T",
+        "mask * mean over layers of the min-max rescaled activations",
+    ));
+    LossDef::new(spec, SparsepoMask)
+}
+
+/// The implementation.
+pub struct SparsepoMask;
+
+impl LossImpl for SparsepoMask {
+    fn compute_cpu(&self, spec: &LossSpec, _p: &Params, c: &mut Compute<'_>) -> Result<()> {
+        let (nl, n, t) = (c.dim("L"), c.dim("N"), c.dim("T"));
+        if nl == 0 && n * t > 0 {
+            bail!(InvalidInput, "{ID}: activations have no layer (L = 0)");
+        }
+        let a = required_f64(ID, c, 0)?;
+        let mask = required_f64(ID, c, 1)?;
+        check_values(ID, "mask", &mask, |m| m == 0.0 || m == 1.0, "is not 0 or 1")?;
+        let mut out = vec![0.0f64; n * t];
+        run_rows(spec, c, n, n as f64, |i, _| {
+            let row = &mut out[i * t..(i + 1) * t];
+            let on = |j: usize| mask[i * t + j] == 1.0;
+            if !(0..t).any(on) {
+                return Ok(0.0);
+            }
+            for l in 0..nl {
+                let x = &a[(l * n + i) * t..(l * n + i + 1) * t];
+                let (lo, hi) = (0..t)
+                    .filter(|&j| on(j))
+                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), j| {
+                        (lo.min(x[j]), hi.max(x[j]))
+                    });
+                for j in (0..t).filter(|&j| on(j)) {
+                    row[j] += if hi > lo {
+                        (x[j] - lo) / (hi - lo)
+                    } else {
+                        1.0
+                    };
+                }
+            }
+            for v in row.iter_mut() {
+                *v /= nl as f64;
+            }
+            Ok(row.iter().sum())
+        })?;
+        if let Some(dst) = c.take_aux("token_mask").as_mut() {
+            for i in 0..n {
+                for j in 0..t {
+                    dst.data[i * dst.row_stride + j] = out[i * t + j] as f32;
+                }
+            }
+        }
+        Ok(())
+    }
+}
