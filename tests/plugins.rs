@@ -1047,3 +1047,63 @@ fn c_program_loads_and_runs_a_plugin_and_valgrind_finds_no_leak() {
         String::from_utf8_lossy(&v.stderr)
     );
 }
+
+/// The example plugins' WGSL kernels (per-sample contract) on the GPU backend match their
+/// CPU callbacks: every reduction, with and without `grad_output`. Skips without an adapter
+/// unless `LOSSKIT_REQUIRE_GPU=1`.
+#[test]
+fn plugin_kernels_match_their_cpu_callbacks_on_the_gpu() {
+    let gpu = match losskit::Context::new(losskit::BackendKind::Wgpu) {
+        Ok(c) => c,
+        Err(e) => {
+            assert!(
+                std::env::var("LOSSKIT_REQUIRE_GPU").map_or(true, |v| v != "1"),
+                "LOSSKIT_REQUIRE_GPU=1 but the wgpu backend is unavailable: {}",
+                e.msg
+            );
+            eprintln!("skipped: no wgpu adapter ({})", e.msg);
+            return;
+        }
+    };
+    let cpu = support::context_with_examples();
+    losskit::plugin::load(&gpu, support::asl_plugin(), None).expect("load libasl.so");
+    losskit::plugin::load(&gpu, support::rust_plugin(), None).expect("load liblogcosh.so");
+    for id in ["asymmetric_loss", "log_cosh"] {
+        let lg = gpu.loss(id).unwrap();
+        let lc = cpu.loss(id).unwrap();
+        assert!(
+            lg.def().imp.has_gpu(),
+            "{id}: its WGSL kernel was not registered"
+        );
+        for (seed, rows) in [(1u64, 5usize), (2, 130)] {
+            let dims = BTreeMap::from([("N".to_string(), rows)]);
+            let case = losskit::testing::Case::random(&lc, &dims, seed, true);
+            for red in [
+                losskit::Reduction::None,
+                losskit::Reduction::Mean,
+                losskit::Reduction::Sum,
+            ] {
+                let n_out = if red == losskit::Reduction::None {
+                    case.rows(&lc.def().spec)
+                } else {
+                    1
+                };
+                let go: Vec<f32> = (0..n_out).map(|i| 0.5 + i as f32 * 0.25).collect();
+                for g in [None, Some(go.as_slice())] {
+                    let a = case.run(&lc, red, true, g).unwrap();
+                    let b = case
+                        .run(&lg, red, true, g)
+                        .unwrap_or_else(|e| panic!("{id} on the GPU: {e}"));
+                    let want: Vec<f64> = a.loss.iter().map(|v| *v as f64).collect();
+                    assert_close(&format!("{id} {red:?} loss"), &b.loss, &want, 1e-4);
+                    for (ga, gb) in a.grads.iter().zip(&b.grads) {
+                        if let (Some(ga), Some(gb)) = (ga, gb) {
+                            let want: Vec<f64> = ga.iter().map(|v| *v as f64).collect();
+                            assert_close(&format!("{id} {red:?} grad"), gb, &want, 1e-4);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
