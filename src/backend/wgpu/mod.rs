@@ -31,7 +31,8 @@
 //! - [`launch`]: workgroup sizes validated against the device limits, and 2-D grids for
 //!   more than 65535 workgroups.
 //! - `prelude.wgsl`: shared helpers with finite sentinels (`LK_NEG_BIG = -3e38`), a tanh
-//!   that cannot overflow, online-softmax merging. WGSL kernels never rely on inf or NaN.
+//!   that cannot overflow, online-softmax merging, an `expm1` without cancellation or
+//!   overflow, `pow` with `0^0 = 1`. WGSL kernels never rely on inf or NaN.
 //!
 //! # Template (a): the row-wise classification skeleton ([`rowwise`])
 //! Losses over logits `[N, C]` with one integer target per row whose per-row loss depends
@@ -52,7 +53,8 @@
 //! snippet through `lk_param(k)` (the loss's GPU parameters as f32, up to 16). The kernel
 //! shape is chosen by row length: several rows per workgroup for small `C`, one workgroup
 //! per row for large `C`, and rows split across workgroups (partial statistics, then a merge)
-//! when rows are few. `cross_entropy` is built on it. A new row loss such as focal loss
+//! when rows are few. `cross_entropy`, `focal`, `poly1` and `comp_sum` are built on it
+//! (their snippets sit next to their `.rs` files). A new row loss such as focal loss
 //! (`l = -(1-p_y)^γ log p_y`, so `dl/dz_c = A·p_c − A·[c=y]` with
 //! `A = (1-p_y)^γ − γ·p_y·(1-p_y)^(γ-1)·log p_y`) plugs in with
 //!
