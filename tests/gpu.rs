@@ -1090,3 +1090,66 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     assert_eq!(e.kind, losskit::ErrorKind::InvalidInput);
     assert!(e.msg.contains("'k'[1]"), "{}", e.msg);
 }
+
+/// The row-wise losses built on the skeleton at the edges of their formulas: a target that
+/// takes all the mass (`p_y = 1` in f32 and in f64), a confident row, a target far below the
+/// rest (`L` about 34: `e^{k L}` near 1e15 for `sum_exp`), a constant row, an ignored row
+/// and a random one; GPU against CPU with the suite's tolerance.
+#[test]
+fn row_losses_match_at_extreme_rows() {
+    let Some(g) = gpu_ctx() else { return };
+    let cpu = Context::cpu();
+    let (n, c) = (7usize, 50usize);
+    let mut rng = Rng::new(99);
+    let mut x: Vec<f32> = (0..n * c).map(|_| rng.normal() as f32).collect();
+    let y: Vec<i64> = vec![3, 7, 11, 0, -100, 42, 49];
+    for (row, lift) in [(0usize, 60.0f32), (1, 8.0), (2, -30.0), (6, 15.0)] {
+        x[row * c + y[row] as usize] += lift;
+    }
+    for v in &mut x[3 * c..4 * c] {
+        *v = 0.25;
+    }
+    let configs: Vec<(&str, Vec<(&str, ParamValue)>)> = vec![
+        ("focal", vec![("gamma", ParamValue::F64(0.0))]),
+        ("focal", vec![("gamma", ParamValue::F64(0.5))]),
+        ("focal", vec![("gamma", ParamValue::F64(2.0))]),
+        ("focal", vec![("gamma", ParamValue::F64(5.0))]),
+        ("poly1", vec![("epsilon", ParamValue::F64(-1.0))]),
+        ("poly1", vec![("epsilon", ParamValue::F64(3.0))]),
+        ("comp_sum", vec![("kind", ParamValue::Enum(0))]),
+        ("comp_sum", vec![("kind", ParamValue::Enum(1))]),
+        ("comp_sum", vec![("kind", ParamValue::Enum(2))]),
+        ("comp_sum", vec![("kind", ParamValue::Enum(3))]),
+        (
+            "comp_sum",
+            vec![("kind", ParamValue::Enum(4)), ("tau", ParamValue::F64(0.5))],
+        ),
+    ];
+    let run = |l: &Loss, red: Reduction| {
+        let mut loss = vec![0f32; if red == Reduction::None { n } else { 1 }];
+        let mut grad = vec![0f32; n * c];
+        let mut cc = Compute::new(red, &mut loss)
+            .input(Tensor::f32(&x, &[n, c]))
+            .input(Tensor::i64(&y, &[n]))
+            .grad(0, TensorMut::new(&mut grad, &[n, c]));
+        l.compute(&mut cc).unwrap();
+        drop(cc);
+        (loss, grad)
+    };
+    for (id, set) in &configs {
+        let mut lg = g.loss(id).unwrap();
+        let mut lc = cpu.loss(id).unwrap();
+        for (name, v) in set {
+            lg.set(name, *v).unwrap();
+            lc.set(name, *v).unwrap();
+        }
+        for red in [Reduction::None, Reduction::Mean] {
+            let (l1, g1) = run(&lg, red);
+            let (l0, g0) = run(&lc, red);
+            let what = format!("{id} {set:?} {}", red.name());
+            assert!(l1.iter().chain(&g1).all(|v| v.is_finite()), "{what}");
+            close(&format!("{what}: loss"), &l1, &l0);
+            close(&format!("{what}: grad"), &g1, &g0);
+        }
+    }
+}

@@ -31,7 +31,8 @@
 //! - [`launch`]: workgroup sizes validated against the device limits, and 2-D grids for
 //!   more than 65535 workgroups.
 //! - `prelude.wgsl`: shared helpers with finite sentinels (`LK_NEG_BIG = -3e38`), a tanh
-//!   that cannot overflow, online-softmax merging. WGSL kernels never rely on inf or NaN.
+//!   that cannot overflow, online-softmax merging, an `expm1` without cancellation or
+//!   overflow, `pow` with `0^0 = 1`. WGSL kernels never rely on inf or NaN.
 //!
 //! # Template (a): the row-wise classification skeleton ([`rowwise`])
 //! Losses over logits `[N, C]` with one integer target per row whose per-row loss depends
@@ -52,33 +53,30 @@
 //! snippet through `lk_param(k)` (the loss's GPU parameters as f32, up to 16). The kernel
 //! shape is chosen by row length: several rows per workgroup for small `C`, one workgroup
 //! per row for large `C`, and rows split across workgroups (partial statistics, then a merge)
-//! when rows are few. `cross_entropy` is built on it. A new row loss such as focal loss
-//! (`l = -(1-p_y)^γ log p_y`, so `dl/dz_c = A·p_c − A·[c=y]` with
-//! `A = (1-p_y)^γ − γ·p_y·(1-p_y)^(γ-1)·log p_y`) plugs in with
+//! when rows are few. `cross_entropy`, `focal`, `poly1` and `comp_sum` are built on it
+//! (their snippets sit next to their `.rs` files). A row loss plugs in with its snippet;
+//! Poly-1 (`l = -u - ε·expm1(u)` with `u = log p_y`, so `dl/dz_c = A·(p_c − [c=y])`,
+//! `A = 1 + ε·p_y`) is
 //!
 //! ```wgsl
 //! fn lk_row_loss(st: LkRowStats) -> LkRowCoef {
-//!     let gamma = lk_param(0);
-//!     let logp = st.zy - st.lse;
-//!     let p = exp(logp);
-//!     let q = max(1.0 - p, 0.0);
-//!     // At q = 0 (p = 1) the second term is 0 (log p = 0); pow(0, gamma - 1) may not be.
-//!     let t = select(0.0, gamma * p * pow(q, gamma - 1.0) * logp, q > 0.0);
-//!     let aa = pow(q, gamma) - t;
-//!     return LkRowCoef(-pow(q, gamma) * logp, aa, 0.0, aa);
+//!     let eps = lk_param(0u);
+//!     let u = min(st.zy - st.lse, 0.0);
+//!     let aa = 1.0 + eps * exp(u);
+//!     return LkRowCoef(-u - eps * lk_expm1(u), aa, 0.0, aa);
 //! }
 //! ```
 //!
-//! (`dl/dz_c = A·(p_c − [c=y])`, so `a = d = A`, `b = 0`), a [`rowwise::RowKernel`] naming
-//! the snippet, and a `GpuLoss` impl calling [`rowwise::run`] with a [`rowwise::RowCall`]
-//! holding the [`crate::losses::classification::RowwiseSetup`] and `[gamma]` as parameters
-//! (see `losses/classification/cross_entropy.rs`). Validation, weights, `ignore_index`,
-//! reduction, chunking, device buffers and the auxiliary outputs come for free. The
-//! skeleton covers losses whose gradient is affine in `p_c` and `w_c` with per-row
+//! (`a = d = A`, `b = 0`), a [`rowwise::RowKernel`] naming the snippet, and a `GpuLoss` impl
+//! calling [`rowwise::run`] with a [`rowwise::RowCall`] holding the
+//! [`crate::losses::classification::RowwiseSetup`] and `[ε]` as parameters (see
+//! `losses/classification/poly1.rs`). Validation, weights, `ignore_index`, reduction,
+//! chunking, device buffers and the auxiliary outputs come for free. The skeleton covers
+//! losses whose gradient is affine in `p_c` and `w_c` with per-row
 //! coefficients; others use their own kernel or the per-sample contract.
 //!
 //! # Template (b): the per-sample kernel contract v1 ([`per_sample`])
-//! For plugins and simple builtins. The host prepends
+//! For plugins and simple builtins (`kd_kl`). The host prepends
 //!
 //! ```wgsl
 //! struct LkInfo { rows: u32, row_offset: u32, present: u32, n_dims: u32,

@@ -46,3 +46,32 @@ fn lk_softcap_grad(zc: f32, cap: f32) -> f32 {
 fn lk_softplus(x: f32) -> f32 {
     return max(x, 0.0) + log(1.0 + exp(-abs(x)));
 }
+
+// e^x - 1 without cancellation near 0 (a Taylor polynomial for |x| < 0.5, where its error
+// is below 1e-9 relative) and without overflow (x is clamped to 88, e^88 < f32 max).
+fn lk_expm1(x: f32) -> f32 {
+    if (abs(x) < 0.5) {
+        var t = 1.0 + x / 10.0;
+        t = 1.0 + x / 9.0 * t;
+        t = 1.0 + x / 8.0 * t;
+        t = 1.0 + x / 7.0 * t;
+        t = 1.0 + x / 6.0 * t;
+        t = 1.0 + x / 5.0 * t;
+        t = 1.0 + x / 4.0 * t;
+        t = 1.0 + x / 3.0 * t;
+        t = 1.0 + x / 2.0 * t;
+        return x * t;
+    }
+    return exp(min(x, 88.0)) - 1.0;
+}
+
+// x^y for x >= 0, y >= 0 with 0^0 = 1 and 0^y = 0 (y > 0); WGSL's pow is undefined at 0.
+fn lk_pow0(x: f32, y: f32) -> f32 {
+    if (y == 0.0) {
+        return 1.0;
+    }
+    if (x <= 0.0) {
+        return 0.0;
+    }
+    return pow(x, y);
+}

@@ -26,6 +26,11 @@
 //! **Row structure** (for a GPU snippet): per-row scalars `LSE`, `L = LSE - z_y`, `k`,
 //! `S = LSE - k·L`; per element `g_c = exp(z_c - S)` for `c != y` and
 //! `g_y = -exp(k·L + log1mexp(-L))`.
+//!
+//! **GPU path**: the row-wise skeleton with `comp_sum.wgsl` (`a = d = e^{k·L}`, `b = 0`), in
+//! f32, every kind. WGSL has no infinities, so where the CPU overflows (only `k > 0`, i.e.
+//! `sum_exp` or `general` with `τ < 1`, once `k·L` passes about 88) the GPU saturates: the
+//! loss at `3e38` and `φ'` at `e^88`.
 
 use super::{RowOut, RowwiseSetup, run_rowwise, write_softmax_grad};
 use crate::backend::cpu::{RowIo, log1mexp, logsumexp};
@@ -109,6 +114,11 @@ impl Member {
         Member { k: 1.0 - tau }
     }
 
+    /// `k = 1 - τ`.
+    pub(crate) fn k(&self) -> f64 {
+        self.k
+    }
+
     /// `φ(L)`.
     pub(crate) fn phi(&self, l: f64) -> f64 {
         if self.k == 0.0 {
@@ -140,17 +150,55 @@ impl Member {
 /// The implementation.
 pub struct CompSum;
 
+fn setup(p: &Params) -> RowwiseSetup {
+    RowwiseSetup {
+        logits: 0,
+        target: 1,
+        class_weights: None,
+        sample_weight: None,
+        ignore_index: p.i64("ignore_index"),
+        normalizer: 0.0,
+    }
+}
+
+/// The GPU kernel: the row-wise skeleton with this loss's row function (`comp_sum.wgsl`).
+#[cfg(feature = "wgpu")]
+pub const GPU_KERNEL: crate::backend::wgpu::rowwise::RowKernel =
+    crate::backend::wgpu::rowwise::RowKernel {
+        id: "comp_sum",
+        snippet: include_str!("comp_sum.wgsl"),
+    };
+
+#[cfg(feature = "wgpu")]
+impl crate::backend::wgpu::GpuLoss for CompSum {
+    fn compute_gpu(
+        &self,
+        dev: &crate::backend::wgpu::GpuDevice,
+        _spec: &LossSpec,
+        p: &Params,
+        c: &mut Compute<'_>,
+    ) -> Result<()> {
+        let call = crate::backend::wgpu::rowwise::RowCall {
+            setup: setup(p),
+            softcap: 0.0,
+            params: vec![Member::from_params(p).k() as f32],
+            needs_swz: false,
+        };
+        crate::backend::wgpu::rowwise::run(dev, &GPU_KERNEL, &call, c)
+    }
+}
+
 impl LossImpl for CompSum {
+    fn has_gpu(&self) -> bool {
+        true
+    }
+    #[cfg(feature = "wgpu")]
+    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
+        Some(self)
+    }
     fn compute_cpu(&self, _spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let m = Member::from_params(p);
-        let setup = RowwiseSetup {
-            logits: 0,
-            target: 1,
-            class_weights: None,
-            sample_weight: None,
-            ignore_index: p.i64("ignore_index"),
-            normalizer: 0.0,
-        };
+        let setup = setup(p);
         run_rowwise("comp_sum", c, setup, |io, y, scale| {
             let (loss, lse) = m.row(io, y, scale);
             RowOut {

@@ -23,6 +23,9 @@
 //!
 //! **Row structure** (for a GPU snippet): per-row scalars `LSE`, `u = z_y - LSE`, `p_y = e^u`,
 //! `D = dl/du`; per element `g_c = -D·p_c` for `c != y` and `g_y = D·(1 - p_y)`.
+//!
+//! **GPU path**: the row-wise skeleton with `focal.wgsl` (`a = d = -D`, `b = 0`, `α_y` is the
+//! skeleton's `w_y`); f32 throughout, `1 - p_y` from a cancellation-free `expm1`.
 
 use super::{RowOut, RowwiseSetup, nonpos, run_rowwise, write_softmax_grad};
 use crate::backend::cpu::{RowIo, logsumexp};
@@ -69,18 +72,56 @@ pub fn def() -> LossDef {
 /// The implementation.
 pub struct Focal;
 
+fn setup(p: &Params) -> RowwiseSetup {
+    RowwiseSetup {
+        logits: 0,
+        target: 1,
+        class_weights: Some(2),
+        sample_weight: None,
+        ignore_index: p.i64("ignore_index"),
+        normalizer: 0.0,
+    }
+}
+
+/// The GPU kernel: the row-wise skeleton with this loss's row function (`focal.wgsl`).
+#[cfg(feature = "wgpu")]
+pub const GPU_KERNEL: crate::backend::wgpu::rowwise::RowKernel =
+    crate::backend::wgpu::rowwise::RowKernel {
+        id: "focal",
+        snippet: include_str!("focal.wgsl"),
+    };
+
+#[cfg(feature = "wgpu")]
+impl crate::backend::wgpu::GpuLoss for Focal {
+    fn compute_gpu(
+        &self,
+        dev: &crate::backend::wgpu::GpuDevice,
+        _spec: &LossSpec,
+        p: &Params,
+        c: &mut Compute<'_>,
+    ) -> Result<()> {
+        let call = crate::backend::wgpu::rowwise::RowCall {
+            setup: setup(p),
+            softcap: 0.0,
+            params: vec![p.f64("gamma") as f32],
+            needs_swz: false,
+        };
+        crate::backend::wgpu::rowwise::run(dev, &GPU_KERNEL, &call, c)
+    }
+}
+
 impl LossImpl for Focal {
+    fn has_gpu(&self) -> bool {
+        true
+    }
+    #[cfg(feature = "wgpu")]
+    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
+        Some(self)
+    }
     fn compute_cpu(&self, _spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let gamma = p.f64("gamma");
         let cw: Option<Vec<f32>> = c.get(2).map(|t| t.to_f32_vec());
-        let setup = RowwiseSetup {
-            logits: 0,
-            target: 1,
-            class_weights: Some(2),
-            sample_weight: None,
-            ignore_index: p.i64("ignore_index"),
-            normalizer: 0.0,
-        };
+        let setup = setup(p);
         let cw = cw.as_deref();
         run_rowwise("focal", c, setup, |io, y, scale| {
             let alpha = cw.map_or(1.0, |w| w[y] as f64);

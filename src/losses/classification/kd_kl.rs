@@ -17,6 +17,9 @@
 //!
 //! **Row structure** (for a GPU snippet): per-row scalars `LSE(s/T)`, `LSE(t/T)`; per
 //! element `g_c = T·(exp(s_c/T - LSE(s/T)) - exp(t_c/T - LSE(t/T)))`.
+//!
+//! **GPU path**: `kd_kl.wgsl` under the per-sample kernel contract (one invocation per row:
+//! one pass for both online log-sum-exps, one for the loss and the gradient), in f32.
 
 use super::{MultiSetup, RowResult, run_rowwise_k};
 use crate::backend::cpu::{exp_f32, logsumexp_scaled};
@@ -54,7 +57,48 @@ pub fn def() -> LossDef {
 /// The implementation.
 pub struct KdKl;
 
+/// The GPU kernel's source (per-sample contract v1, after the losskit prelude).
+#[cfg(feature = "wgpu")]
+const GPU_SOURCE: &str = include_str!("kd_kl.wgsl");
+
+#[cfg(feature = "wgpu")]
+impl crate::backend::wgpu::GpuLoss for KdKl {
+    fn compute_gpu(
+        &self,
+        dev: &crate::backend::wgpu::GpuDevice,
+        spec: &LossSpec,
+        p: &Params,
+        c: &mut Compute<'_>,
+    ) -> Result<()> {
+        use crate::backend::wgpu::{PRELUDE, PerSampleWgsl};
+        use std::sync::OnceLock;
+        static KERNEL: OnceLock<PerSampleWgsl> = OnceLock::new();
+        // Same refusal as the CPU driver.
+        if c.dim("C") == 0 && c.dim("N") > 0 {
+            crate::bail!(
+                ShapeMismatch,
+                "kd_kl: C = 0; a softmax needs at least one class"
+            );
+        }
+        let k = match KERNEL.get() {
+            Some(k) => k,
+            None => {
+                let k = PerSampleWgsl::new(spec, &format!("{PRELUDE}\n{GPU_SOURCE}"))?;
+                KERNEL.get_or_init(|| k)
+            }
+        };
+        k.compute_gpu(dev, spec, p, c)
+    }
+}
+
 impl LossImpl for KdKl {
+    fn has_gpu(&self) -> bool {
+        true
+    }
+    #[cfg(feature = "wgpu")]
+    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
+        Some(self)
+    }
     fn compute_cpu(&self, _spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let temp = p.f64("temperature");
         let k = (1.0 / temp) as f32;

@@ -18,6 +18,8 @@
 //!
 //! **Row structure** (for a GPU snippet): per-row scalars `LSE`, `u`, `A = 1 + ε·e^u`; per
 //! element `g_c = A·p_c` for `c != y` and `g_y = A·expm1(u)`.
+//!
+//! **GPU path**: the row-wise skeleton with `poly1.wgsl` (`a = d = A`, `b = 0`), in f32.
 
 use super::{RowOut, RowwiseSetup, nonpos, run_rowwise, write_softmax_grad};
 use crate::backend::cpu::logsumexp;
@@ -54,17 +56,55 @@ pub fn def() -> LossDef {
 /// The implementation.
 pub struct Poly1;
 
+fn setup(p: &Params) -> RowwiseSetup {
+    RowwiseSetup {
+        logits: 0,
+        target: 1,
+        class_weights: None,
+        sample_weight: None,
+        ignore_index: p.i64("ignore_index"),
+        normalizer: 0.0,
+    }
+}
+
+/// The GPU kernel: the row-wise skeleton with this loss's row function (`poly1.wgsl`).
+#[cfg(feature = "wgpu")]
+pub const GPU_KERNEL: crate::backend::wgpu::rowwise::RowKernel =
+    crate::backend::wgpu::rowwise::RowKernel {
+        id: "poly1",
+        snippet: include_str!("poly1.wgsl"),
+    };
+
+#[cfg(feature = "wgpu")]
+impl crate::backend::wgpu::GpuLoss for Poly1 {
+    fn compute_gpu(
+        &self,
+        dev: &crate::backend::wgpu::GpuDevice,
+        _spec: &LossSpec,
+        p: &Params,
+        c: &mut Compute<'_>,
+    ) -> Result<()> {
+        let call = crate::backend::wgpu::rowwise::RowCall {
+            setup: setup(p),
+            softcap: 0.0,
+            params: vec![p.f64("epsilon") as f32],
+            needs_swz: false,
+        };
+        crate::backend::wgpu::rowwise::run(dev, &GPU_KERNEL, &call, c)
+    }
+}
+
 impl LossImpl for Poly1 {
+    fn has_gpu(&self) -> bool {
+        true
+    }
+    #[cfg(feature = "wgpu")]
+    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
+        Some(self)
+    }
     fn compute_cpu(&self, _spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let eps = p.f64("epsilon");
-        let setup = RowwiseSetup {
-            logits: 0,
-            target: 1,
-            class_weights: None,
-            sample_weight: None,
-            ignore_index: p.i64("ignore_index"),
-            normalizer: 0.0,
-        };
+        let setup = setup(p);
         run_rowwise("poly1", c, setup, |io, y, scale| {
             let x = io.x();
             let lse = logsumexp(x);
