@@ -235,10 +235,22 @@ pub fn submit_and_read(
             *g = Some(r);
         }
     });
-    dev.device
-        .poll(wgpu::PollType::wait_indefinitely())
-        .map_err(|e| err!(Gpu, "wgpu: waiting for a readback failed: {e}"))?;
-    let mapped = state.lock().ok().and_then(|mut g| g.take());
+    // The map callback runs inside whichever thread polls the device next: with several
+    // threads on one device another thread's poll may run it after ours returns, so poll
+    // until our callback has run (bounded, never forever).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let mapped = loop {
+        dev.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| err!(Gpu, "wgpu: waiting for a readback failed: {e}"))?;
+        if let Some(r) = state.lock().ok().and_then(|mut g| g.take()) {
+            break Some(r);
+        }
+        if std::time::Instant::now() > deadline {
+            break None;
+        }
+        std::thread::yield_now();
+    };
     match mapped {
         Some(Ok(())) => {}
         Some(Err(e)) => bail!(Gpu, "wgpu: mapping a readback buffer failed: {e}"),
