@@ -229,13 +229,20 @@ pub fn main(g: &Global, args: &[String]) -> CliResult {
     for &b in &backends {
         for &(n, v) in &o.shapes {
             for &id in &ids {
-                let spec = &g.ctx.find(id)?.spec;
+                let def = g.ctx.find(id)?;
+                if b == BackendKind::Wgpu && !def.imp.has_gpu() {
+                    skipped.push(format!(
+                        "{id} on wgpu: no GPU kernel yet (it would run its CPU path)"
+                    ));
+                    continue;
+                }
+                let spec = &def.spec;
                 let dims = letter_sizes(spec, n, v, &o.extra);
                 let need = footprint(spec, &dims);
                 let label = format!("{n}x{v}");
                 if avail.is_some_and(|a| need as f64 > 0.8 * a as f64) {
                     skipped.push(format!(
-                        "{id} {label}: needs {:.1} GB, {:.1} GB available",
+                        "{id} {label}: needs {:.1} GB of memory, {:.1} GB available",
                         need as f64 / 1e9,
                         avail.unwrap_or(0) as f64 / 1e9
                     ));
@@ -283,7 +290,7 @@ pub fn main(g: &Global, args: &[String]) -> CliResult {
     bar.finish();
     print_table(&rows);
     for s in &skipped {
-        println!("skipped (memory): {s}");
+        println!("skipped: {s}");
     }
     if let Some(p) = &o.json {
         std::fs::write(p, to_json(&rows, threads))
