@@ -115,6 +115,7 @@ impl Member {
     }
 
     /// `k = 1 - τ`.
+    #[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
     pub(crate) fn k(&self) -> f64 {
         self.k
     }
@@ -161,32 +162,9 @@ fn setup(p: &Params) -> RowwiseSetup {
     }
 }
 
-/// The GPU kernel: the row-wise skeleton with this loss's row function (`comp_sum.wgsl`).
-#[cfg(feature = "wgpu")]
-pub const GPU_KERNEL: crate::backend::wgpu::rowwise::RowKernel =
-    crate::backend::wgpu::rowwise::RowKernel {
-        id: "comp_sum",
-        snippet: include_str!("comp_sum.wgsl"),
-    };
-
-#[cfg(feature = "wgpu")]
-impl crate::backend::wgpu::GpuLoss for CompSum {
-    fn compute_gpu(
-        &self,
-        dev: &crate::backend::wgpu::GpuDevice,
-        _spec: &LossSpec,
-        p: &Params,
-        c: &mut Compute<'_>,
-    ) -> Result<()> {
-        let call = crate::backend::wgpu::rowwise::RowCall {
-            setup: setup(p),
-            softcap: 0.0,
-            params: vec![Member::from_params(p).k() as f32],
-            needs_swz: false,
-        };
-        crate::backend::wgpu::rowwise::run(dev, &GPU_KERNEL, &call, c)
-    }
-}
+super::row_gpu_loss!(CompSum, "comp_sum", "comp_sum.wgsl", |p| vec![
+    Member::from_params(p).k() as f32
+]);
 
 impl LossImpl for CompSum {
     fn has_gpu(&self) -> bool {

@@ -83,32 +83,12 @@ fn setup(p: &Params) -> RowwiseSetup {
     }
 }
 
-/// The GPU kernel: the row-wise skeleton with this loss's row function (`focal.wgsl`).
-#[cfg(feature = "wgpu")]
-pub const GPU_KERNEL: crate::backend::wgpu::rowwise::RowKernel =
-    crate::backend::wgpu::rowwise::RowKernel {
-        id: "focal",
-        snippet: include_str!("focal.wgsl"),
-    };
-
-#[cfg(feature = "wgpu")]
-impl crate::backend::wgpu::GpuLoss for Focal {
-    fn compute_gpu(
-        &self,
-        dev: &crate::backend::wgpu::GpuDevice,
-        _spec: &LossSpec,
-        p: &Params,
-        c: &mut Compute<'_>,
-    ) -> Result<()> {
-        let call = crate::backend::wgpu::rowwise::RowCall {
-            setup: setup(p),
-            softcap: 0.0,
-            params: vec![p.f64("gamma") as f32],
-            needs_swz: false,
-        };
-        crate::backend::wgpu::rowwise::run(dev, &GPU_KERNEL, &call, c)
-    }
-}
+super::row_gpu_loss!(
+    Focal,
+    "focal",
+    "focal.wgsl",
+    |p| vec![p.f64("gamma") as f32]
+);
 
 impl LossImpl for Focal {
     fn has_gpu(&self) -> bool {

@@ -12,6 +12,42 @@
 //! passes), each with its own gradient, with or without a target, optionally writing one
 //! per-row auxiliary output.
 
+/// The GPU hook of a row-wise loss that plugs a WGSL snippet (`$file`, next to the loss)
+/// into the row-wise skeleton with no soft-cap and no weighted logit sum: its
+/// `GPU_KERNEL` constant and its `GpuLoss` implementation, calling the skeleton with
+/// `setup(p)` and the snippet parameters `$params` (read with `lk_param(k)`).
+macro_rules! row_gpu_loss {
+    ($ty:ty, $id:literal, $file:literal, |$p:ident| $params:expr) => {
+        /// The GPU kernel: the row-wise skeleton with this loss's row function.
+        #[cfg(feature = "wgpu")]
+        pub const GPU_KERNEL: crate::backend::wgpu::rowwise::RowKernel =
+            crate::backend::wgpu::rowwise::RowKernel {
+                id: $id,
+                snippet: include_str!($file),
+            };
+
+        #[cfg(feature = "wgpu")]
+        impl crate::backend::wgpu::GpuLoss for $ty {
+            fn compute_gpu(
+                &self,
+                dev: &crate::backend::wgpu::GpuDevice,
+                _spec: &LossSpec,
+                $p: &Params,
+                c: &mut Compute<'_>,
+            ) -> Result<()> {
+                let call = crate::backend::wgpu::rowwise::RowCall {
+                    setup: setup($p),
+                    softcap: 0.0,
+                    params: $params,
+                    needs_swz: false,
+                };
+                crate::backend::wgpu::rowwise::run(dev, &GPU_KERNEL, &call, c)
+            }
+        }
+    };
+}
+pub(crate) use row_gpu_loss;
+
 pub mod aldr_kl;
 pub mod amp_entropy;
 pub mod ca_calibration;

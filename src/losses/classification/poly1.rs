@@ -67,32 +67,9 @@ fn setup(p: &Params) -> RowwiseSetup {
     }
 }
 
-/// The GPU kernel: the row-wise skeleton with this loss's row function (`poly1.wgsl`).
-#[cfg(feature = "wgpu")]
-pub const GPU_KERNEL: crate::backend::wgpu::rowwise::RowKernel =
-    crate::backend::wgpu::rowwise::RowKernel {
-        id: "poly1",
-        snippet: include_str!("poly1.wgsl"),
-    };
-
-#[cfg(feature = "wgpu")]
-impl crate::backend::wgpu::GpuLoss for Poly1 {
-    fn compute_gpu(
-        &self,
-        dev: &crate::backend::wgpu::GpuDevice,
-        _spec: &LossSpec,
-        p: &Params,
-        c: &mut Compute<'_>,
-    ) -> Result<()> {
-        let call = crate::backend::wgpu::rowwise::RowCall {
-            setup: setup(p),
-            softcap: 0.0,
-            params: vec![p.f64("epsilon") as f32],
-            needs_swz: false,
-        };
-        crate::backend::wgpu::rowwise::run(dev, &GPU_KERNEL, &call, c)
-    }
-}
+super::row_gpu_loss!(Poly1, "poly1", "poly1.wgsl", |p| vec![
+    p.f64("epsilon") as f32
+]);
 
 impl LossImpl for Poly1 {
     fn has_gpu(&self) -> bool {
