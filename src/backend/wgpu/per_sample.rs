@@ -37,7 +37,7 @@ pub const CONTRACT_PRELUDE: &str = "struct LkInfo {
 pub const CONTRACT_WG: u32 = 64;
 
 const SCALE_WGSL: &str = "
-struct S { rows: u32, len: u32, base: u32, stride: u32 }
+struct S { rows: u32, len: u32, base: u32, stride: u32, sbase: u32, p0: u32, p1: u32, p2: u32 }
 @group(0) @binding(0) var<uniform> s: S;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read> scale: array<f32>;
@@ -49,7 +49,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (i >= s.rows * s.len) { return; }
     let r = i / s.len;
     let j = i % s.len;
-    dst[s.base + r * s.stride + j] = src[i] * scale[r];
+    dst[s.base + r * s.stride + j] = src[s.sbase + i] * scale[r];
 }
 ";
 
@@ -64,6 +64,12 @@ pub struct PerSampleWgsl {
     id: String,
     /// Auxiliary outputs the kernel writes (spec order, a prefix of the spec's list).
     n_aux: usize,
+    /// Inputs `[F, rows, ...]` with one fixed leading axis are chunked per block (builtins
+    /// built with [`PerSampleWgsl::with_leading_axis`]).
+    leading: bool,
+    /// Bitmask of inputs bound whole instead of chunk-local
+    /// ([`PerSampleWgsl::with_whole_inputs`]).
+    whole: u32,
 }
 
 /// Options of one call of a per-sample kernel beyond the tensors (builtins only; plugins
@@ -153,6 +159,20 @@ impl PerSampleWgsl {
     /// 16 parameters; WGSL that parses and validates with the prelude, with a compute entry
     /// point `lk_main` of workgroup size 64, and bindings of the right kinds.
     pub fn new(spec: &LossSpec, source: &str) -> Result<Self> {
+        Self::build(spec, source, false)
+    }
+
+    /// Like [`PerSampleWgsl::new`], for builtins whose inputs put one fixed-size axis before
+    /// the per-sample letter (`sparsepo`'s `[2, B, T]`: the chosen and rejected blocks). Such
+    /// an input (differentiable or not) is chunked like the others: the kernel sees the
+    /// chunk's rows of every block, `[F, rows, w]` (block `p`, row `i` at `(p·rows + i)·w`),
+    /// and writes its gradient in the same layout. Inputs without a fixed leading axis are
+    /// handled as by [`PerSampleWgsl::new`].
+    pub fn with_leading_axis(spec: &LossSpec, source: &str) -> Result<Self> {
+        Self::build(spec, source, true)
+    }
+
+    fn build(spec: &LossSpec, source: &str, leading: bool) -> Result<Self> {
         let id = spec.id.as_str();
         if spec.batch_level {
             bail!(
@@ -161,7 +181,10 @@ impl PerSampleWgsl {
             );
         }
         for i in &spec.inputs {
-            if i.differentiable && i.dims().first() != Some(&spec.rows.as_str()) {
+            if i.differentiable
+                && i.dims().first() != Some(&spec.rows.as_str())
+                && !(leading && lead_axis(i.dims(), spec.rows.as_str()))
+            {
                 bail!(
                     PluginInvalidSpec,
                     "{id}: differentiable input '{}' [{}] must have the per-sample letter '{}' first for the per-sample kernel contract",
@@ -261,8 +284,15 @@ impl PerSampleWgsl {
             kinds,
             id: id.to_string(),
             n_aux,
+            leading,
+            whole: 0,
         })
     }
+}
+
+/// True when `dims` is `[<fixed size>, rows, ...]`.
+fn lead_axis(dims: Vec<&str>, rows: &str) -> bool {
+    dims.len() >= 2 && dims[0].parse::<usize>().is_ok() && dims[1] == rows
 }
 
 fn param_f32(v: &ParamValue) -> f32 {
@@ -274,8 +304,9 @@ fn param_f32(v: &ParamValue) -> f32 {
     }
 }
 
-/// Chunk-local data of one input.
-fn input_chunk<'d>(
+/// Chunk-local data of one input: rows `rows` (all when `None`) of `t`, uploaded or copied
+/// into a pooled storage buffer (i64 narrowed to i32).
+pub(crate) fn input_chunk<'d>(
     dev: &'d GpuDevice,
     enc: &mut wgpu::CommandEncoder,
     id: &str,
@@ -358,6 +389,57 @@ fn input_chunk<'d>(
     }
 }
 
+/// Chunk-local data `[lead, rows, w]` of an f32 input `[lead, n, ...]` (one fixed leading
+/// axis before the per-sample letter): rows `r0..r1` of every block.
+fn lead_chunk<'d>(
+    dev: &'d GpuDevice,
+    enc: &mut wgpu::CommandEncoder,
+    id: &str,
+    name: &str,
+    t: &Tensor<'_>,
+    (lead, w): (usize, usize),
+    (r0, r1): (usize, usize),
+) -> Result<Pooled<'d>> {
+    let rows = r1 - r0;
+    let n = lead * rows * w;
+    match (&t.data, t.dtype()) {
+        (Data::Device(d), DType::F32) => {
+            let p = dev
+                .pool
+                .take(dev, (n * 4).max(4) as u64, buffers::STORAGE)?;
+            if rows * w > 0 {
+                for blk in 0..lead {
+                    let at = ((d.offset + blk * t.row_stride + r0 * w) * 4) as u64;
+                    let to = (blk * rows * w * 4) as u64;
+                    enc.copy_buffer_to_buffer(
+                        &d.buffer.inner.buf,
+                        at,
+                        p.buf(),
+                        to,
+                        (rows * w * 4) as u64,
+                    );
+                }
+            }
+            Ok(p)
+        }
+        (_, DType::F32) => {
+            let src = t.f32_data().unwrap_or(&[]);
+            let mut v = Vec::with_capacity(n);
+            if rows * w > 0 {
+                for blk in 0..lead {
+                    let at = blk * t.row_stride + r0 * w;
+                    v.extend_from_slice(&src[at..at + rows * w]);
+                }
+            }
+            buffers::upload(dev, bytemuck::cast_slice(&v))
+        }
+        (_, DType::I64) => bail!(
+            Unsupported,
+            "{id}: input '{name}': i64 inputs with a leading axis are not supported by the per-sample kernel"
+        ),
+    }
+}
+
 impl GpuLoss for PerSampleWgsl {
     fn compute_gpu(
         &self,
@@ -379,6 +461,17 @@ fn aux_row_len(spec: &LossSpec, c: &Compute<'_>, a: usize) -> usize {
 }
 
 impl PerSampleWgsl {
+    /// Bind the non-differentiable inputs `ks` (spec positions) whole instead of chunk-local
+    /// (builtins only), for kernels whose row reads other rows of a small input, e.g. `grpo`
+    /// (the rewards of the row's group): the kernel indexes them with `lk.row_offset + i`.
+    /// An input bound whole must fit one binding.
+    pub fn with_whole_inputs(mut self, ks: &[usize]) -> Self {
+        for &k in ks {
+            self.whole |= 1 << k;
+        }
+        self
+    }
+
     /// Number of auxiliary outputs the kernel writes.
     pub fn aux_outputs(&self) -> usize {
         self.n_aux
@@ -393,7 +486,30 @@ impl PerSampleWgsl {
         c: &mut Compute<'_>,
         opts: PerSampleOpts,
     ) -> Result<()> {
+        self.compute_with_consts(dev, spec, params, c, opts, &[])
+    }
+
+    /// Run the kernel with `opts` and host constants `consts` (builtins only): they follow
+    /// the loss's parameters in `lk.params` (constant `j` is parameter slot
+    /// `spec.params.len() + j`); parameters and constants together are at most 16.
+    pub fn compute_with_consts(
+        &self,
+        dev: &GpuDevice,
+        spec: &LossSpec,
+        params: &Params,
+        c: &mut Compute<'_>,
+        opts: PerSampleOpts,
+        consts: &[f32],
+    ) -> Result<()> {
         let id = spec.id.as_str();
+        if spec.params.len() + consts.len() > 16 {
+            bail!(
+                Internal,
+                "{id}: {} parameters and {} constants exceed the contract's 16 slots",
+                spec.params.len(),
+                consts.len()
+            );
+        }
         let rows_l = spec.rows.as_str();
         let n = c.dim(rows_l);
         let reducer = RowReducer::new(c.reduction, c.grad_output, opts.den.unwrap_or(n as f64));
@@ -416,6 +532,9 @@ impl PerSampleWgsl {
         for (k, v) in params.values().iter().enumerate().take(16) {
             pv[k] = param_f32(v);
         }
+        for (j, &x) in consts.iter().enumerate() {
+            pv[spec.params.len() + j] = x;
+        }
         let mut present = 0u32;
         for k in 0..spec.inputs.len() {
             if c.get(k).is_some() {
@@ -425,7 +544,29 @@ impl PerSampleWgsl {
         let chunked: Vec<bool> = spec
             .inputs
             .iter()
-            .map(|i| i.dims().first() == Some(&rows_l))
+            .enumerate()
+            .map(|(k, i)| {
+                self.whole & (1 << k) == 0
+                    && (i.dims().first() == Some(&rows_l)
+                        || (self.leading && lead_axis(i.dims(), rows_l)))
+            })
+            .collect();
+        let is_lead: Vec<bool> = spec
+            .inputs
+            .iter()
+            .zip(&chunked)
+            .map(|(i, &ch)| ch && self.leading && lead_axis(i.dims(), rows_l))
+            .collect();
+        // Per input: (leading blocks, elements per row within a block); (1, row length) for
+        // inputs with the per-sample letter first.
+        let lay: Vec<(usize, usize)> = (0..spec.inputs.len())
+            .map(|k| match c.get(k) {
+                Some(t) if is_lead[k] => {
+                    (t.shape[0], if n == 0 { 0 } else { t.row_len() / n })
+                }
+                Some(t) => (1, t.row_len()),
+                None => (1, 0),
+            })
             .collect();
         let grad_inputs: Vec<usize> = (0..spec.inputs.len())
             .filter(|&k| spec.inputs[k].differentiable)
@@ -438,10 +579,11 @@ impl PerSampleWgsl {
         for (k, &is_chunked) in chunked.iter().enumerate() {
             let Some(t) = c.get(k) else { continue };
             if is_chunked {
+                let (lead, w) = lay[k];
                 chunk = chunk.min(launch::rows_per_chunk(
                     maxb,
-                    t.row_len(),
-                    t.row_len(),
+                    lead * w,
+                    lead * w,
                     4,
                     0,
                     id,
@@ -498,6 +640,9 @@ impl PerSampleWgsl {
                 let mut ins: Vec<Pooled<'_>> = Vec::new();
                 for (k, &is_chunked) in chunked.iter().enumerate() {
                     let p = match c.get(k) {
+                        Some(t) if is_lead[k] => {
+                            lead_chunk(dev, &mut enc, id, &spec.inputs[k].name, t, lay[k], (r0, r1))?
+                        }
                         Some(t) => input_chunk(
                             dev,
                             &mut enc,
@@ -513,7 +658,7 @@ impl PerSampleWgsl {
                 let loss_b = dev.pool.take(dev, (rows * 4) as u64, buffers::STORAGE)?;
                 let mut gbufs: Vec<Pooled<'_>> = Vec::new();
                 for &k in &grad_inputs {
-                    let len = c.get(k).map_or(0, |t| t.row_len());
+                    let len = lay[k].0 * lay[k].1;
                     gbufs.push(dev.pool.take(
                         dev,
                         ((rows * len).max(1) * 4) as u64,
@@ -564,15 +709,25 @@ impl PerSampleWgsl {
                 let mut dev_holders = Vec::new();
                 let mut scale_groups = Vec::new();
                 for (j, &k) in grad_inputs.iter().enumerate() {
-                    let len = c.get(k).map_or(0, |t| t.row_len());
-                    if len == 0 {
+                    let (lead, len) = lay[k];
+                    if lead * len == 0 {
                         continue;
                     }
-                    let (dst_buf, base, stride) = match &c.grads[k] {
+                    // Element offset of the chunk's first row and the strides between rows
+                    // and between leading blocks, in a device destination.
+                    let dev_dst = |offset: usize, row_stride: usize| {
+                        if is_lead[k] {
+                            (offset + r0 * len, len, row_stride)
+                        } else {
+                            (offset + r0 * row_stride, row_stride, 0)
+                        }
+                    };
+                    let (dst_buf, base, stride, bstride) = match &c.grads[k] {
                         Grad::None => continue,
                         Grad::Device(o) => {
                             dev_holders.push(o.data.buffer.inner.clone());
-                            (None, (o.data.offset + r0 * o.row_stride) * 4, o.row_stride)
+                            let (at, st, bs) = dev_dst(o.data.offset, o.row_stride);
+                            (None, at * 4, st, bs)
                         }
                         Grad::InPlace => match c.get(k) {
                             Some(Tensor {
@@ -581,40 +736,64 @@ impl PerSampleWgsl {
                                 ..
                             }) => {
                                 dev_holders.push(d.buffer.inner.clone());
-                                (None, (d.offset + r0 * row_stride) * 4, *row_stride)
+                                let (at, st, bs) = dev_dst(d.offset, *row_stride);
+                                (None, at * 4, st, bs)
                             }
                             _ => {
                                 // Host in place: through a scratch buffer.
                                 let p = dev.pool.take(
                                     dev,
-                                    (rows * len * 4) as u64,
+                                    (rows * lead * len * 4) as u64,
                                     buffers::STORAGE,
                                 )?;
                                 host_out.push((k, p));
-                                (Some(host_out.len() - 1), 0, len)
+                                (Some(host_out.len() - 1), 0, len, rows * len)
                             }
                         },
                         Grad::Out(_) => {
-                            let p =
-                                dev.pool
-                                    .take(dev, (rows * len * 4) as u64, buffers::STORAGE)?;
+                            let p = dev.pool.take(
+                                dev,
+                                (rows * lead * len * 4) as u64,
+                                buffers::STORAGE,
+                            )?;
                             host_out.push((k, p));
-                            (Some(host_out.len() - 1), 0, len)
+                            (Some(host_out.len() - 1), 0, len, rows * len)
                         }
                     };
-                    scale_groups.push((j, dst_buf, base, stride, len, dev_holders.len()));
+                    for blk in 0..lead {
+                        scale_groups.push((
+                            j,
+                            dst_buf,
+                            base + blk * bstride * 4,
+                            stride,
+                            len,
+                            dev_holders.len(),
+                            blk * rows * len,
+                        ));
+                    }
                 }
                 let mut sbgs = Vec::new();
                 let mut ubufs = Vec::new();
-                for &(j, host_idx, base, stride, len, holder) in &scale_groups {
+                for &(j, host_idx, base, stride, len, holder, sbase) in &scale_groups {
                     let span = (((rows - 1) * stride + len) * 4) as u64;
                     let w = match host_idx {
-                        Some(h) => Window::new(dev, host_out[h].1.buf(), 0, span),
+                        Some(h) => {
+                            Window::new(dev, host_out[h].1.buf(), base as u64, span)
+                        }
                         None => Window::new(dev, &dev_holders[holder - 1].buf, base as u64, span),
                     };
                     let su = buffers::uniform(
                         dev,
-                        bytemuck::cast_slice(&[rows as u32, len as u32, w.base, stride as u32]),
+                        bytemuck::cast_slice(&[
+                            rows as u32,
+                            len as u32,
+                            w.base,
+                            stride as u32,
+                            sbase as u32,
+                            0,
+                            0,
+                            0,
+                        ]),
                     );
                     ubufs.push(su);
                     let su = ubufs.last().ok_or_else(|| err!(Internal, "uniform"))?;
@@ -665,7 +844,7 @@ impl PerSampleWgsl {
                 let mut lossv = vec![0u8; rows * 4];
                 let mut hv: Vec<Vec<u8>> = host_out
                     .iter()
-                    .map(|(k, _)| vec![0u8; rows * c.get(*k).map_or(0, |t| t.row_len()) * 4])
+                    .map(|(k, _)| vec![0u8; rows * lay[*k].0 * lay[*k].1 * 4])
                     .collect();
                 // Requested auxiliary outputs: (aux index, bytes).
                 let mut av: Vec<(usize, Vec<u8>)> = (0..self.n_aux)
@@ -708,15 +887,22 @@ impl PerSampleWgsl {
                     let t = inputs[k]
                         .as_mut()
                         .ok_or_else(|| err!(Internal, "{id}: input"))?;
-                    let len = t.row_len();
+                    let (lead, len) = lay[k];
                     let (dst, ds): (&mut [f32], usize) = match (&mut t.data, &mut grads[k]) {
                         (_, Grad::Out(o)) => (&mut *o.data, o.row_stride),
                         (Data::F32InPlace(d), Grad::InPlace) => (&mut **d, t.row_stride),
                         _ => bail!(Internal, "{id}: inconsistent gradient slot"),
                     };
-                    for i in 0..rows {
-                        dst[(r0 + i) * ds..(r0 + i) * ds + len]
-                            .copy_from_slice(&gf[i * len..(i + 1) * len]);
+                    for blk in 0..lead {
+                        for i in 0..rows {
+                            let at = if is_lead[k] {
+                                blk * ds + (r0 + i) * len
+                            } else {
+                                (r0 + i) * ds
+                            };
+                            let from = (blk * rows + i) * len;
+                            dst[at..at + len].copy_from_slice(&gf[from..from + len]);
+                        }
                     }
                 }
                 r0 = r1;

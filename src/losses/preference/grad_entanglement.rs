@@ -19,8 +19,10 @@
 //! Entanglement*. The paper states these conditions on the inner product relative to the
 //! norms; the first-order changes are its decomposition of the margin gradient.
 //!
-//! **GPU kernel needs**: O(B·D) streaming dot products, memory-bound; D can be the full
-//! parameter count, so a GPU reduction matters when it is used every step (CPU only here).
+//! **GPU path**: `grad_entanglement.wgsl` under the per-sample kernel contract (one invocation
+//! per pair, compensated f32 sums, `stats` as its auxiliary output). One invocation streams a
+//! whole pair, so the kernel is parallel over pairs only: for B = 1 with a full parameter
+//! count D it runs one GPU thread (a workgroup reduction per pair would be the next step).
 
 use super::run_rows;
 use crate::compute::Compute;
@@ -86,7 +88,38 @@ pub fn stats(gw: &[f32], gl: &[f32], lw: f64, ll: f64) -> [f64; 8] {
     ]
 }
 
+#[cfg(feature = "wgpu")]
+impl crate::backend::wgpu::GpuLoss for GradEntanglement {
+    fn compute_gpu(
+        &self,
+        dev: &crate::backend::wgpu::GpuDevice,
+        spec: &LossSpec,
+        p: &Params,
+        c: &mut Compute<'_>,
+    ) -> Result<()> {
+        use crate::backend::wgpu::{PRELUDE, PerSampleWgsl};
+        use std::sync::OnceLock;
+        static KERNEL: OnceLock<PerSampleWgsl> = OnceLock::new();
+        let k = match KERNEL.get() {
+            Some(k) => k,
+            None => {
+                let src = format!("{PRELUDE}\n{}", include_str!("grad_entanglement.wgsl"));
+                let k = PerSampleWgsl::new(spec, &src)?;
+                KERNEL.get_or_init(|| k)
+            }
+        };
+        crate::backend::wgpu::GpuLoss::compute_gpu(k, dev, spec, p, c)
+    }
+}
+
 impl LossImpl for GradEntanglement {
+    fn has_gpu(&self) -> bool {
+        true
+    }
+    #[cfg(feature = "wgpu")]
+    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
+        Some(self)
+    }
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let (b, d) = (c.dim("B"), c.dim("D"));
         let (lw, ll) = (p.f64("lambda_w"), p.f64("lambda_l"));

@@ -31,8 +31,11 @@
 //! constant mask from `sparsepo_mask`; the learned variant feeds a mask network's output as
 //! `reward_mask` / `kl_mask`.
 //!
-//! **GPU kernel needs**: none here (O(B·T) elementwise); the heavy part is `token_logprobs`
-//! with `ref_logits` upstream, whose epilogue could fuse these row sums.
+//! **GPU path**: `sparsepo.wgsl` under the per-sample kernel contract built with
+//! `PerSampleWgsl::with_leading_axis` (the `[2, B, T]` inputs are chunked per block, so the
+//! kernel sees `[2, rows, T]`), one invocation per pair in f32 with compensated sums. The
+//! `mask_mode`/`kl_mask` and mask checks run on the host first (the CPU's code). The heavy
+//! part stays `token_logprobs` with `ref_logits` upstream.
 
 use super::{check_values, input_f64, required_f64, run_rows, sigmoid, softplus};
 use crate::bail;
@@ -144,23 +147,65 @@ fn sign(x: f64) -> f64 {
     }
 }
 
+/// The checks of a call (both paths): `kl_mask` only in `independent` mode, a 0/1 `mask`.
+fn check_call(p: &Params, c: &Compute<'_>, mask: &[f64]) -> Result<()> {
+    if p.choice("mask_mode") == "common" && c.get(MD).is_some() {
+        bail!(
+            InvalidParam,
+            "{ID}: mask_mode common uses reward_mask for both terms; kl_mask must be absent"
+        );
+    }
+    check_values(ID, "mask", mask, |m| m == 0.0 || m == 1.0, "is not 0 or 1")
+}
+
+#[cfg(feature = "wgpu")]
+impl crate::backend::wgpu::GpuLoss for Sparsepo {
+    fn compute_gpu(
+        &self,
+        dev: &crate::backend::wgpu::GpuDevice,
+        spec: &LossSpec,
+        p: &Params,
+        c: &mut Compute<'_>,
+    ) -> Result<()> {
+        use crate::backend::wgpu::{PRELUDE, PerSampleWgsl};
+        use std::sync::OnceLock;
+        static KERNEL: OnceLock<PerSampleWgsl> = OnceLock::new();
+        let mask = c
+            .get(MASK)
+            .ok_or_else(|| crate::err!(Internal, "{ID}: mask missing"))?
+            .read_f32()?;
+        let mask: Vec<f64> = mask.into_iter().map(f64::from).collect();
+        check_call(p, c, &mask)?;
+        let k = match KERNEL.get() {
+            Some(k) => k,
+            None => {
+                let src = format!("{PRELUDE}\n{}", include_str!("sparsepo.wgsl"));
+                let k = PerSampleWgsl::with_leading_axis(spec, &src)?;
+                KERNEL.get_or_init(|| k)
+            }
+        };
+        crate::backend::wgpu::GpuLoss::compute_gpu(k, dev, spec, p, c)
+    }
+}
+
 impl LossImpl for Sparsepo {
+    fn has_gpu(&self) -> bool {
+        true
+    }
+    #[cfg(feature = "wgpu")]
+    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
+        Some(self)
+    }
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let (b, t) = (c.dim("B"), c.dim("T"));
         let beta = p.f64("beta");
         let common = p.choice("mask_mode") == "common";
         let (l1u, l1d) = (p.f64("l1_reward"), p.f64("l1_kl"));
-        if common && c.get(MD).is_some() {
-            bail!(
-                InvalidParam,
-                "{ID}: mask_mode common uses reward_mask for both terms; kl_mask must be absent"
-            );
-        }
         let lp = required_f64(ID, c, LP)?;
         let rf = required_f64(ID, c, REF)?;
         let kl = required_f64(ID, c, KL)?;
         let mask = required_f64(ID, c, MASK)?;
-        check_values(ID, "mask", &mask, |m| m == 0.0 || m == 1.0, "is not 0 or 1")?;
+        check_call(p, c, &mask)?;
         let mu = input_f64(c, MU);
         let md = input_f64(c, MD);
         let at = |blk: usize, i: usize, j: usize| (blk * b + i) * t + j;

@@ -21,7 +21,9 @@
 //! are equal, where this returns 1 (uniform mask, DPO-like weighting) instead of NaN. The
 //! official code detaches the mask; so there is no gradient.
 //!
-//! **GPU kernel needs**: none (O(L·N·T)).
+//! **GPU path**: `sparsepo_mask.wgsl` under the per-sample kernel contract (one invocation per
+//! row; `activations` bound whole, which must fit one binding; `token_mask` as its auxiliary
+//! output), in f32. The layer and mask checks run on the host first (the CPU's code).
 
 use super::{check_values, required_f64, run_rows};
 use crate::bail;
@@ -61,15 +63,57 @@ pub fn def() -> LossDef {
 /// The implementation.
 pub struct SparsepoMask;
 
+/// The checks of a call (both paths): at least one layer, a 0/1 mask.
+fn check_call(c: &Compute<'_>, mask: &[f64]) -> Result<()> {
+    let (nl, n, t) = (c.dim("L"), c.dim("N"), c.dim("T"));
+    if nl == 0 && n * t > 0 {
+        bail!(InvalidInput, "{ID}: activations have no layer (L = 0)");
+    }
+    check_values(ID, "mask", mask, |m| m == 0.0 || m == 1.0, "is not 0 or 1")
+}
+
+#[cfg(feature = "wgpu")]
+impl crate::backend::wgpu::GpuLoss for SparsepoMask {
+    fn compute_gpu(
+        &self,
+        dev: &crate::backend::wgpu::GpuDevice,
+        spec: &LossSpec,
+        p: &Params,
+        c: &mut Compute<'_>,
+    ) -> Result<()> {
+        use crate::backend::wgpu::{PRELUDE, PerSampleWgsl};
+        use std::sync::OnceLock;
+        static KERNEL: OnceLock<PerSampleWgsl> = OnceLock::new();
+        let mask = c
+            .get(1)
+            .ok_or_else(|| crate::err!(Internal, "{ID}: mask missing"))?
+            .read_f32()?;
+        check_call(c, &mask.into_iter().map(f64::from).collect::<Vec<_>>())?;
+        let k = match KERNEL.get() {
+            Some(k) => k,
+            None => {
+                let src = format!("{PRELUDE}\n{}", include_str!("sparsepo_mask.wgsl"));
+                let k = PerSampleWgsl::new(spec, &src)?;
+                KERNEL.get_or_init(|| k)
+            }
+        };
+        crate::backend::wgpu::GpuLoss::compute_gpu(k, dev, spec, p, c)
+    }
+}
+
 impl LossImpl for SparsepoMask {
+    fn has_gpu(&self) -> bool {
+        true
+    }
+    #[cfg(feature = "wgpu")]
+    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
+        Some(self)
+    }
     fn compute_cpu(&self, spec: &LossSpec, _p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let (nl, n, t) = (c.dim("L"), c.dim("N"), c.dim("T"));
-        if nl == 0 && n * t > 0 {
-            bail!(InvalidInput, "{ID}: activations have no layer (L = 0)");
-        }
         let a = required_f64(ID, c, 0)?;
         let mask = required_f64(ID, c, 1)?;
-        check_values(ID, "mask", &mask, |m| m == 0.0 || m == 1.0, "is not 0 or 1")?;
+        check_call(c, &mask)?;
         let mut out = vec![0.0f64; n * t];
         run_rows(spec, c, n, n as f64, |i, _| {
             let row = &mut out[i * t..(i + 1) * t];

@@ -26,7 +26,12 @@
 //! aggregation). The paper normalises per sequence (`seq_mean_token_mean`, the default here);
 //! TRL main defaults to `dapo` (= `token_mean`) and β = 0; β = 0.04 is the paper's value.
 //!
-//! **GPU kernel needs**: none beyond elementwise work, per-group statistics and a per-row sum.
+//! **GPU path**: `grpo.wgsl` (with the family's `family.wgsl`) under the per-sample kernel
+//! contract, one invocation per row in f32: `rewards` is bound whole and each invocation
+//! computes its group's mean and std (two passes over the G rewards; `batch` mode: over all N,
+//! O(N) per row), then the row's tokens with a compensated sum. The group size, `beta` /
+//! `ref_logps` and mask checks and the `loss_agg` denominator run on the host with the CPU's
+//! functions before the launch.
 
 use super::ppo_clip::mask_input;
 use super::{agg_param, clipped_surrogate, max_len_param, run_tokens};
@@ -149,29 +154,67 @@ pub fn advantages(rewards: &[f64], g: usize, scale: &str) -> Vec<f64> {
 /// The implementation.
 pub struct Grpo;
 
+/// The checks of the call that do not read tensor values (both paths).
+fn check_call(p: &Params, c: &Compute<'_>) -> Result<()> {
+    let id = "grpo";
+    let n = c.dim("N");
+    let g = p.i64("group_size") as usize;
+    if n % g != 0 {
+        bail!(
+            InvalidInput,
+            "{id}: group_size {g} does not divide the number of completions N = {n}"
+        );
+    }
+    let beta = p.f64("beta");
+    if beta != 0.0 && c.get(4).is_none() {
+        bail!(
+            InvalidParam,
+            "{id}: beta = {beta} needs the ref_logps input (or set beta = 0)"
+        );
+    }
+    Ok(())
+}
+
+#[cfg(feature = "wgpu")]
+impl crate::backend::wgpu::GpuLoss for Grpo {
+    fn compute_gpu(
+        &self,
+        dev: &crate::backend::wgpu::GpuDevice,
+        spec: &LossSpec,
+        p: &Params,
+        c: &mut Compute<'_>,
+    ) -> Result<()> {
+        use crate::backend::wgpu::{PerSampleOpts, PerSampleWgsl};
+        use std::sync::OnceLock;
+        static KERNEL: OnceLock<PerSampleWgsl> = OnceLock::new();
+        check_call(p, c)?;
+        let den = super::gpu::host_den("grpo", p, c, 1)?;
+        let k = super::gpu::kernel(&KERNEL, spec, include_str!("grpo.wgsl"), |k| {
+            k.with_whole_inputs(&[2])
+        })?;
+        k.compute_with_consts(dev, spec, p, c, PerSampleOpts::default(), &[den])
+    }
+}
+
 impl LossImpl for Grpo {
+    fn has_gpu(&self) -> bool {
+        true
+    }
+    #[cfg(feature = "wgpu")]
+    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
+        Some(self)
+    }
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let id = "grpo";
-        let (n, t) = (c.dim("N"), c.dim("T"));
+        let t = c.dim("T");
         let g = p.i64("group_size") as usize;
-        if n % g != 0 {
-            bail!(
-                InvalidInput,
-                "{id}: group_size {g} does not divide the number of completions N = {n}"
-            );
-        }
+        check_call(p, c)?;
         let beta = p.f64("beta");
         let lp = required_f64(id, c, 0)?;
         let mask = required_f64(id, c, 1)?;
         let rewards = required_f64(id, c, 2)?;
         let old = input_f64(c, 3);
         let rf = input_f64(c, 4);
-        if beta != 0.0 && rf.is_none() {
-            bail!(
-                InvalidParam,
-                "{id}: beta = {beta} needs the ref_logps input (or set beta = 0)"
-            );
-        }
         let adv = advantages(&rewards, g, p.choice("scale_rewards"));
         let (lo, hi) = (p.f64("epsilon_low"), p.f64("epsilon_high"));
         run_tokens(spec, p, c, &mask, |i, tt| {

@@ -105,6 +105,19 @@ pub fn clipped_surrogate(
     (loss, if active && !dead { -a * r } else { 0.0 })
 }
 
+/// Check the 0/1 `mask` (row-major `[N, T]`) and return the `loss_agg` row denominators; the
+/// CPU driver and the GPU glue share it.
+pub fn mask_denominators(
+    id: &str,
+    p: &Params,
+    mask: &[f64],
+    n: usize,
+    t: usize,
+) -> Result<Vec<f64>> {
+    check_values(id, "mask", mask, |m| m == 0.0 || m == 1.0, "is not 0 or 1")?;
+    Ok(denominators(p.choice("loss_agg"), mask, n, t, p.i64("max_len")))
+}
+
 /// Run a token-level loss: `f(i, t)` gives `ℓ_t` and `∂ℓ_t/∂logp` for token `t` of row `i`.
 /// The logits input is input 0 (`[N, T]`, differentiable); `mask` is the row-major 0/1 mask.
 pub fn run_tokens<F>(
@@ -119,8 +132,7 @@ where
 {
     let id = spec.id.as_str();
     let (n, t) = (c.dim("N"), c.dim("T"));
-    check_values(id, "mask", mask, |m| m == 0.0 || m == 1.0, "is not 0 or 1")?;
-    let den = denominators(p.choice("loss_agg"), mask, n, t, p.i64("max_len"));
+    let den = mask_denominators(id, p, mask, n, t)?;
     run_rows(spec, c, n, n as f64, |i, g| {
         let mut l = 0.0;
         for tt in 0..t {
@@ -133,4 +145,55 @@ where
         }
         Ok(l / den[i])
     })
+}
+
+/// GPU glue shared by the family: kernels are the per-sample contract with `family.wgsl`
+/// (the clipped surrogate, the `loss_agg` denominators) in front of each loss's source.
+#[cfg(feature = "wgpu")]
+pub mod gpu {
+    use std::sync::OnceLock;
+
+    use crate::backend::wgpu::{PRELUDE, PerSampleWgsl};
+    use crate::compute::Compute;
+    use crate::error::Result;
+    use crate::params::Params;
+    use crate::registry::LossSpec;
+
+    /// The family's shared WGSL.
+    pub const FAMILY: &str = include_str!("family.wgsl");
+
+    /// The kernel of `spec` from `source` (prelude and family WGSL in front), built once;
+    /// `adapt` sets builder options (e.g. inputs bound whole).
+    pub fn kernel(
+        cell: &'static OnceLock<PerSampleWgsl>,
+        spec: &LossSpec,
+        source: &str,
+        adapt: impl FnOnce(PerSampleWgsl) -> PerSampleWgsl,
+    ) -> Result<&'static PerSampleWgsl> {
+        if let Some(k) = cell.get() {
+            return Ok(k);
+        }
+        let k = adapt(PerSampleWgsl::new(
+            spec,
+            &format!("{PRELUDE}\n{FAMILY}\n{source}"),
+        )?);
+        Ok(cell.get_or_init(|| k))
+    }
+
+    /// Read input `k` (host or device) as f64.
+    pub fn read_f64(id: &str, c: &Compute<'_>, k: usize) -> Result<Vec<f64>> {
+        let t = c
+            .get(k)
+            .ok_or_else(|| crate::err!(Internal, "{id}: required input #{k} missing"))?;
+        Ok(t.read_f32()?.into_iter().map(f64::from).collect())
+    }
+
+    /// Validate the mask (input `mask_k`, read back from the device when it lives there)
+    /// exactly as the CPU path does, and return the host's row denominator for the kernel
+    /// (`seq_mean_token_mean` computes its own per row).
+    pub fn host_den(id: &str, p: &Params, c: &Compute<'_>, mask_k: usize) -> Result<f32> {
+        let mask = read_f64(id, c, mask_k)?;
+        let den = super::mask_denominators(id, p, &mask, c.dim("N"), c.dim("T"))?;
+        Ok(den.first().copied().unwrap_or(1.0) as f32)
+    }
 }

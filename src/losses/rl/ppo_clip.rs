@@ -17,7 +17,11 @@
 //! **Source**: *Proximal Policy Optimization Algorithms*; dual clip and aggregation modes as in
 //! verl (`compute_policy_loss`, `agg_loss`).
 //!
-//! **GPU kernel needs**: none beyond an elementwise pass and a per-row sum (O(N·T)).
+//! **GPU path**: `ppo_clip.wgsl` (with the family's `family.wgsl`) under the per-sample
+//! kernel contract, one invocation per row in f32 with a compensated row sum; the mask is
+//! validated and the `loss_agg` denominator computed on the host by the CPU's functions
+//! ([`super::mask_denominators`]; `seq_mean_token_mean` counts the row's mask in the
+//! kernel), the denominator reaching the kernel as a constant after the parameters.
 
 use super::{agg_param, clipped_surrogate, max_len_param, run_tokens};
 use crate::bail;
@@ -92,7 +96,32 @@ pub fn def() -> LossDef {
 /// The implementation.
 pub struct PpoClip;
 
+#[cfg(feature = "wgpu")]
+impl crate::backend::wgpu::GpuLoss for PpoClip {
+    fn compute_gpu(
+        &self,
+        dev: &crate::backend::wgpu::GpuDevice,
+        spec: &LossSpec,
+        p: &Params,
+        c: &mut Compute<'_>,
+    ) -> Result<()> {
+        use crate::backend::wgpu::{PerSampleOpts, PerSampleWgsl};
+        use std::sync::OnceLock;
+        static KERNEL: OnceLock<PerSampleWgsl> = OnceLock::new();
+        let den = super::gpu::host_den("ppo_clip", p, c, 3)?;
+        let k = super::gpu::kernel(&KERNEL, spec, include_str!("ppo_clip.wgsl"), |k| k)?;
+        k.compute_with_consts(dev, spec, p, c, PerSampleOpts::default(), &[den])
+    }
+}
+
 impl LossImpl for PpoClip {
+    fn has_gpu(&self) -> bool {
+        true
+    }
+    #[cfg(feature = "wgpu")]
+    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
+        Some(self)
+    }
     fn check_params(&self, _spec: &LossSpec, p: &Params) -> Result<()> {
         let c = p.f64("clip_ratio_c");
         if c > 0.0 && c <= 1.0 {

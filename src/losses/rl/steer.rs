@@ -24,8 +24,14 @@
 //! the official code (a variable name there suggests `p(1−p)²`); min/max are over the tensors
 //! of one call (the official code: one micro-batch). Defaults from its linear script.
 //!
-//! **GPU kernel needs**: an elementwise pass, a global min/max reduction of Ω (one extra pass),
-//! and a per-row sum.
+//! **GPU path**: two passes in f32. Pass 1 (`steer_minmax.wgsl`) computes Ω of every token and
+//! folds the min and max over the masked tokens with workgroup reductions and `atomicMin` /
+//! `atomicMax` on the bit patterns (Ω ≥ 0, so the bits order like the values; min and max are
+//! exact, so the result is deterministic); the two values are read back (8 bytes) and passed
+//! as constants to pass 2, `steer.wgsl` under the per-sample kernel contract (one invocation
+//! per row: Ω again through the same function, the weight, the clipped surrogate, a
+//! compensated row sum). The mask check and the `loss_agg` denominator run on the host with
+//! the CPU's functions. In f32, `1 − 1e-8` rounds to 1, so `1 − p` comes from `expm1`.
 
 use super::ppo_clip::{mask_input, token_inputs};
 use super::{agg_param, clipped_surrogate, max_len_param, run_tokens};
@@ -173,7 +179,126 @@ pub fn weights(
         .collect()
 }
 
+/// Pass 1 on the GPU: min and max of Ω over the masked tokens, in row chunks that fit a
+/// binding.
+#[cfg(feature = "wgpu")]
+fn omega_range(dev: &crate::backend::wgpu::GpuDevice, c: &Compute<'_>) -> Result<(f32, f32)> {
+    use crate::backend::wgpu::per_sample::input_chunk;
+    use crate::backend::wgpu::{BindKind, PRELUDE, PipelineKey, buffers, buffers::Window, launch};
+    let id = "steer";
+    let (n, t) = (c.dim("N"), c.dim("T"));
+    let src = format!(
+        "{PRELUDE}\n{}\n{}",
+        include_str!("steer_omega.wgsl"),
+        include_str!("steer_minmax.wgsl")
+    );
+    let mut kinds = vec![BindKind::Uniform];
+    kinds.extend([BindKind::Read; 5]);
+    kinds.push(BindKind::ReadWrite);
+    let (bgl, pl) = dev.layout("steer/minmax", &kinds);
+    let pipe = dev.pipelines.get_with_layout(
+        dev,
+        &PipelineKey::new("steer/minmax", &src, "main", 256, &[]),
+        &src,
+        Some(&pl),
+    )?;
+    let chunk = if t == 0 {
+        n.max(1)
+    } else {
+        launch::rows_per_chunk(dev.max_binding_bytes(), t, t, 4, 0, id)?.max(1)
+    };
+    let m = buffers::upload(dev, bytemuck::cast_slice(&[0x7f7f_ffffu32, 0u32]))?;
+    let mut out = [0u8; 8];
+    dev.scoped(id, || {
+        let mut r0 = 0usize;
+        loop {
+            let r1 = (r0 + chunk).min(n);
+            let mut enc = dev
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(id) });
+            if r1 > r0 && t > 0 {
+                let mut ins = Vec::new();
+                for k in 0..5 {
+                    let tk = c
+                        .get(k)
+                        .ok_or_else(|| crate::err!(Internal, "{id}: input #{k} missing"))?;
+                    ins.push(input_chunk(dev, &mut enc, id, "", tk, Some((r0, r1)))?);
+                }
+                let count = ((r1 - r0) * t) as u32;
+                let ubuf = buffers::uniform(dev, bytemuck::cast_slice(&[count, 0u32, 0, 0]));
+                let mut entries = vec![wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: Window::whole(&ubuf).resource(),
+                }];
+                for (k, p) in ins.iter().enumerate() {
+                    entries.push(wgpu::BindGroupEntry {
+                        binding: 1 + k as u32,
+                        resource: Window::whole(p.buf()).resource(),
+                    });
+                }
+                entries.push(wgpu::BindGroupEntry {
+                    binding: 6,
+                    resource: Window::whole(m.buf()).resource(),
+                });
+                let bg = dev.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some(id),
+                    layout: &bgl,
+                    entries: &entries,
+                });
+                let (gx, gy) = launch::grid(
+                    (count as u64).div_ceil(256),
+                    dev.limits.max_compute_workgroups_per_dimension,
+                )?;
+                {
+                    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some(id),
+                        timestamp_writes: None,
+                    });
+                    pass.set_pipeline(&pipe);
+                    pass.set_bind_group(0, &bg, &[]);
+                    pass.dispatch_workgroups(gx, gy, 1);
+                }
+                if r1 < n {
+                    dev.submit_wait(vec![enc.finish()])?;
+                    r0 = r1;
+                    continue;
+                }
+            }
+            return buffers::submit_and_read(dev, enc, &mut [(m.buf(), 0, &mut out)]);
+        }
+    })?;
+    let v: &[u32] = bytemuck::cast_slice(&out);
+    Ok((f32::from_bits(v[0]), f32::from_bits(v[1])))
+}
+
+#[cfg(feature = "wgpu")]
+impl crate::backend::wgpu::GpuLoss for Steer {
+    fn compute_gpu(
+        &self,
+        dev: &crate::backend::wgpu::GpuDevice,
+        spec: &LossSpec,
+        p: &Params,
+        c: &mut Compute<'_>,
+    ) -> Result<()> {
+        use crate::backend::wgpu::{PerSampleOpts, PerSampleWgsl};
+        use std::sync::OnceLock;
+        static KERNEL: OnceLock<PerSampleWgsl> = OnceLock::new();
+        let den = super::gpu::host_den("steer", p, c, 4)?;
+        let (lo, hi) = omega_range(dev, c)?;
+        let src = format!("{}\n{}", include_str!("steer_omega.wgsl"), include_str!("steer.wgsl"));
+        let k = super::gpu::kernel(&KERNEL, spec, &src, |k| k)?;
+        k.compute_with_consts(dev, spec, p, c, PerSampleOpts::default(), &[den, lo, hi])
+    }
+}
+
 impl LossImpl for Steer {
+    fn has_gpu(&self) -> bool {
+        true
+    }
+    #[cfg(feature = "wgpu")]
+    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
+        Some(self)
+    }
     fn check_params(&self, _spec: &LossSpec, p: &Params) -> Result<()> {
         let (a, b) = (p.f64("weight_min"), p.f64("weight_max"));
         if b < a {

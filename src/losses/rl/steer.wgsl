@@ -1,0 +1,60 @@
+// steer under the per-sample contract (after the prelude, rl/family.wgsl and
+// steer_omega.wgsl): one invocation per row of [N, T]. dims[0] = (N, T). Inputs: 1 logps,
+// 2 old_logps, 3 advantages, 4 entropy, 5 mask. Parameters: 0 clip_low, 1 clip_high,
+// 2 clip_ratio_c, 3 mapping (linear|exp), 4 weight_min, 5 weight_max, 6 loss_agg, 7 max_len;
+// constants: 8 the host's row denominator, 9 and 10 the min and max of Omega over the masked
+// tokens (pass 1).
+@group(0) @binding(1) var<storage, read> logps: array<f32>;
+@group(0) @binding(2) var<storage, read> old_logps: array<f32>;
+@group(0) @binding(3) var<storage, read> adv: array<f32>;
+@group(0) @binding(4) var<storage, read> entropy: array<f32>;
+@group(0) @binding(5) var<storage, read> mask: array<f32>;
+@group(0) @binding(6) var<storage, read_write> lk_loss: array<f32>;
+@group(0) @binding(7) var<storage, read_write> g_logps: array<f32>;
+
+// The detached token weight (steer::weights) from Omega and the call's min and max.
+fn steer_weight(o: f32, lo: f32, hi: f32) -> f32 {
+    let wmin = lk_rl_param(4u);
+    let wmax = lk_rl_param(5u);
+    if (u32(lk_rl_param(3u)) == 1u) {
+        let k = -log(wmin) / max(hi, 0.02);
+        return clamp(exp(-k * o), wmin, 1.0);
+    }
+    if (hi > lo) {
+        return clamp(wmax - (o - lo) * (wmax - wmin) / (hi - lo), wmin, wmax);
+    }
+    return 0.5 * (wmin + wmax);
+}
+
+@compute @workgroup_size(64)
+fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x;
+    if (i >= lk.rows) {
+        return;
+    }
+    let t = lk.dims[0].y;
+    let base = i * t;
+    let lo = lk_rl_param(0u);
+    let hi = lk_rl_param(1u);
+    let cc = lk_rl_param(2u);
+    let omin = lk_rl_param(9u);
+    let omax = lk_rl_param(10u);
+    var count = 0.0;
+    for (var k = 0u; k < t; k++) {
+        count += mask[base + k];
+    }
+    let den = lk_rl_den(u32(lk_rl_param(6u)), count, lk_rl_param(8u));
+    var acc = vec2<f32>(0.0, 0.0);
+    for (var k = 0u; k < t; k++) {
+        let j = base + k;
+        if (mask[j] == 0.0) {
+            g_logps[j] = 0.0;
+            continue;
+        }
+        let w = steer_weight(steer_omega(logps[j], old_logps[j], adv[j], entropy[j]), omin, omax);
+        let r = lk_rl_clip(logps[j] - old_logps[j], adv[j], lo, hi, cc, true);
+        acc = lk_rl_kahan(acc, w * r.x);
+        g_logps[j] = w * r.y / den;
+    }
+    lk_loss[i] = acc.x / den;
+}

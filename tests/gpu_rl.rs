@@ -1,0 +1,385 @@
+//! GPU (wgpu) tests of the RL losses (`ppo_clip`, `grpo`, `steer`) and of the preference
+//! losses with their own row layouts (`sparsepo`, `sparsepo_mask`, `grad_entanglement`,
+//! `aot`): every `loss_agg` mode on longer rows than the generic parity suite uses, `grpo`'s
+//! groups and reward scalings, auxiliary outputs, `aot` on batches larger than a workgroup,
+//! device buffers (including `sparsepo`'s `[2, B, T]` inputs, which exercise the per-sample
+//! contract's leading-axis extension), forced row chunking (which splits `grpo`'s groups
+//! across chunks and `steer`'s min/max pass), and the same validation errors as the CPU.
+//!
+//! Without an adapter every test passes after printing "skipped" unless
+//! `LOSSKIT_REQUIRE_GPU=1`. Tolerance as the generic suite: `|gpu - cpu| <= 2e-5 + 2e-4·|cpu|`.
+
+#![cfg(feature = "wgpu")]
+
+use std::collections::BTreeMap;
+
+use losskit::testing::{Case, OwnedData};
+use losskit::{
+    BackendKind, Compute, Context, DType, ErrorKind, Loss, ParamValue, Reduction, Tensor,
+    TensorMut,
+};
+
+const ATOL: f64 = 2e-5;
+const RTOL: f64 = 2e-4;
+
+fn gpu_ctx() -> Option<Context> {
+    match Context::new(BackendKind::Wgpu) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            if std::env::var("LOSSKIT_REQUIRE_GPU").is_ok_and(|v| v == "1") {
+                panic!("LOSSKIT_REQUIRE_GPU=1 but the wgpu backend is unavailable: {}", e.msg);
+            }
+            eprintln!("skipped: no wgpu adapter ({})", e.msg);
+            None
+        }
+    }
+}
+
+fn close(what: &str, gpu: &[f32], cpu: &[f32]) {
+    assert_eq!(gpu.len(), cpu.len(), "{what}: lengths differ");
+    for (k, (&g, &c)) in gpu.iter().zip(cpu).enumerate() {
+        let d = (g as f64 - c as f64).abs();
+        let tol = ATOL + RTOL * (c as f64).abs();
+        assert!(
+            d <= tol,
+            "{what}: element {k}: gpu {g} vs cpu {c} (|diff| {d:.3e} > {tol:.3e})"
+        );
+    }
+}
+
+fn dims(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
+    pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+}
+
+fn configured(ctx: &Context, id: &str, set: &[(&str, ParamValue)]) -> Loss {
+    let mut l = ctx.loss(id).unwrap();
+    for (n, v) in set {
+        l.set(n, *v).unwrap();
+    }
+    l
+}
+
+/// Run `case` on both contexts with every reduction (none only for per-sample losses), with
+/// and without grad_output, and compare the loss and every gradient.
+fn compare(g: &Context, id: &str, set: &[(&str, ParamValue)], case: &Case, what: &str) {
+    let cpu = Context::cpu();
+    let (lg, lc) = (configured(g, id, set), configured(&cpu, id, set));
+    let spec = &lc.def().spec;
+    let rows = case.rows(spec);
+    for red in [Reduction::None, Reduction::Mean, Reduction::Sum] {
+        if spec.batch_level && red == Reduction::None {
+            continue;
+        }
+        for go in [None, Some(0.6f32)] {
+            let gov: Option<Vec<f32>> = go.map(|s| match red {
+                Reduction::None => (0..rows).map(|i| s + 0.1 * i as f32).collect(),
+                _ => vec![s],
+            });
+            let w = format!("{id} {what} {set:?} {} go {}", red.name(), go.is_some());
+            let oc = case.run(&lc, red, true, gov.as_deref()).unwrap();
+            let og = case
+                .run(&lg, red, true, gov.as_deref())
+                .unwrap_or_else(|e| panic!("{w}: GPU failed: {e}"));
+            close(&format!("{w}: loss"), &og.loss, &oc.loss);
+            for (k, (a, b)) in og.grads.iter().zip(&oc.grads).enumerate() {
+                if let (Some(a), Some(b)) = (a, b) {
+                    close(&format!("{w}: grad {k}"), a, b);
+                }
+            }
+        }
+    }
+}
+
+fn case(l_ctx: &Context, id: &str, d: &BTreeMap<String, usize>, seed: u64, opt: bool) -> Case {
+    Case::random(&l_ctx.loss(id).unwrap(), d, seed, opt)
+}
+
+#[test]
+fn rl_losses_match_in_every_aggregation_mode_on_long_rows() {
+    let Some(g) = gpu_ctx() else { return };
+    let cpu = Context::cpu();
+    for (id, n) in [("ppo_clip", 9usize), ("grpo", 12), ("steer", 9)] {
+        for agg in 0..4i64 {
+            for &t in &[1usize, 37, 300] {
+                let mut set = vec![("loss_agg", ParamValue::Enum(agg as usize))];
+                if agg == 3 {
+                    set.push(("max_len", ParamValue::I64(if t == 37 { 50 } else { 0 })));
+                }
+                let c = case(&cpu, id, &dims(&[("N", n), ("T", t)]), 40 + t as u64, true);
+                compare(&g, id, &set, &c, &format!("agg {agg} T={t}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn grpo_groups_and_reward_scalings_match() {
+    let Some(g) = gpu_ctx() else { return };
+    let cpu = Context::cpu();
+    let n = 12usize;
+    for gs in [1i64, 2, 3, 4, 6, 12] {
+        for scale in 0..3usize {
+            for (opt, beta) in [(true, 0.3), (false, 0.0)] {
+                let set = [
+                    ("group_size", ParamValue::I64(gs)),
+                    ("scale_rewards", ParamValue::Enum(scale)),
+                    ("beta", ParamValue::F64(beta)),
+                ];
+                let c = case(&cpu, "grpo", &dims(&[("N", n), ("T", 7)]), 7 + gs as u64, opt);
+                compare(&g, "grpo", &set, &c, &format!("G={gs} scale {scale} opt {opt}"));
+            }
+        }
+    }
+    // A group with equal rewards: std 0, advantages 0 (only the KL term is left).
+    let mut c = case(&cpu, "grpo", &dims(&[("N", 8), ("T", 5)]), 3, true);
+    if let Some(t) = c.inputs[2].as_mut() {
+        if let OwnedData::F32(v) = &mut t.data {
+            v[..4].fill(0.75);
+        }
+    }
+    compare(&g, "grpo", &[("beta", ParamValue::F64(0.2))], &c, "equal rewards");
+}
+
+#[test]
+fn sparsepo_modes_and_masks_match() {
+    let Some(g) = gpu_ctx() else { return };
+    let cpu = Context::cpu();
+    for (b, t) in [(5usize, 4usize), (37, 60), (2, 500)] {
+        for (mode, omit_kl) in [(0usize, false), (0, true), (1, true)] {
+            let mut c = case(&cpu, "sparsepo", &dims(&[("B", b), ("T", t)]), 11 + b as u64, true);
+            if omit_kl {
+                c.inputs[5] = None;
+            }
+            let set = [
+                ("mask_mode", ParamValue::Enum(mode)),
+                ("beta", ParamValue::F64(0.3)),
+                ("l1_reward", ParamValue::F64(0.05)),
+                ("l1_kl", ParamValue::F64(0.02)),
+            ];
+            compare(&g, "sparsepo", &set, &c, &format!("B={b} T={t} kl {}", !omit_kl));
+        }
+    }
+}
+
+/// Run `id` with auxiliary output `aux` (rows x width) on a context; returns (loss, aux).
+fn run_aux(ctx: &Context, id: &str, set: &[(&str, ParamValue)], c: &Case, aux: &str) -> (Vec<f32>, Vec<f32>) {
+    let l = configured(ctx, id, set);
+    let spec = &l.def().spec;
+    let a = spec.aux.iter().find(|a| a.name.as_str() == aux).unwrap();
+    let shape: Vec<usize> = a
+        .dims()
+        .iter()
+        .map(|d| d.parse::<usize>().unwrap_or_else(|_| c.dims[*d]))
+        .collect();
+    let rows = c.rows(spec);
+    let mut loss = vec![0f32; rows];
+    let mut out = vec![f32::NAN; shape.iter().product()];
+    {
+        let mut cc = Compute::new(Reduction::None, &mut loss);
+        for t in &c.inputs {
+            cc.inputs.push(t.as_ref().map(|t| t.view()));
+        }
+        let mut cc = cc.aux(aux, TensorMut::new(&mut out, &shape));
+        l.compute(&mut cc).unwrap();
+    }
+    (loss, out)
+}
+
+#[test]
+fn auxiliary_outputs_match_the_cpu() {
+    let Some(g) = gpu_ctx() else { return };
+    let cpu = Context::cpu();
+    for (b, d) in [(5usize, 5usize), (9, 3000), (1, 100_000)] {
+        let c = case(&cpu, "grad_entanglement", &dims(&[("B", b), ("D", d)]), b as u64, false);
+        for set in [vec![], vec![("lambda_w", ParamValue::F64(0.25))]] {
+            let (lg, sg) = run_aux(&g, "grad_entanglement", &set, &c, "stats");
+            let (lc, sc) = run_aux(&cpu, "grad_entanglement", &set, &c, "stats");
+            close(&format!("grad_entanglement B={b} D={d} cos"), &lg, &lc);
+            close(&format!("grad_entanglement B={b} D={d} stats"), &sg, &sc);
+        }
+    }
+    for (l, n, t) in [(3usize, 6usize, 4usize), (1, 37, 50), (4, 3, 700)] {
+        let mut c = case(&cpu, "sparsepo_mask", &dims(&[("L", l), ("N", n), ("T", t)]), 9, false);
+        // One fully masked-out row and one row with a single token (max = min).
+        if let Some(m) = c.inputs[1].as_mut() {
+            if let OwnedData::F32(v) = &mut m.data {
+                v[..t].fill(0.0);
+                if n > 1 {
+                    v[t..2 * t].fill(0.0);
+                    v[t + 1] = 1.0;
+                }
+            }
+        }
+        let (lg, mg) = run_aux(&g, "sparsepo_mask", &[], &c, "token_mask");
+        let (lc, mc) = run_aux(&cpu, "sparsepo_mask", &[], &c, "token_mask");
+        close(&format!("sparsepo_mask {l}x{n}x{t} mass"), &lg, &lc);
+        close(&format!("sparsepo_mask {l}x{n}x{t} token_mask"), &mg, &mc);
+    }
+}
+
+#[test]
+fn aot_variants_match_on_large_batches() {
+    let Some(g) = gpu_ctx() else { return };
+    let cpu = Context::cpu();
+    for b in [1usize, 2, 5, 37, 256, 257, 1500] {
+        for variant in 0..2usize {
+            let set = [
+                ("variant", ParamValue::Enum(variant)),
+                ("beta", ParamValue::F64(0.5)),
+                ("label_smoothing", ParamValue::F64(0.1)),
+            ];
+            let c = case(&cpu, "aot", &dims(&[("B", b)]), b as u64, false);
+            compare(&g, "aot", &set, &c, &format!("B={b}"));
+        }
+    }
+    // Ties: equal margins sort by pair index on both backends.
+    let mut c = case(&cpu, "aot", &dims(&[("B", 6)]), 2, false);
+    for k in 0..4 {
+        if let Some(t) = c.inputs[k].as_mut() {
+            if let OwnedData::F32(v) = &mut t.data {
+                v.fill(-1.0 - 0.25 * k as f32);
+            }
+        }
+    }
+    compare(&g, "aot", &[], &c, "ties");
+}
+
+fn f32_input(c: &Case, k: usize) -> Vec<f32> {
+    c.inputs[k].as_ref().unwrap().f32().to_vec()
+}
+
+#[test]
+fn device_buffers_match_host_results() {
+    let Some(g) = gpu_ctx() else { return };
+    let cpu = Context::cpu();
+    let up = |v: &[f32], off: usize| {
+        let b = g.buffer(((v.len() + off) * 4) as u64).unwrap();
+        b.write_f32(off, v).unwrap();
+        b
+    };
+    // sparsepo: [2, B, T] inputs and gradients on the device at offsets.
+    let (b, t) = (7usize, 9usize);
+    let c = case(&cpu, "sparsepo", &dims(&[("B", b), ("T", t)]), 4, true);
+    let lc = cpu.loss("sparsepo").unwrap();
+    let want = c.run(&lc, Reduction::Mean, true, None).unwrap();
+    let bufs: Vec<_> = (0..6).map(|k| up(&f32_input(&c, k), 3)).collect();
+    let gbufs: Vec<_> = (0..4).map(|_| g.buffer(((2 * b * t + 5) * 4) as u64).unwrap()).collect();
+    let mut loss = [0f32];
+    {
+        let mut cc = Compute::new(Reduction::Mean, &mut loss);
+        for bb in &bufs {
+            cc = cc.input(Tensor::device(bb, DType::F32, 3, &[2, b, t]));
+        }
+        for (slot, k) in [(0usize, 0usize), (1, 2), (2, 4), (3, 5)] {
+            cc.grads[k] = losskit::tensor::Grad::Device(losskit::tensor::DeviceOut::new(
+                &gbufs[slot],
+                5,
+                &[2, b, t],
+            ));
+        }
+        g.loss("sparsepo").unwrap().compute(&mut cc).unwrap();
+    }
+    close("sparsepo device loss", &loss, &want.loss);
+    for (slot, k) in [(0usize, 0usize), (1, 2), (2, 4), (3, 5)] {
+        let got = gbufs[slot].read_f32(5, 2 * b * t).unwrap();
+        close(&format!("sparsepo device grad {k}"), &got, want.grads[k].as_ref().unwrap());
+    }
+    // ppo_clip and aot with device inputs and gradients.
+    for (id, d) in [("ppo_clip", dims(&[("N", 6), ("T", 11)])), ("aot", dims(&[("B", 300)]))] {
+        let c = case(&cpu, id, &d, 8, true);
+        let lc = cpu.loss(id).unwrap();
+        let want = c.run(&lc, Reduction::Sum, true, Some(&[0.5])).unwrap();
+        let spec = &lc.def().spec;
+        let bufs: Vec<_> = (0..spec.inputs.len()).map(|k| up(&f32_input(&c, k), 1)).collect();
+        let gk: Vec<usize> = (0..spec.inputs.len()).filter(|&k| spec.inputs[k].differentiable).collect();
+        let gbufs: Vec<_> = gk
+            .iter()
+            .map(|&k| g.buffer((f32_input(&c, k).len() * 4) as u64).unwrap())
+            .collect();
+        let mut loss = [0f32];
+        {
+            let go = [0.5f32];
+            let mut cc = Compute::new(Reduction::Sum, &mut loss).grad_output(&go);
+            for (k, bb) in bufs.iter().enumerate() {
+                let shape = &c.inputs[k].as_ref().unwrap().shape;
+                cc = cc.input(Tensor::device(bb, DType::F32, 1, shape));
+            }
+            for (j, &k) in gk.iter().enumerate() {
+                let shape = c.inputs[k].as_ref().unwrap().shape.clone();
+                cc.grads[k] = losskit::tensor::Grad::Device(losskit::tensor::DeviceOut::new(
+                    &gbufs[j], 0, &shape,
+                ));
+            }
+            g.loss(id).unwrap().compute(&mut cc).unwrap();
+        }
+        close(&format!("{id} device loss"), &loss, &want.loss);
+        for (j, &k) in gk.iter().enumerate() {
+            let got = gbufs[j].read_f32(0, f32_input(&c, k).len()).unwrap();
+            close(&format!("{id} device grad {k}"), &got, want.grads[k].as_ref().unwrap());
+        }
+    }
+}
+
+#[test]
+fn forced_chunking_splits_rows_groups_and_blocks() {
+    let Some(g) = gpu_ctx() else { return };
+    let cpu = Context::cpu();
+    let dev = g.gpu_device().unwrap();
+    // 1 KiB bindings: rows of 40 f32 come 6 per chunk (sparsepo: 3 pairs of two blocks), so
+    // grpo's groups of 4 straddle chunks and steer's min/max pass takes several chunks.
+    dev.set_max_binding_bytes(1024);
+    for (id, d, set) in [
+        ("ppo_clip", dims(&[("N", 23), ("T", 40)]), vec![]),
+        ("grpo", dims(&[("N", 24), ("T", 40)]), vec![("scale_rewards", ParamValue::Enum(1))]),
+        ("grpo", dims(&[("N", 24), ("T", 40)]), vec![]),
+        ("steer", dims(&[("N", 23), ("T", 40)]), vec![]),
+        ("steer", dims(&[("N", 23), ("T", 40)]), vec![("mapping", ParamValue::Enum(1))]),
+        ("sparsepo", dims(&[("B", 13), ("T", 40)]), vec![]),
+    ] {
+        let c = case(&cpu, id, &d, 17, true);
+        compare(&g, id, &set, &c, "chunked");
+    }
+}
+
+#[test]
+fn bad_inputs_give_the_cpu_errors() {
+    let Some(g) = gpu_ctx() else { return };
+    let cpu = Context::cpu();
+    let bad_mask = |id: &str, k: usize, d: BTreeMap<String, usize>| {
+        let mut c = case(&cpu, id, &d, 1, true);
+        if let Some(t) = c.inputs[k].as_mut() {
+            if let OwnedData::F32(v) = &mut t.data {
+                v[3] = 0.5;
+            }
+        }
+        let ec = c.run(&cpu.loss(id).unwrap(), Reduction::Mean, true, None).unwrap_err();
+        let eg = c.run(&g.loss(id).unwrap(), Reduction::Mean, true, None).unwrap_err();
+        assert_eq!((eg.kind, eg.msg), (ec.kind, ec.msg), "{id}");
+    };
+    bad_mask("ppo_clip", 3, dims(&[]));
+    bad_mask("grpo", 1, dims(&[("N", 8)]));
+    bad_mask("steer", 4, dims(&[]));
+    bad_mask("sparsepo", 3, dims(&[]));
+    bad_mask("sparsepo_mask", 1, dims(&[]));
+    // grpo: group size not dividing N; beta without ref_logps.
+    for (set, opt) in [
+        (vec![("group_size", ParamValue::I64(5))], true),
+        (vec![("beta", ParamValue::F64(0.1))], false),
+    ] {
+        let c = case(&cpu, "grpo", &dims(&[("N", 8)]), 1, opt);
+        let ec = c
+            .run(&configured(&cpu, "grpo", &set), Reduction::Mean, true, None)
+            .unwrap_err();
+        let eg = c
+            .run(&configured(&g, "grpo", &set), Reduction::Mean, true, None)
+            .unwrap_err();
+        assert_eq!((eg.kind, eg.msg), (ec.kind, ec.msg));
+    }
+    // sparsepo: kl_mask in common mode.
+    let c = case(&cpu, "sparsepo", &dims(&[]), 1, true);
+    let set = [("mask_mode", ParamValue::Enum(1))];
+    let ec = c.run(&configured(&cpu, "sparsepo", &set), Reduction::Mean, true, None).unwrap_err();
+    let eg = c.run(&configured(&g, "sparsepo", &set), Reduction::Mean, true, None).unwrap_err();
+    assert_eq!((eg.kind, eg.msg), (ec.kind, ec.msg));
+    assert_eq!(eg.kind, ErrorKind::InvalidParam);
+}
