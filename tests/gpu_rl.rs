@@ -15,8 +15,7 @@ use std::collections::BTreeMap;
 
 use losskit::testing::{Case, OwnedData};
 use losskit::{
-    BackendKind, Compute, Context, DType, ErrorKind, Loss, ParamValue, Reduction, Tensor,
-    TensorMut,
+    BackendKind, Compute, Context, DType, ErrorKind, Loss, ParamValue, Reduction, Tensor, TensorMut,
 };
 
 const ATOL: f64 = 2e-5;
@@ -27,7 +26,10 @@ fn gpu_ctx() -> Option<Context> {
         Ok(c) => Some(c),
         Err(e) => {
             if std::env::var("LOSSKIT_REQUIRE_GPU").is_ok_and(|v| v == "1") {
-                panic!("LOSSKIT_REQUIRE_GPU=1 but the wgpu backend is unavailable: {}", e.msg);
+                panic!(
+                    "LOSSKIT_REQUIRE_GPU=1 but the wgpu backend is unavailable: {}",
+                    e.msg
+                );
             }
             eprintln!("skipped: no wgpu adapter ({})", e.msg);
             None
@@ -125,8 +127,20 @@ fn grpo_groups_and_reward_scalings_match() {
                     ("scale_rewards", ParamValue::Enum(scale)),
                     ("beta", ParamValue::F64(beta)),
                 ];
-                let c = case(&cpu, "grpo", &dims(&[("N", n), ("T", 7)]), 7 + gs as u64, opt);
-                compare(&g, "grpo", &set, &c, &format!("G={gs} scale {scale} opt {opt}"));
+                let c = case(
+                    &cpu,
+                    "grpo",
+                    &dims(&[("N", n), ("T", 7)]),
+                    7 + gs as u64,
+                    opt,
+                );
+                compare(
+                    &g,
+                    "grpo",
+                    &set,
+                    &c,
+                    &format!("G={gs} scale {scale} opt {opt}"),
+                );
             }
         }
     }
@@ -137,7 +151,13 @@ fn grpo_groups_and_reward_scalings_match() {
             v[..4].fill(0.75);
         }
     }
-    compare(&g, "grpo", &[("beta", ParamValue::F64(0.2))], &c, "equal rewards");
+    compare(
+        &g,
+        "grpo",
+        &[("beta", ParamValue::F64(0.2))],
+        &c,
+        "equal rewards",
+    );
 }
 
 #[test]
@@ -146,7 +166,13 @@ fn sparsepo_modes_and_masks_match() {
     let cpu = Context::cpu();
     for (b, t) in [(5usize, 4usize), (37, 60), (2, 500)] {
         for (mode, omit_kl) in [(0usize, false), (0, true), (1, true)] {
-            let mut c = case(&cpu, "sparsepo", &dims(&[("B", b), ("T", t)]), 11 + b as u64, true);
+            let mut c = case(
+                &cpu,
+                "sparsepo",
+                &dims(&[("B", b), ("T", t)]),
+                11 + b as u64,
+                true,
+            );
             if omit_kl {
                 c.inputs[5] = None;
             }
@@ -156,13 +182,25 @@ fn sparsepo_modes_and_masks_match() {
                 ("l1_reward", ParamValue::F64(0.05)),
                 ("l1_kl", ParamValue::F64(0.02)),
             ];
-            compare(&g, "sparsepo", &set, &c, &format!("B={b} T={t} kl {}", !omit_kl));
+            compare(
+                &g,
+                "sparsepo",
+                &set,
+                &c,
+                &format!("B={b} T={t} kl {}", !omit_kl),
+            );
         }
     }
 }
 
 /// Run `id` with auxiliary output `aux` (rows x width) on a context; returns (loss, aux).
-fn run_aux(ctx: &Context, id: &str, set: &[(&str, ParamValue)], c: &Case, aux: &str) -> (Vec<f32>, Vec<f32>) {
+fn run_aux(
+    ctx: &Context,
+    id: &str,
+    set: &[(&str, ParamValue)],
+    c: &Case,
+    aux: &str,
+) -> (Vec<f32>, Vec<f32>) {
     let l = configured(ctx, id, set);
     let spec = &l.def().spec;
     let a = spec.aux.iter().find(|a| a.name.as_str() == aux).unwrap();
@@ -190,7 +228,13 @@ fn auxiliary_outputs_match_the_cpu() {
     let Some(g) = gpu_ctx() else { return };
     let cpu = Context::cpu();
     for (b, d) in [(5usize, 5usize), (9, 3000), (1, 100_000)] {
-        let c = case(&cpu, "grad_entanglement", &dims(&[("B", b), ("D", d)]), b as u64, false);
+        let c = case(
+            &cpu,
+            "grad_entanglement",
+            &dims(&[("B", b), ("D", d)]),
+            b as u64,
+            false,
+        );
         for set in [vec![], vec![("lambda_w", ParamValue::F64(0.25))]] {
             let (lg, sg) = run_aux(&g, "grad_entanglement", &set, &c, "stats");
             let (lc, sc) = run_aux(&cpu, "grad_entanglement", &set, &c, "stats");
@@ -199,7 +243,13 @@ fn auxiliary_outputs_match_the_cpu() {
         }
     }
     for (l, n, t) in [(3usize, 6usize, 4usize), (1, 37, 50), (4, 3, 700)] {
-        let mut c = case(&cpu, "sparsepo_mask", &dims(&[("L", l), ("N", n), ("T", t)]), 9, false);
+        let mut c = case(
+            &cpu,
+            "sparsepo_mask",
+            &dims(&[("L", l), ("N", n), ("T", t)]),
+            9,
+            false,
+        );
         // One fully masked-out row and one row with a single token (max = min).
         if let Some(m) = c.inputs[1].as_mut() {
             if let OwnedData::F32(v) = &mut m.data {
@@ -259,11 +309,15 @@ fn device_buffers_match_host_results() {
     };
     // sparsepo: [2, B, T] inputs and gradients on the device at offsets.
     let (b, t) = (7usize, 9usize);
-    let c = case(&cpu, "sparsepo", &dims(&[("B", b), ("T", t)]), 4, true);
+    let mut c = case(&cpu, "sparsepo", &dims(&[("B", b), ("T", t)]), 4, true);
+    // Both masks given (the generic cases leave kl_mask out).
+    c.inputs[5] = c.inputs[4].clone();
     let lc = cpu.loss("sparsepo").unwrap();
     let want = c.run(&lc, Reduction::Mean, true, None).unwrap();
     let bufs: Vec<_> = (0..6).map(|k| up(&f32_input(&c, k), 3)).collect();
-    let gbufs: Vec<_> = (0..4).map(|_| g.buffer(((2 * b * t + 5) * 4) as u64).unwrap()).collect();
+    let gbufs: Vec<_> = (0..4)
+        .map(|_| g.buffer(((2 * b * t + 5) * 4) as u64).unwrap())
+        .collect();
     let mut loss = [0f32];
     {
         let mut cc = Compute::new(Reduction::Mean, &mut loss);
@@ -271,6 +325,9 @@ fn device_buffers_match_host_results() {
             cc = cc.input(Tensor::device(bb, DType::F32, 3, &[2, b, t]));
         }
         for (slot, k) in [(0usize, 0usize), (1, 2), (2, 4), (3, 5)] {
+            while cc.grads.len() <= k {
+                cc.grads.push(losskit::tensor::Grad::None);
+            }
             cc.grads[k] = losskit::tensor::Grad::Device(losskit::tensor::DeviceOut::new(
                 &gbufs[slot],
                 5,
@@ -282,16 +339,27 @@ fn device_buffers_match_host_results() {
     close("sparsepo device loss", &loss, &want.loss);
     for (slot, k) in [(0usize, 0usize), (1, 2), (2, 4), (3, 5)] {
         let got = gbufs[slot].read_f32(5, 2 * b * t).unwrap();
-        close(&format!("sparsepo device grad {k}"), &got, want.grads[k].as_ref().unwrap());
+        close(
+            &format!("sparsepo device grad {k}"),
+            &got,
+            want.grads[k].as_ref().unwrap(),
+        );
     }
     // ppo_clip and aot with device inputs and gradients.
-    for (id, d) in [("ppo_clip", dims(&[("N", 6), ("T", 11)])), ("aot", dims(&[("B", 300)]))] {
+    for (id, d) in [
+        ("ppo_clip", dims(&[("N", 6), ("T", 11)])),
+        ("aot", dims(&[("B", 300)])),
+    ] {
         let c = case(&cpu, id, &d, 8, true);
         let lc = cpu.loss(id).unwrap();
         let want = c.run(&lc, Reduction::Sum, true, Some(&[0.5])).unwrap();
         let spec = &lc.def().spec;
-        let bufs: Vec<_> = (0..spec.inputs.len()).map(|k| up(&f32_input(&c, k), 1)).collect();
-        let gk: Vec<usize> = (0..spec.inputs.len()).filter(|&k| spec.inputs[k].differentiable).collect();
+        let bufs: Vec<_> = (0..spec.inputs.len())
+            .map(|k| up(&f32_input(&c, k), 1))
+            .collect();
+        let gk: Vec<usize> = (0..spec.inputs.len())
+            .filter(|&k| spec.inputs[k].differentiable)
+            .collect();
         let gbufs: Vec<_> = gk
             .iter()
             .map(|&k| g.buffer((f32_input(&c, k).len() * 4) as u64).unwrap())
@@ -306,6 +374,9 @@ fn device_buffers_match_host_results() {
             }
             for (j, &k) in gk.iter().enumerate() {
                 let shape = c.inputs[k].as_ref().unwrap().shape.clone();
+                while cc.grads.len() <= k {
+                    cc.grads.push(losskit::tensor::Grad::None);
+                }
                 cc.grads[k] = losskit::tensor::Grad::Device(losskit::tensor::DeviceOut::new(
                     &gbufs[j], 0, &shape,
                 ));
@@ -315,7 +386,11 @@ fn device_buffers_match_host_results() {
         close(&format!("{id} device loss"), &loss, &want.loss);
         for (j, &k) in gk.iter().enumerate() {
             let got = gbufs[j].read_f32(0, f32_input(&c, k).len()).unwrap();
-            close(&format!("{id} device grad {k}"), &got, want.grads[k].as_ref().unwrap());
+            close(
+                &format!("{id} device grad {k}"),
+                &got,
+                want.grads[k].as_ref().unwrap(),
+            );
         }
     }
 }
@@ -330,10 +405,18 @@ fn forced_chunking_splits_rows_groups_and_blocks() {
     dev.set_max_binding_bytes(1024);
     for (id, d, set) in [
         ("ppo_clip", dims(&[("N", 23), ("T", 40)]), vec![]),
-        ("grpo", dims(&[("N", 24), ("T", 40)]), vec![("scale_rewards", ParamValue::Enum(1))]),
+        (
+            "grpo",
+            dims(&[("N", 24), ("T", 40)]),
+            vec![("scale_rewards", ParamValue::Enum(1))],
+        ),
         ("grpo", dims(&[("N", 24), ("T", 40)]), vec![]),
         ("steer", dims(&[("N", 23), ("T", 40)]), vec![]),
-        ("steer", dims(&[("N", 23), ("T", 40)]), vec![("mapping", ParamValue::Enum(1))]),
+        (
+            "steer",
+            dims(&[("N", 23), ("T", 40)]),
+            vec![("mapping", ParamValue::Enum(1))],
+        ),
         ("sparsepo", dims(&[("B", 13), ("T", 40)]), vec![]),
     ] {
         let c = case(&cpu, id, &d, 17, true);
@@ -352,8 +435,12 @@ fn bad_inputs_give_the_cpu_errors() {
                 v[3] = 0.5;
             }
         }
-        let ec = c.run(&cpu.loss(id).unwrap(), Reduction::Mean, true, None).unwrap_err();
-        let eg = c.run(&g.loss(id).unwrap(), Reduction::Mean, true, None).unwrap_err();
+        let ec = c
+            .run(&cpu.loss(id).unwrap(), Reduction::Mean, true, None)
+            .unwrap_err();
+        let eg = c
+            .run(&g.loss(id).unwrap(), Reduction::Mean, true, None)
+            .unwrap_err();
         assert_eq!((eg.kind, eg.msg), (ec.kind, ec.msg), "{id}");
     };
     bad_mask("ppo_clip", 3, dims(&[]));
@@ -366,7 +453,10 @@ fn bad_inputs_give_the_cpu_errors() {
         (vec![("group_size", ParamValue::I64(5))], true),
         (vec![("beta", ParamValue::F64(0.1))], false),
     ] {
-        let c = case(&cpu, "grpo", &dims(&[("N", 8)]), 1, opt);
+        let mut c = case(&cpu, "grpo", &dims(&[("N", 8)]), 1, true);
+        if !opt {
+            c.inputs[4] = None;
+        }
         let ec = c
             .run(&configured(&cpu, "grpo", &set), Reduction::Mean, true, None)
             .unwrap_err();
@@ -376,10 +466,25 @@ fn bad_inputs_give_the_cpu_errors() {
         assert_eq!((eg.kind, eg.msg), (ec.kind, ec.msg));
     }
     // sparsepo: kl_mask in common mode.
-    let c = case(&cpu, "sparsepo", &dims(&[]), 1, true);
+    let mut c = case(&cpu, "sparsepo", &dims(&[]), 1, true);
+    c.inputs[5] = c.inputs[4].clone();
     let set = [("mask_mode", ParamValue::Enum(1))];
-    let ec = c.run(&configured(&cpu, "sparsepo", &set), Reduction::Mean, true, None).unwrap_err();
-    let eg = c.run(&configured(&g, "sparsepo", &set), Reduction::Mean, true, None).unwrap_err();
+    let ec = c
+        .run(
+            &configured(&cpu, "sparsepo", &set),
+            Reduction::Mean,
+            true,
+            None,
+        )
+        .unwrap_err();
+    let eg = c
+        .run(
+            &configured(&g, "sparsepo", &set),
+            Reduction::Mean,
+            true,
+            None,
+        )
+        .unwrap_err();
     assert_eq!((eg.kind, eg.msg), (ec.kind, ec.msg));
     assert_eq!(eg.kind, ErrorKind::InvalidParam);
 }

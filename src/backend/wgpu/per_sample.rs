@@ -561,9 +561,7 @@ impl PerSampleWgsl {
         // inputs with the per-sample letter first.
         let lay: Vec<(usize, usize)> = (0..spec.inputs.len())
             .map(|k| match c.get(k) {
-                Some(t) if is_lead[k] => {
-                    (t.shape[0], if n == 0 { 0 } else { t.row_len() / n })
-                }
+                Some(t) if is_lead[k] => (t.shape[0], if n == 0 { 0 } else { t.row_len() / n }),
                 Some(t) => (1, t.row_len()),
                 None => (1, 0),
             })
@@ -580,14 +578,7 @@ impl PerSampleWgsl {
             let Some(t) = c.get(k) else { continue };
             if is_chunked {
                 let (lead, w) = lay[k];
-                chunk = chunk.min(launch::rows_per_chunk(
-                    maxb,
-                    lead * w,
-                    lead * w,
-                    4,
-                    0,
-                    id,
-                )?);
+                chunk = chunk.min(launch::rows_per_chunk(maxb, lead * w, lead * w, 4, 0, id)?);
             } else if (t.numel() * 4) as u64 > maxb {
                 bail!(
                     Unsupported,
@@ -640,9 +631,15 @@ impl PerSampleWgsl {
                 let mut ins: Vec<Pooled<'_>> = Vec::new();
                 for (k, &is_chunked) in chunked.iter().enumerate() {
                     let p = match c.get(k) {
-                        Some(t) if is_lead[k] => {
-                            lead_chunk(dev, &mut enc, id, &spec.inputs[k].name, t, lay[k], (r0, r1))?
-                        }
+                        Some(t) if is_lead[k] => lead_chunk(
+                            dev,
+                            &mut enc,
+                            id,
+                            &spec.inputs[k].name,
+                            t,
+                            lay[k],
+                            (r0, r1),
+                        )?,
                         Some(t) => input_chunk(
                             dev,
                             &mut enc,
@@ -777,9 +774,7 @@ impl PerSampleWgsl {
                 for &(j, host_idx, base, stride, len, holder, sbase) in &scale_groups {
                     let span = (((rows - 1) * stride + len) * 4) as u64;
                     let w = match host_idx {
-                        Some(h) => {
-                            Window::new(dev, host_out[h].1.buf(), base as u64, span)
-                        }
+                        Some(h) => Window::new(dev, host_out[h].1.buf(), base as u64, span),
                         None => Window::new(dev, &dev_holders[holder - 1].buf, base as u64, span),
                     };
                     let su = buffers::uniform(

@@ -227,7 +227,9 @@ impl crate::backend::wgpu::GpuLoss for Aot {
             for (slot, q) in [(0usize, &outs[1]), (1, &outs[2])] {
                 let dst = match (&c.grads[slot], c.get(slot)) {
                     (Grad::None, _) => continue,
-                    (Grad::Device(o), _) => Some((o.data.buffer.inner.clone(), o.data.offset, o.row_stride)),
+                    (Grad::Device(o), _) => {
+                        Some((o.data.buffer.inner.clone(), o.data.offset, o.row_stride))
+                    }
                     (
                         Grad::InPlace,
                         Some(Tensor {
@@ -241,7 +243,13 @@ impl crate::backend::wgpu::GpuLoss for Aot {
                 match dst {
                     Some((buf, off, stride)) => {
                         if stride == 1 {
-                            enc.copy_buffer_to_buffer(q.buf(), 0, &buf.buf, (off * 4) as u64, (b * 4) as u64);
+                            enc.copy_buffer_to_buffer(
+                                q.buf(),
+                                0,
+                                &buf.buf,
+                                (off * 4) as u64,
+                                (b * 4) as u64,
+                            );
                         } else {
                             for i in 0..b {
                                 enc.copy_buffer_to_buffer(

@@ -19,10 +19,11 @@
 //! Entanglement*. The paper states these conditions on the inner product relative to the
 //! norms; the first-order changes are its decomposition of the margin gradient.
 //!
-//! **GPU path**: `grad_entanglement.wgsl` under the per-sample kernel contract (one invocation
-//! per pair, compensated f32 sums, `stats` as its auxiliary output). One invocation streams a
-//! whole pair, so the kernel is parallel over pairs only: for B = 1 with a full parameter
-//! count D it runs one GPU thread (a workgroup reduction per pair would be the next step).
+//! **GPU path**: `grad_entanglement.wgsl`, its own kernel: one workgroup of 256 invocations
+//! per pair (so B = 1 with a full parameter count D still uses a whole workgroup), each
+//! summing a strided share of the row with compensation in f32, then a fixed-order tree
+//! reduction (deterministic); rows are chunked to fit a binding. llvmpipe (lavapipe) stops a
+//! loop after 65535 iterations, so there D is limited to 256·65535 ≈ 16.7M per pair.
 
 use super::run_rows;
 use crate::compute::Compute;
@@ -93,22 +94,103 @@ impl crate::backend::wgpu::GpuLoss for GradEntanglement {
     fn compute_gpu(
         &self,
         dev: &crate::backend::wgpu::GpuDevice,
-        spec: &LossSpec,
+        _spec: &LossSpec,
         p: &Params,
         c: &mut Compute<'_>,
     ) -> Result<()> {
-        use crate::backend::wgpu::{PRELUDE, PerSampleWgsl};
-        use std::sync::OnceLock;
-        static KERNEL: OnceLock<PerSampleWgsl> = OnceLock::new();
-        let k = match KERNEL.get() {
-            Some(k) => k,
-            None => {
-                let src = format!("{PRELUDE}\n{}", include_str!("grad_entanglement.wgsl"));
-                let k = PerSampleWgsl::new(spec, &src)?;
-                KERNEL.get_or_init(|| k)
+        use crate::backend::wgpu::buffers::{self, Window};
+        use crate::backend::wgpu::per_sample::input_chunk;
+        use crate::backend::wgpu::{BindKind, PRELUDE, PipelineKey, launch};
+        use crate::reduction::RowReducer;
+        let (b, d) = (c.dim("B"), c.dim("D"));
+        let (lw, ll) = (p.f64("lambda_w") as f32, p.f64("lambda_l") as f32);
+        let src = format!("{PRELUDE}\n{}", include_str!("grad_entanglement.wgsl"));
+        let kinds = [
+            BindKind::Uniform,
+            BindKind::Read,
+            BindKind::Read,
+            BindKind::ReadWrite,
+        ];
+        let (bgl, pl) = dev.layout("grad_entanglement", &kinds);
+        let pipe = dev.pipelines.get_with_layout(
+            dev,
+            &PipelineKey::new(ID, &src, "main", 256, &[]),
+            &src,
+            Some(&pl),
+        )?;
+        let maxb = dev.max_binding_bytes();
+        let chunk = launch::rows_per_chunk(maxb, d.max(8), d.max(8), 4, 0, ID)?.max(1);
+        let mut all = vec![0f32; b * 8];
+        dev.scoped(ID, || {
+            let mut r0 = 0usize;
+            while r0 < b {
+                let r1 = (r0 + chunk).min(b);
+                let rows = r1 - r0;
+                let mut enc = dev
+                    .device
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(ID) });
+                let mut ins = Vec::new();
+                for k in 0..2 {
+                    let t = c
+                        .get(k)
+                        .ok_or_else(|| crate::err!(Internal, "{ID}: input #{k} missing"))?;
+                    ins.push(input_chunk(dev, &mut enc, ID, "", t, Some((r0, r1)))?);
+                }
+                let out = dev.pool.take(dev, (rows * 32) as u64, buffers::STORAGE)?;
+                let u: [u32; 4] = [rows as u32, d as u32, lw.to_bits(), ll.to_bits()];
+                let ub = buffers::uniform(dev, bytemuck::cast_slice(&u));
+                let bg = dev.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some(ID),
+                    layout: &bgl,
+                    entries: &[
+                        wgpu::BindGroupEntry {
+                            binding: 0,
+                            resource: Window::whole(&ub).resource(),
+                        },
+                        wgpu::BindGroupEntry {
+                            binding: 1,
+                            resource: Window::whole(ins[0].buf()).resource(),
+                        },
+                        wgpu::BindGroupEntry {
+                            binding: 2,
+                            resource: Window::whole(ins[1].buf()).resource(),
+                        },
+                        wgpu::BindGroupEntry {
+                            binding: 3,
+                            resource: Window::whole(out.buf()).resource(),
+                        },
+                    ],
+                });
+                let (gx, gy) =
+                    launch::grid(rows as u64, dev.limits.max_compute_workgroups_per_dimension)?;
+                {
+                    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some(ID),
+                        timestamp_writes: None,
+                    });
+                    pass.set_pipeline(&pipe);
+                    pass.set_bind_group(0, &bg, &[]);
+                    pass.dispatch_workgroups(gx, gy, 1);
+                }
+                let dst: &mut [f32] = &mut all[r0 * 8..r1 * 8];
+                buffers::submit_and_read(
+                    dev,
+                    enc,
+                    &mut [(out.buf(), 0, bytemuck::cast_slice_mut(dst))],
+                )?;
+                r0 = r1;
             }
-        };
-        crate::backend::wgpu::GpuLoss::compute_gpu(k, dev, spec, p, c)
+            Ok(())
+        })?;
+        let per_row: Vec<f64> = (0..b).map(|i| f64::from(all[i * 8 + 3])).collect();
+        RowReducer::new(c.reduction, c.grad_output, b as f64).write_loss(&per_row, c.loss);
+        if let Some(dst) = c.take_aux("stats").as_mut() {
+            for i in 0..b {
+                dst.data[i * dst.row_stride..i * dst.row_stride + 8]
+                    .copy_from_slice(&all[i * 8..i * 8 + 8]);
+            }
+        }
+        Ok(())
     }
 }
 

@@ -1,11 +1,16 @@
-// grad_entanglement under the per-sample contract, after the losskit prelude: one invocation
-// per pair of [B, D] rows. dims[0] = (B, D). Parameters: 0 lambda_w, 1 lambda_l. Writes the
-// per-pair value cos and the auxiliary output stats [B, 8] (no gradient). The three sums are
-// compensated (Kahan) in f32.
+// grad_entanglement on the GPU (after the losskit prelude): one workgroup of 256 invocations
+// per pair of [B, D] rows of the chunk. Each invocation sums a strided share of the row
+// (compensated), then a fixed-order tree reduction in workgroup memory gives ip, n_w, n_l
+// (deterministic); invocation 0 writes the eight statistics of the pair.
+struct G { rows: u32, d: u32, lw: f32, ll: f32 }
+@group(0) @binding(0) var<uniform> g: G;
 @group(0) @binding(1) var<storage, read> gw: array<f32>;
 @group(0) @binding(2) var<storage, read> gl: array<f32>;
-@group(0) @binding(3) var<storage, read_write> lk_loss: array<f32>;
-@group(0) @binding(4) var<storage, read_write> stats: array<f32>;
+@group(0) @binding(3) var<storage, read_write> stats: array<f32>;
+
+var<workgroup> s_ip: array<f32, 256>;
+var<workgroup> s_nw: array<f32, 256>;
+var<workgroup> s_nl: array<f32, 256>;
 
 fn ge_kahan(acc: vec2<f32>, v: f32) -> vec2<f32> {
     let y = v - acc.y;
@@ -21,35 +26,50 @@ fn ge_ratio(x: f32, d: f32) -> f32 {
     return x / d;
 }
 
-@compute @workgroup_size(64)
-fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = gid.x;
-    if (i >= lk.rows) {
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let i = wid.y * nwg.x + wid.x;
+    // The same for the whole workgroup, so the barriers below stay uniform.
+    if (i >= g.rows) {
         return;
     }
-    let d = lk.dims[0].y;
-    let lw = lk.params[0].x;
-    let ll = lk.params[0].y;
+    let d = g.d;
     var ip = vec2<f32>(0.0, 0.0);
     var nw = vec2<f32>(0.0, 0.0);
     var nl = vec2<f32>(0.0, 0.0);
-    for (var k = 0u; k < d; k++) {
+    for (var k = lid; k < d; k += 256u) {
         let a = gw[i * d + k];
         let b = gl[i * d + k];
         ip = ge_kahan(ip, a * b);
         nw = ge_kahan(nw, a * a);
         nl = ge_kahan(nl, b * b);
     }
-    // cos = ip / sqrt(nw nl), with the square roots taken apart (no overflow of nw nl).
-    let c = ge_ratio(ip.x, sqrt(nw.x) * sqrt(nl.x));
-    let o = i * 8u;
-    stats[o] = ip.x;
-    stats[o + 1u] = nw.x;
-    stats[o + 2u] = nl.x;
-    stats[o + 3u] = c;
-    stats[o + 4u] = ge_ratio(ip.x, nw.x);
-    stats[o + 5u] = ge_ratio(ip.x, nl.x);
-    stats[o + 6u] = lw * nw.x - ll * ip.x;
-    stats[o + 7u] = lw * ip.x - ll * nl.x;
-    lk_loss[i] = c;
+    s_ip[lid] = ip.x;
+    s_nw[lid] = nw.x;
+    s_nl[lid] = nl.x;
+    workgroupBarrier();
+    for (var s = 128u; s > 0u; s = s / 2u) {
+        if (lid < s) {
+            s_ip[lid] += s_ip[lid + s];
+            s_nw[lid] += s_nw[lid + s];
+            s_nl[lid] += s_nl[lid + s];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        let p = s_ip[0];
+        let w = s_nw[0];
+        let l = s_nl[0];
+        let o = i * 8u;
+        stats[o] = p;
+        stats[o + 1u] = w;
+        stats[o + 2u] = l;
+        // cos = ip / sqrt(n_w n_l), the roots taken apart (no overflow of the product).
+        stats[o + 3u] = ge_ratio(p, sqrt(w) * sqrt(l));
+        stats[o + 4u] = ge_ratio(p, w);
+        stats[o + 5u] = ge_ratio(p, l);
+        stats[o + 6u] = g.lw * w - g.ll * p;
+        stats[o + 7u] = g.lw * p - g.ll * l;
+    }
 }

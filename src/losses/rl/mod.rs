@@ -115,7 +115,13 @@ pub fn mask_denominators(
     t: usize,
 ) -> Result<Vec<f64>> {
     check_values(id, "mask", mask, |m| m == 0.0 || m == 1.0, "is not 0 or 1")?;
-    Ok(denominators(p.choice("loss_agg"), mask, n, t, p.i64("max_len")))
+    Ok(denominators(
+        p.choice("loss_agg"),
+        mask,
+        n,
+        t,
+        p.i64("max_len"),
+    ))
 }
 
 /// Run a token-level loss: `f(i, t)` gives `ℓ_t` and `∂ℓ_t/∂logp` for token `t` of row `i`.

@@ -285,7 +285,11 @@ impl crate::backend::wgpu::GpuLoss for Steer {
         static KERNEL: OnceLock<PerSampleWgsl> = OnceLock::new();
         let den = super::gpu::host_den("steer", p, c, 4)?;
         let (lo, hi) = omega_range(dev, c)?;
-        let src = format!("{}\n{}", include_str!("steer_omega.wgsl"), include_str!("steer.wgsl"));
+        let src = format!(
+            "{}\n{}",
+            include_str!("steer_omega.wgsl"),
+            include_str!("steer.wgsl")
+        );
         let k = super::gpu::kernel(&KERNEL, spec, &src, |k| k)?;
         k.compute_with_consts(dev, spec, p, c, PerSampleOpts::default(), &[den, lo, hi])
     }
