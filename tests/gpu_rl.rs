@@ -488,3 +488,166 @@ fn bad_inputs_give_the_cpu_errors() {
     assert_eq!((eg.kind, eg.msg), (ec.kind, ec.msg));
     assert_eq!(eg.kind, ErrorKind::InvalidParam);
 }
+
+/// A contract kernel using the three builtin extensions of the per-sample contract: an input
+/// `[2, N, D]` with a fixed leading axis (`PerSampleWgsl::with_leading_axis`), an input bound
+/// whole (`with_whole_inputs`) and a host constant (`compute_with_consts`).
+mod lead_kernel {
+    use losskit::backend::wgpu::{GpuDevice, GpuLoss, PerSampleOpts, PerSampleWgsl};
+    use losskit::params::{ParamSpec, Params};
+    use losskit::registry::{InputSpec, LossDef, LossImpl, LossSpec};
+    use losskit::{Compute, Result};
+
+    /// l_i = c·Σ_{p,j} (p + 1)·x[p, i, j] + w[(i + 1) mod N]; ∂l_i/∂x[p, i, j] = c·(p + 1), with
+    /// the constant c = 3·scale given by the host.
+    pub const WGSL: &str = "
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<f32>;
+@group(0) @binding(3) var<storage, read_write> lk_loss: array<f32>;
+@group(0) @binding(4) var<storage, read_write> g_x: array<f32>;
+
+@compute @workgroup_size(64)
+fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x;
+    if (i >= lk.rows) { return; }
+    let n = lk.dims[0].x;
+    let d = lk.dims[0].y;
+    let c = lk.params[0].y;
+    var acc = 0.0;
+    for (var p = 0u; p < 2u; p++) {
+        for (var j = 0u; j < d; j++) {
+            let e = (p * lk.rows + i) * d + j;
+            acc += f32(p + 1u) * x[e];
+            g_x[e] = c * f32(p + 1u);
+        }
+    }
+    lk_loss[i] = c * acc + w[(lk.row_offset + i + 1u) % n];
+}
+";
+
+    pub struct Lead {
+        pub gpu: PerSampleWgsl,
+    }
+
+    impl GpuLoss for Lead {
+        fn compute_gpu(
+            &self,
+            dev: &GpuDevice,
+            spec: &LossSpec,
+            p: &Params,
+            c: &mut Compute<'_>,
+        ) -> Result<()> {
+            let k = 3.0 * p.f64("scale") as f32;
+            self.gpu
+                .compute_with_consts(dev, spec, p, c, PerSampleOpts::default(), &[k])
+        }
+    }
+
+    impl LossImpl for Lead {
+        fn compute_cpu(&self, _s: &LossSpec, _p: &Params, _c: &mut Compute<'_>) -> Result<()> {
+            losskit::bail!(Unsupported, "test_lead runs on the GPU only")
+        }
+        fn gpu(&self) -> Option<&dyn GpuLoss> {
+            Some(self)
+        }
+    }
+
+    pub fn def() -> LossDef {
+        let spec = LossSpec::new("test_lead", "test", "leading-axis contract test", "test")
+            .input(InputSpec::f32("x", "2,N,D").grad())
+            .input(InputSpec::f32("w", "N"))
+            .param(ParamSpec::f64("scale", 1.0, 0.0, 10.0, "scale"));
+        let src = format!("{}\n{WGSL}", losskit::backend::wgpu::PRELUDE);
+        // The plain contract refuses a differentiable input without the letter first.
+        assert!(PerSampleWgsl::new(&spec, &src).is_err());
+        let gpu = PerSampleWgsl::with_leading_axis(&spec, &src)
+            .expect("valid contract kernel")
+            .with_whole_inputs(&[1]);
+        LossDef::new(spec, Lead { gpu })
+    }
+}
+
+#[test]
+fn per_sample_contract_extensions_leading_axis_whole_inputs_constants() {
+    let Some(g) = gpu_ctx() else { return };
+    g.register(lead_kernel::def()).unwrap();
+    let mut l = g.loss("test_lead").unwrap();
+    l.set("scale", ParamValue::F64(0.5)).unwrap();
+    let c = 1.5f64;
+    let (n, d) = (29usize, 24usize);
+    let mut rng = losskit::testing::Rng::new(3);
+    let x: Vec<f32> = (0..2 * n * d).map(|_| rng.normal() as f32).collect();
+    let w: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
+    let want_rows: Vec<f64> = (0..n)
+        .map(|i| {
+            let s: f64 = (0..2)
+                .flat_map(|p| (0..d).map(move |j| (p, j)))
+                .map(|(p, j)| (p + 1) as f64 * x[(p * n + i) * d + j] as f64)
+                .sum();
+            c * s + w[(i + 1) % n] as f64
+        })
+        .collect();
+    let dev = g.gpu_device().unwrap();
+    // Full bindings, then 512-byte bindings: 2 rows of 2 x 24 floats per chunk.
+    for maxb in [None, Some(512u64)] {
+        if let Some(b) = maxb {
+            dev.set_max_binding_bytes(b);
+        }
+        // Host: none, and a strided gradient destination (blocks n·d + 5 apart).
+        let mut loss = vec![0f32; n];
+        let stride = n * d + 5;
+        let mut gx = vec![-7f32; stride + n * d];
+        let go: Vec<f32> = (0..n).map(|i| 0.5 + 0.01 * i as f32).collect();
+        {
+            let mut cc = Compute::new(Reduction::None, &mut loss)
+                .input(Tensor::f32(&x, &[2, n, d]))
+                .input(Tensor::f32(&w, &[n]))
+                .grad(
+                    0,
+                    TensorMut::new(&mut gx, &[2, n, d]).with_row_stride(stride),
+                )
+                .grad_output(&go);
+            l.compute(&mut cc).unwrap();
+        }
+        let wl: Vec<f32> = want_rows.iter().map(|&v| v as f32).collect();
+        close(&format!("lead {maxb:?} loss"), &loss, &wl);
+        for p in 0..2 {
+            for i in 0..n {
+                for j in 0..d {
+                    let got = gx[p * stride + i * d + j];
+                    let want = (c * (p + 1) as f64 * go[i] as f64) as f32;
+                    close(
+                        &format!("lead {maxb:?} grad [{p},{i},{j}]"),
+                        &[got],
+                        &[want],
+                    );
+                }
+            }
+        }
+        assert!(
+            gx[n * d..stride].iter().all(|&v| v == -7.0),
+            "gap untouched"
+        );
+        // Device input and gradient at offsets, mean.
+        let xb = g.buffer(((2 * n * d + 3) * 4) as u64).unwrap();
+        xb.write_f32(3, &x).unwrap();
+        let gb = g.buffer(((2 * n * d + 1) * 4) as u64).unwrap();
+        let mut m = [0f32];
+        {
+            let mut cc = Compute::new(Reduction::Mean, &mut m)
+                .input(Tensor::device(&xb, DType::F32, 3, &[2, n, d]))
+                .input(Tensor::f32(&w, &[n]));
+            cc.grads.push(losskit::tensor::Grad::Device(
+                losskit::tensor::DeviceOut::new(&gb, 1, &[2, n, d]),
+            ));
+            l.compute(&mut cc).unwrap();
+        }
+        let mean = want_rows.iter().sum::<f64>() / n as f64;
+        close(&format!("lead {maxb:?} device mean"), &m, &[mean as f32]);
+        let got = gb.read_f32(1, 2 * n * d).unwrap();
+        let want: Vec<f32> = (0..2 * n * d)
+            .map(|e| (c * (e / (n * d) + 1) as f64 / n as f64) as f32)
+            .collect();
+        close(&format!("lead {maxb:?} device grad"), &got, &want);
+    }
+}

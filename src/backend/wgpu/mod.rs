@@ -101,7 +101,12 @@
 //! differentiable input)`; the host applies the reduction (`mean` divides by the rows), the
 //! upstream gradient and the chunking; builtins may pass their own `mean` denominator
 //! ([`per_sample::PerSampleOpts`], e.g. the rows not ignored). Differentiable inputs must have the per-sample letter
-//! first (checked when the kernel is registered). [`per_sample::PerSampleWgsl`] implements
+//! first (checked when the kernel is registered). Builtins have three more options (plugins
+//! never see them): host constants after the parameters
+//! ([`per_sample::PerSampleWgsl::compute_with_consts`], e.g. the RL `loss_agg` denominator),
+//! inputs bound whole instead of chunk-local ([`per_sample::PerSampleWgsl::with_whole_inputs`],
+//! `grpo`'s rewards), and inputs with one fixed axis before the per-sample letter, chunked per
+//! block ([`per_sample::PerSampleWgsl::with_leading_axis`], `sparsepo`'s `[2, B, T]`). [`per_sample::PerSampleWgsl`] implements
 //! the GPU hook for such a source.
 
 pub mod buffers;

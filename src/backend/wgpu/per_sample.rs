@@ -561,7 +561,7 @@ impl PerSampleWgsl {
         // inputs with the per-sample letter first.
         let lay: Vec<(usize, usize)> = (0..spec.inputs.len())
             .map(|k| match c.get(k) {
-                Some(t) if is_lead[k] => (t.shape[0], if n == 0 { 0 } else { t.row_len() / n }),
+                Some(t) if is_lead[k] => (t.shape[0], t.row_len().checked_div(n).unwrap_or(0)),
                 Some(t) => (1, t.row_len()),
                 None => (1, 0),
             })

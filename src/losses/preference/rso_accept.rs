@@ -28,7 +28,12 @@
 //! insertion order). The paper's losses are `dpo` (`sigmoid`, `hinge` with or without the
 //! reference).
 //!
-//! **GPU kernel needs**: none (O(N·K²) worst case, host-side).
+//! **No GPU kernel** (on a WGPU context it runs this CPU path): the draws are the caller's
+//! `uniforms` (no generator inside), and the same picks on both backends would need the test
+//! `u < exp((r − M)/β)` evaluated as the CPU does, in f64. WGSL has no f64 `exp`, and the
+//! f32 one (error up to a few ulp, growing with |x|) flips a pick whenever `u` lies within
+//! about 1e-6 of the threshold; an extended-precision exponential in WGSL would be needed
+//! (compensated f32 tricks are not reliable there: compilers may reassociate them away).
 
 use super::{check_values, input_f64, required_f64, run_rows};
 use crate::bail;

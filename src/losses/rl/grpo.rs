@@ -159,7 +159,7 @@ fn check_call(p: &Params, c: &Compute<'_>) -> Result<()> {
     let id = "grpo";
     let n = c.dim("N");
     let g = p.i64("group_size") as usize;
-    if n % g != 0 {
+    if !n.is_multiple_of(g) {
         bail!(
             InvalidInput,
             "{id}: group_size {g} does not divide the number of completions N = {n}"

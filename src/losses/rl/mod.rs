@@ -11,6 +11,11 @@
 //! BNPO, `Σ_i Σ_t / Σ mask`), `seq_mean_token_mean` (`max(Σ_t mask_i, 1)`: original GRPO),
 //! `seq_mean_token_sum` (1), `seq_mean_token_sum_norm` (`max_len`, 0 → T: Dr. GRPO). The
 //! table mapping these to TRL and verl options is in the preference family's module doc.
+//!
+//! GPU: each loss is a per-sample contract kernel with `family.wgsl` (the clipped surrogate,
+//! the row denominator) in front; the mask check and the denominators of the modes that do not
+//! depend on the row come from [`mask_denominators`] on the host (the mask is read back when
+//! it lives on the device) and reach the kernel as a constant (see [`gpu`]).
 
 pub mod grpo;
 pub mod ppo_clip;
