@@ -345,9 +345,11 @@ fn device_buffers_match_host_results() {
             want.grads[k].as_ref().unwrap(),
         );
     }
-    // ppo_clip and aot with device inputs and gradients.
+    // The RL losses and aot with device inputs and gradients.
     for (id, d) in [
         ("ppo_clip", dims(&[("N", 6), ("T", 11)])),
+        ("grpo", dims(&[("N", 8), ("T", 11)])),
+        ("steer", dims(&[("N", 6), ("T", 11)])),
         ("aot", dims(&[("B", 300)])),
     ] {
         let c = case(&cpu, id, &d, 8, true);
