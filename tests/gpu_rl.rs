@@ -653,3 +653,30 @@ fn per_sample_contract_extensions_leading_axis_whole_inputs_constants() {
         close(&format!("lead {maxb:?} device grad"), &got, &want);
     }
 }
+
+#[test]
+fn rows_too_long_for_llvmpipe_loops_are_refused_there() {
+    let Some(g) = gpu_ctx() else { return };
+    let cpu = Context::cpu();
+    let llvmpipe = g
+        .device_info()
+        .is_some_and(|i| i.name.to_lowercase().contains("llvmpipe"));
+    for (id, d) in [
+        ("ppo_clip", dims(&[("N", 2), ("T", 40_000)])),
+        ("sparsepo", dims(&[("B", 2), ("T", 20_000)])),
+    ] {
+        let c = case(&cpu, id, &d, 5, false);
+        let r = c.run(&g.loss(id).unwrap(), Reduction::None, true, None);
+        if llvmpipe {
+            let e = r.unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Unsupported, "{id}: {}", e.msg);
+            assert!(e.msg.contains("llvmpipe"), "{}", e.msg);
+        } else {
+            let want = c
+                .run(&cpu.loss(id).unwrap(), Reduction::None, true, None)
+                .unwrap();
+            let got = r.unwrap();
+            close(&format!("{id} long rows"), &got.loss, &want.loss);
+        }
+    }
+}

@@ -290,6 +290,23 @@ impl PerSampleWgsl {
     }
 }
 
+/// Loop iterations one llvmpipe (lavapipe) invocation runs before Mesa's loop limiter stops
+/// its loops early, silently (observed: the count is shared by the loops of an invocation).
+pub const LLVMPIPE_LOOP_LIMIT: u64 = 65535;
+
+/// Refuse (`Unsupported`) a launch whose invocations would each run about `iters` loop
+/// iterations on llvmpipe, where the loops would stop early and give wrong results; other
+/// adapters have no such limit.
+pub fn check_loop_iterations(dev: &GpuDevice, id: &str, iters: u64) -> Result<()> {
+    if iters > LLVMPIPE_LOOP_LIMIT && dev.info().name.to_lowercase().contains("llvmpipe") {
+        bail!(
+            Unsupported,
+            "{id}: one GPU invocation would run {iters} loop iterations; llvmpipe (lavapipe) stops loops after {LLVMPIPE_LOOP_LIMIT}, so these rows are too long for it (use the CPU backend or a hardware GPU)"
+        );
+    }
+    Ok(())
+}
+
 /// True when `dims` is `[<fixed size>, rows, ...]`.
 fn lead_axis(dims: Vec<&str>, rows: &str) -> bool {
     dims.len() >= 2 && dims[0].parse::<usize>().is_ok() && dims[1] == rows

@@ -104,6 +104,8 @@ impl crate::backend::wgpu::GpuLoss for GradEntanglement {
         use crate::reduction::RowReducer;
         let (b, d) = (c.dim("B"), c.dim("D"));
         let (lw, ll) = (p.f64("lambda_w") as f32, p.f64("lambda_l") as f32);
+        let iters = (d as u64).div_ceil(256);
+        crate::backend::wgpu::per_sample::check_loop_iterations(dev, ID, iters)?;
         let src = format!("{PRELUDE}\n{}", include_str!("grad_entanglement.wgsl"));
         let kinds = [
             BindKind::Uniform,

@@ -34,7 +34,9 @@
 //! **GPU path**: `sparsepo.wgsl` under the per-sample kernel contract built with
 //! `PerSampleWgsl::with_leading_axis` (the `[2, B, T]` inputs are chunked per block, so the
 //! kernel sees `[2, rows, T]`), one invocation per pair in f32 with compensated sums. The
-//! `mask_mode`/`kl_mask` and mask checks run on the host first (the CPU's code). The heavy
+//! `mask_mode`/`kl_mask` and mask checks run on the host first (the CPU's code). An invocation
+//! loops 4·T times: on llvmpipe, which stops loops after 65535 iterations, T > 16383 is
+//! refused (`Unsupported`). The heavy
 //! part stays `token_logprobs` with `ref_logits` upstream.
 
 use super::{check_values, input_f64, required_f64, run_rows, sigmoid, softplus};
@@ -176,6 +178,9 @@ impl crate::backend::wgpu::GpuLoss for Sparsepo {
             .read_f32()?;
         let mask: Vec<f64> = mask.into_iter().map(f64::from).collect();
         check_call(p, c, &mask)?;
+        // Two passes over both blocks of the row.
+        let iters = 4 * c.dim("T") as u64;
+        crate::backend::wgpu::per_sample::check_loop_iterations(dev, ID, iters)?;
         let k = match KERNEL.get() {
             Some(k) => k,
             None => {

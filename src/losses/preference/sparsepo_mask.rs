@@ -89,6 +89,9 @@ impl crate::backend::wgpu::GpuLoss for SparsepoMask {
             .ok_or_else(|| crate::err!(Internal, "{ID}: mask missing"))?
             .read_f32()?;
         check_call(c, &mask.into_iter().map(f64::from).collect::<Vec<_>>())?;
+        // Per row: a pass over T, two per layer, one more over T.
+        let iters = (2 * c.dim("L") as u64 + 2) * c.dim("T") as u64;
+        crate::backend::wgpu::per_sample::check_loop_iterations(dev, ID, iters)?;
         let k = match KERNEL.get() {
             Some(k) => k,
             None => {

@@ -189,6 +189,15 @@ impl crate::backend::wgpu::GpuLoss for Grpo {
         static KERNEL: OnceLock<PerSampleWgsl> = OnceLock::new();
         check_call(p, c)?;
         let den = super::gpu::host_den("grpo", p, c, 1)?;
+        // Per row: the group's two passes (all N rewards too for `batch`) and two over T.
+        let (n, t) = (c.dim("N") as u64, c.dim("T") as u64);
+        let batch = if p.choice("scale_rewards") == "batch" {
+            2 * n
+        } else {
+            0
+        };
+        let iters = 2 * p.i64("group_size") as u64 + batch + 2 * t;
+        crate::backend::wgpu::per_sample::check_loop_iterations(dev, "grpo", iters)?;
         let k = super::gpu::kernel(&KERNEL, spec, include_str!("grpo.wgsl"), |k| {
             k.with_whole_inputs(&[2])
         })?;

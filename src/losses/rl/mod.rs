@@ -16,6 +16,9 @@
 //! the row denominator) in front; the mask check and the denominators of the modes that do not
 //! depend on the row come from [`mask_denominators`] on the host (the mask is read back when
 //! it lives on the device) and reach the kernel as a constant (see [`gpu`]).
+//! One invocation loops over its row (about 2·T iterations); on llvmpipe (lavapipe), whose
+//! loop limiter stops an invocation's loops after 65535 iterations, longer rows are refused
+//! (`Unsupported`) instead of computed wrongly; hardware drivers have no such limit.
 
 pub mod grpo;
 pub mod ppo_clip;

@@ -109,6 +109,8 @@ impl crate::backend::wgpu::GpuLoss for PpoClip {
         use std::sync::OnceLock;
         static KERNEL: OnceLock<PerSampleWgsl> = OnceLock::new();
         let den = super::gpu::host_den("ppo_clip", p, c, 3)?;
+        let t = c.dim("T") as u64;
+        crate::backend::wgpu::per_sample::check_loop_iterations(dev, "ppo_clip", 2 * t)?;
         let k = super::gpu::kernel(&KERNEL, spec, include_str!("ppo_clip.wgsl"), |k| k)?;
         k.compute_with_consts(dev, spec, p, c, PerSampleOpts::default(), &[den])
     }

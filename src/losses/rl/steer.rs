@@ -284,6 +284,8 @@ impl crate::backend::wgpu::GpuLoss for Steer {
         use std::sync::OnceLock;
         static KERNEL: OnceLock<PerSampleWgsl> = OnceLock::new();
         let den = super::gpu::host_den("steer", p, c, 4)?;
+        let t = c.dim("T") as u64;
+        crate::backend::wgpu::per_sample::check_loop_iterations(dev, "steer", 2 * t)?;
         let (lo, hi) = omega_range(dev, c)?;
         let src = format!(
             "{}\n{}",
