@@ -464,3 +464,28 @@ fn reward_shaped_ntp_top_k_with_ties() {
         }
     }
 }
+
+#[test]
+fn long_rows_on_llvmpipe_are_refused_not_wrong() {
+    let Some(g) = gpu_ctx() else { return };
+    let llvmpipe = g
+        .device_info()
+        .is_some_and(|i| i.name.to_ascii_lowercase().contains("llvmpipe"));
+    // 4 passes over 16384 classes: past llvmpipe's loop budget (the results were wrong
+    // there before the refusal).
+    let (lg, lc) = pair(&g, "smooth_adv_comp_sum", &[]);
+    let mut case = Case::random(&lc, &dims(&[("N", 1), ("C", 16384)]), 4, false);
+    case.inputs[2].as_mut().unwrap().data = OwnedData::I64(vec![5]);
+    let oc = run_aux(&lc, &case, Reduction::Sum, false).unwrap();
+    match run_aux(&lg, &case, Reduction::Sum, false) {
+        Err(e) => {
+            assert!(llvmpipe, "refused on a hardware adapter: {}", e.msg);
+            assert_eq!(e.kind, ErrorKind::Unsupported, "{}", e.msg);
+            assert!(e.msg.contains("llvmpipe"), "{}", e.msg);
+        }
+        Ok(og) => {
+            assert!(!llvmpipe, "llvmpipe ran a row past its loop budget");
+            compare("smooth_adv_comp_sum C=16384", &og, &oc);
+        }
+    }
+}

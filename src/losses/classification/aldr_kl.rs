@@ -160,6 +160,7 @@ fn previous_lambdas(c: &Compute<'_>, lam0: f64) -> Result<Vec<f32>> {
 super::sample_gpu_loss!(
     AldrKl,
     concat!(include_str!("ldr.wgsl"), include_str!("aldr_kl.wgsl")),
+    6,
     |p, c| {
         previous_lambdas(c, p.f64("lam0"))?;
         Some(super::gpu::target_den(

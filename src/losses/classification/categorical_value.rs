@@ -205,6 +205,7 @@ fn prepare(p: &Params, c: &Compute<'_>) -> Result<(Encoder, Vec<f32>)> {
 super::sample_gpu_loss!(
     CategoricalValue,
     include_str!("categorical_value.wgsl"),
+    2,
     |p, c| {
         prepare(p, c)?;
         None

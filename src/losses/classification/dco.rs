@@ -97,7 +97,7 @@ fn check_logp(c: &Compute<'_>) -> Result<()> {
     Ok(())
 }
 
-super::sample_gpu_loss!(Dco, include_str!("dco.wgsl"), |_p, c| {
+super::sample_gpu_loss!(Dco, include_str!("dco.wgsl"), 1, |_p, c| {
     check_logp(c)?;
     None
 });

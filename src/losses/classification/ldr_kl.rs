@@ -234,6 +234,7 @@ pub struct LdrKl;
 super::sample_gpu_loss!(
     LdrKl,
     concat!(include_str!("ldr.wgsl"), include_str!("ldr_kl.wgsl")),
+    5,
     |p, c| Some(super::gpu::target_den(
         "ldr_kl",
         c,

@@ -48,11 +48,12 @@ macro_rules! row_gpu_loss {
 }
 pub(crate) use row_gpu_loss;
 
-/// The GPU hook of a loss with its own per-sample-contract kernel (`$src`, the WGSL source next to the
-/// loss; see [`gpu`]): `$den` runs the CPU path's validation (with `?`) and evaluates to
-/// the `mean` denominator (`None` = the number of rows).
+/// The GPU hook of a loss with its own per-sample-contract kernel (`$src`, the WGSL source
+/// next to the loss, making at most `$passes` passes over a row; see [`gpu`]): `$den` runs
+/// the CPU path's validation (with `?`) and evaluates to the `mean` denominator (`None` =
+/// the number of rows).
 macro_rules! sample_gpu_loss {
-    ($ty:ty, $src:expr, |$p:ident, $c:ident| $den:expr) => {
+    ($ty:ty, $src:expr, $passes:expr, |$p:ident, $c:ident| $den:expr) => {
         #[cfg(feature = "wgpu")]
         impl crate::backend::wgpu::GpuLoss for $ty {
             fn compute_gpu(
@@ -62,7 +63,7 @@ macro_rules! sample_gpu_loss {
                 $p: &Params,
                 $c: &mut Compute<'_>,
             ) -> Result<()> {
-                static KERNEL: super::gpu::Kernel = super::gpu::Kernel::new($src);
+                static KERNEL: super::gpu::Kernel = super::gpu::Kernel::new($src, $passes);
                 let den: Option<f64> = $den;
                 KERNEL.run(dev, spec, $p, $c, den)
             }

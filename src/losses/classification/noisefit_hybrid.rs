@@ -112,9 +112,14 @@ pub fn def() -> LossDef {
 /// The implementation.
 pub struct NoiseFit;
 
-super::sample_gpu_loss!(NoiseFit, include_str!("noisefit_hybrid.wgsl"), |p, c| Some(
-    super::gpu::target_den("noisefit_hybrid", c, 3, p.i64("ignore_index"))?
-));
+super::sample_gpu_loss!(NoiseFit, include_str!("noisefit_hybrid.wgsl"), 3, |p, c| {
+    Some(super::gpu::target_den(
+        "noisefit_hybrid",
+        c,
+        3,
+        p.i64("ignore_index"),
+    )?)
+});
 
 impl LossImpl for NoiseFit {
     fn has_gpu(&self) -> bool {

@@ -203,6 +203,7 @@ impl Row {
 super::sample_gpu_loss!(
     RewardShapedNtp,
     include_str!("reward_shaped_ntp.wgsl"),
+    7,
     |p, c| Some(super::gpu::target_den(
         "reward_shaped_ntp",
         c,

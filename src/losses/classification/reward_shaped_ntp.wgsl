@@ -12,6 +12,33 @@
 @group(0) @binding(3) var<storage, read_write> lk_loss: array<f32>;
 @group(0) @binding(4) var<storage, read_write> g_logits: array<f32>;
 
+// Histogram of the byte at bit `lo` of the keys that share kth's bytes above it.
+fn rs_hist(base: u32, classes: u32, lo: u32, kth: u32) -> array<u32, 256> {
+    var hist: array<u32, 256>;
+    let hi = lo + 8u;
+    for (var c = 0u; c < classes; c++) {
+        let key = lk_order_key(logits[base + c]);
+        if ((key >> hi) == (kth >> hi)) {
+            hist[(key >> lo) & 255u] += 1u;
+        }
+    }
+    return hist;
+}
+
+// The digit where the count from the top reaches `need`, and the count above it.
+fn rs_pick(hist_in: array<u32, 256>, need: u32) -> vec2<u32> {
+    var hist = hist_in;
+    var above = 0u;
+    for (var d = 255i; d >= 0i; d--) {
+        let h = hist[d];
+        if (above + h >= need) {
+            return vec2<u32>(u32(d), above);
+        }
+        above += h;
+    }
+    return vec2<u32>(0u, above);
+}
+
 @compute @workgroup_size(64)
 fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = gid.x;
@@ -57,34 +84,21 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     var kth = 0u;
     var ties = 0u;
     if (split) {
-        // need: rank of the wanted key among the keys with the digits chosen so far.
+        // need: rank of the wanted key among the keys with the digits chosen so far. The
+        // levels are written out so that every loop is a single pass of its own.
         var need = u32(kf);
-        for (var level = 0u; level < 4u; level++) {
-            let lo = 24u - 8u * level;
-            if (level > 0u) {
-                hist = array<u32, 256>();
-                let hi = lo + 8u;
-                for (var c = 0u; c < classes; c++) {
-                    let key = lk_order_key(logits[base + c]);
-                    if ((key >> hi) == (kth >> hi)) {
-                        hist[(key >> lo) & 255u] += 1u;
-                    }
-                }
-            }
-            // The digit where the count from the top reaches `need`.
-            var above = 0u;
-            var digit = 0u;
-            for (var d = 255i; d >= 0i; d--) {
-                let h = hist[d];
-                if (above + h >= need) {
-                    digit = u32(d);
-                    break;
-                }
-                above += h;
-            }
-            need -= above;
-            kth |= digit << lo;
-        }
+        var dg = rs_pick(hist, need);
+        kth = dg.x << 24u;
+        need -= dg.y;
+        dg = rs_pick(rs_hist(base, classes, 16u, kth), need);
+        kth |= dg.x << 16u;
+        need -= dg.y;
+        dg = rs_pick(rs_hist(base, classes, 8u, kth), need);
+        kth |= dg.x << 8u;
+        need -= dg.y;
+        dg = rs_pick(rs_hist(base, classes, 0u, kth), need);
+        kth |= dg.x;
+        need -= dg.y;
         ties = need;
     }
     // Sums over the non-target classes of the top set, then over all classes.

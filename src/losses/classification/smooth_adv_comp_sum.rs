@@ -86,6 +86,7 @@ super::sample_gpu_loss!(
         include_str!("comp_sum.wgsl"),
         include_str!("smooth_adv_comp_sum.wgsl")
     ),
+    4,
     |p, c| Some(super::gpu::target_den(
         "smooth_adv_comp_sum",
         c,

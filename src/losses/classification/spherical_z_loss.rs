@@ -76,14 +76,19 @@ pub fn def() -> LossDef {
 /// The implementation.
 pub struct SphericalZ;
 
-super::sample_gpu_loss!(SphericalZ, include_str!("spherical_z_loss.wgsl"), |p, c| {
-    Some(super::gpu::target_den(
-        "spherical_z_loss",
-        c,
-        1,
-        p.i64("ignore_index"),
-    )?)
-});
+super::sample_gpu_loss!(
+    SphericalZ,
+    include_str!("spherical_z_loss.wgsl"),
+    3,
+    |p, c| {
+        Some(super::gpu::target_den(
+            "spherical_z_loss",
+            c,
+            1,
+            p.i64("ignore_index"),
+        )?)
+    }
+);
 
 impl LossImpl for SphericalZ {
     fn has_gpu(&self) -> bool {

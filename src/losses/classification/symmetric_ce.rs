@@ -61,10 +61,15 @@ pub fn def() -> LossDef {
 /// The implementation.
 pub struct SymmetricCe;
 
-super::sample_gpu_loss!(SymmetricCe, include_str!("symmetric_ce.wgsl"), |_p, c| {
-    super::check_softmax_classes("symmetric_ce", c)?;
-    None
-});
+super::sample_gpu_loss!(
+    SymmetricCe,
+    include_str!("symmetric_ce.wgsl"),
+    3,
+    |_p, c| {
+        super::check_softmax_classes("symmetric_ce", c)?;
+        None
+    }
+);
 
 impl LossImpl for SymmetricCe {
     fn has_gpu(&self) -> bool {
