@@ -62,3 +62,25 @@ fn pf_step(x: f32) -> f32 {
 fn pf_len(x: f32) -> f32 {
     return max(x, 1.0);
 }
+
+// Margin loss of x as (loss, dloss/dx): hinge relu(1 - x), or the sigmoid loss with label
+// smoothing eps, (1 - eps) softplus(-x) + eps softplus(x).
+fn pf_margin_loss(hinge: bool, eps: f32, x: f32) -> vec2<f32> {
+    if (hinge) {
+        return vec2<f32>(max(1.0 - x, 0.0), select(0.0, -1.0, x < 1.0));
+    }
+    return vec2<f32>(
+        (1.0 - eps) * pf_softplus(-x) + eps * pf_softplus(x),
+        -(1.0 - eps) * pf_sigmoid(-x) + eps * pf_sigmoid(x),
+    );
+}
+
+// AlphaPO reward r(a) = -expm1(-alpha a) / alpha (a when alpha = 0) and r'(a) = e^{-alpha a}
+// (the exponent clamped at 88, where the f32 CPU result overflows).
+fn pf_alpha_reward(alpha: f32, a: f32) -> vec2<f32> {
+    if (alpha == 0.0) {
+        return vec2<f32>(a, 1.0);
+    }
+    let t = min(-alpha * a, 88.0);
+    return vec2<f32>(-lk_expm1(t) / alpha, exp(t));
+}

@@ -113,14 +113,12 @@ pub const FAMILY_WGSL: &str = include_str!("family.wgsl");
 /// after the loss's own parameters with `pf_param`; otherwise it returns `()`.
 macro_rules! pref_gpu_loss {
     ($ty:ty, $file:literal, $check:expr) => {
-        $crate::losses::preference::pref_gpu_loss!(@impl $ty, $file, |s, p, c| {
-            ($check)(s, p, c).map(|()| Vec::new())
-        });
+        $crate::losses::preference::pref_gpu_loss!(@impl $ty, $file, (), $check, |()| Vec::new());
     };
     ($ty:ty, $file:literal, derived $check:expr) => {
-        $crate::losses::preference::pref_gpu_loss!(@impl $ty, $file, $check);
+        $crate::losses::preference::pref_gpu_loss!(@impl $ty, $file, Vec<f64>, $check, |v| v);
     };
-    (@impl $ty:ty, $file:literal, $check:expr) => {
+    (@impl $ty:ty, $file:literal, $ret:ty, $check:expr, $derived:expr) => {
         #[cfg(feature = "wgpu")]
         impl $crate::backend::wgpu::GpuLoss for $ty {
             fn compute_gpu(
@@ -136,8 +134,8 @@ macro_rules! pref_gpu_loss {
                     &$crate::registry::LossSpec,
                     &$crate::params::Params,
                     &$crate::compute::Compute<'_>,
-                ) -> $crate::error::Result<Vec<f64>> = $check;
-                let derived = check(spec, p, c)?;
+                ) -> $crate::error::Result<$ret> = $check;
+                let derived: Vec<f64> = ($derived)(check(spec, p, c)?);
                 $crate::losses::preference::run_gpu(
                     &KERNEL,
                     include_str!($file),
