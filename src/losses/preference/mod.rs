@@ -18,6 +18,34 @@
 //!   gradients of batch-level losses whose terms couple rows (`aot`'s sorted pairs).
 //! - `dpo`'s twelve loss types are twelve small functions in one table (see `dpo.rs`).
 //!
+//! # GPU path
+//!
+//! The per-sample losses of the family (`dpo`, `orpo`, `simpo`, `cpo`, `kto`, `rpo`,
+//! `osp_spce`, `mapl`, `inpo`, `solireward_btwt`, `dpa_semantic`, `seppo`, `hypo`,
+//! `yojo_nway`, `spo_degree`) run on wgpu under the per-sample kernel contract v1
+//! ([`crate::backend::wgpu::per_sample`]): one invocation per pair or row, which writes the
+//! unscaled loss and its derivatives; the contract's host side applies the reduction, the
+//! upstream gradient and the chunking. What is shared:
+//! - `family.wgsl` ([`FAMILY_WGSL`]), placed after the losskit prelude in front of every
+//!   kernel: parameter, presence and shape accessors (`pf_param`, `pf_present`, `pf_dim`),
+//!   and the f32 forms that keep the GPU within the parity tolerance of the f64 CPU path —
+//!   softplus and log σ through `log1p(e^{−|x|})`, σ from `e^{−|x|}` only, `log(1 − e^a)`
+//!   split at `−ln 2`, `log1p` with the rounding of `1 + x` corrected, the margin loss and
+//!   the AlphaPO reward of `simpo`/`cpo`;
+//! - `pref_gpu_loss!` and `gpu_hooks!`: the `GpuLoss` implementation (the kernel built once
+//!   in a `OnceLock`, see [`run_gpu`]) and the two `LossImpl` hooks. Each loss passes its
+//!   kernel file and its check function, which is the one its CPU path calls
+//!   ([`check_pairs`], [`read_pairs`] and the losses' own value checks), so both backends
+//!   refuse the same inputs with the same error before anything is launched or written;
+//!   values on the device are read back for these checks (inputs are `[B]` or `[N, K]`).
+//! - host-derived kernel constants: a check function may return values that the kernel reads
+//!   after the loss's parameters (`yojo_nway` passes `N / rows not ignored`, so the
+//!   contract's `mean` over `N` becomes the loss's mean over the rows it counts).
+//!
+//! Left on the CPU (no kernel, they run their CPU path on a WGPU context): `aot` (batch-level,
+//! its terms couple rows through a sort), `sparsepo`, `sparsepo_mask`, `token_logprobs`,
+//! `grad_entanglement`, `rso_accept` (handled separately).
+//!
 //! Conventions shared by the family: `pc, pr` = policy log-probs of chosen / rejected, `rc,
 //! rr` = reference log-probs, `lr_w = pc − rc`, `lr_l = pr − rr`; only policy-side inputs are
 //! differentiable; `σ`, `softplus`, `log σ` and `log(1 − e^a)` are evaluated in their stable
