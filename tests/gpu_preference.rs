@@ -713,3 +713,76 @@ fn device_inputs_are_checked_and_computed() {
     assert!(e.msg.contains("rejected_len[4]"), "{}", e.msg);
     assert_eq!(gbuf.read_f32(0, b).unwrap(), vec![7.0; b]);
 }
+
+/// Rows split over several launches (1 KiB bindings): chunk-local rows, inputs that are not
+/// per-sample (`kto`'s KL pairs) bound whole to every chunk, and `yojo_nway`'s mean over
+/// the rows not ignored across chunks.
+#[test]
+fn chunked_rows_match() {
+    use ParamValue::{Enum, F64};
+    let Some(g0) = gpu_ctx() else { return };
+    drop(g0);
+    let g = Context::new(BackendKind::Wgpu).expect("second wgpu context");
+    g.gpu_device().unwrap().set_max_binding_bytes(1024);
+    let wave = |n: usize, a: f32, b: f32| -> Vec<f32> {
+        (0..n)
+            .map(|e| a + b * (((e * 7919) % 101) as f32 / 101.0))
+            .collect()
+    };
+    let b = 1000;
+    let (lg, lc) = loss_pair(&g, "dpo", &[("loss_type", Enum(10)), ("beta", F64(0.3))]);
+    let ins = [
+        In::F(wave(b, -60.0, 50.0), vec![b]),
+        In::F(wave(b + 3, -70.0, 60.0)[3..].to_vec(), vec![b]),
+        In::F(wave(b + 5, -55.0, 40.0)[5..].to_vec(), vec![b]),
+        In::F(wave(b + 9, -65.0, 30.0)[9..].to_vec(), vec![b]),
+        In::F(wave(b, 0.0, 30.0), vec![b]),
+        In::F(wave(b + 1, 0.0, 30.0)[1..].to_vec(), vec![b]),
+        In::F(wave(b, 0.2, 2.0), vec![b]),
+    ];
+    parity("chunked dpo", &lg, &lc, &ins);
+
+    let (n, k) = (300usize, 5usize);
+    let (lg, lc) = loss_pair(&g, "yojo_nway", &[("temperature", F64(0.7))]);
+    let target: Vec<i64> = (0..n)
+        .map(|r| if r % 7 == 3 { -100 } else { (r % k) as i64 })
+        .collect();
+    let ins = [
+        In::F(wave(n * k, -20.0, 40.0), vec![n, k]),
+        In::I(target, vec![n]),
+        In::Absent,
+        In::Absent,
+    ];
+    parity("chunked yojo", &lg, &lc, &ins);
+
+    let (n, k) = (200usize, 9usize);
+    let (lg, lc) = loss_pair(&g, "hypo", &[("lam", F64(0.5))]);
+    let ins = [
+        In::F(wave(n, -40.0, 30.0), vec![n]),
+        In::F(wave(n + 2, -40.0, 30.0)[2..].to_vec(), vec![n]),
+        In::F(wave(n + 4, -40.0, 30.0)[4..].to_vec(), vec![n]),
+        In::F(wave(n + 6, -40.0, 30.0)[6..].to_vec(), vec![n]),
+        In::F(wave(n * k, -30.0, 20.0), vec![n, k]),
+        In::F(wave(n * k + 1, -30.0, 20.0)[1..].to_vec(), vec![n, k]),
+    ];
+    parity("chunked hypo", &lg, &lc, &ins);
+    let (lg, lc) = loss_pair(&g, "spo_degree", &[("objective", Enum(1))]);
+    let ins = [
+        In::F(wave(n * k, -30.0, 25.0), vec![n, k]),
+        In::F(wave(n * k + 3, -30.0, 25.0)[3..].to_vec(), vec![n, k]),
+        In::Absent,
+    ];
+    parity("chunked spo_degree", &lg, &lc, &ins);
+
+    let n = 1000;
+    let (lg, lc) = loss_pair(&g, "kto", &[("beta", F64(0.2))]);
+    let des: Vec<i64> = (0..n).map(|r| (r % 3 == 0) as i64).collect();
+    let ins = [
+        In::F(wave(n, -40.0, 30.0), vec![n]),
+        In::F(wave(n + 1, -45.0, 30.0)[1..].to_vec(), vec![n]),
+        In::I(des, vec![n]),
+        In::F(wave(40, -20.0, 10.0), vec![40]),
+        In::F(wave(41, -25.0, 10.0)[1..].to_vec(), vec![40]),
+    ];
+    parity("chunked kto", &lg, &lc, &ins);
+}
