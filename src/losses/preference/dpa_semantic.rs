@@ -41,8 +41,8 @@
 //! the CPU path's checks (for the odds link the average log-probs are read back).
 
 use super::{
-    Pair, PairIdx, PairOut, check_pairs, gpu_hooks, len_inputs, log_sigmoid, log1mexp, lse,
-    policy_inputs, pref_gpu_loss, read_pairs, ref_inputs, run_pairwise, sigmoid,
+    Pair, PairIdx, PairOut, gpu_hooks, len_inputs, log_sigmoid, log1mexp, lse, policy_inputs,
+    pref_gpu_loss, ref_inputs, run_pairwise, sigmoid,
 };
 use crate::bail;
 use crate::compute::Compute;
@@ -122,9 +122,9 @@ fn check_odds(q: &Pair) -> Result<()> {
 
 pref_gpu_loss!(DpaSemantic, "dpa_semantic.wgsl", |s, p, c| {
     if p.choice("link") != "odds" {
-        return check_pairs(s, c, IDX).map(drop);
+        return super::check_pairs(s, c, IDX).map(drop);
     }
-    let v = read_pairs(s, c, IDX)?;
+    let v = super::read_pairs(s, c, IDX)?;
     (0..v.data.rows).try_for_each(|i| check_odds(&v.pair(i)))
 });
 

@@ -39,13 +39,14 @@
 //! **GPU path**: `dpo.wgsl`, one invocation per pair under the per-sample kernel contract;
 //! the loss type and the f-divergence arrive as choice indices and select a case of a
 //! switch, so all twelve types (and the four scores) are one pipeline. The f32 forms are the
-//! stable ones of the family prelude; only the exponentials of `forward_kl` (e^{−r}),
-//! `alpha_divergence` and DiscoPOP are clamped (at 88/80/88), where the CPU result already
-//! overflows f32.
+//! stable ones of the family prelude. Exponents are clamped (no inf inside a kernel):
+//! `alpha_divergence` at 80 like the CPU; `forward_kl`'s `e^{−r}` and DiscoPOP's
+//! `e^{log σ(x/τ) − x}` at 88, which only matters where the CPU's f32 result is already
+//! near or past the f32 range (log-ratios below −88).
 
 use super::{
-    PairIdx, PairOut, check_pairs, gpu_hooks, len_inputs, log_sigmoid, policy_inputs,
-    pref_gpu_loss, ref_inputs, run_pairwise, sigmoid, softplus,
+    PairIdx, PairOut, gpu_hooks, len_inputs, log_sigmoid, policy_inputs, pref_gpu_loss, ref_inputs,
+    run_pairwise, sigmoid, softplus,
 };
 use crate::bail;
 use crate::compute::Compute;
@@ -406,7 +407,8 @@ const IDX: PairIdx = PairIdx::new(0, 1)
     .lens(Some(4), Some(5))
     .weight(6);
 
-pref_gpu_loss!(Dpo, "dpo.wgsl", |s, _, c| check_pairs(s, c, IDX).map(drop));
+pref_gpu_loss!(Dpo, "dpo.wgsl", |s, _, c| super::check_pairs(s, c, IDX)
+    .map(drop));
 
 fn loss_type_index(p: &Params) -> usize {
     match p.get("loss_type") {

@@ -18,8 +18,8 @@
 //! **GPU path**: `inpo.wgsl`, one invocation per pair under the per-sample kernel contract.
 
 use super::{
-    PairIdx, PairOut, check_pairs, gpu_hooks, policy_inputs, pref_gpu_loss, ref_inputs,
-    required_f64, run_pairwise,
+    PairIdx, PairOut, gpu_hooks, policy_inputs, pref_gpu_loss, ref_inputs, required_f64,
+    run_pairwise,
 };
 use crate::bail;
 use crate::compute::Compute;
@@ -67,7 +67,7 @@ pub struct Inpo;
 
 const IDX: PairIdx = PairIdx::new(0, 1).refs(2, 3);
 
-pref_gpu_loss!(Inpo, "inpo.wgsl", |s, _, c| check_pairs(s, c, IDX)
+pref_gpu_loss!(Inpo, "inpo.wgsl", |s, _, c| super::check_pairs(s, c, IDX)
     .map(drop));
 
 impl LossImpl for Inpo {

@@ -22,7 +22,7 @@
 
 use super::{
     Pair, PairIdx, PairOut, gpu_hooks, len_inputs, log1mexp, policy_inputs, pref_gpu_loss,
-    read_pairs, run_pairwise, sigmoid, softplus,
+    run_pairwise, sigmoid, softplus,
 };
 use crate::bail;
 use crate::compute::Compute;
@@ -72,7 +72,7 @@ fn check_pair(q: &Pair) -> Result<()> {
 }
 
 pref_gpu_loss!(Orpo, "orpo.wgsl", |s, _, c| {
-    let v = read_pairs(s, c, IDX)?;
+    let v = super::read_pairs(s, c, IDX)?;
     (0..v.data.rows).try_for_each(|i| check_pair(&v.pair(i)))
 });
 

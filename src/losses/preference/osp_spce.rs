@@ -23,8 +23,8 @@
 //! contract, after the CPU path's checks (the strengths are read back and checked).
 
 use super::{
-    PairIdx, PairOut, check_pairs, check_values, gpu_hooks, policy_inputs, pref_gpu_loss, read_f64,
-    ref_inputs, run_pairwise, sigmoid, softplus,
+    PairIdx, PairOut, check_values, gpu_hooks, policy_inputs, pref_gpu_loss, read_f64, ref_inputs,
+    run_pairwise, sigmoid, softplus,
 };
 use crate::compute::Compute;
 use crate::err;
@@ -72,7 +72,7 @@ fn strengths(c: &Compute<'_>) -> Result<Vec<f64>> {
 
 pref_gpu_loss!(OspSpce, "osp_spce.wgsl", |s, _, c| {
     strengths(c)?;
-    check_pairs(s, c, IDX).map(drop)
+    super::check_pairs(s, c, IDX).map(drop)
 });
 
 impl LossImpl for OspSpce {

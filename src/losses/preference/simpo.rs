@@ -22,10 +22,7 @@
 //! **GPU path**: `simpo.wgsl`, one invocation per pair under the per-sample kernel contract
 //! (the margin loss and the AlphaPO reward are family prelude functions shared with `cpo`).
 
-use super::{
-    PairIdx, PairOut, check_pairs, gpu_hooks, len_inputs, policy_inputs, pref_gpu_loss,
-    run_pairwise,
-};
+use super::{PairIdx, PairOut, gpu_hooks, len_inputs, policy_inputs, pref_gpu_loss, run_pairwise};
 use crate::compute::Compute;
 use crate::error::Result;
 use crate::params::{
@@ -118,7 +115,7 @@ pub struct Simpo;
 
 const IDX: PairIdx = PairIdx::new(0, 1).lens(Some(2), Some(3));
 
-pref_gpu_loss!(Simpo, "simpo.wgsl", |s, _, c| check_pairs(s, c, IDX)
+pref_gpu_loss!(Simpo, "simpo.wgsl", |s, _, c| super::check_pairs(s, c, IDX)
     .map(drop));
 
 impl LossImpl for Simpo {

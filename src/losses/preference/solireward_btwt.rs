@@ -28,8 +28,8 @@
 //! contract, after the CPU path's checks.
 
 use super::{
-    PairIdx, PairOut, both_or_neither, check_pairs, gpu_hooks, input_f64, pref_gpu_loss,
-    run_pairwise, sigmoid, softplus,
+    PairIdx, PairOut, both_or_neither, gpu_hooks, input_f64, pref_gpu_loss, run_pairwise, sigmoid,
+    softplus,
 };
 use crate::bail;
 use crate::compute::Compute;
@@ -129,7 +129,7 @@ fn check_labels(p: &Params, c: &Compute<'_>) -> Result<bool> {
 
 pref_gpu_loss!(SolirewardBtwt, "solireward_btwt.wgsl", |s, p, c| {
     check_labels(p, c)?;
-    check_pairs(s, c, IDX).map(drop)
+    super::check_pairs(s, c, IDX).map(drop)
 });
 
 impl LossImpl for SolirewardBtwt {

@@ -35,7 +35,6 @@ use crate::compute::Compute;
 use crate::error::Result;
 use crate::losses::classification::checked_targets;
 use crate::params::{ParamSpec, ParamValue::F64, Params};
-use crate::reduction::Reduction;
 use crate::registry::{Domain, InputSpec, LossDef, LossImpl, LossSpec, Text};
 
 const ID: &str = "yojo_nway";
@@ -156,7 +155,7 @@ pref_gpu_loss!(
         let (_, den) = checked_targets_nway(p, c)?;
         let n = c.dim("N");
         // The contract's mean divides by N; the loss's by the rows not ignored.
-        let f = if c.reduction == Reduction::Mean && den > 0 {
+        let f = if c.reduction == crate::reduction::Reduction::Mean && den > 0 {
             n as f64 / den as f64
         } else {
             1.0
