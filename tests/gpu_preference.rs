@@ -786,3 +786,121 @@ fn chunked_rows_match() {
     ];
     parity("chunked kto", &lg, &lc, &ins);
 }
+
+/// Every preference loss with a kernel, every parameter set of its registry entry, on
+/// random inputs wider than the generic suite's: log-probs down to -80 (log-ratios up to
+/// 80 nats, `e^{±r}` of the f-divergences near 1e35), token counts 0..400, rewards and
+/// scores with a spread of about 40, with all optional inputs and with none. Where the CPU
+/// path refuses the draw (a label conflict, say) the GPU path must refuse it the same way.
+#[test]
+fn wide_random_inputs_match() {
+    use losskit::registry::Domain;
+    use losskit::testing::Rng;
+    let Some(g) = gpu_ctx() else { return };
+    let ids = [
+        "dpo",
+        "orpo",
+        "simpo",
+        "cpo",
+        "kto",
+        "rpo",
+        "osp_spce",
+        "mapl",
+        "inpo",
+        "solireward_btwt",
+        "dpa_semantic",
+        "seppo",
+        "hypo",
+        "yojo_nway",
+        "spo_degree",
+    ];
+    let (mut checked, mut refused) = (0, Vec::new());
+    for (li, id) in ids.iter().enumerate() {
+        let def = g.find(id).unwrap();
+        assert!(def.imp.has_gpu(), "{id} has a GPU kernel");
+        let size = |l: &str| -> usize {
+            if let Some((_, v)) = def.test_dims.iter().find(|(k, _)| k == l) {
+                return *v;
+            }
+            match l {
+                "K" => 6,
+                "M" => 23,
+                _ => l.parse().unwrap_or(97),
+            }
+        };
+        let mut sets = vec![Vec::new()];
+        sets.extend(def.test_params.iter().cloned());
+        for (si, set) in sets.iter().enumerate() {
+            let (mut lg, mut lc) = loss_pair(&g, id, &[]);
+            for (n, v) in set {
+                lg.set(n, *v).unwrap();
+                lc.set(n, *v).unwrap();
+            }
+            for with_opt in [true, false] {
+                if !with_opt && def.test_needs_optional {
+                    continue;
+                }
+                let mut rng = Rng::new(77 + li as u64 * 31 + si as u64);
+                let ins: Vec<In> = def
+                    .spec
+                    .inputs
+                    .iter()
+                    .map(|s| {
+                        let omit = def.test_omit.iter().any(|o| o.as_str() == s.name.as_str());
+                        if s.optional && (!with_opt || omit) {
+                            return In::Absent;
+                        }
+                        let shape: Vec<usize> = s.shape.as_str().split(',').map(size).collect();
+                        let n: usize = shape.iter().product();
+                        if s.dtype == DType::I64 {
+                            let v = (0..n)
+                                .map(|_| match &s.domain {
+                                    Domain::Class(l) => {
+                                        if *id == "yojo_nway" && rng.below(8) == 0 {
+                                            -100
+                                        } else {
+                                            rng.below(size(l.as_str()) as u64) as i64
+                                        }
+                                    }
+                                    _ => rng.below(2) as i64,
+                                })
+                                .collect();
+                            return In::I(v, shape);
+                        }
+                        let v = (0..n)
+                            .map(|_| {
+                                let u = rng.uniform();
+                                (match s.domain {
+                                    Domain::LogProb => -80.0 * u * u * u - 1e-4,
+                                    Domain::Real => 40.0 * rng.normal(),
+                                    Domain::Positive => 400.0 * u,
+                                    Domain::NonNegative => 3.0 * u,
+                                    Domain::Unit => u,
+                                    Domain::Binary => rng.below(2) as f64,
+                                    Domain::Class(_) => rng.below(3) as f64,
+                                }) as f32
+                            })
+                            .collect();
+                        In::F(v, shape)
+                    })
+                    .collect();
+                let what = format!("{id} set {si} {set:?} optional {with_opt}");
+                match run(&lc, &ins, Reduction::Mean, None) {
+                    Ok(_) => parity(&what, &lg, &lc, &ins),
+                    Err(ec) => {
+                        let eg = run(&lg, &ins, Reduction::Mean, None)
+                            .expect_err(&format!("{what}: GPU accepted what the CPU refused"));
+                        assert_eq!((eg.kind, &eg.msg), (ec.kind, &ec.msg), "{what}");
+                        refused.push(what);
+                    }
+                }
+                checked += 1;
+            }
+        }
+    }
+    eprintln!(
+        "wide random inputs: {checked} configurations, {} refused by both paths: {refused:?}",
+        refused.len()
+    );
+    assert!(refused.len() * 4 < checked, "most draws must be computed");
+}
