@@ -904,3 +904,49 @@ fn wide_random_inputs_match() {
     );
     assert!(refused.len() * 4 < checked, "most draws must be computed");
 }
+
+/// An empty batch: loss 0 for mean and sum, nothing per row, on both paths.
+#[test]
+fn empty_batches_match() {
+    let Some(g) = gpu_ctx() else { return };
+    let e: [f32; 0] = [];
+    let cases: [(&str, Vec<In>); 4] = [
+        (
+            "dpo",
+            vec![
+                f(&e),
+                f(&e),
+                In::Absent,
+                In::Absent,
+                In::Absent,
+                In::Absent,
+                In::Absent,
+            ],
+        ),
+        (
+            "kto",
+            vec![f(&e), f(&e), i(&[]), f(&[-1.0, -2.0]), f(&[-1.5, -1.0])],
+        ),
+        (
+            "yojo_nway",
+            vec![In::F(vec![], vec![0, 3]), i(&[]), In::Absent, In::Absent],
+        ),
+        (
+            "hypo",
+            vec![
+                f(&e),
+                f(&e),
+                f(&e),
+                f(&e),
+                In::F(vec![], vec![0, 3]),
+                In::F(vec![], vec![0, 3]),
+            ],
+        ),
+    ];
+    for (id, ins) in &cases {
+        let (lg, lc) = loss_pair(&g, id, &[]);
+        parity(&format!("{id} empty"), &lg, &lc, ins);
+        let (l, _) = run(&lg, ins, Reduction::Mean, None).unwrap();
+        assert_eq!(l, [0.0], "{id}");
+    }
+}

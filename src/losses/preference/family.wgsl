@@ -19,7 +19,8 @@ fn pf_dim(k: u32) -> u32 {
     return lk.dims[k / 4u][k % 4u];
 }
 
-// log(1 + x) for x > -1, exact to rounding near 0 (the ratio corrects the rounding of 1 + x).
+// log(1 + x) for x > -1 without the cancellation of log(1 + x) near 0: the ratio
+// x / ((1 + x) - 1) corrects the rounding of 1 + x (Goldberg's log1p).
 fn pf_log1p(x: f32) -> f32 {
     let u = 1.0 + x;
     if (u == 1.0) {
