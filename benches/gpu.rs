@@ -245,17 +245,20 @@ fn run_case(gpu: &Context, cpu: &Context, id: &str, dims: &BTreeMap<String, usiz
             }
         }
     };
-    let host_call = |l: &Loss| -> bool {
-        let mut out = [0f32];
-        let mut gbufs: Vec<Option<Vec<f32>>> = case
-            .inputs
+    // Gradient destinations allocated once and reused by every call, as a training loop
+    // would (fresh memory per call would time the OS's page faults, not the library).
+    let fresh = || -> Vec<Option<Vec<f32>>> {
+        case.inputs
             .iter()
             .zip(&spec.inputs)
             .map(|(t, s)| match t {
                 Some(t) if s.differentiable => Some(vec![0f32; t.f32().len()]),
                 _ => None,
             })
-            .collect();
+            .collect()
+    };
+    let host_call = |l: &Loss, gbufs: &mut Vec<Option<Vec<f32>>>| -> bool {
+        let mut out = [0f32];
         let mut c = Compute::new(Reduction::Mean, &mut out);
         for t in &case.inputs {
             c.inputs.push(t.as_ref().map(|t| t.view()));
@@ -274,11 +277,14 @@ fn run_case(gpu: &Context, cpu: &Context, id: &str, dims: &BTreeMap<String, usiz
         }
     };
     let dev_t = time(reps, || device_call(&lg));
-    let host_t = time(reps.min(3), || host_call(&lg));
+    let mut gh = fresh();
+    let host_t = time(reps.min(3), || host_call(&lg, &mut gh));
+    drop(gh);
     let cpu_t = if std::env::var("LOSSKIT_BENCH_NO_CPU").is_ok_and(|v| v == "1") {
         None
     } else {
-        time(reps.min(3), || host_call(&lc))
+        let mut gc = fresh();
+        time(reps.min(3), || host_call(&lc, &mut gc))
     };
     // A copy of moved/2 bytes reads and writes `moved` bytes in all, like the call.
     let roof = copy_roof(gpu, (moved / 2).max(4), reps);
