@@ -10,7 +10,9 @@ use super::launch;
 use super::{BindKind, GpuDevice, PRELUDE, PipelineKey};
 use crate::compute::Compute;
 use crate::error::Result;
-use crate::losses::classification::{RowwiseSetup, check_target_values, check_weights};
+use crate::losses::classification::{
+    RowwiseSetup, check_target_values, check_weights, mean_denominator,
+};
 use crate::reduction::{Reduction, RowReducer};
 use crate::tensor::{Data, Grad};
 use crate::{bail, err};
@@ -96,15 +98,7 @@ fn prepare(id: &str, c: &Compute<'_>, s: &RowwiseSetup) -> Result<Prepared> {
     };
     let cw = read_w(s.class_weights, "class_weights")?;
     let sw = read_w(s.sample_weight, "sample_weight")?;
-    let mut den = 0.0f64;
-    for (i, &y) in targets.iter().enumerate() {
-        if y == s.ignore_index {
-            continue;
-        }
-        let wy = cw.as_ref().map_or(1.0, |w| w[y as usize] as f64);
-        let si = sw.as_ref().map_or(1.0, |w| w[i] as f64);
-        den += wy * si;
-    }
+    let mut den = mean_denominator(&targets, s.ignore_index, cw.as_deref(), sw.as_deref());
     if s.normalizer > 0.0 && c.reduction == Reduction::Mean {
         den = s.normalizer;
     }
