@@ -230,6 +230,23 @@ pub fn def() -> LossDef {
 /// The implementation.
 pub struct CutCrossEntropy;
 
+#[cfg(feature = "wgpu")]
+#[path = "cut_cross_entropy_gpu.rs"]
+mod gpu;
+
+#[cfg(feature = "wgpu")]
+impl crate::backend::wgpu::GpuLoss for CutCrossEntropy {
+    fn compute_gpu(
+        &self,
+        dev: &crate::backend::wgpu::GpuDevice,
+        _spec: &LossSpec,
+        p: &Params,
+        c: &mut Compute<'_>,
+    ) -> Result<()> {
+        gpu::compute(dev, p, c)
+    }
+}
+
 /// Which gradients are wanted.
 #[derive(Clone, Copy, Debug)]
 struct Want {
@@ -279,6 +296,13 @@ fn grad_out<'s>(g: &'s mut Grad<'_>) -> OutBuf<'s> {
 }
 
 impl LossImpl for CutCrossEntropy {
+    fn has_gpu(&self) -> bool {
+        true
+    }
+    #[cfg(feature = "wgpu")]
+    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
+        Some(self)
+    }
     fn compute_cpu(&self, _spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let (n, d, v) = (c.dim("N"), c.dim("D"), c.dim("V"));
         let ignore = p.i64("ignore_index");
