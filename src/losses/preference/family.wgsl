@@ -3,8 +3,7 @@
 // f64; these are the f32 forms that keep the two within the parity tolerance: no exp of a
 // positive argument that could overflow, log1p and expm1 without cancellation near 0.
 
-// Parameter k of the loss (spec order; enum = choice index, bool = 0/1) or a host-derived
-// constant appended after them.
+// Parameter k of the loss (spec order; enum = choice index, bool = 0/1).
 fn pf_param(k: u32) -> f32 {
     return lk.params[k / 4u][k % 4u];
 }

@@ -38,9 +38,8 @@
 //!   ([`check_pairs`], [`read_pairs`] and the losses' own value checks), so both backends
 //!   refuse the same inputs with the same error before anything is launched or written;
 //!   values on the device are read back for these checks (inputs are `[B]` or `[N, K]`).
-//! - host-derived kernel constants: a check function may return values that the kernel reads
-//!   after the loss's parameters (`yojo_nway` passes `N / rows not ignored`, so the
-//!   contract's `mean` over `N` becomes the loss's mean over the rows it counts).
+//! - the `mean` denominator: a check function may return it (`yojo_nway`: the rows not
+//!   ignored, computed by the function its CPU path uses) for the contract's host side.
 //!
 //! Left on the CPU (no kernel, they run their CPU path on a WGPU context): `aot` (batch-level,
 //! its terms couple rows through a sort), `sparsepo`, `sparsepo_mask`, `token_logprobs`,
@@ -137,16 +136,16 @@ pub const FAMILY_WGSL: &str = include_str!("family.wgsl");
 /// The GPU hook of a preference loss: its kernel `$file` (next to the loss, per-sample
 /// contract v1, after the losskit prelude and [`FAMILY_WGSL`]) run by [`run_gpu`] once
 /// `$check(spec, params, compute)` (the checks the CPU path makes, shared with it) passed.
-/// With `derived`, `$check` returns host-side constants (`Vec<f64>`) that the kernel reads
-/// after the loss's own parameters with `pf_param`; otherwise it returns `()`.
+/// `$check` returns `()`, or with `den = $check` the `mean` denominator (`f64`, the same value the
+/// CPU path divides by) for a loss whose mean is not over all rows.
 macro_rules! pref_gpu_loss {
+    ($ty:ty, $file:literal, den = $check:expr) => {
+        $crate::losses::preference::pref_gpu_loss!(@impl $ty, $file, f64, $check, Some);
+    };
     ($ty:ty, $file:literal, $check:expr) => {
-        $crate::losses::preference::pref_gpu_loss!(@impl $ty, $file, (), $check, |()| Vec::new());
+        $crate::losses::preference::pref_gpu_loss!(@impl $ty, $file, (), $check, |()| None);
     };
-    ($ty:ty, $file:literal, derived $check:expr) => {
-        $crate::losses::preference::pref_gpu_loss!(@impl $ty, $file, Vec<f64>, $check, |v| v);
-    };
-    (@impl $ty:ty, $file:literal, $ret:ty, $check:expr, $derived:expr) => {
+    (@impl $ty:ty, $file:literal, $ret:ty, $check:expr, $den:expr) => {
         #[cfg(feature = "wgpu")]
         impl $crate::backend::wgpu::GpuLoss for $ty {
             fn compute_gpu(
@@ -163,11 +162,11 @@ macro_rules! pref_gpu_loss {
                     &$crate::params::Params,
                     &$crate::compute::Compute<'_>,
                 ) -> $crate::error::Result<$ret> = $check;
-                let derived: Vec<f64> = ($derived)(check(spec, p, c)?);
+                let den: Option<f64> = ($den)(check(spec, p, c)?);
                 $crate::losses::preference::run_gpu(
                     &KERNEL,
                     include_str!($file),
-                    &derived,
+                    den,
                     dev,
                     spec,
                     p,
@@ -194,18 +193,19 @@ macro_rules! gpu_hooks {
 pub(crate) use gpu_hooks;
 
 /// Build (once, in `cell`) the kernel of `source` and run it under the per-sample contract;
-/// `derived` constants follow the loss's parameters in `lk.params`.
+/// `den` is the `mean` denominator when it is not the number of rows.
 #[cfg(feature = "wgpu")]
 pub fn run_gpu(
     cell: &std::sync::OnceLock<crate::backend::wgpu::PerSampleWgsl>,
     source: &str,
-    derived: &[f64],
+    den: Option<f64>,
     dev: &crate::backend::wgpu::GpuDevice,
     spec: &LossSpec,
     p: &crate::params::Params,
     c: &mut Compute<'_>,
 ) -> Result<()> {
-    use crate::backend::wgpu::{GpuLoss, PRELUDE, PerSampleWgsl};
+    use crate::backend::wgpu::per_sample::PerSampleOpts;
+    use crate::backend::wgpu::{PRELUDE, PerSampleWgsl};
     let k = match cell.get() {
         Some(k) => k,
         None => {
@@ -213,40 +213,7 @@ pub fn run_gpu(
             cell.get_or_init(|| k)
         }
     };
-    if derived.is_empty() {
-        return k.compute_gpu(dev, spec, p, c);
-    }
-    let id = spec.id.as_str();
-    let n = p.values().len();
-    if n + derived.len() > 16 {
-        bail!(
-            Internal,
-            "{id}: {n} parameters and {} derived constants exceed the 16 kernel parameters",
-            derived.len()
-        );
-    }
-    let mut specs = p.specs().to_vec();
-    for j in 0..derived.len() {
-        specs.push(crate::params::ParamSpec::f64(
-            &format!("gpu_derived_{j}"),
-            0.0,
-            f64::NEG_INFINITY,
-            f64::INFINITY,
-            "host-side constant of the GPU kernel",
-        ));
-    }
-    let mut q = crate::params::Params::defaults(&specs);
-    for (s, v) in p.specs().iter().zip(p.values()) {
-        q.set(id, s.name.as_str(), *v)?;
-    }
-    for (j, v) in derived.iter().enumerate() {
-        q.set(
-            id,
-            &format!("gpu_derived_{j}"),
-            crate::params::ParamValue::F64(*v),
-        )?;
-    }
-    k.compute_gpu(dev, spec, &q, c)
+    k.compute_with(dev, spec, p, c, PerSampleOpts { den })
 }
 
 /// Stable `softplus(x) = max(x, 0) + log1p(e^{−|x|})`.

@@ -24,8 +24,8 @@
 //!
 //! **GPU path**: `yojo_nway.wgsl`, one invocation per row under the per-sample kernel
 //! contract (max-shifted log-sum-exp over the valid entries), after every check of the CPU
-//! path (the targets, soft targets and padding mask are read back). The contract's `mean`
-//! divides by `N`; the kernel rescales by `N / (rows not ignored)`, a host-derived constant.
+//! path (the targets, soft targets and padding mask are read back), which also give the
+//! `mean` denominator (the rows not ignored) to the contract's host side.
 
 use super::{
     check_values, gpu_hooks, input_f64, lse, pref_gpu_loss, read_f64, required_f64, run_rows,
@@ -149,19 +149,7 @@ fn checked_targets_nway(p: &Params, c: &Compute<'_>) -> Result<(Option<Vec<i64>>
 pref_gpu_loss!(
     YojoNway,
     "yojo_nway.wgsl",
-    derived | _,
-    p,
-    c | {
-        let (_, den) = checked_targets_nway(p, c)?;
-        let n = c.dim("N");
-        // The contract's mean divides by N; the loss's by the rows not ignored.
-        let f = if c.reduction == crate::reduction::Reduction::Mean && den > 0 {
-            n as f64 / den as f64
-        } else {
-            1.0
-        };
-        Ok(vec![f])
-    }
+    den = |_, p, c| { checked_targets_nway(p, c).map(|(_, den)| den as f64) }
 );
 
 impl LossImpl for YojoNway {

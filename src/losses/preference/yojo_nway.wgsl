@@ -1,9 +1,8 @@
 // yojo_nway under the per-sample contract v1 (after the losskit prelude and family.wgsl):
 // one invocation per row. Inputs: scores [N, K]; exactly one of target [N] (i32) and
 // target_probs [N, K]; valid [N, K] (optional 0/1). Shape letters: 0 N, 1 K. Parameters:
-// 0 temperature, 1 ignore_index, then the host-derived 2: the factor that turns the host's
-// mean over N rows into the mean over the rows not ignored (1 for none and sum). The host
-// has made every check of the CPU path (targets, soft mass, valid values).
+// 0 temperature, 1 ignore_index. The host has made every check of the CPU path (targets,
+// soft mass, valid values) and divides the mean by the rows not ignored.
 @group(0) @binding(1) var<storage, read> scores: array<f32>;
 @group(0) @binding(2) var<storage, read> hard_target: array<i32>;
 @group(0) @binding(3) var<storage, read> target_probs: array<f32>;
@@ -19,7 +18,6 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let k = pf_dim(1u);
     let tau = pf_param(0u);
-    let scale = pf_param(2u);
     let base = i * k;
     let hard = pf_present(1u);
     let has_valid = pf_present(3u);
@@ -73,7 +71,7 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
             loss -= wj * lp;
             g = (mass * exp(lp) - wj) / tau;
         }
-        g_scores[base + j] = scale * g;
+        g_scores[base + j] = g;
     }
-    lk_loss[i] = scale * loss;
+    lk_loss[i] = loss;
 }
