@@ -300,11 +300,17 @@ fn run_chunks(
                 let src = x
                     .f32_data()
                     .ok_or_else(|| err!(Internal, "{id}: logits not f32"))?;
-                let mut v = Vec::with_capacity(rows * classes);
-                for i in r0..r1 {
-                    v.extend_from_slice(&src[i * x_stride..i * x_stride + classes]);
-                }
-                let p = buffers::upload(dev, bytemuck::cast_slice(&v))?;
+                // Contiguous rows go up straight from the caller's memory (no host copy:
+                // first touches of fresh host memory are slow on some machines).
+                let p = if x_stride == classes {
+                    buffers::upload(dev, bytemuck::cast_slice(&src[r0 * classes..r1 * classes]))?
+                } else {
+                    let mut v = Vec::with_capacity(rows * classes);
+                    for i in r0..r1 {
+                        v.extend_from_slice(&src[i * x_stride..i * x_stride + classes]);
+                    }
+                    buffers::upload(dev, bytemuck::cast_slice(&v))?
+                };
                 scratch = Some(p);
                 xw = Window::new(
                     dev,
@@ -430,7 +436,16 @@ fn run_chunks(
         // Read back per-row results and, for host destinations, the gradient rows.
         let mut outv = vec![0u8; rows * 16];
         let host_grad = want_grad && matches!(mode, Mode::Host | Mode::DeviceToHost);
-        let mut gv = if host_grad {
+        // A contiguous host destination receives the rows straight from the readback
+        // (no intermediate buffer); a strided one goes through `gv`.
+        let (dst, ds): (&mut [f32], usize) = match (&mut x.data, &mut *gslot) {
+            (_, Grad::Out(o)) if host_grad => (&mut *o.data, o.row_stride),
+            (Data::F32InPlace(d), Grad::InPlace) if host_grad => (&mut **d, x_stride),
+            _ if host_grad => bail!(Internal, "{id}: inconsistent gradient slot"),
+            _ => (&mut [], 0),
+        };
+        let direct = host_grad && ds == classes;
+        let mut gv = if host_grad && !direct {
             vec![0u8; rows * classes * 4]
         } else {
             Vec::new()
@@ -443,7 +458,12 @@ fn run_chunks(
                     _ => gscratch.as_ref().map(|p| p.buf()),
                 }
                 .ok_or_else(|| err!(Internal, "{id}: gradient scratch missing"))?;
-                reads.push((src, 0, &mut gv));
+                if direct {
+                    let d = &mut dst[r0 * classes..r1 * classes];
+                    reads.push((src, 0, bytemuck::cast_slice_mut(d)));
+                } else {
+                    reads.push((src, 0, &mut gv));
+                }
             }
             buffers::submit_and_read(dev, enc, &mut reads)?;
         }
@@ -451,13 +471,8 @@ fn run_chunks(
         for i in 0..rows {
             per_row[r0 + i] = (of[4 * i], of[4 * i + 1], of[4 * i + 2]);
         }
-        if host_grad {
+        if host_grad && !direct {
             let gf: &[f32] = bytemuck::cast_slice(&gv);
-            let (dst, ds): (&mut [f32], usize) = match (&mut x.data, &mut *gslot) {
-                (_, Grad::Out(o)) => (&mut *o.data, o.row_stride),
-                (Data::F32InPlace(d), Grad::InPlace) => (&mut **d, x_stride),
-                _ => bail!(Internal, "{id}: inconsistent gradient slot"),
-            };
             for i in 0..rows {
                 dst[(r0 + i) * ds..(r0 + i) * ds + classes]
                     .copy_from_slice(&gf[i * classes..(i + 1) * classes]);
