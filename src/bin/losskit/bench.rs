@@ -17,8 +17,11 @@
 //! them see the same machine state; the ratio is the figure to compare across machines.
 //!
 //! Backends: `cpu`, plus every other backend the build offers (`--backend auto`), each timed
-//! through [`time_host`] with host buffers. A device-resident path slots in next to it as
-//! another [`Path`] variant.
+//! through [`time_host`] with host buffers. On `wgpu` every loss is also timed with
+//! device-resident buffers ([`Path::Device`], `time_device`: inputs and gradients in
+//! `lk_buffer`s, so no transfer of the large tensors is timed); its roof is a same-run
+//! device copy of a buffer the size of the first input (`copy_buffer_to_buffer`, read +
+//! write).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -44,12 +47,15 @@ const QUICK_SHAPES: &[(usize, usize)] = &[(1024, 32000)];
 pub enum Path {
     /// Host (CPU memory) buffers passed to `Loss::compute`.
     Host,
+    /// Device buffers (`lk_buffer`) on a WGPU context; the roof is a device copy.
+    Device,
 }
 
 impl Path {
     fn name(self) -> &'static str {
         match self {
             Path::Host => "host",
+            Path::Device => "dev",
         }
     }
 }
@@ -201,6 +207,9 @@ fn parse_opts(args: &[String]) -> CliResult<Opts> {
     Ok(o)
 }
 
+/// One planned measurement: backend, data path, loss id, letter sizes, shape label.
+type Planned<'a> = (BackendKind, Path, &'a str, BTreeMap<String, usize>, String);
+
 /// `losskit bench [--json FILE] [--shapes NxV,...] [--quick] [--reps K] [--size D=n] [--loss ID]`
 pub fn main(g: &Global, args: &[String]) -> CliResult {
     let o = parse_opts(args)?;
@@ -225,7 +234,7 @@ pub fn main(g: &Global, args: &[String]) -> CliResult {
     let threads = rayon::current_num_threads();
     let avail = mem_available();
     let mut skipped: Vec<String> = Vec::new();
-    let mut plan: Vec<(BackendKind, &str, BTreeMap<String, usize>, String)> = Vec::new();
+    let mut plan: Vec<Planned<'_>> = Vec::new();
     for &b in &backends {
         for &(n, v) in &o.shapes {
             for &id in &ids {
@@ -248,7 +257,10 @@ pub fn main(g: &Global, args: &[String]) -> CliResult {
                     ));
                     continue;
                 }
-                plan.push((b, id, dims, label));
+                if b == BackendKind::Wgpu {
+                    plan.push((b, Path::Device, id, dims.clone(), label.clone()));
+                }
+                plan.push((b, Path::Host, id, dims, label));
             }
         }
     }
@@ -260,7 +272,7 @@ pub fn main(g: &Global, args: &[String]) -> CliResult {
     );
     let steps: usize = plan
         .iter()
-        .map(|(_, id, dims, _)| {
+        .map(|(_, _, id, dims, _)| {
             1 + if model_flops(id, dims).is_some() {
                 o.reps.min(3)
             } else {
@@ -270,7 +282,7 @@ pub fn main(g: &Global, args: &[String]) -> CliResult {
         .sum();
     let mut bar = Progress::new(steps, "bench");
     let mut rows: Vec<Row> = Vec::new();
-    for (b, id, dims, label) in &plan {
+    for (b, path, id, dims, label) in &plan {
         let ctx =
             if *b == g.ctx.backend() || *b == BackendKind::Cpu && g.backend == BackendKind::Auto {
                 g.ctx.clone()
@@ -284,7 +296,10 @@ pub fn main(g: &Global, args: &[String]) -> CliResult {
         } else {
             o.reps
         };
-        let row = time_host(&loss, b.name(), dims, label, reps, &mut bar)?;
+        let row = match path {
+            Path::Host => time_host(&loss, b.name(), dims, label, reps, &mut bar)?,
+            Path::Device => time_device(&loss, &ctx, b.name(), dims, label, reps, &mut bar)?,
+        };
         rows.push(row);
     }
     bar.finish();
@@ -448,19 +463,7 @@ fn time_host(
             _ => None,
         })
         .collect();
-    let mut bytes = 0.0;
-    for (k, d) in inputs.iter().enumerate() {
-        match d {
-            Some((Buf::F32(v), _)) => {
-                bytes += 4.0 * v.len() as f64;
-                if spec.inputs[k].differentiable {
-                    bytes += 4.0 * v.len() as f64;
-                }
-            }
-            Some((Buf::I64(v), _)) => bytes += 8.0 * v.len() as f64,
-            None => {}
-        }
-    }
+    let bytes = moved_bytes(&spec, &inputs);
     let call = |inputs: &mut Vec<Option<(Buf, Vec<usize>)>>,
                 grads: &mut Vec<Option<(Vec<f32>, Vec<usize>)>>|
      -> CliResult<(f64, f32)> {
@@ -540,6 +543,176 @@ fn time_host(
         roof_bytes: 8.0 * roof_len as f64,
         first_loss,
     })
+}
+
+/// Bytes of every input read once plus every gradient written once.
+fn moved_bytes(spec: &LossSpec, inputs: &[Option<(Buf, Vec<usize>)>]) -> f64 {
+    let mut bytes = 0.0;
+    for (k, d) in inputs.iter().enumerate() {
+        match d {
+            Some((Buf::F32(v), _)) => {
+                bytes += 4.0 * v.len() as f64;
+                if spec.inputs[k].differentiable {
+                    bytes += 4.0 * v.len() as f64;
+                }
+            }
+            Some((Buf::I64(v), _)) => bytes += 8.0 * v.len() as f64,
+            None => {}
+        }
+    }
+    bytes
+}
+
+/// Time `loss` with every input and gradient in device buffers (the gradient over the first
+/// input when the loss allows it), interleaved with a device copy of a buffer the size of
+/// the first f32 input (the roof: what the device moves per byte at best).
+#[cfg(feature = "wgpu")]
+fn time_device(
+    loss: &Loss,
+    ctx: &Context,
+    backend: &str,
+    dims: &BTreeMap<String, usize>,
+    label: &str,
+    reps: usize,
+    bar: &mut Progress,
+) -> CliResult<Row> {
+    use losskit::backend::DeviceBuffer;
+    use losskit::tensor::DeviceOut;
+    let spec = loss.def().spec.clone();
+    let dev = ctx
+        .gpu_device()
+        .ok_or_else(|| Fail::from("bench: device path needs a WGPU context".to_string()))?
+        .clone();
+    let host = make_inputs(&spec, dims, 7);
+    let bytes = moved_bytes(&spec, &host);
+    let in_place = spec.in_place;
+    let mut bufs: Vec<Option<(DeviceBuffer, DType, Vec<usize>)>> = Vec::new();
+    let mut grads: Vec<Option<(DeviceBuffer, Vec<usize>)>> = Vec::new();
+    let mut roof_len = 0usize;
+    for (k, d) in host.iter().enumerate() {
+        let Some((b, s)) = d else {
+            bufs.push(None);
+            grads.push(None);
+            continue;
+        };
+        let (buf, dt) = match b {
+            Buf::F32(v) => {
+                let buf = ctx.buffer((v.len() * 4).max(4) as u64)?;
+                buf.write_f32(0, v)?;
+                if roof_len == 0 {
+                    roof_len = v.len();
+                }
+                (buf, DType::F32)
+            }
+            Buf::I64(v) => {
+                let buf = ctx.buffer((v.len() * 8).max(8) as u64)?;
+                buf.write_i64(0, v)?;
+                (buf, DType::I64)
+            }
+        };
+        let g = match b {
+            Buf::F32(v) if spec.inputs[k].differentiable && !(in_place && k == 0) => {
+                Some((ctx.buffer((v.len() * 4).max(4) as u64)?, s.clone()))
+            }
+            _ => None,
+        };
+        bufs.push(Some((buf, dt, s.clone())));
+        grads.push(g);
+    }
+    drop(host);
+    let call = || -> CliResult<(f64, f32)> {
+        let mut lossv = [0.0f32];
+        let t0 = Instant::now();
+        {
+            let mut c = Compute::new(Reduction::Mean, &mut lossv);
+            for d in &bufs {
+                c = match d {
+                    Some((b, dt, s)) => c.input(Tensor::device(b, *dt, 0, s)),
+                    None => c.absent(),
+                };
+            }
+            if in_place {
+                c = c.grad_in_place(0);
+            }
+            for (k, g) in grads.iter().enumerate() {
+                if let Some((b, s)) = g {
+                    while c.grads.len() <= k {
+                        c.grads.push(losskit::Grad::None);
+                    }
+                    c.grads[k] = losskit::Grad::Device(DeviceOut::new(b, 0, s));
+                }
+            }
+            loss.compute(&mut c)?;
+        }
+        Ok((t0.elapsed().as_secs_f64() * 1e3, lossv[0]))
+    };
+    // The roof: copy one buffer of the first input's size into another, on the device.
+    let rb = ((roof_len * 4).max(4) as u64).div_ceil(4) * 4;
+    let usage = wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+    let mk = |label| {
+        dev.raw().create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: rb,
+            usage,
+            mapped_at_creation: false,
+        })
+    };
+    let (ra, rbuf) = (mk("bench roof a"), mk("bench roof b"));
+    let copy = || -> CliResult<f64> {
+        let t0 = Instant::now();
+        let mut enc = dev
+            .raw()
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        enc.copy_buffer_to_buffer(&ra, 0, &rbuf, 0, rb);
+        dev.submit_wait(vec![enc.finish()])?;
+        Ok(t0.elapsed().as_secs_f64() * 1e3)
+    };
+    let (_, first_loss) = call()?;
+    copy()?;
+    bar.inc(&format!("{} {label} dev", spec.id));
+    let mut times = Vec::with_capacity(reps);
+    let mut roof = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        times.push(call()?.0);
+        roof.push(copy()?);
+        bar.inc(&format!("{} {label} dev", spec.id));
+    }
+    times.sort_by(f64::total_cmp);
+    roof.sort_by(f64::total_cmp);
+    Ok(Row {
+        loss: spec.id.to_string(),
+        backend: backend.to_string(),
+        path: Path::Device,
+        dims: dims.clone(),
+        shape: label.to_string(),
+        best_ms: times[0],
+        median_ms: times[times.len() / 2],
+        on_cpu: None,
+        cpu_ms: None,
+        bytes,
+        flops: model_flops(&spec.id, dims),
+        roof_ms: roof[0],
+        roof_on_cpu: None,
+        roof_cpu_ms: None,
+        roof_bytes: 2.0 * rb as f64,
+        first_loss,
+    })
+}
+
+/// Without the wgpu backend there is no device path.
+#[cfg(not(feature = "wgpu"))]
+fn time_device(
+    _loss: &Loss,
+    _ctx: &Context,
+    _backend: &str,
+    _dims: &BTreeMap<String, usize>,
+    _label: &str,
+    _reps: usize,
+    _bar: &mut Progress,
+) -> CliResult<Row> {
+    Err(Fail::from(
+        "bench: the device path needs the wgpu feature".to_string(),
+    ))
 }
 
 fn first_buffer(inputs: &mut [Option<(Buf, Vec<usize>)>]) -> Option<&mut [f32]> {
