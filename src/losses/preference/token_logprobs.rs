@@ -51,9 +51,18 @@
 //! τ = 1 and no entropy, collision or reference, it is exactly `cross_entropy`'s kernel
 //! (`max_sumexp` + `softmax_affine`). Deterministic whatever the thread count.
 //!
-//! **GPU kernel needs**: a row kernel over `V` like `cross_entropy`'s (tiles with an online
-//! max/sum, four running sums instead of one, a second input row for the reference), and a
-//! backward pass recomputing `π` (and `q`) tile by tile.
+//! **GPU path** (`token_logprobs.wgsl`): the same validation (`prepare`), then one
+//! dispatch per chunk of token rows. Each row (one workgroup for large `V`, several rows per
+//! workgroup for small `V`, as the row-wise skeleton sizes them) is streamed once with the
+//! online max and the running sums `Σe`, `Σe·(ζ−m)`, `Σe²` and, with a reference, its own
+//! max, `Σe_r` and `Σe_r·(ζ−ζr)`, in f32 per thread, merged over the threads by a fixed-order
+//! tree (deterministic, no atomics); a second pass over the row writes the gradient (in place
+//! over the logits when asked), recomputing `π` and `q` element by element. The kernel
+//! returns the four per-token values; sequence sums, the reduction and the aux outputs are
+//! formed on the host in f64 in token order, as on the CPU. Logits, reference and gradient
+//! may be host memory or device buffers (`Data::Device`, `Grad::Device`, in place on the
+//! device), sequences may be strided, and chunks (bounded by the device's largest binding)
+//! may start inside a sequence.
 
 use crate::backend::cpu::{
     RowIo, RowsIo, SoftmaxStats, VjpCoef, log_softmax_vjp, map_rows, max_sumexp, softmax_affine,
