@@ -590,3 +590,53 @@ fn extreme_rows_match_cpu() {
         a.check(&what, &b);
     }
 }
+
+#[test]
+fn reference_in_the_logits_buffer() {
+    let Some(g) = gpu_ctx() else { return };
+    let (lg, lc) = losses(&g, &[]);
+    let (n, t, v) = (2usize, 3usize, 257usize);
+    let p = inputs(n, t, v, t * v, true, 5);
+    let r = p.r.as_ref().unwrap();
+    // [logits | reference] in one buffer; the gradient over the logits part.
+    let mut both = p.x.clone();
+    both.extend_from_slice(r);
+    let b = f32_buf(&g, &both);
+    let nt = [n, t];
+    let mut loss = [0f32];
+    let mut kl = vec![0f32; n * t];
+    {
+        let mut c = Compute::new(Reduction::Sum, &mut loss)
+            .input(Tensor::device(&b, DType::F32, 0, &[n, t, v]))
+            .input(Tensor::i64(&p.y, &nt))
+            .absent()
+            .input(Tensor::device(&b, DType::F32, n * t * v, &[n, t, v]))
+            .absent()
+            .absent()
+            .input(Tensor::f32(p.g_kl.as_ref().unwrap(), &nt))
+            .grad_in_place(0)
+            .aux("token_kl", TensorMut::new(&mut kl, &nt));
+        lg.compute(&mut c).unwrap();
+    }
+    let mut loss_c = [0f32];
+    let mut kl_c = vec![0f32; n * t];
+    let mut gc = vec![0f32; n * t * v];
+    {
+        let mut c = Compute::new(Reduction::Sum, &mut loss_c)
+            .input(Tensor::f32(&p.x, &[n, t, v]))
+            .input(Tensor::i64(&p.y, &nt))
+            .absent()
+            .input(Tensor::f32(r, &[n, t, v]))
+            .absent()
+            .absent()
+            .input(Tensor::f32(p.g_kl.as_ref().unwrap(), &nt))
+            .grad(0, TensorMut::new(&mut gc, &[n, t, v]))
+            .aux("token_kl", TensorMut::new(&mut kl_c, &nt));
+        lc.compute(&mut c).unwrap();
+    }
+    close("shared buffer loss", &loss, &loss_c);
+    close("shared buffer kl", &kl, &kl_c);
+    let after = b.read_f32(0, both.len()).unwrap();
+    close("shared buffer grad", &after[..n * t * v], &gc);
+    assert_eq!(&after[n * t * v..], &r[..], "the reference must not change");
+}
