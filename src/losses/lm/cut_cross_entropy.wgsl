@@ -60,8 +60,9 @@ override TRANS: bool = false;
 
 const LDA: u32 = 65u;          // padded row of a 16 x 64 operand tile (no bank conflicts)
 const B_OFF: u32 = 1040u;      // 16 * LDA
+// Operand tiles during the products; afterwards (statistics) the per-thread (max, sum)
+// pairs of the tile rows, max at [k] and sum at [1024 + k]. 8320 bytes in all.
 var<workgroup> sm: array<f32, 2080>;
-var<workgroup> red: array<vec2<f32>, 1024>;
 
 fn small_tile(row: u32, vtile: u32) -> bool {
     let t = (row / u.bn) * u.nqt + vtile;
@@ -169,16 +170,17 @@ fn logits(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index
                     s += lk_exp_sub(zs[b], m);
                 }
             }
-            red[(ty + 16u * a) * 16u + tx] = vec2<f32>(m, s);
+            sm[(ty + 16u * a) * 16u + tx] = m;
+            sm[1024u + (ty + 16u * a) * 16u + tx] = s;
         }
     }
     if (MODE == 0u || MODE == 4u) {
         workgroupBarrier();
         if (lid < 64u && i0 + lid < u.rows && j0 < u.qn) {
-            var ms = red[lid * 16u];
+            var ms = vec2<f32>(sm[lid * 16u], sm[1024u + lid * 16u]);
             for (var t = 1u; t < 16u; t++) {
-                let o = red[lid * 16u + t];
-                ms = lk_merge_ms(ms.x, ms.y, o.x, o.y);
+                let k = lid * 16u + t;
+                ms = lk_merge_ms(ms.x, ms.y, sm[k], sm[1024u + k]);
             }
             part[(i0 + lid) * u.nb + u.q0 / 64u + wid.x] = ms;
         }
