@@ -1,0 +1,81 @@
+//! GPU glue of the classification losses that run on the per-sample kernel contract
+//! ([`crate::backend::wgpu::per_sample`]) with a kernel of their own: `symmetric_ce`,
+//! `dco`, `spherical_z_loss`, `ldr_kl`, `aldr_kl`, `smooth_adv_comp_sum`,
+//! `noisefit_hybrid`, `reward_shaped_ntp`, `categorical_value`.
+//!
+//! Each kernel is one `.wgsl` file next to its loss, compiled after the losskit prelude and
+//! the family helpers of `sample_prelude.wgsl` (online log-sum-exp with a compensated sum,
+//! compensated sums, `log1p`, `log1mexp`, sigmoid, `erf`, the target/`ignore_index` test,
+//! the total-order key of a float). The kernels run ONE THREAD PER ROW and stream the
+//! row a few times: correct for every `C`, but not tuned for very large `C` (a row of
+//! 100k classes is one invocation's serial loop).
+//!
+//! The host side validates exactly like the CPU path (the same functions), computes the
+//! `mean` denominator with [`super::mean_denominator`] where rows can be ignored, and hands
+//! the rest to [`PerSampleWgsl::compute_with`]. Ignored rows (a target equal to
+//! `ignore_index`) get zero loss and zero gradients from the kernel; a kernel recognises
+//! them as a target outside `[0, C)` (validated targets outside it can only be
+//! `ignore_index`) or equal to the `ignore_index` parameter.
+
+use std::sync::OnceLock;
+
+use crate::backend::wgpu::{GpuDevice, PRELUDE, PerSampleOpts, PerSampleWgsl};
+use crate::compute::Compute;
+use crate::err;
+use crate::error::Result;
+use crate::params::Params;
+use crate::registry::LossSpec;
+
+/// The family helpers prepended (after the losskit prelude) to every kernel of this module.
+pub const SAMPLE_PRELUDE: &str = include_str!("sample_prelude.wgsl");
+
+/// A per-sample-contract kernel of the family, built (parsed and validated) on first use.
+pub struct Kernel {
+    source: &'static str,
+    built: OnceLock<PerSampleWgsl>,
+}
+
+impl Kernel {
+    /// A kernel from its source (without the preludes).
+    pub const fn new(source: &'static str) -> Self {
+        Kernel {
+            source,
+            built: OnceLock::new(),
+        }
+    }
+
+    fn get(&self, spec: &LossSpec) -> Result<&PerSampleWgsl> {
+        if let Some(k) = self.built.get() {
+            return Ok(k);
+        }
+        let k = PerSampleWgsl::new(
+            spec,
+            &format!("{PRELUDE}\n{SAMPLE_PRELUDE}\n{}", self.source),
+        )?;
+        Ok(self.built.get_or_init(|| k))
+    }
+
+    /// Run the kernel on `dev`; `den` is the `mean` denominator (`None` = the rows).
+    pub fn run(
+        &self,
+        dev: &GpuDevice,
+        spec: &LossSpec,
+        p: &Params,
+        c: &mut Compute<'_>,
+        den: Option<f64>,
+    ) -> Result<()> {
+        self.get(spec)?
+            .compute_with(dev, spec, p, c, PerSampleOpts { den })
+    }
+}
+
+/// Validate the `[N]` integer targets of input `k` against `C` and `ignore_index` as the
+/// CPU drivers do (reading device data back), and return the `mean` denominator: the rows
+/// not ignored.
+pub fn target_den(id: &str, c: &Compute<'_>, k: usize, ignore_index: i64) -> Result<f64> {
+    let t = c
+        .get(k)
+        .ok_or_else(|| err!(Internal, "{id}: target missing"))?;
+    let targets = super::checked_targets(id, t, c.dim("C"), ignore_index)?;
+    Ok(super::mean_denominator(&targets, ignore_index, None, None))
+}
