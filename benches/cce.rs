@@ -417,7 +417,7 @@ fn main() {
                                 best = best.min(t.elapsed().as_secs_f64());
                             }
                             gpu_line = format!(
-                                "cce-gpu: wall {best:.4} s, {:.2} TFLOP/s effective (6NVD), loss {gl:.6}",
+                                "cce-gpu: wall {best:.4} s, {:.4} TFLOP/s effective (6NVD), loss {gl:.6}",
                                 flops / best / 1e12
                             );
                             cce_loss_v = Some((gl, best, b));

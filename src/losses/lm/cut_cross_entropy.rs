@@ -79,16 +79,18 @@
 //! workgroup memory, edges bounds-checked. The contributing rows are compacted into row
 //! chunks and the vocabulary is taken in chunks of a multiple of 64 entries, both sized so
 //! that no bound range exceeds the device's largest binding (`C` is bound one vocabulary
-//! chunk at a time, in place when it is a device buffer) and the chunk pair's scratch block
-//! stays below 256 MiB. Forward: one pass writes each (row, 64-entry block)'s partial
-//! `(max, sumexp)` and the target logit, a second merges each row's partials in block order
-//! into `lse` and the row loss. Backward, per chunk pair: the logits are recomputed into
-//! `G` in the scratch block, then `dE_R (+)= G C_Q` (a workgroup owns a tile of `dE` and
-//! loops over the chunk's entries; vocabulary chunks are added in order), `dC_Q (+)= Gᵀ E_R`
-//! (a workgroup owns a tile of `dC` and loops over the chunk's rows; row chunks are added in
-//! order) and the column sums of `G` into `dbias` — no float atomics, so repeated runs give
-//! the same bits. That is `8·N·V·D` flops (the forward's logits are not kept). With
-//! filtering, the GPU computes each tile's largest `|p - onehot|` (with `sort_vocab`, after
+//! chunk at a time, in place when it is a device buffer) and the scratch
+//! (the row chunk's logit panel over the whole vocabulary) stays below 512 MiB. Forward: one
+//! pass writes each (row, 64-entry block)'s partial `(max, sumexp)` and the target logit
+//! (and keeps the logits in the panel when a gradient is asked), a second merges each row's
+//! partials in block order into `lse` and the row loss. Backward, per row chunk: the panel
+//! is turned into `G` in place, then per vocabulary chunk `dE_R (+)= G C_Q` (a workgroup owns
+//! a tile of `dE` and loops over the chunk's entries; vocabulary chunks are added in order),
+//! `dC_Q (+)= Gᵀ E_R` (a workgroup owns a tile of `dC` and loops over the chunk's rows; row
+//! chunks are added in order) and the column sums of `G` into `dbias` — no float atomics, so
+//! repeated runs give the same bits; `6·N·V·D` flops, as here. With filtering the logits
+//! are recomputed per chunk pair instead (a 256 MiB scratch block; `8·N·V·D` flops and
+//! more), and the GPU computes each tile's largest `|p - onehot|` (with `sort_vocab`, after
 //! the column sums of the logits are read back and sorted on the host, the same stable
 //! order as here) and reads `G` through that mask, so it drops exactly the CPU's tiles; it
 //! saves no GPU work. Device-resident `e` is copied into compact row chunks (an `N_valid x D`

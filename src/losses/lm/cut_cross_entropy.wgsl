@@ -51,7 +51,8 @@ struct U {
 @group(0) @binding(8) var<storage, read_write> tmax: array<atomic<u32>>;
 
 // Logits epilogue: 0 = per-block statistics and target logit, 1 = logits into the scratch
-// block, 2 = filtering tile maxima, 3 = gradient G into the scratch block.
+// block, 2 = filtering tile maxima, 3 = gradient G into the scratch block, 4 = as 0 and the
+// logits into the scratch block (kept for `zgrad`).
 override MODE: u32 = 0u;
 // Backward product: false = dE (rows x D, over the chunk's entries), true = dC (entries x D,
 // over the chunk's rows).
@@ -59,8 +60,9 @@ override TRANS: bool = false;
 
 const LDA: u32 = 65u;          // padded row of a 16 x 64 operand tile (no bank conflicts)
 const B_OFF: u32 = 1040u;      // 16 * LDA
+// Operand tiles during the products; afterwards (statistics) the per-thread (max, sum)
+// pairs of the tile rows, max at [k] and sum at [1024 + k]. 8320 bytes in all.
 var<workgroup> sm: array<f32, 2080>;
-var<workgroup> red: array<vec2<f32>, 1024>;
 
 fn small_tile(row: u32, vtile: u32) -> bool {
     let t = (row / u.bn) * u.nqt + vtile;
@@ -139,11 +141,14 @@ fn logits(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index
                 z = u.cap * lk_tanh(z / u.cap);
             }
             let hit = u.q0 + j == tgt;
-            if (MODE == 0u) {
+            if (MODE == 0u || MODE == 4u) {
                 zs[b] = z;
                 m = max(m, z);
                 if (hit) {
                     rinfo[2u * i + 1u].x = z;
+                }
+                if (MODE == 4u) {
+                    sbuf[i * u.s_rs + j] = z;
                 }
             } else if (MODE == 1u) {
                 sbuf[i * u.s_rs + j] = z;
@@ -158,23 +163,24 @@ fn logits(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index
                 sbuf[i * u.s_rs + j] = g * lk_softcap_grad(z, u.cap);
             }
         }
-        if (MODE == 0u) {
+        if (MODE == 0u || MODE == 4u) {
             var s = 0.0;
             for (var b = 0u; b < 4u; b++) {
                 if (zs[b] > LK_NEG_BIG) {
                     s += lk_exp_sub(zs[b], m);
                 }
             }
-            red[(ty + 16u * a) * 16u + tx] = vec2<f32>(m, s);
+            sm[(ty + 16u * a) * 16u + tx] = m;
+            sm[1024u + (ty + 16u * a) * 16u + tx] = s;
         }
     }
-    if (MODE == 0u) {
+    if (MODE == 0u || MODE == 4u) {
         workgroupBarrier();
         if (lid < 64u && i0 + lid < u.rows && j0 < u.qn) {
-            var ms = red[lid * 16u];
+            var ms = vec2<f32>(sm[lid * 16u], sm[1024u + lid * 16u]);
             for (var t = 1u; t < 16u; t++) {
-                let o = red[lid * 16u + t];
-                ms = lk_merge_ms(ms.x, ms.y, o.x, o.y);
+                let k = lid * 16u + t;
+                ms = lk_merge_ms(ms.x, ms.y, sm[k], sm[1024u + k]);
             }
             part[(i0 + lid) * u.nb + u.q0 / 64u + wid.x] = ms;
         }
@@ -208,6 +214,26 @@ fn merge(@builtin(global_invocation_id) gid: vec3<u32>) {
     rinfo[2u * r] = vec4<f32>(lse, info.z * (1.0 + 2.0 * lam * lse), info.z, info.w);
     let zt = rinfo[2u * r + 1u].x;
     rinfo[2u * r + 1u].y = (lse - zt) + lam * lse * lse;
+}
+
+// The gradient G from logits kept in the scratch block (after `merge`), in place; one
+// invocation per element, on a 2-D grid of workgroups.
+@compute @workgroup_size(256)
+fn zgrad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+         @builtin(local_invocation_index) lid: u32) {
+    let idx = (wid.y * nwg.x + wid.x) * 256u + lid;
+    if (idx >= u.rows * u.qn) {
+        return;
+    }
+    let r = idx / u.qn;
+    let j = idx % u.qn;
+    let info = rinfo[2u * r];
+    let o = r * u.s_rs + j;
+    let z = sbuf[o];
+    let p = exp(z - info.x);
+    let hit = u.q0 + j == bitcast<u32>(info.w);
+    let g = info.y * p - select(0.0, info.z, hit);
+    sbuf[o] = g * lk_softcap_grad(z, u.cap);
 }
 
 // Per vocabulary entry of the chunk: the column sum of the scratch block over the chunk's

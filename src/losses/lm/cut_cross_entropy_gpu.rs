@@ -3,25 +3,28 @@
 //! The contributing rows are compacted and processed in row chunks, the vocabulary in
 //! vocabulary chunks (multiples of 64 entries); both are sized so that no bound range
 //! exceeds [`GpuDevice::max_binding_bytes`] (the classifier `C` is bound one vocabulary
-//! chunk at a time), and the gradient scratch block of a chunk pair stays below 256 MiB.
-//! The passes, each a fixed-order computation (no float atomics):
+//! chunk at a time). The passes, each a fixed-order computation (no float atomics):
 //! 1. `logits` (statistics): for every (row, 64-entry block) the partial `(max, sumexp)` of
 //!    the soft-capped logits and, in the block holding the target, the target logit;
 //!    `merge` then combines each row's partials in block order (Kahan sum) into `lse`, the
 //!    row loss and the gradient factor `w (1 + 2λ lse)`.
-//! 2. With filtering and `sort_vocab`: the logits of every chunk pair into the scratch
-//!    block, their column sums (`colsum`, in row order) read back; the host sorts the
-//!    vocabulary (the same stable ascending order as the CPU) and uploads each entry's tile.
-//! 3. With filtering: `logits` recomputed, each entry's `|p - onehot|` folded into its
-//!    (row tile, vocabulary tile) maximum with a u32 `atomicMax` on the float's bits (max
-//!    is order-independent, so the result is deterministic).
-//! 4. Backward: for each chunk pair, `logits` recomputed into `G` (softmax minus one-hot,
-//!    z-loss factor, soft-cap chain rule, upstream and sample weight) in the scratch block;
-//!    `bwd` forms `dE_R (+)= G C_Q` (one workgroup per 64 x 64 tile of `dE`, looping over the
-//!    chunk's entries; chunks added in order) and `dC_Q (+)= Gᵀ E_R` (one workgroup per tile
-//!    of `dC`, looping over the chunk's rows; row chunks added in order); `colsum` adds the
-//!    column sums of `G` to `dbias`. Filtering reads `G` through the tile mask, so the GPU
-//!    drops exactly the tiles the CPU drops (it does not save work on the GPU).
+//! 2. Backward without filtering: pass 1 also keeps the row chunk's logits in a panel (one
+//!    block per vocabulary chunk, at most 512 MiB in all, which bounds the row chunk), and
+//!    `zgrad` turns them into `G` in place (softmax minus one-hot, z-loss factor, soft-cap
+//!    chain rule, upstream and sample weight): `6·N·V·D` flops in all. Then, per chunk pair,
+//!    `bwd` forms `dE_R (+)= G C_Q` (one workgroup per 64 x 64 tile of `dE`, looping over
+//!    the chunk's entries; vocabulary chunks added in order) and `dC_Q (+)= Gᵀ E_R` (one
+//!    workgroup per tile of `dC`, looping over the chunk's rows; row chunks added in order),
+//!    and `colsum` adds the column sums of `G` to `dbias`.
+//! 3. With filtering, pass 1 runs over every row chunk first; with `sort_vocab` the logits
+//!    of every chunk pair go through a scratch block (at most 256 MiB) into their column
+//!    sums, which are read back and sorted on the host (the same stable ascending order as
+//!    the CPU), and each entry's tile is uploaded; `logits` is recomputed to fold each
+//!    entry's `|p - onehot|` into its (row tile, vocabulary tile) maximum with a u32
+//!    `atomicMax` on the float's bits (max does not depend on the order, so the result is
+//!    deterministic); the backward recomputes the logits into `G` in the scratch block and
+//!    reads `G` through the tile mask, so the GPU drops exactly the tiles the CPU drops (it
+//!    saves no work on the GPU).
 //!
 //! Products accumulate in f32 (as the CPU's GEMM); `lse` and the column sums use Kahan sums.
 
@@ -43,8 +46,12 @@ const KERNEL: &str = "lm/cut_cross_entropy";
 const TILE: usize = 64;
 /// Threads per workgroup of every kernel.
 const WG: u32 = 256;
-/// Largest scratch block (chunk rows x chunk entries, f32) in bytes.
+/// Largest scratch block (chunk rows x chunk entries, f32) in bytes, when the logits are
+/// recomputed for the backward (filtering).
 const G_BUDGET: u64 = 256 << 20;
+/// Largest logit panel (chunk rows x the whole vocabulary, f32) in bytes, when the forward's
+/// logits are kept for the backward (no filtering).
+const PANEL_BUDGET: u64 = 512 << 20;
 /// Most rows in one row chunk.
 const MAX_ROWS: usize = 8192;
 /// Most entries in one vocabulary chunk.
@@ -248,7 +255,13 @@ pub(super) fn compute(dev: &GpuDevice, p: &Params, c: &mut Compute<'_>) -> Resul
 }
 
 /// Chunk sizes `(rows, entries)`.
-fn chunks(dev: &GpuDevice, job: &Job, c_rs: usize, dc_rs: usize) -> Result<(usize, usize)> {
+fn chunks(
+    dev: &GpuDevice,
+    job: &Job,
+    c_rs: usize,
+    dc_rs: usize,
+    panel: bool,
+) -> Result<(usize, usize)> {
     let maxb = dev.max_binding_bytes();
     let slack = buffers::window_slack(dev);
     let (d, v) = (job.d, job.v);
@@ -276,9 +289,20 @@ fn chunks(dev: &GpuDevice, job: &Job, c_rs: usize, dc_rs: usize) -> Result<(usiz
             TILE * d * 4
         );
     }
-    // The scratch block: rows x entries f32.
-    let g_elems = (maxb.min(G_BUDGET) / 4) as usize;
+    // The scratch: one block of rows x entries (f32) within a binding, and either the
+    // block (recomputed logits) or the row chunk's panel over the whole vocabulary (kept
+    // logits) within its budget.
+    let win = (maxb / 4) as usize;
+    let g_elems = if panel {
+        win
+    } else {
+        win.min((G_BUDGET / 4) as usize)
+    };
     rc = rc.min((g_elems / TILE).max(1));
+    if panel {
+        let vround = v.div_ceil(TILE) * TILE;
+        rc = rc.min(((PANEL_BUDGET / 4) as usize / vround).max(1));
+    }
     if rc < nv {
         rc = (rc / TILE * TILE).max(rc.min(TILE));
     }
@@ -340,7 +364,11 @@ fn run(dev: &GpuDevice, job: &Job, c: &mut Compute<'_>) -> Result<Vec<(f32, f32)
         Dst::Device(m) => m.rs,
         _ => d,
     };
-    let (rc, qc) = chunks(dev, job, c_rs, dc_rs)?;
+    let filtering = job.eps > 0.0 && (job.want_e || job.want_c || job.want_b);
+    let want_any = job.want_e || job.want_c || job.want_b;
+    // Without filtering the forward keeps each row chunk's logits for the backward.
+    let panel = want_any && !filtering;
+    let (rc, qc) = chunks(dev, job, c_rs, dc_rs, panel)?;
     let nb = v.div_ceil(TILE);
     let maxd = dev.limits.max_compute_workgroups_per_dimension as usize;
     if rc.div_ceil(TILE) > maxd || qc.div_ceil(TILE) > maxd || d.div_ceil(TILE) > maxd {
@@ -349,7 +377,6 @@ fn run(dev: &GpuDevice, job: &Job, c: &mut Compute<'_>) -> Result<Vec<(f32, f32)
             "{ID}: the shape needs more workgroups per dimension than the device allows ({maxd})"
         );
     }
-    let filtering = job.eps > 0.0 && (job.want_e || job.want_c || job.want_b);
     let presort = filtering && job.sort;
     let nrt = nv.div_ceil(job.bn);
     let nqt = v.div_ceil(job.bv);
@@ -364,10 +391,11 @@ fn run(dev: &GpuDevice, job: &Job, c: &mut Compute<'_>) -> Result<Vec<(f32, f32)
             Some(&playout),
         )
     };
-    let p_logits: Vec<_> = (0..4)
+    let p_logits: Vec<_> = (0..5)
         .map(|m| pipe("logits", &[("MODE", m as f64)]))
         .collect::<Result<_>>()?;
     let p_merge = pipe("merge", &[])?;
+    let p_zgrad = pipe("zgrad", &[])?;
     let p_colsum = pipe("colsum", &[])?;
     let p_de = pipe("bwd", &[("TRANS", 0.0)])?;
     let p_dc = pipe("bwd", &[("TRANS", 1.0)])?;
@@ -487,14 +515,23 @@ fn run(dev: &GpuDevice, job: &Job, c: &mut Compute<'_>) -> Result<Vec<(f32, f32)
         rch.push(RChunk { r0, rows, e, rinfo });
     }
     let part = dev.pool.take(dev, (rc * nb * 8) as u64, buffers::STORAGE)?;
-    let sblk = if job.want_e || job.want_c || job.want_b || presort {
+    let sblk = if (want_any || presort) && !panel {
         Some(dev.pool.take(dev, (rc * qc * 4) as u64, buffers::STORAGE)?)
     } else {
         None
     };
-    let sblk_w = |rows: usize, qn: usize| match &sblk {
-        Some(p) => Window::new(dev, p.buf(), 0, (rows * qn * 4) as u64),
-        None => dummy_w(),
+    // The panel: one block per vocabulary chunk.
+    let pan: Vec<Pooled<'_>> = if panel {
+        cchunks
+            .iter()
+            .map(|q| dev.pool.take(dev, (rc * q.qn * 4) as u64, buffers::STORAGE))
+            .collect::<Result<_>>()?
+    } else {
+        Vec::new()
+    };
+    let sblk_w = |qi: usize, rows: usize, qn: usize| match (&sblk, pan.get(qi)) {
+        (Some(p), _) | (None, Some(p)) => Window::new(dev, p.buf(), 0, (rows * qn * 4) as u64),
+        (None, None) => dummy_w(),
     };
 
     let base = Uni {
@@ -553,13 +590,18 @@ fn run(dev: &GpuDevice, job: &Job, c: &mut Compute<'_>) -> Result<Vec<(f32, f32)
     };
     let win_len = |p, bytes| win_len(dev, p, bytes);
 
-    // Pass 1: statistics, then the per-row merge.
-    for r in &rch {
-        let ew = win_len(&r.e, r.rows * d * 4);
-        let rw = win_len(&r.rinfo, r.rows * 32);
-        let pw = win_len(&part, r.rows * nb * 8);
-        for q in &cchunks {
+    // Pass 1: statistics (and, with the panel, the logits kept), then the per-row merge.
+    let pass1 = |enc: &mut wgpu::CommandEncoder, r: &RChunk<'_>| {
+        let ew = self::win_len(dev, &r.e, r.rows * d * 4);
+        let rw = self::win_len(dev, &r.rinfo, r.rows * 32);
+        let pw = self::win_len(dev, &part, r.rows * nb * 8);
+        for (qi, q) in cchunks.iter().enumerate() {
             let u = chunk_uni(r, q);
+            let sw = if panel {
+                sblk_w(qi, r.rows, q.qn)
+            } else {
+                dummy_w()
+            };
             let (bg, _ub) = bind(
                 &u,
                 [
@@ -568,14 +610,15 @@ fn run(dev: &GpuDevice, job: &Job, c: &mut Compute<'_>) -> Result<Vec<(f32, f32)
                     vinfo_w(&vinfo, q),
                     rw,
                     pw,
-                    dummy_w(),
+                    sw,
                     dummy_w(),
                     dummy_w(),
                 ],
             );
+            let mode = if panel { 4 } else { 0 };
             dispatch(
-                &mut enc,
-                &p_logits[0],
+                enc,
+                &p_logits[mode],
                 &bg,
                 q.qn.div_ceil(TILE),
                 r.rows.div_ceil(TILE),
@@ -599,11 +642,15 @@ fn run(dev: &GpuDevice, job: &Job, c: &mut Compute<'_>) -> Result<Vec<(f32, f32)
                 dummy_w(),
             ],
         );
-        dispatch(&mut enc, &p_merge, &bg, r.rows.div_ceil(WG as usize), 1);
+        dispatch(enc, &p_merge, &bg, r.rows.div_ceil(WG as usize), 1);
+    };
+    if !panel {
+        for r in &rch {
+            pass1(&mut enc, r);
+        }
     }
     dev.submit_wait(vec![enc.finish()])?;
 
-    let want_any = job.want_e || job.want_c || job.want_b;
     if presort {
         // Column sums of the logits over the contributing rows, then the vocabulary order.
         let acc = dev.pool.take(dev, (v * 4) as u64, buffers::STORAGE)?;
@@ -613,8 +660,8 @@ fn run(dev: &GpuDevice, job: &Job, c: &mut Compute<'_>) -> Result<Vec<(f32, f32)
         for (ri, r) in rch.iter().enumerate() {
             let ew = win_len(&r.e, r.rows * d * 4);
             let rw = win_len(&r.rinfo, r.rows * 32);
-            for q in &cchunks {
-                let sw = sblk_w(r.rows, q.qn);
+            for (qi, q) in cchunks.iter().enumerate() {
+                let sw = sblk_w(qi, r.rows, q.qn);
                 let ow = Window::new(dev, acc.buf(), (q.q0 * 4) as u64, (q.qn * 4) as u64);
                 let u = Uni {
                     o_base: ow.base,
@@ -757,18 +804,29 @@ fn run(dev: &GpuDevice, job: &Job, c: &mut Compute<'_>) -> Result<Vec<(f32, f32)
         for (ri, r) in rch.iter().enumerate() {
             let ew = win_len(&r.e, r.rows * d * 4);
             let rw = win_len(&r.rinfo, r.rows * 32);
+            if panel {
+                pass1(&mut enc, r);
+            }
             for (qi, q) in cchunks.iter().enumerate() {
-                let sw = sblk_w(r.rows, q.qn);
+                let sw = sblk_w(qi, r.rows, q.qn);
                 let vw = vinfo_w(&vinfo, q);
                 let cu = chunk_uni(r, q);
                 let (bg, _ub) = bind(&cu, [ew, q.win, vw, rw, dummy_w(), sw, dummy_w(), tmax_w()]);
-                dispatch(
-                    &mut enc,
-                    &p_logits[3],
-                    &bg,
-                    q.qn.div_ceil(TILE),
-                    r.rows.div_ceil(TILE),
-                );
+                if panel {
+                    let (gx, gy) = launch::grid(
+                        ((r.rows * q.qn) as u64).div_ceil(WG as u64),
+                        dev.limits.max_compute_workgroups_per_dimension,
+                    )?;
+                    dispatch(&mut enc, &p_zgrad, &bg, gx as usize, gy as usize);
+                } else {
+                    dispatch(
+                        &mut enc,
+                        &p_logits[3],
+                        &bg,
+                        q.qn.div_ceil(TILE),
+                        r.rows.div_ceil(TILE),
+                    );
+                }
                 if let Some(s) = &de_s {
                     let ow = win_len(s, r.rows * d * 4);
                     let u = Uni {
