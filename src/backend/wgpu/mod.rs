@@ -101,6 +101,7 @@
 
 pub mod buffers;
 pub mod launch;
+pub mod pairwise;
 pub mod per_sample;
 pub mod pipeline_cache;
 pub mod rowwise;
