@@ -292,3 +292,174 @@ fn harmonic_refuses_what_one_binding_cannot_hold() {
     let case = Case::random(&l, &dims(&[("N", 4), ("C", 5), ("D", 3)]), 1, false);
     case.run(&l, Reduction::Mean, true, None).unwrap();
 }
+
+/// Runs a configured loss on both backends over `shapes` and compares loss and gradients
+/// (batch-level losses: `mean` and `sum`, with and without an upstream gradient).
+fn batch_parity(id: &str, sets: &[&[(&str, ParamValue)]], shapes: &[&[(&str, usize)]]) {
+    let Some(g) = gpu_ctx() else { return };
+    let cpu = Context::cpu();
+    for set in sets {
+        let mut lg = g.loss(id).unwrap();
+        let mut lc = cpu.loss(id).unwrap();
+        for l in [&mut lg, &mut lc] {
+            for (k, v) in set.iter() {
+                l.set(k, *v).unwrap();
+            }
+        }
+        for (si, shape) in shapes.iter().enumerate() {
+            for opt in [false, true] {
+                let case = Case::random(&lc, &dims(shape), 40 + si as u64, opt);
+                for red in [Reduction::Mean, Reduction::Sum] {
+                    for go in [None, Some(&[0.6f32][..])] {
+                        let what =
+                            format!("{id} {set:?} {shape:?} opt {opt} {} go {go:?}", red.name());
+                        let a = case
+                            .run(&lg, red, true, go)
+                            .unwrap_or_else(|e| panic!("{what}: GPU failed: {e}"));
+                        let b = case.run(&lc, red, true, go).unwrap();
+                        close(&format!("{what}: loss"), &a.loss, &b.loss);
+                        for (k, (x, y)) in a.grads.iter().zip(&b.grads).enumerate() {
+                            if let (Some(x), Some(y)) = (x, y) {
+                                close(&format!("{what}: grad {k}"), x, y);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn amp_entropy_matches_cpu_on_odd_shapes() {
+    batch_parity(
+        "amp_entropy",
+        &[
+            &[],
+            &[("temp_inv", ParamValue::F64(15.0))],
+            &[
+                ("normalize", ParamValue::Bool(false)),
+                ("temp_inv", ParamValue::F64(0.5)),
+            ],
+        ],
+        &[
+            &[("N", 1), ("D", 4)],
+            &[("N", 2), ("D", 1)],
+            &[("N", 37), ("D", 257)],
+            &[("N", 300), ("D", 5)],
+        ],
+    );
+}
+
+#[test]
+fn ca_calibration_matches_cpu_on_odd_shapes() {
+    batch_parity(
+        "ca_calibration",
+        &[&[], &[("balance", ParamValue::Bool(false))]],
+        &[
+            &[("N", 1), ("C", 1)],
+            &[("N", 5), ("C", 3)],
+            &[("N", 300), ("C", 7)],
+            &[("N", 3), ("C", 9000)],
+        ],
+    );
+}
+
+/// Device inputs with device gradients (amp_entropy, ca_calibration).
+#[test]
+fn batch_losses_device_buffers_match_host() {
+    let Some(g) = gpu_ctx() else { return };
+    let cpu = Context::cpu();
+    let (n, d) = (33usize, 7usize);
+    let mut rng = Rng::new(4);
+    let x: Vec<f32> = (0..n * d).map(|_| rng.normal() as f32).collect();
+    let xb = g.buffer((x.len() * 4) as u64).unwrap();
+    xb.write_f32(0, &x).unwrap();
+    let gb = g.buffer((x.len() * 4) as u64).unwrap();
+    let mut loss = [0f32];
+    {
+        let mut cc = Compute::new(Reduction::Mean, &mut loss).input(Tensor::device(
+            &xb,
+            DType::F32,
+            0,
+            &[n, d],
+        ));
+        cc.grads
+            .push(losskit::Grad::Device(DeviceOut::new(&gb, 0, &[n, d])));
+        g.loss("amp_entropy").unwrap().compute(&mut cc).unwrap();
+    }
+    let mut lc = [0f32];
+    let mut gc = vec![0f32; n * d];
+    {
+        let mut cc = Compute::new(Reduction::Mean, &mut lc)
+            .input(Tensor::f32(&x, &[n, d]))
+            .grad(0, TensorMut::new(&mut gc, &[n, d]));
+        cpu.loss("amp_entropy").unwrap().compute(&mut cc).unwrap();
+    }
+    close("amp_entropy device loss", &loss, &lc);
+    close(
+        "amp_entropy device grad",
+        &gb.read_f32(0, n * d).unwrap(),
+        &gc,
+    );
+
+    let (n, c) = (20usize, 11usize);
+    let z: Vec<f32> = (0..n * c).map(|_| 2.0 * rng.normal() as f32).collect();
+    let y: Vec<i64> = (0..n)
+        .map(|i| if i == 3 { -100 } else { (i * 5 % c) as i64 })
+        .collect();
+    let zb = g.buffer((z.len() * 4) as u64).unwrap();
+    zb.write_f32(0, &z).unwrap();
+    let gzb = g.buffer((z.len() * 4) as u64).unwrap();
+    let mut loss = [0f32];
+    {
+        let mut cc = Compute::new(Reduction::Mean, &mut loss)
+            .input(Tensor::device(&zb, DType::F32, 0, &[n, c]))
+            .input(Tensor::i64(&y, &[n]));
+        cc.grads
+            .push(losskit::Grad::Device(DeviceOut::new(&gzb, 0, &[n, c])));
+        g.loss("ca_calibration").unwrap().compute(&mut cc).unwrap();
+    }
+    let mut lc = [0f32];
+    let mut gc = vec![0f32; n * c];
+    {
+        let mut cc = Compute::new(Reduction::Mean, &mut lc)
+            .input(Tensor::f32(&z, &[n, c]))
+            .input(Tensor::i64(&y, &[n]))
+            .grad(0, TensorMut::new(&mut gc, &[n, c]));
+        cpu.loss("ca_calibration")
+            .unwrap()
+            .compute(&mut cc)
+            .unwrap();
+    }
+    close("ca_calibration device loss", &loss, &lc);
+    close(
+        "ca_calibration device grad",
+        &gzb.read_f32(0, n * c).unwrap(),
+        &gc,
+    );
+}
+
+/// The GPU path refuses what the CPU path refuses, before launching anything.
+#[test]
+fn ca_calibration_gpu_validates_like_cpu() {
+    let Some(g) = gpu_ctx() else { return };
+    let cpu = Context::cpu();
+    let z = vec![0.5f32; 6];
+    let y = vec![0i64, 1];
+    let bad_ref = vec![0i64, 3];
+    for ctx in [&g, &cpu] {
+        let mut loss = [0f32];
+        let mut cc = Compute::new(Reduction::Mean, &mut loss)
+            .input(Tensor::f32(&z, &[2, 3]))
+            .input(Tensor::i64(&y, &[2]))
+            .input(Tensor::i64(&bad_ref, &[2]));
+        let e = ctx
+            .loss("ca_calibration")
+            .unwrap()
+            .compute(&mut cc)
+            .unwrap_err();
+        assert_eq!(e.kind, losskit::ErrorKind::InvalidTarget, "{}", e.msg);
+        assert!(e.msg.contains("ref_pred[1]"), "{}", e.msg);
+    }
+}
