@@ -98,6 +98,15 @@
 //! upstream gradient and the chunking. Differentiable inputs must have the per-sample letter
 //! first (checked when the kernel is registered). [`per_sample::PerSampleWgsl`] implements
 //! the GPU hook for such a source.
+//!
+//! # Tiled pairwise kernels ([`pairwise`])
+//! For losses that compare every row of one matrix with every row of another (distance
+//! layers, Gram matrices): `16 x 16` output tiles with the operands streamed through
+//! workgroup memory (never an `[N, C, D]` tensor), the backward contractions tiled the same
+//! way, f32 sums in blocks of 64 in a fixed order (deterministic), whole operands bound (a
+//! shape beyond the largest binding is refused as `Unsupported`). [`pairwise::Kernels`]
+//! records a call's dispatches, including a loss's own row kernels, into one command
+//! encoder. `harmonic`, `amp_entropy` and `ca_calibration` use it.
 
 pub mod buffers;
 pub mod launch;
