@@ -143,8 +143,12 @@ fn harmonic_every_metric_and_gradient_matches_cpu() {
 fn harmonic_large_shapes_and_parameters_match_cpu() {
     let Some(g) = gpu_ctx() else { return };
     let cpu = Context::cpu();
-    let sets: [&[(&str, ParamValue)]; 4] = [
+    let sets: [&[(&str, ParamValue)]; 8] = [
         &[("metric", ParamValue::Enum(0))],
+        &[("metric", ParamValue::Enum(3))],
+        &[("metric", ParamValue::Enum(5))],
+        &[("metric", ParamValue::Enum(6))],
+        &[("metric", ParamValue::Enum(7))],
         &[("metric", ParamValue::Enum(2)), ("p", ParamValue::F64(3.0))],
         &[("metric", ParamValue::Enum(8)), ("n", ParamValue::F64(2.0))],
         &[

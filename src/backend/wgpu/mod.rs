@@ -101,8 +101,8 @@
 //!
 //! # Tiled pairwise kernels ([`pairwise`])
 //! For losses that compare every row of one matrix with every row of another (distance
-//! layers, Gram matrices): `16 x 16` output tiles with the operands streamed through
-//! workgroup memory (never an `[N, C, D]` tensor), the backward contractions tiled the same
+//! layers, Gram matrices): output tiles of `16 x 16` invocations with register micro-tiles,
+//! the operands streamed through workgroup memory (never an `[N, C, D]` tensor), the backward contractions tiled the same
 //! way, f32 sums in blocks of 64 in a fixed order (deterministic), whole operands bound (a
 //! shape beyond the largest binding is refused as `Unsupported`). [`pairwise::Kernels`]
 //! records a call's dispatches, including a loss's own row kernels, into one command

@@ -3,11 +3,13 @@
 //! Gram matrices) without ever materialising the `[N, C, D]` tensor of elementwise terms.
 //!
 //! - [`Kernels::fwd`]: `out[i, j] = Σ_k t(a_ik, a2_ik, b_jk, b2_jk)` (or the max over `k`
-//!   with its first arg-max), one `16 x 16` output tile per workgroup, the operands streamed
-//!   through workgroup memory in tiles of 16 features. Operands are strided views
+//!   with its first arg-max), one output tile per workgroup of `16 x 16` invocations, each
+//!   holding a register micro-tile of up to `4 x 4` outputs (1 along axes shorter than 48),
+//!   the operands streamed through workgroup memory in tiles of 8 features. Operands are strided views
 //!   ([`Mat`]), so matrix products with a transposed operand need no copy.
 //! - [`Kernels::grad`]: the backward contractions `out[r, k] = Σ_p dt(c_rp, own_rk,
-//!   partner_pk)`, tiled over (rows x features) with the partners streamed in tiles of 16.
+//!   partner_pk)`, tiled the same way over (rows x features), the partners streamed in
+//!   tiles of 8.
 //! - small row and element kernels (row normalisation and its chain rule, sigmoid bits,
 //!   symmetrisation, scaled sums).
 //!
@@ -31,7 +33,14 @@ use crate::{bail, err};
 /// The kernels' WGSL (after the prelude).
 pub const SOURCE: &str = include_str!("pairwise.wgsl");
 
+/// Invocations per workgroup side of the tiled kernels.
 const TILE: usize = 16;
+
+/// Outputs per invocation along an axis of `len`: 4 (register micro-tile) for long axes,
+/// 1 for short ones (fewer idle lanes).
+fn micro(len: usize) -> usize {
+    if len >= 48 { 4 } else { 1 }
+}
 
 /// A strided matrix view on the device: element (row `r`, feature `k`) at `r * rs + k * ks`.
 #[derive(Clone, Copy, Debug)]
@@ -280,7 +289,7 @@ impl<'d> Kernels<'d> {
     fn dispatch(
         &mut self,
         entry: &str,
-        op: u32,
+        (op, rm, cm): (u32, usize, usize),
         u: [u32; 16],
         reads: [Option<&wgpu::Buffer>; 4],
         writes: [Option<&wgpu::Buffer>; 3],
@@ -297,7 +306,7 @@ impl<'d> Kernels<'d> {
                 &self.source,
                 entry,
                 launch::DEFAULT_WG,
-                &[("OP", op as f64)],
+                &[("OP", op as f64), ("RM", rm as f64), ("CM", cm as f64)],
             ),
             &self.source,
             Some(&self.pl),
@@ -336,8 +345,8 @@ impl<'d> Kernels<'d> {
         Ok(())
     }
 
-    fn tile_grid(&self, cols: usize, rows: usize) -> Result<(u32, u32)> {
-        let (gx, gy) = (cols.div_ceil(TILE), rows.div_ceil(TILE));
+    fn tile_grid(&self, cols: usize, rows: usize, cm: usize, rm: usize) -> Result<(u32, u32)> {
+        let (gx, gy) = (cols.div_ceil(TILE * cm), rows.div_ceil(TILE * rm));
         let maxd = self.dev.limits.max_compute_workgroups_per_dimension as usize;
         if gx > maxd || gy > maxd {
             bail!(
@@ -385,10 +394,11 @@ impl<'d> Kernels<'d> {
             0,
             0,
         ];
-        let grid = self.tile_grid(b.rows, a.rows)?;
+        let (rm, cm) = (micro(a.rows), micro(b.rows));
+        let grid = self.tile_grid(b.rows, a.rows, cm, rm)?;
         self.dispatch(
             "pair_fwd",
-            code,
+            (code, rm, cm),
             u,
             [Some(a.buf), a2, Some(b.buf), b2],
             [Some(out), out2, idx],
@@ -417,10 +427,11 @@ impl<'d> Kernels<'d> {
             0,
             0,
         ];
-        let grid = self.tile_grid(g.k, g.m)?;
+        let (rm, cm) = (micro(g.m), micro(g.k));
+        let grid = self.tile_grid(g.k, g.m, cm, rm)?;
         self.dispatch(
             "pair_grad",
-            code,
+            (code, rm, cm),
             u,
             [Some(g.own), Some(g.c1), Some(g.partner), g.c2],
             [Some(g.out), None, g.idx],
@@ -453,7 +464,7 @@ impl<'d> Kernels<'d> {
         )?;
         self.dispatch(
             entry,
-            0,
+            (0, 1, 1),
             u,
             [Some(a), a2, None, None],
             [Some(out), out2, None],

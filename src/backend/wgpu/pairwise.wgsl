@@ -1,10 +1,11 @@
 // Tiled pairwise kernels (host side: pairwise.rs), after the losskit prelude.
 //
 // pair_fwd:  out[i, j] = sum_k term(a_ik, a2_ik, b_jk, b2_jk)   (or the max over k, with
-//            its first arg-max in idx), a 16 x 16 output tile per workgroup, looping over
-//            k in tiles of 16 held in workgroup memory.
-// pair_grad: out[r, k] = sum_p deriv(c1_rp, c2_rp, own_rk, partner_pk), a 16 (rows) x 16
-//            (features) tile per workgroup, looping over partners in tiles of 16.
+//            its first arg-max in idx), a (16 RM) x (16 CM) output tile per workgroup
+//            (RM x CM outputs per invocation), looping over k in tiles of KT held in
+//            workgroup memory.
+// pair_grad: out[r, k] = sum_p deriv(c1_rp, c2_rp, own_rk, partner_pk), a (16 RM) rows x
+//            (16 CM) features tile per workgroup, looping over partners in tiles of KT.
 // Both sum in f32 over blocks of 64 (features or partners) and add the block sums into a
 // second accumulator, in one fixed order per output element: no atomics, deterministic.
 // The rest are small row / element kernels used around them.
@@ -39,16 +40,22 @@ struct PwU {
 
 // The term (pair_fwd) or derivative (pair_grad) selected by the pipeline.
 override OP: u32 = 0u;
+// Register micro-tile of each of the 16 x 16 invocations: RM rows x CM columns (pair_fwd:
+// rows of a x rows of b; pair_grad: own rows x features), 1 or 4 each, so that a workgroup
+// covers (16 RM) x (16 CM) outputs; small axes keep 1 to avoid idle lanes.
+override RM: u32 = 1u;
+override CM: u32 = 1u;
 
-const PT: u32 = 16u;
-const PS: u32 = 17u;
+// Depth of the k (pair_fwd) or partner (pair_grad) tiles held in workgroup memory.
+const KT: u32 = 8u;
+const KS: u32 = 9u;
 const BLOCK: u32 = 64u;
 
-var<workgroup> ta: array<f32, 272>;
-var<workgroup> ta2: array<f32, 272>;
-var<workgroup> tb: array<f32, 272>;
-var<workgroup> tb2: array<f32, 272>;
-var<workgroup> ti: array<u32, 272>;
+var<workgroup> ta: array<f32, 576>;
+var<workgroup> ta2: array<f32, 576>;
+var<workgroup> tb: array<f32, 576>;
+var<workgroup> tb2: array<f32, 576>;
+var<workgroup> ti: array<u32, 576>;
 
 // Forward terms: 0 product, 1 squared difference, 2 absolute difference, 3 |x - w|^p
 // (p = f0), 4 max |x - w| (arg-max), 5 Canberra (eps = f0), 6 quadratic form
@@ -64,80 +71,127 @@ fn fwd_term(x: f32, x2: f32, w: f32, w2: f32) -> f32 {
     }
 }
 
+// Workgroup tile (16 RM) x (16 CM); invocation (ly, lx) owns rows ly + 16 r and columns
+// lx + 16 c. Each k tile of KT features is loaded as (16 RM) x KT and (16 CM) x KT values.
 @compute @workgroup_size(16, 16)
-fn pair_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = wid.y * PT + lid.y;
-    let j = wid.x * PT + lid.x;
-    let ra = wid.y * PT + lid.y;
-    let rb = wid.x * PT + lid.y;
-    var tot = 0.0;
-    var blk = 0.0;
-    var tot2 = 0.0;
-    var blk2 = 0.0;
-    var best = -1.0;
-    var arg = 0u;
+fn pair_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+            @builtin(local_invocation_index) li: u32) {
+    let row0 = wid.y * 16u * RM;
+    let col0 = wid.x * 16u * CM;
+    var tot: array<f32, 16>;
+    var blk: array<f32, 16>;
+    var tot2: array<f32, 16>;
+    var blk2: array<f32, 16>;
+    var arg: array<u32, 16>;
+    for (var e = 0u; e < 16u; e++) {
+        tot[e] = 0.0;
+        blk[e] = 0.0;
+        tot2[e] = 0.0;
+        blk2[e] = 0.0;
+        arg[e] = 0u;
+        if (OP == 4u) {
+            blk[e] = -1.0;
+        }
+    }
     var k0 = 0u;
     loop {
         if (k0 >= u.k) {
             break;
         }
-        let kk = k0 + lid.x;
-        var va = 0.0;
-        var va2 = 0.0;
-        var vb = 0.0;
-        var vb2 = 0.0;
-        if (kk < u.k && ra < u.m) {
-            va = a[ra * u.a_rs + kk * u.a_ks];
-            if (OP == 6u) {
-                va2 = a2[ra * u.a_rs + kk * u.a_ks];
-            }
-        }
-        if (kk < u.k && rb < u.n) {
-            vb = b[rb * u.b_rs + kk * u.b_ks];
-            if (OP == 6u) {
-                vb2 = b2[rb * u.b_rs + kk * u.b_ks];
-            }
-        }
-        ta[lid.y * PS + lid.x] = va;
-        ta2[lid.y * PS + lid.x] = va2;
-        tb[lid.y * PS + lid.x] = vb;
-        tb2[lid.y * PS + lid.x] = vb2;
-        workgroupBarrier();
-        let kn = min(PT, u.k - k0);
-        for (var q = 0u; q < kn; q++) {
-            let x = ta[lid.y * PS + q];
-            let w = tb[lid.x * PS + q];
-            if (OP == 4u) {
-                let v = abs(x - w);
-                if (v > best) {
-                    best = v;
-                    arg = k0 + q;
+        for (var e = li; e < 16u * RM * KT; e += 256u) {
+            let rr = e / KT;
+            let kk = k0 + e % KT;
+            let gr = row0 + rr;
+            var v = 0.0;
+            var v2 = 0.0;
+            if (kk < u.k && gr < u.m) {
+                v = a[gr * u.a_rs + kk * u.a_ks];
+                if (OP == 6u) {
+                    v2 = a2[gr * u.a_rs + kk * u.a_ks];
                 }
-            } else if (OP == 7u) {
-                blk += abs(x - w);
-                blk2 += abs(x + w);
-            } else {
-                blk += fwd_term(x, ta2[lid.y * PS + q], w, tb2[lid.x * PS + q]);
+            }
+            ta[rr * KS + e % KT] = v;
+            ta2[rr * KS + e % KT] = v2;
+        }
+        for (var e = li; e < 16u * CM * KT; e += 256u) {
+            let rr = e / KT;
+            let kk = k0 + e % KT;
+            let gr = col0 + rr;
+            var v = 0.0;
+            var v2 = 0.0;
+            if (kk < u.k && gr < u.n) {
+                v = b[gr * u.b_rs + kk * u.b_ks];
+                if (OP == 6u) {
+                    v2 = b2[gr * u.b_rs + kk * u.b_ks];
+                }
+            }
+            tb[rr * KS + e % KT] = v;
+            tb2[rr * KS + e % KT] = v2;
+        }
+        workgroupBarrier();
+        let kn = min(KT, u.k - k0);
+        for (var q = 0u; q < kn; q++) {
+            var xs: array<f32, 4>;
+            var x2s: array<f32, 4>;
+            var ws: array<f32, 4>;
+            var w2s: array<f32, 4>;
+            for (var r = 0u; r < RM; r++) {
+                xs[r] = ta[(lid.y + 16u * r) * KS + q];
+                if (OP == 6u) {
+                    x2s[r] = ta2[(lid.y + 16u * r) * KS + q];
+                }
+            }
+            for (var c = 0u; c < CM; c++) {
+                ws[c] = tb[(lid.x + 16u * c) * KS + q];
+                if (OP == 6u) {
+                    w2s[c] = tb2[(lid.x + 16u * c) * KS + q];
+                }
+            }
+            for (var r = 0u; r < RM; r++) {
+                for (var c = 0u; c < CM; c++) {
+                    let e = r * 4u + c;
+                    if (OP == 4u) {
+                        let v = abs(xs[r] - ws[c]);
+                        if (v > blk[e]) {
+                            blk[e] = v;
+                            arg[e] = k0 + q;
+                        }
+                    } else if (OP == 7u) {
+                        blk[e] += abs(xs[r] - ws[c]);
+                        blk2[e] += abs(xs[r] + ws[c]);
+                    } else {
+                        blk[e] += fwd_term(xs[r], x2s[r], ws[c], w2s[c]);
+                    }
+                }
             }
         }
         workgroupBarrier();
-        k0 += PT;
-        if (k0 % BLOCK == 0u || k0 >= u.k) {
-            tot += blk;
-            blk = 0.0;
-            tot2 += blk2;
-            blk2 = 0.0;
+        k0 += KT;
+        if (OP != 4u && (k0 % BLOCK == 0u || k0 >= u.k)) {
+            for (var e = 0u; e < 16u; e++) {
+                tot[e] += blk[e];
+                blk[e] = 0.0;
+                tot2[e] += blk2[e];
+                blk2[e] = 0.0;
+            }
         }
     }
-    if (i < u.m && j < u.n) {
-        let o = i * u.o_rs + j;
-        if (OP == 4u) {
-            out[o] = select(best, 0.0, u.k == 0u);
-            idx[o] = arg;
-        } else {
-            out[o] = tot;
-            if (OP == 7u) {
-                out2[o] = tot2;
+    for (var r = 0u; r < RM; r++) {
+        for (var c = 0u; c < CM; c++) {
+            let i = row0 + lid.y + 16u * r;
+            let j = col0 + lid.x + 16u * c;
+            let e = r * 4u + c;
+            if (i < u.m && j < u.n) {
+                let o = i * u.o_rs + j;
+                if (OP == 4u) {
+                    out[o] = select(blk[e], 0.0, u.k == 0u);
+                    idx[o] = arg[e];
+                } else {
+                    out[o] = tot[e];
+                    if (OP == 7u) {
+                        out2[o] = tot2[e];
+                    }
+                }
             }
         }
     }
@@ -189,73 +243,114 @@ fn grad_term(left: bool, c1: f32, c2: f32, x: f32, w: f32) -> f32 {
 
 // Bindings: a = own matrix (rows m, features k, row stride a_rs), b = partner matrix
 // (rows n, row stride b_rs), a2 / b2 = coefficients c1 / c2 of (own r, partner p) at
-// r * c_rs + p * c_ps (idx likewise for op 4), out[r * o_rs + k].
+// r * c_rs + p * c_ps (idx likewise for op 4), out[r * o_rs + k]. Workgroup tile
+// (16 RM) own rows x (16 CM) features; partners streamed KT at a time.
 @compute @workgroup_size(16, 16)
-fn pair_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let r = wid.y * PT + lid.y;
-    let kf = wid.x * PT + lid.x;
+fn pair_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+             @builtin(local_invocation_index) li: u32) {
+    let row0 = wid.y * 16u * RM;
+    let f0 = wid.x * 16u * CM;
     let left = (u.flags & 1u) != 0u;
-    var own = 0.0;
-    if (r < u.m && kf < u.k) {
-        own = a[r * u.a_rs + kf];
+    var own: array<f32, 16>;
+    var tot: array<f32, 16>;
+    var blk: array<f32, 16>;
+    for (var r = 0u; r < RM; r++) {
+        for (var c = 0u; c < CM; c++) {
+            let e = r * 4u + c;
+            let rr = row0 + lid.y + 16u * r;
+            let kf = f0 + lid.x + 16u * c;
+            own[e] = 0.0;
+            if (rr < u.m && kf < u.k) {
+                own[e] = a[rr * u.a_rs + kf];
+            }
+            tot[e] = 0.0;
+            blk[e] = 0.0;
+        }
     }
-    var tot = 0.0;
-    var blk = 0.0;
     var p0 = 0u;
     loop {
         if (p0 >= u.n) {
             break;
         }
-        let pp = p0 + lid.x;
-        var c1 = 0.0;
-        var c2 = 0.0;
-        var ix = 0xffffffffu;
-        if (r < u.m && pp < u.n) {
-            let at = r * u.c_rs + pp * u.c_ps;
-            c1 = a2[at];
-            if (OP == 6u) {
-                c2 = b2[at];
+        // Coefficients: (16 RM) rows x KT partners.
+        for (var e = li; e < 16u * RM * KT; e += 256u) {
+            let rr = e / KT;
+            let pp = p0 + e % KT;
+            let gr = row0 + rr;
+            var c1 = 0.0;
+            var c2 = 0.0;
+            var ix = 0xffffffffu;
+            if (gr < u.m && pp < u.n) {
+                let at = gr * u.c_rs + pp * u.c_ps;
+                c1 = a2[at];
+                if (OP == 6u) {
+                    c2 = b2[at];
+                }
+                if (OP == 4u) {
+                    ix = idx[at];
+                }
             }
-            if (OP == 4u) {
-                ix = idx[at];
+            ta[rr * KS + e % KT] = c1;
+            ta2[rr * KS + e % KT] = c2;
+            ti[rr * KS + e % KT] = ix;
+        }
+        // Partners: KT partners x (16 CM) features, stored feature-major.
+        for (var e = li; e < 16u * CM * KT; e += 256u) {
+            let ff = e % (16u * CM);
+            let pq = e / (16u * CM);
+            let gp = p0 + pq;
+            let kf = f0 + ff;
+            var v = 0.0;
+            if (gp < u.n && kf < u.k) {
+                v = b[gp * u.b_rs + kf];
             }
+            tb[ff * KS + pq] = v;
         }
-        let pq = p0 + lid.y;
-        var pv = 0.0;
-        if (pq < u.n && kf < u.k) {
-            pv = b[pq * u.b_rs + kf];
-        }
-        ta[lid.y * PS + lid.x] = c1;
-        ta2[lid.y * PS + lid.x] = c2;
-        ti[lid.y * PS + lid.x] = ix;
-        tb[lid.y * PS + lid.x] = pv;
         workgroupBarrier();
-        let pn = min(PT, u.n - p0);
+        let pn = min(KT, u.n - p0);
         for (var q = 0u; q < pn; q++) {
-            let k1 = ta[lid.y * PS + q];
-            let k2 = ta2[lid.y * PS + q];
-            if (k1 == 0.0 && k2 == 0.0) {
-                continue;
+            var pv: array<f32, 4>;
+            for (var c = 0u; c < CM; c++) {
+                pv[c] = tb[(lid.x + 16u * c) * KS + q];
             }
-            if (OP == 4u && ti[lid.y * PS + q] != kf) {
-                continue;
-            }
-            let other = tb[q * PS + lid.x];
-            if (left) {
-                blk += grad_term(true, k1, k2, own, other);
-            } else {
-                blk += grad_term(false, k1, k2, other, own);
+            for (var r = 0u; r < RM; r++) {
+                let at = (lid.y + 16u * r) * KS + q;
+                let k1 = ta[at];
+                let k2 = ta2[at];
+                if (k1 == 0.0 && k2 == 0.0) {
+                    continue;
+                }
+                let ix = ti[at];
+                for (var c = 0u; c < CM; c++) {
+                    let e = r * 4u + c;
+                    if (OP == 4u && ix != f0 + lid.x + 16u * c) {
+                        continue;
+                    }
+                    if (left) {
+                        blk[e] += grad_term(true, k1, k2, own[e], pv[c]);
+                    } else {
+                        blk[e] += grad_term(false, k1, k2, pv[c], own[e]);
+                    }
+                }
             }
         }
         workgroupBarrier();
-        p0 += PT;
+        p0 += KT;
         if (p0 % BLOCK == 0u || p0 >= u.n) {
-            tot += blk;
-            blk = 0.0;
+            for (var e = 0u; e < 16u; e++) {
+                tot[e] += blk[e];
+                blk[e] = 0.0;
+            }
         }
     }
-    if (r < u.m && kf < u.k) {
-        out[r * u.o_rs + kf] = tot;
+    for (var r = 0u; r < RM; r++) {
+        for (var c = 0u; c < CM; c++) {
+            let rr = row0 + lid.y + 16u * r;
+            let kf = f0 + lid.x + 16u * c;
+            if (rr < u.m && kf < u.k) {
+                out[rr * u.o_rs + kf] = tot[r * 4u + c];
+            }
+        }
     }
 }
 
