@@ -846,6 +846,171 @@ fn per_sample_contract_kernel_matches_cpu() {
     close("mse device grad", &gb.read_f32(0, n * d).unwrap(), &gc);
 }
 
+/// A contract kernel writing an auxiliary output, run with a custom `mean` denominator.
+mod aux_kernel {
+    use losskit::backend::wgpu::{GpuDevice, GpuLoss, PerSampleOpts, PerSampleWgsl};
+    use losskit::registry::{AuxSpec, InputSpec, LossDef, LossImpl, LossSpec};
+    use losskit::{Compute, Params, Result};
+
+    pub const WGSL: &str = "
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> lk_loss: array<f32>;
+@group(0) @binding(3) var<storage, read_write> g_x: array<f32>;
+@group(0) @binding(4) var<storage, read_write> row_max: array<f32>;
+@group(0) @binding(5) var<storage, read_write> row_pair: array<f32>;
+
+@compute @workgroup_size(64)
+fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x;
+    if (i >= lk.rows) { return; }
+    let d = lk.dims[0].y;
+    var acc = 0.0;
+    var m = LK_NEG_BIG;
+    for (var j = 0u; j < d; j++) {
+        let v = x[i * d + j];
+        acc += v;
+        m = max(m, v);
+        g_x[i * d + j] = 1.0;
+    }
+    lk_loss[i] = acc;
+    row_max[i] = m;
+    row_pair[2u * i] = acc;
+    row_pair[2u * i + 1u] = f32(lk.row_offset + i);
+}
+";
+
+    pub fn spec() -> LossSpec {
+        LossSpec::new("test_aux", "test", "row sums with aux outputs", "test")
+            .input(InputSpec::f32("x", "N,D").grad())
+            .aux(AuxSpec::new("row_max", "N", "largest element of the row"))
+            .aux(AuxSpec::new(
+                "row_pair",
+                "N,2",
+                "row sum and global row index",
+            ))
+    }
+
+    pub struct RowSum {
+        pub gpu: PerSampleWgsl,
+    }
+
+    impl GpuLoss for RowSum {
+        fn compute_gpu(
+            &self,
+            dev: &GpuDevice,
+            spec: &LossSpec,
+            p: &Params,
+            c: &mut Compute<'_>,
+        ) -> Result<()> {
+            let opts = PerSampleOpts { den: Some(7.0) };
+            self.gpu.compute_with(dev, spec, p, c, opts)
+        }
+    }
+
+    impl LossImpl for RowSum {
+        fn compute_cpu(&self, _s: &LossSpec, _p: &Params, _c: &mut Compute<'_>) -> Result<()> {
+            losskit::bail!(Unsupported, "test_aux runs on the GPU only")
+        }
+        fn gpu(&self) -> Option<&dyn GpuLoss> {
+            Some(self)
+        }
+    }
+
+    pub fn def() -> LossDef {
+        let spec = spec();
+        let gpu = PerSampleWgsl::new(
+            &spec,
+            &format!("{}\n{WGSL}", losskit::backend::wgpu::PRELUDE),
+        )
+        .expect("valid contract kernel");
+        assert_eq!(gpu.aux_outputs(), 2);
+        LossDef::new(spec, RowSum { gpu })
+    }
+}
+
+#[test]
+fn per_sample_contract_writes_aux_outputs_and_takes_a_denominator() {
+    let Some(g) = own_gpu_ctx() else { return };
+    g.register(aux_kernel::def()).unwrap();
+    let l = g.loss("test_aux").unwrap();
+    let dev = g.gpu_device().unwrap();
+    // 256-byte bindings: rows of 16 floats come 4 per chunk, so the aux rows are chunked.
+    dev.set_max_binding_bytes(256);
+    let (n, d) = (23usize, 16usize);
+    let mut rng = Rng::new(21);
+    let x: Vec<f32> = (0..n * d).map(|_| rng.normal() as f32).collect();
+    let mut loss = [0f32];
+    let mut gx = vec![0f32; n * d];
+    let mut mx = vec![0f32; n];
+    // A strided aux destination: rows 3 apart, 2 used.
+    let mut pair = vec![-1f32; n * 3];
+    {
+        let mut cc = Compute::new(Reduction::Mean, &mut loss)
+            .input(Tensor::f32(&x, &[n, d]))
+            .grad(0, TensorMut::new(&mut gx, &[n, d]))
+            .aux("row_max", TensorMut::new(&mut mx, &[n]))
+            .aux(
+                "row_pair",
+                TensorMut::new(&mut pair, &[n, 2]).with_row_stride(3),
+            );
+        l.compute(&mut cc).unwrap();
+    }
+    let sums: Vec<f64> = (0..n)
+        .map(|i| x[i * d..(i + 1) * d].iter().map(|&v| v as f64).sum())
+        .collect();
+    let want = sums.iter().sum::<f64>() / 7.0;
+    close("aux loss", &loss, &[want as f32]);
+    close("aux grad", &gx, &vec![(1.0 / 7.0) as f32; n * d]);
+    for i in 0..n {
+        let m = x[i * d..(i + 1) * d]
+            .iter()
+            .copied()
+            .fold(f32::MIN, f32::max);
+        assert_eq!(mx[i], m, "row_max[{i}]");
+        close(
+            &format!("row_pair[{i}]"),
+            &pair[i * 3..i * 3 + 1],
+            &[sums[i] as f32],
+        );
+        assert_eq!(pair[i * 3 + 1], i as f32, "row_pair[{i}] index");
+        assert_eq!(pair[i * 3 + 2], -1.0, "row_pair[{i}] padding untouched");
+    }
+    // Not requesting the aux outputs still works.
+    let mut loss2 = [0f32];
+    {
+        let mut cc = Compute::new(Reduction::Sum, &mut loss2).input(Tensor::f32(&x, &[n, d]));
+        l.compute(&mut cc).unwrap();
+    }
+    close("aux sum", &loss2, &[sums.iter().sum::<f64>() as f32]);
+}
+
+#[test]
+fn per_sample_contract_refuses_bad_aux_bindings() {
+    use losskit::backend::wgpu::PerSampleWgsl;
+    let spec = aux_kernel::spec();
+    let full = format!("{}\n{}", losskit::backend::wgpu::PRELUDE, aux_kernel::WGSL);
+    // An aux binding beyond the spec's two outputs.
+    let extra = full
+        .replace(
+            "@compute",
+            "@group(0) @binding(6) var<storage, read_write> extra: array<f32>;\n@compute",
+        )
+        .replace("lk_loss[i] = acc;", "lk_loss[i] = acc; extra[i] = 0.0;");
+    let e = PerSampleWgsl::new(&spec, &extra).unwrap_err();
+    assert!(e.msg.contains("beyond"), "{}", e.msg);
+    // An aux output without the per-sample letter first.
+    let bad = losskit::registry::LossSpec::new("test_aux2", "test", "x", "test")
+        .input(losskit::registry::InputSpec::f32("x", "N,D").grad())
+        .aux(losskit::registry::AuxSpec::new(
+            "row_max",
+            "D",
+            "per column",
+        ))
+        .aux(losskit::registry::AuxSpec::new("row_pair", "N,2", "pair"));
+    let e = PerSampleWgsl::new(&bad, &full).unwrap_err();
+    assert!(e.msg.contains("per-sample letter"), "{}", e.msg);
+}
+
 #[test]
 fn per_sample_contract_is_checked_at_registration() {
     use losskit::backend::wgpu::PerSampleWgsl;

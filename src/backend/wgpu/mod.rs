@@ -90,12 +90,17 @@
 //! `array<f32>` (f32) or `array<i32>` (i64 narrowed by the host, an error if a value does
 //! not fit); absent optional inputs get a 4-byte dummy. Binding `1+n_inputs` is `lk_loss`,
 //! `array<f32>`, one per row of the chunk; then one `array<f32>` per differentiable input,
-//! in input order, for its gradient (same layout as that input's rows of the chunk). The
+//! in input order, for its gradient (same layout as that input's rows of the chunk). After
+//! those, a kernel may declare one `array<f32>` per auxiliary output of the spec, in spec
+//! order (a prefix of the list; each such output must have the per-sample letter first),
+//! holding the chunk's rows of it; the host copies back the ones the caller asked for
+//! (asking for one the kernel does not declare is `Unsupported`). The
 //! entry point is `lk_main` with `@workgroup_size(64)`, one invocation per row
 //! (`let i = gid.x; if (i >= lk.rows) { return; }`); inputs and outputs are chunk-local.
 //! The kernel writes the unscaled per-row loss `l_i` and `d l_i / d(row i of each
 //! differentiable input)`; the host applies the reduction (`mean` divides by the rows), the
-//! upstream gradient and the chunking. Differentiable inputs must have the per-sample letter
+//! upstream gradient and the chunking; builtins may pass their own `mean` denominator
+//! ([`per_sample::PerSampleOpts`], e.g. the rows not ignored). Differentiable inputs must have the per-sample letter
 //! first (checked when the kernel is registered). [`per_sample::PerSampleWgsl`] implements
 //! the GPU hook for such a source.
 //!
@@ -127,7 +132,7 @@ use crate::registry::{LossSpec, Text};
 use crate::{bail, err};
 
 pub use buffers::BufferPool;
-pub use per_sample::PerSampleWgsl;
+pub use per_sample::{PerSampleOpts, PerSampleWgsl};
 pub use pipeline_cache::{PipelineCache, PipelineKey};
 
 /// The shared WGSL helpers prepended to losskit's own kernels.

@@ -62,6 +62,18 @@ pub struct PerSampleWgsl {
     full: String,
     kinds: Vec<BindKind>,
     id: String,
+    /// Auxiliary outputs the kernel writes (spec order, a prefix of the spec's list).
+    n_aux: usize,
+}
+
+/// Options of one call of a per-sample kernel beyond the tensors (builtins only; plugins
+/// always get the defaults).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PerSampleOpts {
+    /// Denominator of the `mean` reduction; `None` = the number of rows. A loss with
+    /// `ignore_index` or class weights passes its own (e.g. the rows not ignored), computed
+    /// on the host by the same function its CPU path uses.
+    pub den: Option<f64>,
 }
 
 fn letters(spec: &LossSpec) -> Vec<String> {
@@ -191,6 +203,43 @@ impl PerSampleWgsl {
             }
             kinds.push(BindKind::ReadWrite);
         }
+        // Auxiliary outputs: the bindings after the gradients, in spec order, each an
+        // `array<f32>` of the chunk's rows; the kernel declares a prefix of the list.
+        let first_aux = kinds.len() as u32;
+        let n_aux = decl
+            .keys()
+            .filter(|&&b| b >= first_aux)
+            .map(|&b| (b - first_aux + 1) as usize)
+            .max()
+            .unwrap_or(0);
+        if n_aux > spec.aux.len() {
+            bail!(
+                PluginInvalidSpec,
+                "{id}: binding {} is beyond the contract's {} bindings",
+                first_aux as usize + n_aux - 1,
+                first_aux as usize + spec.aux.len()
+            );
+        }
+        for (a, aux) in spec.aux.iter().take(n_aux).enumerate() {
+            let b = first_aux + a as u32;
+            if decl.get(&b).is_some_and(|k| *k != BindKind::ReadWrite) {
+                bail!(
+                    PluginInvalidSpec,
+                    "{id}: binding {b} (auxiliary output '{}') must be var<storage, read_write>",
+                    aux.name
+                );
+            }
+            if aux.dims().first() != Some(&spec.rows.as_str()) {
+                bail!(
+                    PluginInvalidSpec,
+                    "{id}: auxiliary output '{}' [{}] must have the per-sample letter '{}' first for the per-sample kernel contract",
+                    aux.name,
+                    aux.shape,
+                    spec.rows
+                );
+            }
+            kinds.push(BindKind::ReadWrite);
+        }
         for (b, kind) in &decl {
             if *b as usize >= kinds.len() {
                 bail!(
@@ -211,6 +260,7 @@ impl PerSampleWgsl {
             full,
             kinds,
             id: id.to_string(),
+            n_aux,
         })
     }
 }
@@ -264,6 +314,10 @@ fn input_chunk<'d>(
         }
         (_, DType::F32) => {
             let src = t.f32_data().unwrap_or(&[]);
+            if n > 0 && (t.row_stride == len || nrows == 1) {
+                let at = r0 * t.row_stride;
+                return buffers::upload(dev, bytemuck::cast_slice(&src[at..at + n]));
+            }
             let mut v = Vec::with_capacity(n);
             for r in 0..if n == 0 { 0 } else { nrows } {
                 let at = (r0 + r) * t.row_stride;
@@ -316,10 +370,47 @@ impl GpuLoss for PerSampleWgsl {
         params: &Params,
         c: &mut Compute<'_>,
     ) -> Result<()> {
+        self.compute_with(dev, spec, params, c, PerSampleOpts::default())
+    }
+}
+
+/// Elements per row of an auxiliary output (the letters after the per-sample one).
+fn aux_row_len(spec: &LossSpec, c: &Compute<'_>, a: usize) -> usize {
+    spec.aux[a].dims()[1..]
+        .iter()
+        .map(|d| d.parse::<usize>().unwrap_or_else(|_| c.dim(d)))
+        .product()
+}
+
+impl PerSampleWgsl {
+    /// Number of auxiliary outputs the kernel writes.
+    pub fn aux_outputs(&self) -> usize {
+        self.n_aux
+    }
+
+    /// Run the kernel with `opts` (the GPU hook runs it with the defaults).
+    pub fn compute_with(
+        &self,
+        dev: &GpuDevice,
+        spec: &LossSpec,
+        params: &Params,
+        c: &mut Compute<'_>,
+        opts: PerSampleOpts,
+    ) -> Result<()> {
         let id = spec.id.as_str();
         let rows_l = spec.rows.as_str();
         let n = c.dim(rows_l);
-        let reducer = RowReducer::new(c.reduction, c.grad_output, n as f64);
+        let reducer = RowReducer::new(c.reduction, c.grad_output, opts.den.unwrap_or(n as f64));
+        let aux_len: Vec<usize> = (0..self.n_aux).map(|a| aux_row_len(spec, c, a)).collect();
+        for (name, _) in &c.aux {
+            let k = spec.aux.iter().position(|a| a.name.as_str() == name);
+            if k.is_none_or(|k| k >= self.n_aux) {
+                bail!(
+                    Unsupported,
+                    "{id}: the GPU kernel does not write the auxiliary output '{name}'"
+                );
+            }
+        }
         let lts = letters(spec);
         let mut dims = [0u32; 8];
         for (k, l) in lts.iter().enumerate() {
@@ -367,6 +458,9 @@ impl GpuLoss for PerSampleWgsl {
                     t.numel()
                 );
             }
+        }
+        for &l in &aux_len {
+            chunk = chunk.min(launch::rows_per_chunk(maxb, l, l, 4, 0, id)?);
         }
         chunk = chunk.min((maxb / 4) as usize).max(1);
         let (bgl, playout) = dev.layout(
@@ -430,6 +524,14 @@ impl GpuLoss for PerSampleWgsl {
                         buffers::STORAGE,
                     )?);
                 }
+                let mut abufs: Vec<Pooled<'_>> = Vec::new();
+                for &l in &aux_len {
+                    abufs.push(dev.pool.take(
+                        dev,
+                        ((rows * l).max(1) * 4) as u64,
+                        buffers::STORAGE,
+                    )?);
+                }
                 let mut u: Vec<u32> = vec![rows as u32, r0 as u32, present, lts.len() as u32];
                 u.extend_from_slice(&dims);
                 u.extend(pv.iter().map(|p| p.to_bits()));
@@ -449,7 +551,7 @@ impl GpuLoss for PerSampleWgsl {
                     binding: nb,
                     resource: Window::whole(loss_b.buf()).resource(),
                 });
-                for (j, p) in gbufs.iter().enumerate() {
+                for (j, p) in gbufs.iter().chain(&abufs).enumerate() {
                     entries.push(wgpu::BindGroupEntry {
                         binding: nb + 1 + j as u32,
                         resource: Window::whole(p.buf()).resource(),
@@ -569,13 +671,35 @@ impl GpuLoss for PerSampleWgsl {
                     .iter()
                     .map(|(k, _)| vec![0u8; rows * c.get(*k).map_or(0, |t| t.row_len()) * 4])
                     .collect();
+                // Requested auxiliary outputs: (aux index, bytes).
+                let mut av: Vec<(usize, Vec<u8>)> = (0..self.n_aux)
+                    .filter(|&a| c.aux.iter().any(|(nm, _)| nm == spec.aux[a].name.as_str()))
+                    .map(|a| (a, vec![0u8; rows * aux_len[a] * 4]))
+                    .collect();
                 {
                     let mut reads: Vec<(&wgpu::Buffer, u64, &mut [u8])> =
                         vec![(loss_b.buf(), 0, &mut lossv)];
                     for ((_, p), v) in host_out.iter().zip(hv.iter_mut()) {
                         reads.push((p.buf(), 0, v));
                     }
+                    for (a, v) in av.iter_mut() {
+                        if !v.is_empty() {
+                            reads.push((abufs[*a].buf(), 0, v));
+                        }
+                    }
                     buffers::submit_and_read(dev, enc, &mut reads)?;
+                }
+                for (a, v) in &av {
+                    let l = aux_len[*a];
+                    let af: &[f32] = bytemuck::cast_slice(v);
+                    let name = spec.aux[*a].name.as_str();
+                    let Some((_, t)) = c.aux.iter_mut().find(|(nm, _)| nm == name) else {
+                        continue;
+                    };
+                    for i in 0..rows {
+                        let at = (r0 + i) * t.row_stride;
+                        t.data[at..at + l].copy_from_slice(&af[i * l..(i + 1) * l]);
+                    }
                 }
                 let lf: &[f32] = bytemuck::cast_slice(&lossv);
                 for i in 0..rows {
