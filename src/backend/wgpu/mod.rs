@@ -103,9 +103,19 @@
 //! ([`per_sample::PerSampleOpts`], e.g. the rows not ignored). Differentiable inputs must have the per-sample letter
 //! first (checked when the kernel is registered). [`per_sample::PerSampleWgsl`] implements
 //! the GPU hook for such a source.
+//!
+//! # Tiled pairwise kernels ([`pairwise`])
+//! For losses that compare every row of one matrix with every row of another (distance
+//! layers, Gram matrices): output tiles of `16 x 16` invocations with register micro-tiles,
+//! the operands streamed through workgroup memory (never an `[N, C, D]` tensor), the backward contractions tiled the same
+//! way, f32 sums in blocks of 64 in a fixed order (deterministic), whole operands bound (a
+//! shape beyond the largest binding is refused as `Unsupported`). [`pairwise::Kernels`]
+//! records a call's dispatches, including a loss's own row kernels, into one command
+//! encoder. `harmonic`, `amp_entropy` and `ca_calibration` use it.
 
 pub mod buffers;
 pub mod launch;
+pub mod pairwise;
 pub mod per_sample;
 pub mod pipeline_cache;
 pub mod rowwise;
