@@ -12,17 +12,29 @@
 //! allocated before it (inputs and gradient outputs are allocated outside). Timings are the
 //! best of the repetitions. It never asserts: it prints figures and ratios.
 //!
-//! Run: `cargo bench --bench cce` (both default shapes), or choose shapes with
+//! With a usable wgpu adapter (a software one only with `LOSSKIT_ALLOW_SOFTWARE_ADAPTER=1`)
+//! it also times **cce-gpu**: `cut_cross_entropy` on the wgpu backend with `e`, `c`, the
+//! targets and both gradients in device buffers (one synchronous call per run, so the time
+//! includes every pass and the final readback of the per-row results), and prints its wall
+//! time, its effective TFLOP/s at `6·N·V·D` flops, its speed against the CPU `cce` and its
+//! agreement with it.
+//!
+//! Run: `cargo bench --bench cce` (both default shapes), or choose shapes on the command
+//! line (`cargo bench --bench cce -- 2048x2048x32000 8192x2048x128256`) or with
 //! `LOSSKIT_BENCH_SHAPES=2048x2048x32000,8192x2048x128256`, and set parameters of the loss
-//! with `LOSSKIT_BENCH_PARAMS=block_rows=512,block_vocab=1024`. The dense path is skipped, with a
-//! note, when `MemAvailable` cannot hold its two `N x V` buffers.
+//! with `LOSSKIT_BENCH_PARAMS=block_rows=512,block_vocab=1024`. Flags: `--gpu-only` (skip
+//! the CPU methods), `--cpu-only` (skip the GPU), `--reps K`. The built program
+//! (`cargo bench --bench cce --no-run` prints its path) takes the same arguments. The dense
+//! path is skipped, with a note, when `MemAvailable` cannot hold its two `N x V` buffers.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use losskit::backend::DeviceBuffer;
+use losskit::tensor::DeviceOut;
 use losskit::testing::Rng;
-use losskit::{Compute, Context, Reduction, Tensor, TensorMut};
+use losskit::{BackendKind, Compute, Context, DType, Grad, Loss, Reduction, Tensor, TensorMut};
 
 struct Counting;
 
@@ -198,8 +210,8 @@ fn dense(ctx: &Context, p: &Problem, de: &mut [f32], dc: &mut [f32]) -> f32 {
     loss[0]
 }
 
-fn cce(ctx: &Context, p: &Problem, de: &mut [f32], dc: &mut [f32]) -> f32 {
-    let (n, d, v) = (p.n, p.d, p.v);
+/// `cut_cross_entropy` on `ctx` with the parameters of `LOSSKIT_BENCH_PARAMS`.
+fn cce_loss(ctx: &Context) -> Loss {
     let mut l = ctx.loss("cut_cross_entropy").unwrap();
     // Optional parameter settings, e.g. LOSSKIT_BENCH_PARAMS=block_rows=512,block_vocab=1024.
     if let Ok(s) = std::env::var("LOSSKIT_BENCH_PARAMS") {
@@ -218,6 +230,12 @@ fn cce(ctx: &Context, p: &Problem, de: &mut [f32], dc: &mut [f32]) -> f32 {
             l.set(k, pv).unwrap();
         }
     }
+    l
+}
+
+fn cce(ctx: &Context, p: &Problem, de: &mut [f32], dc: &mut [f32]) -> f32 {
+    let (n, d, v) = (p.n, p.d, p.v);
+    let l = cce_loss(ctx);
     let mut loss = [0.0f32];
     {
         let mut cm = Compute::new(Reduction::Mean, &mut loss)
@@ -229,6 +247,49 @@ fn cce(ctx: &Context, p: &Problem, de: &mut [f32], dc: &mut [f32]) -> f32 {
         l.compute(&mut cm).unwrap();
     }
     loss[0]
+}
+
+/// Device buffers of one problem on the GPU context.
+struct GpuBufs {
+    e: DeviceBuffer,
+    c: DeviceBuffer,
+    t: DeviceBuffer,
+    de: DeviceBuffer,
+    dc: DeviceBuffer,
+}
+
+fn gpu_bufs(g: &Context, p: &Problem) -> losskit::Result<GpuBufs> {
+    let f = |x: &[f32]| -> losskit::Result<DeviceBuffer> {
+        let b = g.buffer((x.len() * 4) as u64)?;
+        b.write_f32(0, x)?;
+        Ok(b)
+    };
+    let t = g.buffer((p.n * 8) as u64)?;
+    t.write_i64(0, &p.t)?;
+    Ok(GpuBufs {
+        e: f(&p.e)?,
+        c: f(&p.c)?,
+        t,
+        de: g.buffer((p.n * p.d * 4) as u64)?,
+        dc: g.buffer((p.v * p.d * 4) as u64)?,
+    })
+}
+
+/// One forward + backward on the GPU, everything device-resident; returns the loss.
+fn cce_gpu(l: &Loss, p: &Problem, b: &GpuBufs) -> losskit::Result<f32> {
+    let (n, d, v) = (p.n, p.d, p.v);
+    let mut loss = [0.0f32];
+    let mut cm = Compute::new(Reduction::Mean, &mut loss)
+        .input(Tensor::device(&b.e, DType::F32, 0, &[n, d]))
+        .input(Tensor::device(&b.c, DType::F32, 0, &[v, d]))
+        .input(Tensor::device(&b.t, DType::I64, 0, &[n]));
+    cm.grads = vec![
+        Grad::Device(DeviceOut::new(&b.de, 0, &[n, d])),
+        Grad::Device(DeviceOut::new(&b.dc, 0, &[v, d])),
+    ];
+    l.compute(&mut cm)?;
+    drop(cm);
+    Ok(loss[0])
 }
 
 fn mem_available() -> Option<usize> {
@@ -258,8 +319,29 @@ struct Row {
 }
 
 fn main() {
-    let shapes: Vec<(usize, usize, usize)> = std::env::var("LOSSKIT_BENCH_SHAPES")
-        .unwrap_or_else(|_| "2048x2048x32000,8192x2048x128256".into())
+    let mut args = std::env::args().skip(1);
+    let (mut gpu_only, mut cpu_only, mut reps_arg) = (false, false, None::<usize>);
+    let mut arg_shapes: Vec<String> = Vec::new();
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            // `cargo bench` passes --bench to the program.
+            "--bench" => {}
+            "--gpu-only" => gpu_only = true,
+            "--cpu-only" => cpu_only = true,
+            "--reps" => reps_arg = args.next().and_then(|k| k.parse().ok()),
+            s if s.contains('x') => arg_shapes.push(s.to_string()),
+            s => panic!(
+                "cce bench: unknown argument '{s}' (NxDxV shapes, --gpu-only, --cpu-only, --reps K)"
+            ),
+        }
+    }
+    let shape_list = if arg_shapes.is_empty() {
+        std::env::var("LOSSKIT_BENCH_SHAPES")
+            .unwrap_or_else(|_| "2048x2048x32000,8192x2048x128256".into())
+    } else {
+        arg_shapes.join(",")
+    };
+    let shapes: Vec<(usize, usize, usize)> = shape_list
         .split(',')
         .filter(|s| !s.trim().is_empty())
         .map(|s| {
@@ -269,6 +351,25 @@ fn main() {
         })
         .collect();
     let ctx = Context::cpu();
+    let gpu = if cpu_only {
+        None
+    } else {
+        match Context::new(BackendKind::Wgpu) {
+            Ok(g) => {
+                if let Some(i) = g.device_info() {
+                    println!(
+                        "GPU: {} ({}, {}, driver {}), max binding {} bytes",
+                        i.name, i.backend, i.device_type, i.driver, i.max_binding_bytes
+                    );
+                }
+                Some(g)
+            }
+            Err(e) => {
+                println!("GPU: none ({})", e.msg);
+                None
+            }
+        }
+    };
     println!(
         "cut_cross_entropy CPU benchmark: {} threads, CPU kernels {}, mean reduction, gradients of e and c",
         rayon::current_num_threads(),
@@ -287,13 +388,53 @@ fn main() {
         };
         let flops = 6.0 * n as f64 * d as f64 * v as f64;
         let big = n * v > 1 << 28;
-        let reps = if big { 1 } else { 2 };
+        let reps = reps_arg.unwrap_or(if big { 1 } else { 2 }).max(1);
         let warm = !big;
         let mut de = vec![0.0f32; n * d];
         let mut dc = vec![0.0f32; v * d];
         let mut de2 = vec![0.0f32; n * d];
         let mut dc2 = vec![0.0f32; v * d];
         let mut rows = Vec::new();
+        let mut cce_loss_v = None;
+
+        // GPU: device-resident inputs and gradients.
+        let mut gpu_line = String::new();
+        if let Some(g) = &gpu {
+            let l = cce_loss(g);
+            match gpu_bufs(g, &p) {
+                Err(e) => gpu_line = format!("cce-gpu: skipped ({})", e.msg),
+                Ok(b) => {
+                    // Warm-up (pipelines, pooled scratch), then the best of `reps`.
+                    let r = cce_gpu(&l, &p, &b);
+                    match r {
+                        Err(e) => gpu_line = format!("cce-gpu: failed ({})", e.msg),
+                        Ok(_) => {
+                            let mut best = f64::INFINITY;
+                            let mut gl = 0.0;
+                            for _ in 0..reps.max(2) {
+                                let t = Instant::now();
+                                gl = cce_gpu(&l, &p, &b).unwrap();
+                                best = best.min(t.elapsed().as_secs_f64());
+                            }
+                            gpu_line = format!(
+                                "cce-gpu: wall {best:.4} s, {:.4} TFLOP/s effective (6NVD), loss {gl:.6}",
+                                flops / best / 1e12
+                            );
+                            cce_loss_v = Some((gl, best, b));
+                        }
+                    }
+                }
+            }
+        }
+        if gpu_only {
+            println!();
+            println!(
+                "N={n} D={d} V={v}  ({:.0} GFLOP per fwd+bwd at 6NVD)",
+                flops / 1e9
+            );
+            println!("{gpu_line}");
+            continue;
+        }
 
         // GEMMs alone.
         let ((), m) = best_of(reps, warm, || {
@@ -379,6 +520,19 @@ fn main() {
                 fmt(m.zip(dn).map(|(a, b)| a.extra as f64 / b.extra as f64), 4),
                 r.note
             );
+        }
+        if let Some((gl, gt, b)) = &cce_loss_v {
+            let gde = b.de.read_f32(0, n * d).unwrap();
+            let gdc = b.dc.read_f32(0, v * d).unwrap();
+            println!(
+                "{gpu_line}; CPU cce wall / GPU wall = {}; vs CPU cce: loss rel {:.1e}, dE max rel {:.1e}, dC max rel {:.1e}",
+                fmt(cc.map(|m| m.wall / gt), 2),
+                ((cce_loss - gl) as f64 / cce_loss as f64).abs(),
+                max_rel_diff(&gde, &de),
+                max_rel_diff(&gdc, &dc)
+            );
+        } else if !gpu_line.is_empty() {
+            println!("{gpu_line}");
         }
         println!(
             "bars: cce/gemms CPU time = {} (<= 1.3), cce/dense CPU time = {} (<= 1.0), cce/dense extra memory = {} (< 0.05); wall-time ratios {} and {}",

@@ -108,9 +108,19 @@
 //! `grpo`'s rewards), and inputs with one fixed axis before the per-sample letter, chunked per
 //! block ([`per_sample::PerSampleWgsl::with_leading_axis`], `sparsepo`'s `[2, B, T]`). [`per_sample::PerSampleWgsl`] implements
 //! the GPU hook for such a source.
+//!
+//! # Tiled pairwise kernels ([`pairwise`])
+//! For losses that compare every row of one matrix with every row of another (distance
+//! layers, Gram matrices): output tiles of `16 x 16` invocations with register micro-tiles,
+//! the operands streamed through workgroup memory (never an `[N, C, D]` tensor), the backward contractions tiled the same
+//! way, f32 sums in blocks of 64 in a fixed order (deterministic), whole operands bound (a
+//! shape beyond the largest binding is refused as `Unsupported`). [`pairwise::Kernels`]
+//! records a call's dispatches, including a loss's own row kernels, into one command
+//! encoder. `harmonic`, `amp_entropy` and `ca_calibration` use it.
 
 pub mod buffers;
 pub mod launch;
+pub mod pairwise;
 pub mod per_sample;
 pub mod pipeline_cache;
 pub mod rowwise;

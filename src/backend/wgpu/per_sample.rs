@@ -362,6 +362,10 @@ pub(crate) fn input_chunk<'d>(
         }
         (_, DType::F32) => {
             let src = t.f32_data().unwrap_or(&[]);
+            if n > 0 && (t.row_stride == len || nrows == 1) {
+                let at = r0 * t.row_stride;
+                return buffers::upload(dev, bytemuck::cast_slice(&src[at..at + n]));
+            }
             let mut v = Vec::with_capacity(n);
             for r in 0..if n == 0 { 0 } else { nrows } {
                 let at = (r0 + r) * t.row_stride;

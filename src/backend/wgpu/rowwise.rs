@@ -10,7 +10,9 @@ use super::launch;
 use super::{BindKind, GpuDevice, PRELUDE, PipelineKey};
 use crate::compute::Compute;
 use crate::error::Result;
-use crate::losses::classification::{RowwiseSetup, check_target_values, check_weights};
+use crate::losses::classification::{
+    RowwiseSetup, check_target_values, check_weights, mean_denominator,
+};
 use crate::reduction::{Reduction, RowReducer};
 use crate::tensor::{Data, Grad};
 use crate::{bail, err};
@@ -96,15 +98,7 @@ fn prepare(id: &str, c: &Compute<'_>, s: &RowwiseSetup) -> Result<Prepared> {
     };
     let cw = read_w(s.class_weights, "class_weights")?;
     let sw = read_w(s.sample_weight, "sample_weight")?;
-    let mut den = 0.0f64;
-    for (i, &y) in targets.iter().enumerate() {
-        if y == s.ignore_index {
-            continue;
-        }
-        let wy = cw.as_ref().map_or(1.0, |w| w[y as usize] as f64);
-        let si = sw.as_ref().map_or(1.0, |w| w[i] as f64);
-        den += wy * si;
-    }
+    let mut den = mean_denominator(&targets, s.ignore_index, cw.as_deref(), sw.as_deref());
     if s.normalizer > 0.0 && c.reduction == Reduction::Mean {
         den = s.normalizer;
     }
@@ -306,11 +300,17 @@ fn run_chunks(
                 let src = x
                     .f32_data()
                     .ok_or_else(|| err!(Internal, "{id}: logits not f32"))?;
-                let mut v = Vec::with_capacity(rows * classes);
-                for i in r0..r1 {
-                    v.extend_from_slice(&src[i * x_stride..i * x_stride + classes]);
-                }
-                let p = buffers::upload(dev, bytemuck::cast_slice(&v))?;
+                // Contiguous rows go up straight from the caller's memory (no host copy:
+                // first touches of fresh host memory are slow on some machines).
+                let p = if x_stride == classes {
+                    buffers::upload(dev, bytemuck::cast_slice(&src[r0 * classes..r1 * classes]))?
+                } else {
+                    let mut v = Vec::with_capacity(rows * classes);
+                    for i in r0..r1 {
+                        v.extend_from_slice(&src[i * x_stride..i * x_stride + classes]);
+                    }
+                    buffers::upload(dev, bytemuck::cast_slice(&v))?
+                };
                 scratch = Some(p);
                 xw = Window::new(
                     dev,
@@ -436,7 +436,16 @@ fn run_chunks(
         // Read back per-row results and, for host destinations, the gradient rows.
         let mut outv = vec![0u8; rows * 16];
         let host_grad = want_grad && matches!(mode, Mode::Host | Mode::DeviceToHost);
-        let mut gv = if host_grad {
+        // A contiguous host destination receives the rows straight from the readback
+        // (no intermediate buffer); a strided one goes through `gv`.
+        let (dst, ds): (&mut [f32], usize) = match (&mut x.data, &mut *gslot) {
+            (_, Grad::Out(o)) if host_grad => (&mut *o.data, o.row_stride),
+            (Data::F32InPlace(d), Grad::InPlace) if host_grad => (&mut **d, x_stride),
+            _ if host_grad => bail!(Internal, "{id}: inconsistent gradient slot"),
+            _ => (&mut [], 0),
+        };
+        let direct = host_grad && ds == classes;
+        let mut gv = if host_grad && !direct {
             vec![0u8; rows * classes * 4]
         } else {
             Vec::new()
@@ -449,7 +458,12 @@ fn run_chunks(
                     _ => gscratch.as_ref().map(|p| p.buf()),
                 }
                 .ok_or_else(|| err!(Internal, "{id}: gradient scratch missing"))?;
-                reads.push((src, 0, &mut gv));
+                if direct {
+                    let d = &mut dst[r0 * classes..r1 * classes];
+                    reads.push((src, 0, bytemuck::cast_slice_mut(d)));
+                } else {
+                    reads.push((src, 0, &mut gv));
+                }
             }
             buffers::submit_and_read(dev, enc, &mut reads)?;
         }
@@ -457,13 +471,8 @@ fn run_chunks(
         for i in 0..rows {
             per_row[r0 + i] = (of[4 * i], of[4 * i + 1], of[4 * i + 2]);
         }
-        if host_grad {
+        if host_grad && !direct {
             let gf: &[f32] = bytemuck::cast_slice(&gv);
-            let (dst, ds): (&mut [f32], usize) = match (&mut x.data, &mut *gslot) {
-                (_, Grad::Out(o)) => (&mut *o.data, o.row_stride),
-                (Data::F32InPlace(d), Grad::InPlace) => (&mut **d, x_stride),
-                _ => bail!(Internal, "{id}: inconsistent gradient slot"),
-            };
             for i in 0..rows {
                 dst[(r0 + i) * ds..(r0 + i) * ds + classes]
                     .copy_from_slice(&gf[i * classes..(i + 1) * classes]);

@@ -106,43 +106,81 @@ fn locate(lid: u32, wid: vec3<u32>, nwg: vec3<u32>) -> Loc {
     return Loc(lid % LK_G, group / u.k, group % u.k, group, valid);
 }
 
+// Running statistics of one thread: online max / sum of exponentials, sum_c w_c z'_c, and
+// the arg-max of the raw logits.
+struct Acc {
+    m: f32,
+    s: f32,
+    sw: f32,
+    av: f32,
+    ai: u32,
+}
+
+// Fold four elements (raw logits r at class indices c) into the running statistics: one
+// rescale by the new maximum, then four exponentials. `n` of the four are real (the rest
+// are padding and must not count).
+fn acc4(a: Acc, r: vec4<f32>, c: vec4<u32>, n: u32) -> Acc {
+    var z = r;
+    if (LK_CAP) {
+        z = vec4<f32>(lk_softcap(r.x, u.cap), lk_softcap(r.y, u.cap), lk_softcap(r.z, u.cap), lk_softcap(r.w, u.cap));
+    }
+    let live = vec4<bool>(n > 0u, n > 1u, n > 2u, n > 3u);
+    let zl = select(vec4<f32>(LK_NEG_BIG), z, live);
+    let m4 = max(max(zl.x, zl.y), max(zl.z, zl.w));
+    let m = max(a.m, m4);
+    let e = select(vec4<f32>(0.0), exp(zl - vec4<f32>(m)), live);
+    var o = a;
+    o.s = a.s * lk_exp_sub(a.m, m) + (e.x + e.y) + (e.z + e.w);
+    o.m = m;
+    if (LK_SWZ) {
+        let w = select(vec4<f32>(0.0), vec4<f32>(wval(c.x), wval(c.y), wval(c.z), wval(c.w)), live);
+        o.sw = a.sw + dot(w, select(vec4<f32>(0.0), z, live));
+    }
+    if (LK_ARGMAX) {
+        let rl = select(vec4<f32>(LK_NEG_BIG), r, live);
+        // Elements come in increasing class order: strict > keeps the first maximum.
+        if (rl.x > o.av) { o.av = rl.x; o.ai = c.x; }
+        if (rl.y > o.av) { o.av = rl.y; o.ai = c.y; }
+        if (rl.z > o.av) { o.av = rl.z; o.ai = c.z; }
+        if (rl.w > o.av) { o.av = rl.w; o.ai = c.w; }
+    }
+    return o;
+}
+
 // Online softmax statistics of this thread's elements, reduced over the group into the
-// shared slot of the group's lane 0.
+// shared slot of the group's lane 0. Each iteration issues four independent, coalesced
+// loads (classes c, c + G, c + 2G, c + 3G) before any arithmetic, so enough memory requests
+// are in flight to approach the device's bandwidth.
 fn group_stats(l: Loc, lid: u32) {
-    var m = LK_NEG_BIG;
-    var s = 0.0;
-    var sw = 0.0;
-    var av = LK_NEG_BIG;
-    var ai = 0xffffffffu;
+    var a = Acc(LK_NEG_BIG, 0.0, 0.0, LK_NEG_BIG, 0xffffffffu);
     if (l.valid) {
         let c0 = l.slice * u.slice_len;
         let c1 = min(u.classes, c0 + u.slice_len);
-        for (var c = c0 + l.lane; c < c1; c += LK_G) {
-            let raw = xval(l.row, c);
-            var z = raw;
-            if (LK_CAP) {
-                z = lk_softcap(raw, u.cap);
-            }
-            if (z > m) {
-                s = s * lk_exp_sub(m, z) + 1.0;
-                m = z;
-            } else {
-                s += exp(z - m);
-            }
-            if (LK_SWZ) {
-                sw += wval(c) * z;
-            }
-            if (LK_ARGMAX && raw > av) {
-                av = raw;
-                ai = c;
-            }
+        var c = c0 + l.lane;
+        let g = LK_G;
+        while (c + 3u * g < c1) {
+            let cc = vec4<u32>(c, c + g, c + 2u * g, c + 3u * g);
+            let r = vec4<f32>(xval(l.row, cc.x), xval(l.row, cc.y), xval(l.row, cc.z), xval(l.row, cc.w));
+            a = acc4(a, r, cc, 4u);
+            c += 4u * g;
+        }
+        if (c < c1) {
+            let n = (c1 - c + g - 1u) / g;
+            let cc = vec4<u32>(c, c + g, c + 2u * g, c + 3u * g);
+            let r = vec4<f32>(
+                xval(l.row, cc.x),
+                select(0.0, xval(l.row, min(cc.y, c1 - 1u)), n > 1u),
+                select(0.0, xval(l.row, min(cc.z, c1 - 1u)), n > 2u),
+                0.0,
+            );
+            a = acc4(a, r, cc, n);
         }
     }
-    sh_m[lid] = m;
-    sh_s[lid] = s;
-    sh_w[lid] = sw;
-    sh_av[lid] = av;
-    sh_ai[lid] = ai;
+    sh_m[lid] = a.m;
+    sh_s[lid] = a.s;
+    sh_w[lid] = a.sw;
+    sh_av[lid] = a.av;
+    sh_ai[lid] = a.ai;
     workgroupBarrier();
     for (var off = LK_G / 2u; off > 0u; off = off / 2u) {
         if (l.lane < off) {
@@ -178,32 +216,58 @@ fn finish_row(row: u32, m: f32, s: f32, sw: f32, ai: u32) -> vec4<f32> {
     return vec4<f32>(rc.a * scale, rc.b * scale, rc.d * scale, lse);
 }
 
-// Write the gradient of this thread's elements of the group's slice.
+// Gradient of one element (raw logit `raw` of class `c`) from the row's coefficients.
+fn grad_one(raw: f32, c: u32, y: i32, co: vec4<f32>) -> f32 {
+    var zc = raw;
+    if (LK_CAP) {
+        zc = lk_softcap(zc, u.cap);
+    }
+    let p = exp(zc - co.w);
+    var gv = co.x * p - select(0.0, co.z, i32(c) == y);
+    if (LK_SWZ) {
+        gv += co.y * wval(c);
+    }
+    if (LK_CAP) {
+        gv = gv * lk_softcap_grad(zc, u.cap);
+    }
+    return gv;
+}
+
+fn put_grad(row: u32, c: u32, gv: f32) {
+    if (LK_IN_PLACE) {
+        x[u.x_base + row * u.x_stride + c] = gv;
+    } else {
+        g[u.g_base + row * u.g_stride + c] = gv;
+    }
+}
+
+// Write the gradient of this thread's elements of the group's slice (four independent loads
+// per iteration, as in group_stats).
 fn grad_slice(l: Loc, co: vec4<f32>) {
     let y = bitcast<i32>(rmeta[l.row].x);
     let c0 = l.slice * u.slice_len;
     let c1 = min(u.classes, c0 + u.slice_len);
-    for (var c = c0 + l.lane; c < c1; c += LK_G) {
-        var gv = 0.0;
-        if (y >= 0) {
-            var zc = xval(l.row, c);
-            if (LK_CAP) {
-                zc = lk_softcap(zc, u.cap);
-            }
-            let p = exp(zc - co.w);
-            gv = co.x * p - select(0.0, co.z, i32(c) == y);
-            if (LK_SWZ) {
-                gv += co.y * wval(c);
-            }
-            if (LK_CAP) {
-                gv = gv * lk_softcap_grad(zc, u.cap);
-            }
+    let gs = LK_G;
+    var c = c0 + l.lane;
+    if (y < 0) {
+        for (; c < c1; c += gs) {
+            put_grad(l.row, c, 0.0);
         }
-        if (LK_IN_PLACE) {
-            x[u.x_base + l.row * u.x_stride + c] = gv;
-        } else {
-            g[u.g_base + l.row * u.g_stride + c] = gv;
-        }
+        return;
+    }
+    while (c + 3u * gs < c1) {
+        let r0 = xval(l.row, c);
+        let r1 = xval(l.row, c + gs);
+        let r2 = xval(l.row, c + 2u * gs);
+        let r3 = xval(l.row, c + 3u * gs);
+        put_grad(l.row, c, grad_one(r0, c, y, co));
+        put_grad(l.row, c + gs, grad_one(r1, c + gs, y, co));
+        put_grad(l.row, c + 2u * gs, grad_one(r2, c + 2u * gs, y, co));
+        put_grad(l.row, c + 3u * gs, grad_one(r3, c + 3u * gs, y, co));
+        c += 4u * gs;
+    }
+    for (; c < c1; c += gs) {
+        put_grad(l.row, c, grad_one(xval(l.row, c), c, y, co));
     }
 }
 

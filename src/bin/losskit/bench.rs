@@ -17,8 +17,11 @@
 //! them see the same machine state; the ratio is the figure to compare across machines.
 //!
 //! Backends: `cpu`, plus every other backend the build offers (`--backend auto`), each timed
-//! through [`time_host`] with host buffers. A device-resident path slots in next to it as
-//! another [`Path`] variant.
+//! through [`time_host`] with host buffers. On `wgpu` every loss is also timed with
+//! device-resident buffers ([`Path::Device`], `time_device`: inputs and gradients in
+//! `lk_buffer`s, so no transfer of the large tensors is timed); its roof is a same-run
+//! compute-shader copy of a buffer the size of the first input (read + write). The fuller
+//! GPU benchmark (host, device and CPU paths per case) is `cargo bench --bench gpu`.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -44,12 +47,15 @@ const QUICK_SHAPES: &[(usize, usize)] = &[(1024, 32000)];
 pub enum Path {
     /// Host (CPU memory) buffers passed to `Loss::compute`.
     Host,
+    /// Device buffers (`lk_buffer`) on a WGPU context; the roof is a device copy.
+    Device,
 }
 
 impl Path {
     fn name(self) -> &'static str {
         match self {
             Path::Host => "host",
+            Path::Device => "dev",
         }
     }
 }
@@ -201,6 +207,9 @@ fn parse_opts(args: &[String]) -> CliResult<Opts> {
     Ok(o)
 }
 
+/// One planned measurement: backend, data path, loss id, letter sizes, shape label.
+type Planned<'a> = (BackendKind, Path, &'a str, BTreeMap<String, usize>, String);
+
 /// `losskit bench [--json FILE] [--shapes NxV,...] [--quick] [--reps K] [--size D=n] [--loss ID]`
 pub fn main(g: &Global, args: &[String]) -> CliResult {
     let o = parse_opts(args)?;
@@ -225,7 +234,7 @@ pub fn main(g: &Global, args: &[String]) -> CliResult {
     let threads = rayon::current_num_threads();
     let avail = mem_available();
     let mut skipped: Vec<String> = Vec::new();
-    let mut plan: Vec<(BackendKind, &str, BTreeMap<String, usize>, String)> = Vec::new();
+    let mut plan: Vec<Planned<'_>> = Vec::new();
     for &b in &backends {
         for &(n, v) in &o.shapes {
             for &id in &ids {
@@ -248,7 +257,10 @@ pub fn main(g: &Global, args: &[String]) -> CliResult {
                     ));
                     continue;
                 }
-                plan.push((b, id, dims, label));
+                if b == BackendKind::Wgpu {
+                    plan.push((b, Path::Device, id, dims.clone(), label.clone()));
+                }
+                plan.push((b, Path::Host, id, dims, label));
             }
         }
     }
@@ -260,7 +272,7 @@ pub fn main(g: &Global, args: &[String]) -> CliResult {
     );
     let steps: usize = plan
         .iter()
-        .map(|(_, id, dims, _)| {
+        .map(|(_, _, id, dims, _)| {
             1 + if model_flops(id, dims).is_some() {
                 o.reps.min(3)
             } else {
@@ -270,7 +282,7 @@ pub fn main(g: &Global, args: &[String]) -> CliResult {
         .sum();
     let mut bar = Progress::new(steps, "bench");
     let mut rows: Vec<Row> = Vec::new();
-    for (b, id, dims, label) in &plan {
+    for (b, path, id, dims, label) in &plan {
         let ctx =
             if *b == g.ctx.backend() || *b == BackendKind::Cpu && g.backend == BackendKind::Auto {
                 g.ctx.clone()
@@ -284,7 +296,10 @@ pub fn main(g: &Global, args: &[String]) -> CliResult {
         } else {
             o.reps
         };
-        let row = time_host(&loss, b.name(), dims, label, reps, &mut bar)?;
+        let row = match path {
+            Path::Host => time_host(&loss, b.name(), dims, label, reps, &mut bar)?,
+            Path::Device => time_device(&loss, &ctx, b.name(), dims, label, reps, &mut bar)?,
+        };
         rows.push(row);
     }
     bar.finish();
@@ -448,19 +463,7 @@ fn time_host(
             _ => None,
         })
         .collect();
-    let mut bytes = 0.0;
-    for (k, d) in inputs.iter().enumerate() {
-        match d {
-            Some((Buf::F32(v), _)) => {
-                bytes += 4.0 * v.len() as f64;
-                if spec.inputs[k].differentiable {
-                    bytes += 4.0 * v.len() as f64;
-                }
-            }
-            Some((Buf::I64(v), _)) => bytes += 8.0 * v.len() as f64,
-            None => {}
-        }
-    }
+    let bytes = moved_bytes(&spec, &inputs);
     let call = |inputs: &mut Vec<Option<(Buf, Vec<usize>)>>,
                 grads: &mut Vec<Option<(Vec<f32>, Vec<usize>)>>|
      -> CliResult<(f64, f32)> {
@@ -540,6 +543,231 @@ fn time_host(
         roof_bytes: 8.0 * roof_len as f64,
         first_loss,
     })
+}
+
+/// Bytes of every input read once plus every gradient written once.
+fn moved_bytes(spec: &LossSpec, inputs: &[Option<(Buf, Vec<usize>)>]) -> f64 {
+    let mut bytes = 0.0;
+    for (k, d) in inputs.iter().enumerate() {
+        match d {
+            Some((Buf::F32(v), _)) => {
+                bytes += 4.0 * v.len() as f64;
+                if spec.inputs[k].differentiable {
+                    bytes += 4.0 * v.len() as f64;
+                }
+            }
+            Some((Buf::I64(v), _)) => bytes += 8.0 * v.len() as f64,
+            None => {}
+        }
+    }
+    bytes
+}
+
+/// The device roof's copy kernel.
+#[cfg(feature = "wgpu")]
+const COPY_WGSL: &str = "
+@group(0) @binding(0) var<storage, read> src: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> dst: array<vec4<f32>>;
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let stride = nwg.x * 256u;
+    for (var i = gid.x; i < arrayLength(&src); i += stride) {
+        dst[i] = src[i];
+    }
+}
+";
+
+/// Time `loss` with every input and gradient in device buffers (the gradient over the first
+/// input when the loss allows it), interleaved with a device copy of a buffer the size of
+/// the first f32 input (the roof: what the device moves per byte at best).
+#[cfg(feature = "wgpu")]
+fn time_device(
+    loss: &Loss,
+    ctx: &Context,
+    backend: &str,
+    dims: &BTreeMap<String, usize>,
+    label: &str,
+    reps: usize,
+    bar: &mut Progress,
+) -> CliResult<Row> {
+    use losskit::backend::DeviceBuffer;
+    use losskit::tensor::DeviceOut;
+    let spec = loss.def().spec.clone();
+    let dev = ctx
+        .gpu_device()
+        .ok_or_else(|| Fail::from("bench: device path needs a WGPU context".to_string()))?
+        .clone();
+    let host = make_inputs(&spec, dims, 7);
+    let bytes = moved_bytes(&spec, &host);
+    let in_place = spec.in_place;
+    let mut bufs: Vec<Option<(DeviceBuffer, DType, Vec<usize>)>> = Vec::new();
+    let mut grads: Vec<Option<(DeviceBuffer, Vec<usize>)>> = Vec::new();
+    let mut roof_len = 0usize;
+    for (k, d) in host.iter().enumerate() {
+        let Some((b, s)) = d else {
+            bufs.push(None);
+            grads.push(None);
+            continue;
+        };
+        let (buf, dt) = match b {
+            Buf::F32(v) => {
+                let buf = ctx.buffer((v.len() * 4).max(4) as u64)?;
+                buf.write_f32(0, v)?;
+                if roof_len == 0 {
+                    roof_len = v.len();
+                }
+                (buf, DType::F32)
+            }
+            Buf::I64(v) => {
+                let buf = ctx.buffer((v.len() * 8).max(8) as u64)?;
+                buf.write_i64(0, v)?;
+                (buf, DType::I64)
+            }
+        };
+        let g = match b {
+            Buf::F32(v) if spec.inputs[k].differentiable && !(in_place && k == 0) => {
+                Some((ctx.buffer((v.len() * 4).max(4) as u64)?, s.clone()))
+            }
+            _ => None,
+        };
+        bufs.push(Some((buf, dt, s.clone())));
+        grads.push(g);
+    }
+    drop(host);
+    let call = || -> CliResult<(f64, f32)> {
+        let mut lossv = [0.0f32];
+        let t0 = Instant::now();
+        {
+            let mut c = Compute::new(Reduction::Mean, &mut lossv);
+            for d in &bufs {
+                c = match d {
+                    Some((b, dt, s)) => c.input(Tensor::device(b, *dt, 0, s)),
+                    None => c.absent(),
+                };
+            }
+            if in_place {
+                c = c.grad_in_place(0);
+            }
+            for (k, g) in grads.iter().enumerate() {
+                if let Some((b, s)) = g {
+                    while c.grads.len() <= k {
+                        c.grads.push(losskit::Grad::None);
+                    }
+                    c.grads[k] = losskit::Grad::Device(DeviceOut::new(b, 0, s));
+                }
+            }
+            loss.compute(&mut c)?;
+        }
+        Ok((t0.elapsed().as_secs_f64() * 1e3, lossv[0]))
+    };
+    // The roof: a compute-shader copy (vec4 loads and stores, grid-stride) of a buffer the
+    // size of the first input (bounded by the largest binding) into another, on the same
+    // device. `copy_buffer_to_buffer` is not used: on some GPUs it runs on copy engines far
+    // below the shader cores' bandwidth.
+    let rb = ((roof_len * 4) as u64).min(dev.max_binding_bytes()).max(16) / 16 * 16;
+    let mk = |label| {
+        dev.raw().create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: rb,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        })
+    };
+    let (ra, rbuf) = (mk("bench roof src"), mk("bench roof dst"));
+    let module = dev
+        .raw()
+        .create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("bench roof"),
+            source: wgpu::ShaderSource::Wgsl(COPY_WGSL.into()),
+        });
+    let pipe = dev
+        .raw()
+        .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some("bench roof"),
+            layout: None,
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+    let bg = dev.raw().create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some("bench roof"),
+        layout: &pipe.get_bind_group_layout(0),
+        entries: &[
+            wgpu::BindGroupEntry {
+                binding: 0,
+                resource: ra.as_entire_binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: 1,
+                resource: rbuf.as_entire_binding(),
+            },
+        ],
+    });
+    let groups = (rb / 16).div_ceil(256).clamp(1, 8192) as u32;
+    let copy = || -> CliResult<f64> {
+        let t0 = Instant::now();
+        let mut enc = dev
+            .raw()
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: None,
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(&pipe);
+            pass.set_bind_group(0, &bg, &[]);
+            pass.dispatch_workgroups(groups, 1, 1);
+        }
+        dev.submit_wait(vec![enc.finish()])?;
+        Ok(t0.elapsed().as_secs_f64() * 1e3)
+    };
+    let (_, first_loss) = call()?;
+    copy()?;
+    bar.inc(&format!("{} {label} dev", spec.id));
+    let mut times = Vec::with_capacity(reps);
+    let mut roof = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        times.push(call()?.0);
+        roof.push(copy()?);
+        bar.inc(&format!("{} {label} dev", spec.id));
+    }
+    times.sort_by(f64::total_cmp);
+    roof.sort_by(f64::total_cmp);
+    Ok(Row {
+        loss: spec.id.to_string(),
+        backend: backend.to_string(),
+        path: Path::Device,
+        dims: dims.clone(),
+        shape: label.to_string(),
+        best_ms: times[0],
+        median_ms: times[times.len() / 2],
+        on_cpu: None,
+        cpu_ms: None,
+        bytes,
+        flops: model_flops(&spec.id, dims),
+        roof_ms: roof[0],
+        roof_on_cpu: None,
+        roof_cpu_ms: None,
+        roof_bytes: 2.0 * rb as f64,
+        first_loss,
+    })
+}
+
+/// Without the wgpu backend there is no device path.
+#[cfg(not(feature = "wgpu"))]
+fn time_device(
+    _loss: &Loss,
+    _ctx: &Context,
+    _backend: &str,
+    _dims: &BTreeMap<String, usize>,
+    _label: &str,
+    _reps: usize,
+    _bar: &mut Progress,
+) -> CliResult<Row> {
+    Err(Fail::from(
+        "bench: the device path needs the wgpu feature".to_string(),
+    ))
 }
 
 fn first_buffer(inputs: &mut [Option<(Buf, Vec<usize>)>]) -> Option<&mut [f32]> {
@@ -640,6 +868,12 @@ fn print_table(rows: &[Row]) {
          took the CPUs, and both ratios are only indicative; the last column is the ratio of \
          the threads' CPU times, which descheduling does not inflate)."
     );
+    if rows.iter().any(|r| r.path == Path::Device) {
+        println!(
+            "path dev: inputs and gradients in device buffers; its roof is a compute-shader \
+             copy of a buffer the size of the first input on the same device, same run."
+        );
+    }
 }
 
 fn json_str(s: &str) -> String {

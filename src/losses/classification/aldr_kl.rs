@@ -36,6 +36,11 @@
 //! **Row structure** (for a GPU snippet): the normaliser; `LSE(a/λ̄)` and
 //! `Σ q̂ log q̂` (per-row `KL`, then `λ_i`); `LSE(a/λ_i)`; then the `ldr_kl` per-element
 //! gradient with `λ = λ_i`.
+//!
+//! **GPU path**: `aldr_kl.wgsl` (with the LDR helpers of `ldr.wgsl`, shared with `ldr_kl`)
+//! on the per-sample kernel contract, one thread per row, writing `lambda_out` as the
+//! contract's auxiliary output; the same surrogate gradient (`λ_i` constant), in f32 with
+//! compensated sums, after the same checks (`C >= 2`, `lambda_prev > 0`, targets).
 
 use super::ldr_kl::{LdrRow, Margins, NORMALIZE};
 use super::{MultiSetup, RowResult, run_rowwise_k};
@@ -125,34 +130,63 @@ pub fn def() -> LossDef {
 /// The implementation.
 pub struct AldrKl;
 
+/// The checks before any row (`C >= 2`, `lambda_prev > 0`, device data read back) and the
+/// previous temperatures of the rows (`lam0` when `lambda_prev` is absent).
+fn previous_lambdas(c: &Compute<'_>, lam0: f64) -> Result<Vec<f32>> {
+    let id = "aldr_kl";
+    let classes = c.dim("C");
+    if classes < 2 {
+        bail!(
+            ShapeMismatch,
+            "{id}: logits have C = {classes} classes; the temperature update needs C >= 2"
+        );
+    }
+    Ok(match c.get(2) {
+        Some(t) => {
+            let v = t.read_f32()?;
+            if let Some(i) = v.iter().position(|&x| x <= 0.0) {
+                bail!(
+                    InvalidInput,
+                    "{id}: lambda_prev[{i}] = {} must be > 0",
+                    v[i]
+                );
+            }
+            v
+        }
+        None => vec![lam0 as f32; c.dim("N")],
+    })
+}
+
+super::sample_gpu_loss!(
+    AldrKl,
+    concat!(include_str!("ldr.wgsl"), include_str!("aldr_kl.wgsl")),
+    6,
+    |p, c| {
+        previous_lambdas(c, p.f64("lam0"))?;
+        Some(super::gpu::target_den(
+            "aldr_kl",
+            c,
+            1,
+            p.i64("ignore_index"),
+        )?)
+    }
+);
+
 impl LossImpl for AldrKl {
+    fn has_gpu(&self) -> bool {
+        true
+    }
+    #[cfg(feature = "wgpu")]
+    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
+        Some(self)
+    }
     fn compute_cpu(&self, _spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let id = "aldr_kl";
         let mg = Margins::from_params(p);
         let lam0 = p.f64("lam0");
         let alpha = p.f64("alpha");
-        let n = c.dim("N");
         let classes = c.dim("C");
-        if classes < 2 {
-            bail!(
-                ShapeMismatch,
-                "{id}: logits have C = {classes} classes; the temperature update needs C >= 2"
-            );
-        }
-        let prev: Vec<f32> = match c.get(2) {
-            Some(t) => {
-                let v = t.to_f32_vec();
-                if let Some(i) = v.iter().position(|&x| x <= 0.0) {
-                    bail!(
-                        InvalidInput,
-                        "{id}: lambda_prev[{i}] = {} must be > 0",
-                        v[i]
-                    );
-                }
-                v
-            }
-            None => vec![lam0 as f32; n],
-        };
+        let prev = previous_lambdas(c, lam0)?;
         let log_c = (classes as f64).ln();
         let pull = alpha * log_c / (2.0 * lam0);
         let setup = MultiSetup {

@@ -28,6 +28,13 @@
 //! visresearch/AMP (`step_entropy`, used by every shipped pruning config). The spec takes the
 //! log-softmax where the code takes `log(softmax)` (NaN on underflow).
 //!
+//! **GPU path**: the same steps on the tiled pairwise kernels of
+//! [`crate::backend::wgpu::pairwise`] (row normalisation, the Gram matrix tile by tile, the
+//! contraction `(G + Gᵀ) X̂` and the chain rule through the normalisation), with the row
+//! softmax and entropies in `amp_entropy.wgsl` (one workgroup per row, fixed tree order);
+//! scratch of `N x N` besides the features' shape. The batch mean of the `N` entropies is
+//! summed on the host in f64, in row order.
+//!
 //! **CPU path**: the Gram matrix by the tiled pairwise kernel of
 //! [`crate::backend::pairwise`], the row softmax and entropies in parallel over rows, and the
 //! backward product `(G + Gᵀ) X̂` by the same kernels; `O(N²·D)`.
@@ -80,6 +87,13 @@ pub fn def() -> LossDef {
 pub struct AmpEntropy;
 
 impl LossImpl for AmpEntropy {
+    fn has_gpu(&self) -> bool {
+        true
+    }
+    #[cfg(feature = "wgpu")]
+    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
+        Some(self)
+    }
     fn compute_cpu(&self, _spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let id = "amp_entropy";
         let tau = p.f64("temp_inv");
@@ -170,5 +184,174 @@ impl LossImpl for AmpEntropy {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(feature = "wgpu")]
+mod gpu {
+    use super::AmpEntropy;
+    use crate::backend::wgpu::pairwise::{
+        FwdOp, GradArgs, GradOp, Kernels, Mat, route_grad, stage_input,
+    };
+    use crate::backend::wgpu::{BindKind, GpuDevice, GpuLoss, PRELUDE};
+    use crate::compute::Compute;
+    use crate::error::Result;
+    use crate::losses::classification::drivers::BatchOutput;
+    use crate::params::Params;
+    use crate::registry::LossSpec;
+
+    const ROWS_WGSL: &str = include_str!("amp_entropy.wgsl");
+
+    fn rows_source() -> &'static str {
+        static S: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        S.get_or_init(|| format!("{PRELUDE}\n{ROWS_WGSL}"))
+    }
+
+    impl GpuLoss for AmpEntropy {
+        fn compute_gpu(
+            &self,
+            dev: &GpuDevice,
+            _spec: &LossSpec,
+            p: &Params,
+            c: &mut Compute<'_>,
+        ) -> Result<()> {
+            let id = "amp_entropy";
+            let tau = p.f64("temp_inv");
+            let norm = p.bool("normalize");
+            let n = c.dim("N");
+            let out = BatchOutput::new(c);
+            if n == 0 {
+                out.write(c, 0.0);
+                return Ok(());
+            }
+            let ent = dev.scoped(id, || run(dev, c, tau, norm, out.scale))?;
+            let total: f64 = ent.iter().map(|&v| v as f64).sum();
+            out.write(c, total / n as f64);
+            Ok(())
+        }
+    }
+
+    fn run(
+        dev: &GpuDevice,
+        c: &mut Compute<'_>,
+        tau: f64,
+        norm: bool,
+        scale: f64,
+    ) -> Result<Vec<f32>> {
+        let id = "amp_entropy";
+        let (n, d) = (c.dim("N"), c.dim("D"));
+        let want = c.wants_grad(0);
+        let mut kn = Kernels::new(dev, id)?;
+        let xb = stage_input(&mut kn, c, 0, "features")?;
+        let normed = if norm {
+            let xh = kn.scratch("unit features", n * d)?;
+            let xn = kn.scratch("feature norms", n)?;
+            kn.misc(
+                "norm_rows",
+                n,
+                d,
+                0.0,
+                xb.buf(),
+                None,
+                xh.buf(),
+                Some(xn.buf()),
+            )?;
+            Some((xh, xn))
+        } else {
+            None
+        };
+        let xh = normed.as_ref().map_or(xb.buf(), |p| p.0.buf());
+        let gram = kn.scratch("the [N, N] similarities", n * n)?;
+        let xm = Mat::rows(xh, n, d);
+        kn.fwd(
+            FwdOp::Product,
+            xm,
+            None,
+            xm,
+            None,
+            d,
+            gram.buf(),
+            n,
+            None,
+            None,
+        )?;
+        let entb = kn.scratch("per-row entropies", n)?;
+        let u: [u32; 8] = [
+            n as u32,
+            want as u32,
+            0,
+            0,
+            (tau as f32).to_bits(),
+            ((1.0 / n as f64) as f32).to_bits(),
+            0,
+            0,
+        ];
+        let grid = kn.grid(n)?;
+        {
+            use BindKind::*;
+            kn.custom(
+                "amp_entropy_rows",
+                rows_source(),
+                "rows",
+                &[],
+                &[Uniform, ReadWrite, ReadWrite],
+                &u,
+                &[gram.buf(), entb.buf()],
+                grid,
+            )?;
+        }
+        let mut host = Vec::new();
+        if want {
+            // A = scale · temp_inv · (G + Gᵀ); dL/dX̂ = A X̂.
+            let a = kn.scratch("the [N, N] gradient coefficients", n * n)?;
+            kn.misc(
+                "sym",
+                n * n,
+                n,
+                (scale * tau) as f32,
+                gram.buf(),
+                None,
+                a.buf(),
+                None,
+            )?;
+            let gx = kn.scratch("the feature gradient", n * d)?;
+            kn.grad(&GradArgs {
+                op: GradOp::Product,
+                left: true,
+                own: xh,
+                m: n,
+                partner: xh,
+                n,
+                k: d,
+                c1: a.buf(),
+                c2: None,
+                c_rs: n,
+                c_ps: 1,
+                idx: None,
+                out: gx.buf(),
+            })?;
+            if let Some((xh, xn)) = &normed {
+                kn.misc(
+                    "thru_norm",
+                    n,
+                    d,
+                    0.0,
+                    xh.buf(),
+                    Some(xn.buf()),
+                    gx.buf(),
+                    None,
+                )?;
+            }
+            kn.keep(a);
+            route_grad(&mut kn, c, 0, gx, n, d, &mut host)?;
+        }
+        let mut ev = vec![0u8; n * 4];
+        {
+            let eb = entb.buf().clone();
+            let mut reads: Vec<(&wgpu::Buffer, &mut [u8])> = vec![(&eb, &mut ev)];
+            kn.submit(c, &mut reads, host)?;
+        }
+        drop((xb, normed, gram, entb));
+        Ok(bytemuck::cast_slice::<u8, f32>(&ev).to_vec())
     }
 }

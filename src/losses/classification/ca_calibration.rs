@@ -32,6 +32,14 @@
 //! feed the calibrator network and are not part of the loss.
 //!
 //! **Cost**: one row log-sum-exp pass and one gradient pass, rows in parallel.
+//!
+//! **GPU path** (`ca_calibration.wgsl`): one workgroup per row finds the first arg-max, the
+//! sum `S` of the other classes' `exp(z_c - z_k)` and the log-sum-exp (the confidence is
+//! `1/(1 + S)`, its distance to 1 `S/(1 + S)`, both without cancellation); the host reads
+//! those four numbers per row back, computes the batch accuracy, weights and the scalar in
+//! f64 in row order, and a second kernel writes the gradient elementwise. The whole logits
+//! matrix is bound at once: a matrix larger than the device's largest binding is refused
+//! (`Unsupported`).
 
 use rayon::prelude::*;
 
@@ -78,6 +86,13 @@ pub fn def() -> LossDef {
 pub struct CaCalibration;
 
 impl LossImpl for CaCalibration {
+    fn has_gpu(&self) -> bool {
+        true
+    }
+    #[cfg(feature = "wgpu")]
+    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
+        Some(self)
+    }
     fn compute_cpu(&self, _spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let id = "ca_calibration";
         let ig = p.i64("ignore_index");
@@ -90,14 +105,7 @@ impl LossImpl for CaCalibration {
         let target = checked_targets(id, t, classes, ig)?;
         let refp: Option<Vec<i64>> = c.get(2).map(|t| t.to_i64_vec());
         if let Some(r) = &refp {
-            for (i, (&v, &y)) in r.iter().zip(&target).enumerate() {
-                if y != ig && (v < 0 || v as u64 >= classes as u64) {
-                    bail!(
-                        InvalidTarget,
-                        "{id}: ref_pred[{i}] = {v} is outside [0, {classes}) on a row whose target is not ignored"
-                    );
-                }
-            }
+            check_ref_pred(id, r, &target, ig, classes)?;
         }
         let x = c
             .get(0)
@@ -176,8 +184,192 @@ impl LossImpl for CaCalibration {
     }
 }
 
+/// Check the optional reference predictions on the contributing rows.
+fn check_ref_pred(id: &str, r: &[i64], target: &[i64], ig: i64, classes: usize) -> Result<()> {
+    for (i, (&v, &y)) in r.iter().zip(target).enumerate() {
+        if y != ig && (v < 0 || v as u64 >= classes as u64) {
+            bail!(
+                InvalidTarget,
+                "{id}: ref_pred[{i}] = {v} is outside [0, {classes}) on a row whose target is not ignored"
+            );
+        }
+    }
+    Ok(())
+}
+
 fn zero_grad(c: &mut Compute<'_>) {
     if let Grad::Out(g) = &mut c.grads[0] {
         g.fill(0.0);
+    }
+}
+
+#[cfg(feature = "wgpu")]
+mod gpu {
+    use super::{CaCalibration, check_ref_pred};
+    use crate::backend::wgpu::pairwise::{Kernels, route_grad, stage_input};
+    use crate::backend::wgpu::{BindKind, GpuDevice, GpuLoss, PRELUDE};
+    use crate::compute::Compute;
+    use crate::err;
+    use crate::error::Result;
+    use crate::losses::classification::checked_targets;
+    use crate::losses::classification::drivers::BatchOutput;
+    use crate::params::Params;
+    use crate::registry::LossSpec;
+
+    const WGSL: &str = include_str!("ca_calibration.wgsl");
+
+    fn source() -> &'static str {
+        static S: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        S.get_or_init(|| format!("{PRELUDE}\n{WGSL}"))
+    }
+
+    /// Arg-max, confidence, log-sum-exp, correctness, confidence minus correctness.
+    type RowStat = (u32, f64, f32, bool, f64);
+
+    fn kinds() -> [BindKind; 5] {
+        use BindKind::*;
+        [Uniform, Read, Read, ReadWrite, ReadWrite]
+    }
+
+    impl GpuLoss for CaCalibration {
+        fn compute_gpu(
+            &self,
+            dev: &GpuDevice,
+            _spec: &LossSpec,
+            p: &Params,
+            c: &mut Compute<'_>,
+        ) -> Result<()> {
+            let id = "ca_calibration";
+            let ig = p.i64("ignore_index");
+            let classes = c.dim("C");
+            let out = BatchOutput::new(c);
+            let target = checked_targets(
+                id,
+                c.get(1)
+                    .ok_or_else(|| err!(Internal, "{id}: target missing"))?,
+                classes,
+                ig,
+            )?;
+            let refp = match c.get(2) {
+                Some(t) => Some(t.read_i64()?),
+                None => None,
+            };
+            if let Some(r) = &refp {
+                check_ref_pred(id, r, &target, ig, classes)?;
+            }
+            let balance = p.bool("balance");
+            dev.scoped(id, || {
+                run(dev, c, &target, refp.as_deref(), ig, balance, &out)
+            })
+        }
+    }
+
+    fn run(
+        dev: &GpuDevice,
+        c: &mut Compute<'_>,
+        target: &[i64],
+        refp: Option<&[i64]>,
+        ig: i64,
+        balance: bool,
+        out: &BatchOutput,
+    ) -> Result<()> {
+        let id = "ca_calibration";
+        let (n, classes) = (c.dim("N"), c.dim("C"));
+        let u = [n as u32, classes as u32, 0, 0];
+        // Pass 1: per-row statistics.
+        let mut kn = Kernels::new(dev, id)?;
+        let zb = stage_input(&mut kn, c, 0, "logits")?;
+        let stb = kn.scratch("per-row statistics", 4 * n)?;
+        let (dr, dw) = (kn.dummy_read(), kn.dummy_write());
+        let grid = kn.grid(n)?;
+        kn.custom(
+            "ca_calibration",
+            source(),
+            "stats",
+            &[],
+            &kinds(),
+            &u,
+            &[zb.buf(), &dr, stb.buf(), &dw],
+            grid,
+        )?;
+        let mut sv = vec![0u8; 16 * n];
+        {
+            let sb = stb.buf().clone();
+            let mut reads: Vec<(&wgpu::Buffer, &mut [u8])> = vec![(&sb, &mut sv)];
+            kn.submit(c, &mut reads, Vec::new())?;
+        }
+        let st: &[f32] = bytemuck::cast_slice(&sv);
+        // (k, conf, lse, correct, conf - correct) of the contributing rows.
+        let rows: Vec<Option<RowStat>> = (0..n)
+            .map(|i| {
+                let y = target[i];
+                if y == ig || classes == 0 {
+                    return None;
+                }
+                let k = st[4 * i].to_bits();
+                let conf = st[4 * i + 1] as f64;
+                let s = st[4 * i + 3] as f64;
+                let pred = refp.map_or(k as i64, |r| r[i]);
+                let ok = pred == y;
+                let e = if ok { -s / (1.0 + s) } else { conf };
+                Some((k, conf, st[4 * i + 2], ok, e))
+            })
+            .collect();
+        let count = rows.iter().flatten().count();
+        let acc = if count == 0 {
+            0.0
+        } else {
+            rows.iter().flatten().filter(|r| r.3).count() as f64 / count as f64
+        };
+        let balanced = balance && acc > 0.0 && acc < 1.0;
+        let weight = |correct: bool| {
+            if !balanced {
+                1.0
+            } else if correct {
+                1.0 - acc
+            } else {
+                acc
+            }
+        };
+        let mut num = 0.0f64;
+        let mut wsum = 0.0f64;
+        for &(_, _, _, ok, e) in rows.iter().flatten() {
+            let w = weight(ok);
+            num += w * e * e;
+            wsum += w;
+        }
+        out.write(c, if count == 0 { 0.0 } else { num / wsum });
+        if !c.wants_grad(0) {
+            return Ok(());
+        }
+        // Pass 2: the gradient.
+        let mut co = vec![0f32; 4 * n];
+        for (i, r) in rows.iter().enumerate() {
+            if let Some((k, conf, lse, ok, e)) = *r {
+                co[4 * i] = (out.scale * 2.0 * weight(ok) * e * conf / wsum) as f32;
+                co[4 * i + 1] = lse;
+                co[4 * i + 2] = f32::from_bits(k);
+            }
+        }
+        let mut kn = Kernels::new(dev, id)?;
+        let cob = kn.upload("per-row coefficients", bytemuck::cast_slice(&co))?;
+        let gb = kn.scratch("the logit gradient", n * classes)?;
+        let dw = kn.dummy_write();
+        let grid = kn.grid((n * classes).div_ceil(256))?;
+        kn.custom(
+            "ca_calibration",
+            source(),
+            "grad",
+            &[],
+            &kinds(),
+            &u,
+            &[zb.buf(), cob.buf(), &dw, gb.buf()],
+            grid,
+        )?;
+        let mut host = Vec::new();
+        route_grad(&mut kn, c, 0, gb, n, classes, &mut host)?;
+        kn.submit(c, &mut [], host)?;
+        drop((zb, stb, cob));
+        Ok(())
     }
 }

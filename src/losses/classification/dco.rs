@@ -26,6 +26,9 @@
 //! samples whose `F` is below a threshold) is data selection and is not part of the loss.
 //!
 //! **Cost**: elementwise; rows run in parallel.
+//!
+//! **GPU path**: `dco.wgsl` on the per-sample kernel contract, one thread per sample, the
+//! same stable formula in f32 (after the same `logp <= 0` check on the host).
 
 use super::drivers::run_elementwise;
 use crate::backend::cpu::log1mexp;
@@ -79,19 +82,37 @@ pub fn dco_value(logp: f64, n: f64) -> (f64, f64) {
     (loss, -log_f.exp())
 }
 
-impl LossImpl for Dco {
-    fn compute_cpu(&self, _spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
-        let n = p.f64("n_pass");
-        if let Some(t) = c.get(0) {
-            for (i, &v) in t.to_f32_vec().iter().enumerate() {
-                if v > 0.0 {
-                    bail!(
-                        InvalidInput,
-                        "dco: logp[{i}] = {v} is a log-probability and must be <= 0"
-                    );
-                }
+/// Refuse a positive `logp` (device data is read back).
+fn check_logp(c: &Compute<'_>) -> Result<()> {
+    if let Some(t) = c.get(0) {
+        for (i, &v) in t.read_f32()?.iter().enumerate() {
+            if v > 0.0 {
+                bail!(
+                    InvalidInput,
+                    "dco: logp[{i}] = {v} is a log-probability and must be <= 0"
+                );
             }
         }
+    }
+    Ok(())
+}
+
+super::sample_gpu_loss!(Dco, include_str!("dco.wgsl"), 1, |_p, c| {
+    check_logp(c)?;
+    None
+});
+
+impl LossImpl for Dco {
+    fn has_gpu(&self) -> bool {
+        true
+    }
+    #[cfg(feature = "wgpu")]
+    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
+        Some(self)
+    }
+    fn compute_cpu(&self, _spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
+        let n = p.f64("n_pass");
+        check_logp(c)?;
         run_elementwise("dco", c, 0, |v| dco_value(v as f64, n))
     }
 }

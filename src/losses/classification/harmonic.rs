@@ -50,7 +50,10 @@
 //! rows' log-sum-exp and `G` in parallel over rows; the feature gradient as a contraction
 //! over centres (parallel over rows), the centre gradient as a contraction over rows
 //! (parallel over centres), each in a fixed order. The Euclidean distance is summed as
-//! `Σ δ_k²` directly (no cancellation); Mahalanobis as `Σ_k (Pₛx - Pₛw)_k δ_k` with
+//! `Σ δ_k²` directly (no cancellation); the cosine distance as `½‖x̂ - ŵ‖²` plus a row
+//! term that is 0 for rows of norm `>= 1e-12` (equal to `1 - x̂·ŵ`, without its cancellation
+//! for nearly parallel rows, where the distance is close to `eps` and its relative error
+//! matters; the gradient is still taken through `-x̂·ŵ`); Mahalanobis as `Σ_k (Pₛx - Pₛw)_k δ_k` with
 //! `Pₛ = (P + Pᵀ)/2`, its gradients as `Pₛ Σ_c H_ic δ_ic` and
 //! `dl/dP = ½ (Xᵀ E + Wᵀ F)` with `H = G/d` on positive forms, `E_i = Σ_c H_ic δ_ic` and
 //! `F_c = -Σ_i H_ic δ_ic`. Cost: `O(N·C·D)` forward and twice that backward.
@@ -59,8 +62,8 @@ use rayon::prelude::*;
 
 use super::checked_targets;
 use crate::backend::pairwise::{
-    Bwd, Operand, PairDeriv, PairTerm, Product, ProductDeriv, matmul, matmul_tn, normalise,
-    pair_grad_left, pair_grad_right, pair_reduce, through_normalise,
+    Bwd, Operand, PairDeriv, PairTerm, ProductDeriv, matmul, matmul_tn, normalise, pair_grad_left,
+    pair_grad_right, pair_reduce, through_normalise,
 };
 use crate::compute::Compute;
 use crate::err;
@@ -354,7 +357,6 @@ impl Setup {
         let r = raw as f64;
         match self.metric {
             Metric::Minkowski => r.powf(1.0 / self.p) + self.eps,
-            Metric::Cosine => 1.0 - r + self.eps,
             Metric::BrayCurtis => r / (raw2 as f64 + self.eps) + self.eps,
             Metric::Mahalanobis => (r.max(0.0) + self.eps).sqrt(),
             _ => r + self.eps,
@@ -399,6 +401,17 @@ fn write_grad(slot: &mut Grad<'_>, data: &[f32], rows: usize, cols: usize) {
     }
 }
 
+/// `½(1 - ‖x̂‖²)` of a row normalised by `max(‖x‖, 1e-12)`, from its norm: exactly 0 for a
+/// unit row, so that `1 - x̂·ŵ = ½‖x̂ - ŵ‖² + h(x) + h(w)` holds for every row.
+pub(crate) fn cosine_half_defect(norm: f64) -> f64 {
+    if norm >= 1e-12 {
+        0.0
+    } else {
+        let q = norm / 1e-12;
+        0.5 * (1.0 - q * q)
+    }
+}
+
 /// Unit rows of features and centres with their norms (cosine).
 type Normalised = (Vec<f32>, Vec<f64>, Vec<f32>, Vec<f64>);
 
@@ -410,6 +423,13 @@ fn soft_bits(a: &[f32], t: f64) -> Vec<f32> {
 }
 
 impl LossImpl for Harmonic {
+    fn has_gpu(&self) -> bool {
+        true
+    }
+    #[cfg(feature = "wgpu")]
+    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
+        Some(self)
+    }
     fn compute_cpu(&self, _spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let id = "harmonic";
         let s = Setup {
@@ -458,14 +478,26 @@ impl LossImpl for Harmonic {
             Metric::Cosine => {
                 let (xh, xn) = normalise(&x, n, d);
                 let (wh, wn) = normalise(&w, classes, d);
+                // 1 - x̂·ŵ = ½‖x̂ - ŵ‖² + h(x) + h(w), without the cancellation of 1 - x̂·ŵ
+                // near parallel rows.
                 pair_reduce(
-                    &Product,
+                    &SqDiff,
                     Operand::new(&xh, n),
                     Operand::new(&wh, classes),
                     d,
                     &mut raw,
                     None,
                 );
+                if classes > 0 {
+                    raw.par_chunks_mut(classes)
+                        .enumerate()
+                        .for_each(|(i, row)| {
+                            let hx = cosine_half_defect(xn[i]);
+                            for (v, &nw) in row.iter_mut().zip(&wn) {
+                                *v = (0.5 * *v as f64 + hx + cosine_half_defect(nw)) as f32;
+                            }
+                        });
+                }
                 hat = Some((xh, xn, wh, wn));
             }
             Metric::BrayCurtis => {
@@ -705,5 +737,497 @@ impl LossImpl for Harmonic {
         let gp = gp.unwrap_or_else(|| vec![0.0f32; d * d]);
         write_grad(&mut c.grads[3], &gp, d, d);
         Ok(())
+    }
+}
+
+/// The GPU path: the same steps as the CPU path on the tiled pairwise kernels of
+/// [`crate::backend::wgpu::pairwise`], with the per-row part in `harmonic.wgsl` (one
+/// workgroup per row). Only `[N, C]`-sized scratch (the raw reductions, the backward
+/// coefficients, the Chebyshev arg-max) besides the operands' own shapes.
+#[cfg(feature = "wgpu")]
+mod gpu {
+    use super::{Harmonic, METRICS, Metric, checked_targets};
+    use crate::backend::wgpu::pairwise::{
+        FwdOp, GradArgs, GradOp, Kernels, Mat, route_grad, stage_input,
+    };
+    use crate::backend::wgpu::{BindKind, GpuDevice, GpuLoss, PRELUDE};
+    use crate::compute::Compute;
+    use crate::err;
+    use crate::error::Result;
+    use crate::params::Params;
+    use crate::reduction::RowReducer;
+    use crate::registry::LossSpec;
+
+    const ROWS_WGSL: &str = include_str!("harmonic.wgsl");
+
+    fn rows_source() -> &'static str {
+        static S: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        S.get_or_init(|| format!("{PRELUDE}\n{ROWS_WGSL}"))
+    }
+
+    impl GpuLoss for Harmonic {
+        fn compute_gpu(
+            &self,
+            dev: &GpuDevice,
+            _spec: &LossSpec,
+            p: &Params,
+            c: &mut Compute<'_>,
+        ) -> Result<()> {
+            let id = "harmonic";
+            let name = p.choice("metric");
+            let metric = Metric::parse(name);
+            let code = METRICS.iter().position(|m| *m == name).unwrap_or(0) as u32;
+            let ig = p.i64("ignore_index");
+            let classes = c.dim("C");
+            let target = checked_targets(
+                id,
+                c.get(2)
+                    .ok_or_else(|| err!(Internal, "{id}: target missing"))?,
+                classes,
+                ig,
+            )?;
+            let contributing = target.iter().filter(|&&y| y != ig).count();
+            let reducer = RowReducer::new(c.reduction, c.grad_output, contributing as f64);
+            let tg: Vec<i32> = target
+                .iter()
+                .map(|&y| if y == ig { -1 } else { y as i32 })
+                .collect();
+            let scales: Vec<f32> = (0..tg.len())
+                .map(|i| reducer.grad_scale(i) as f32)
+                .collect();
+            let vals = Vals {
+                metric,
+                code,
+                n: p.f64("n") as f32,
+                eps: p.f64("eps") as f32,
+                p: p.f64("p") as f32,
+                temp: p.f64("hamming_temperature") as f32,
+            };
+            let per_row = dev.scoped(id, || run(dev, c, &vals, &tg, &scales))?;
+            let losses: Vec<f64> = per_row.iter().map(|&v| v as f64).collect();
+            reducer.write_loss(&losses, c.loss);
+            Ok(())
+        }
+    }
+
+    struct Vals {
+        metric: Metric,
+        code: u32,
+        n: f32,
+        eps: f32,
+        p: f32,
+        temp: f32,
+    }
+
+    fn run(
+        dev: &GpuDevice,
+        c: &mut Compute<'_>,
+        v: &Vals,
+        tg: &[i32],
+        scales: &[f32],
+    ) -> Result<Vec<f32>> {
+        let id = "harmonic";
+        let (n, classes, d) = (c.dim("N"), c.dim("C"), c.dim("D"));
+        let nc = n * classes;
+        let (want_x, want_w, want_p) = (c.wants_grad(0), c.wants_grad(1), c.wants_grad(3));
+        let want_grad = want_x || want_w || want_p;
+        let mut kn = Kernels::new(dev, id)?;
+        let xb = stage_input(&mut kn, c, 0, "x")?;
+        let wb = stage_input(&mut kn, c, 1, "centers")?;
+        let (x, w) = (xb.buf(), wb.buf());
+        let raw = kn.scratch("the [N, C] distances", nc)?;
+        let bray = v.metric == Metric::BrayCurtis;
+        let cheb = v.metric == Metric::Chebyshev;
+        let raw2 = if bray {
+            Some(kn.scratch("the [N, C] Bray-Curtis denominators", nc)?)
+        } else {
+            None
+        };
+        let amax = if cheb {
+            Some(kn.scratch("the [N, C] Chebyshev arg-max", nc)?)
+        } else {
+            None
+        };
+        let fwd_plain = |kn: &mut Kernels<'_>, op: FwdOp, l: &wgpu::Buffer, r: &wgpu::Buffer| {
+            kn.fwd(
+                op,
+                Mat::rows(l, n, d),
+                None,
+                Mat::rows(r, classes, d),
+                None,
+                d,
+                raw.buf(),
+                classes,
+                None,
+                amax.as_ref().map(|p| p.buf()),
+            )
+        };
+        // Transformed operands (cosine, hamming) and the Mahalanobis matrices.
+        let mut hat = None;
+        let mut bits = None;
+        let mut psym = None;
+        match v.metric {
+            Metric::Euclidean => fwd_plain(&mut kn, FwdOp::SqDiff, x, w)?,
+            Metric::Manhattan => fwd_plain(&mut kn, FwdOp::AbsDiff, x, w)?,
+            Metric::Minkowski => fwd_plain(&mut kn, FwdOp::PowDiff(v.p), x, w)?,
+            Metric::Chebyshev => fwd_plain(&mut kn, FwdOp::MaxAbsDiff, x, w)?,
+            Metric::Canberra => fwd_plain(&mut kn, FwdOp::Canberra(v.eps), x, w)?,
+            Metric::BrayCurtis => kn.fwd(
+                FwdOp::BrayCurtis,
+                Mat::rows(x, n, d),
+                None,
+                Mat::rows(w, classes, d),
+                None,
+                d,
+                raw.buf(),
+                classes,
+                raw2.as_ref().map(|p| p.buf()),
+                None,
+            )?,
+            Metric::Cosine => {
+                let xh = kn.scratch("unit features", n * d)?;
+                let xn = kn.scratch("feature norms", n)?;
+                let wh = kn.scratch("unit centres", classes * d)?;
+                let wn = kn.scratch("centre norms", classes)?;
+                kn.misc("norm_rows", n, d, 0.0, x, None, xh.buf(), Some(xn.buf()))?;
+                kn.misc(
+                    "norm_rows",
+                    classes,
+                    d,
+                    0.0,
+                    w,
+                    None,
+                    wh.buf(),
+                    Some(wn.buf()),
+                )?;
+                fwd_plain(&mut kn, FwdOp::SqDiff, xh.buf(), wh.buf())?;
+                kn.misc(
+                    "cos_dist",
+                    nc,
+                    classes,
+                    0.0,
+                    xn.buf(),
+                    Some(wn.buf()),
+                    raw.buf(),
+                    None,
+                )?;
+                hat = Some((xh, xn, wh, wn));
+            }
+            Metric::Hamming => {
+                let sx = kn.scratch("feature bits", n * d)?;
+                let sw = kn.scratch("centre bits", classes * d)?;
+                kn.misc("soft_bits", n * d, 1, v.temp, x, None, sx.buf(), None)?;
+                kn.misc("soft_bits", classes * d, 1, v.temp, w, None, sw.buf(), None)?;
+                fwd_plain(&mut kn, FwdOp::AbsDiff, sx.buf(), sw.buf())?;
+                bits = Some((sx, sw));
+            }
+            Metric::Mahalanobis => {
+                let pm = match c.get(3) {
+                    Some(_) => stage_input(&mut kn, c, 3, "precision")?,
+                    None => {
+                        let mut e = vec![0.0f32; d * d];
+                        for k in 0..d {
+                            e[k * d + k] = 1.0;
+                        }
+                        kn.upload("precision", bytemuck::cast_slice(&e))?
+                    }
+                };
+                let ps = kn.scratch("symmetric precision", d * d)?;
+                kn.misc("sym", d * d, d, 0.5, pm.buf(), None, ps.buf(), None)?;
+                kn.keep(pm);
+                // P_s x and P_s w (P_s is symmetric: its rows are its columns).
+                let px = kn.scratch("P x", n * d)?;
+                let pw = kn.scratch("P w", classes * d)?;
+                let psm = Mat::rows(ps.buf(), d, d);
+                kn.fwd(
+                    FwdOp::Product,
+                    Mat::rows(x, n, d),
+                    None,
+                    psm,
+                    None,
+                    d,
+                    px.buf(),
+                    d,
+                    None,
+                    None,
+                )?;
+                kn.fwd(
+                    FwdOp::Product,
+                    Mat::rows(w, classes, d),
+                    None,
+                    psm,
+                    None,
+                    d,
+                    pw.buf(),
+                    d,
+                    None,
+                    None,
+                )?;
+                kn.fwd(
+                    FwdOp::QuadForm,
+                    Mat::rows(x, n, d),
+                    Some(px.buf()),
+                    Mat::rows(w, classes, d),
+                    Some(pw.buf()),
+                    d,
+                    raw.buf(),
+                    classes,
+                    None,
+                    None,
+                )?;
+                kn.keep(px);
+                kn.keep(pw);
+                psym = Some(ps);
+            }
+        }
+
+        // Rows: loss, and the backward coefficients over the raw values.
+        let tgb = kn.upload("targets", bytemuck::cast_slice(tg))?;
+        let scb = kn.upload("gradient scales", bytemuck::cast_slice(scales))?;
+        let lossb = kn.scratch("per-row losses", n)?;
+        let u: [u32; 8] = [
+            n as u32,
+            classes as u32,
+            want_grad as u32,
+            0,
+            v.n.to_bits(),
+            v.eps.to_bits(),
+            v.p.to_bits(),
+            0,
+        ];
+        let dw = kn.dummy_write();
+        let grid = kn.grid(n)?;
+        {
+            use BindKind::*;
+            kn.custom(
+                "harmonic_rows",
+                rows_source(),
+                "rows",
+                &[("METRIC", v.code as f64)],
+                &[Uniform, ReadWrite, ReadWrite, Read, Read, ReadWrite],
+                &u,
+                &[
+                    raw.buf(),
+                    raw2.as_ref().map_or(&dw, |p| p.buf()),
+                    tgb.buf(),
+                    scb.buf(),
+                    lossb.buf(),
+                ],
+                grid,
+            )?;
+        }
+
+        // Backward.
+        let mut host = Vec::new();
+        if want_grad {
+            let a1 = raw.buf();
+            let a2 = raw2.as_ref().map(|p| p.buf());
+            let idx = amax.as_ref().map(|p| p.buf());
+            let contract = |kn: &mut Kernels<'_>,
+                            op: GradOp,
+                            left: bool,
+                            l: &wgpu::Buffer,
+                            r: &wgpu::Buffer,
+                            out: &wgpu::Buffer| {
+                kn.grad(&GradArgs {
+                    op,
+                    left,
+                    own: if left { l } else { r },
+                    m: if left { n } else { classes },
+                    partner: if left { r } else { l },
+                    n: if left { classes } else { n },
+                    k: d,
+                    c1: a1,
+                    c2: a2,
+                    c_rs: if left { classes } else { 1 },
+                    c_ps: if left { 1 } else { classes },
+                    idx,
+                    out,
+                })
+            };
+            let gx = kn.scratch("the feature gradient", n * d)?;
+            let gw = kn.scratch("the centre gradient", classes * d)?;
+            let simple = match v.metric {
+                Metric::Euclidean => Some(GradOp::Diff(2.0)),
+                Metric::Manhattan => Some(GradOp::Sign),
+                Metric::Minkowski => Some(GradOp::Pow(v.p)),
+                Metric::Chebyshev => Some(GradOp::ArgmaxSign),
+                Metric::BrayCurtis => Some(GradOp::BrayCurtis),
+                Metric::Canberra => Some(GradOp::Canberra(v.eps)),
+                _ => None,
+            };
+            let mut gp = None;
+            if let Some(op) = simple {
+                if want_x {
+                    contract(&mut kn, op, true, x, w, gx.buf())?;
+                }
+                if want_w {
+                    contract(&mut kn, op, false, x, w, gw.buf())?;
+                }
+            } else if let Some((xh, xn, wh, wn)) = &hat {
+                if want_x {
+                    contract(&mut kn, GradOp::Product, true, xh.buf(), wh.buf(), gx.buf())?;
+                    kn.misc(
+                        "thru_norm",
+                        n,
+                        d,
+                        0.0,
+                        xh.buf(),
+                        Some(xn.buf()),
+                        gx.buf(),
+                        None,
+                    )?;
+                }
+                if want_w {
+                    contract(
+                        &mut kn,
+                        GradOp::Product,
+                        false,
+                        xh.buf(),
+                        wh.buf(),
+                        gw.buf(),
+                    )?;
+                    kn.misc(
+                        "thru_norm",
+                        classes,
+                        d,
+                        0.0,
+                        wh.buf(),
+                        Some(wn.buf()),
+                        gw.buf(),
+                        None,
+                    )?;
+                }
+            } else if let Some((sx, sw)) = &bits {
+                if want_x {
+                    contract(&mut kn, GradOp::Sign, true, sx.buf(), sw.buf(), gx.buf())?;
+                    kn.misc(
+                        "sigmoid_chain",
+                        n * d,
+                        1,
+                        v.temp,
+                        sx.buf(),
+                        None,
+                        gx.buf(),
+                        None,
+                    )?;
+                }
+                if want_w {
+                    contract(&mut kn, GradOp::Sign, false, sx.buf(), sw.buf(), gw.buf())?;
+                    kn.misc(
+                        "sigmoid_chain",
+                        classes * d,
+                        1,
+                        v.temp,
+                        sw.buf(),
+                        None,
+                        gw.buf(),
+                        None,
+                    )?;
+                }
+            } else if let Some(ps) = &psym {
+                // E_i = Σ_c H_ic (x_i - w_c), F_c = Σ_i H_ic (w_c - x_i).
+                let e = kn.scratch("E", n * d)?;
+                let f = kn.scratch("F", classes * d)?;
+                if want_x || want_p {
+                    contract(&mut kn, GradOp::Diff(1.0), true, x, w, e.buf())?;
+                }
+                if want_w || want_p {
+                    contract(&mut kn, GradOp::Diff(1.0), false, x, w, f.buf())?;
+                }
+                let psm = Mat::rows(ps.buf(), d, d);
+                if want_x {
+                    let em = Mat::rows(e.buf(), n, d);
+                    kn.fwd(
+                        FwdOp::Product,
+                        em,
+                        None,
+                        psm,
+                        None,
+                        d,
+                        gx.buf(),
+                        d,
+                        None,
+                        None,
+                    )?;
+                }
+                if want_w {
+                    let fm = Mat::rows(f.buf(), classes, d);
+                    kn.fwd(
+                        FwdOp::Product,
+                        fm,
+                        None,
+                        psm,
+                        None,
+                        d,
+                        gw.buf(),
+                        d,
+                        None,
+                        None,
+                    )?;
+                }
+                if want_p {
+                    // ½ (Xᵀ E + Wᵀ F).
+                    let xe = kn.scratch("X^T E", d * d)?;
+                    let wf = kn.scratch("W^T F", d * d)?;
+                    kn.fwd(
+                        FwdOp::Product,
+                        Mat::cols(x, n, d),
+                        None,
+                        Mat::cols(e.buf(), n, d),
+                        None,
+                        n,
+                        xe.buf(),
+                        d,
+                        None,
+                        None,
+                    )?;
+                    kn.fwd(
+                        FwdOp::Product,
+                        Mat::cols(w, classes, d),
+                        None,
+                        Mat::cols(f.buf(), classes, d),
+                        None,
+                        classes,
+                        wf.buf(),
+                        d,
+                        None,
+                        None,
+                    )?;
+                    let g = kn.scratch("the precision gradient", d * d)?;
+                    kn.misc(
+                        "add_scaled",
+                        d * d,
+                        1,
+                        0.5,
+                        xe.buf(),
+                        Some(wf.buf()),
+                        g.buf(),
+                        None,
+                    )?;
+                    kn.keep(xe);
+                    kn.keep(wf);
+                    gp = Some(g);
+                }
+                kn.keep(e);
+                kn.keep(f);
+            }
+            if want_p && gp.is_none() {
+                gp = Some(kn.zeros("the precision gradient", d * d)?);
+            }
+            route_grad(&mut kn, c, 0, gx, n, d, &mut host)?;
+            route_grad(&mut kn, c, 1, gw, classes, d, &mut host)?;
+            if let Some(g) = gp {
+                route_grad(&mut kn, c, 3, g, d, d, &mut host)?;
+            }
+        }
+        let mut lossv = vec![0u8; n * 4];
+        {
+            let lb = lossb.buf().clone();
+            let mut reads: Vec<(&wgpu::Buffer, &mut [u8])> = vec![(&lb, &mut lossv)];
+            kn.submit(c, &mut reads, host)?;
+        }
+        drop((xb, wb, raw, raw2, amax, hat, bits, psym, tgb, scb, lossb));
+        Ok(bytemuck::cast_slice::<u8, f32>(&lossv).to_vec())
     }
 }

@@ -30,6 +30,11 @@
 //! **Row structure** (for a GPU snippet): pass 1, the normaliser (`mean(s)` or `m`); pass 2,
 //! `g_y` and `LSE(a/λ)` (`a` per element from `f_c`, `g_y`); pass 3, `v = Σ q_c g_c - g_y`
 //! with `q_c = exp(a_c/λ - LSE)`; per element the chained gradient above.
+//!
+//! **GPU path**: `ldr_kl.wgsl` (with the LDR helpers of `ldr.wgsl`, shared with `aldr_kl`)
+//! on the per-sample kernel contract, one thread per row streaming it four times
+//! (normaliser, `LSE(a/λ)`, `v`, gradient) in f32 with compensated sums; `mean` divides by
+//! the rows not ignored.
 
 use super::{RowOut, RowwiseSetup, run_rowwise};
 use crate::backend::cpu::{RowIo, exp_f32, max_sumexp, sigmoid, softplus, with_scratch};
@@ -226,7 +231,26 @@ pub(crate) struct LdrRow<'a> {
 /// The implementation.
 pub struct LdrKl;
 
+super::sample_gpu_loss!(
+    LdrKl,
+    concat!(include_str!("ldr.wgsl"), include_str!("ldr_kl.wgsl")),
+    5,
+    |p, c| Some(super::gpu::target_den(
+        "ldr_kl",
+        c,
+        1,
+        p.i64("ignore_index")
+    )?)
+);
+
 impl LossImpl for LdrKl {
+    fn has_gpu(&self) -> bool {
+        true
+    }
+    #[cfg(feature = "wgpu")]
+    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
+        Some(self)
+    }
     fn compute_cpu(&self, _spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let mg = Margins::from_params(p);
         let lam = p.f64("lam");

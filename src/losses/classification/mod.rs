@@ -48,6 +48,30 @@ macro_rules! row_gpu_loss {
 }
 pub(crate) use row_gpu_loss;
 
+/// The GPU hook of a loss with its own per-sample-contract kernel (`$src`, the WGSL source
+/// next to the loss, making at most `$passes` passes over a row; see [`gpu`]): `$den` runs
+/// the CPU path's validation (with `?`) and evaluates to the `mean` denominator (`None` =
+/// the number of rows).
+macro_rules! sample_gpu_loss {
+    ($ty:ty, $src:expr, $passes:expr, |$p:ident, $c:ident| $den:expr) => {
+        #[cfg(feature = "wgpu")]
+        impl crate::backend::wgpu::GpuLoss for $ty {
+            fn compute_gpu(
+                &self,
+                dev: &crate::backend::wgpu::GpuDevice,
+                spec: &LossSpec,
+                $p: &Params,
+                $c: &mut Compute<'_>,
+            ) -> Result<()> {
+                static KERNEL: super::gpu::Kernel = super::gpu::Kernel::new($src, $passes);
+                let den: Option<f64> = $den;
+                KERNEL.run(dev, spec, $p, $c, den)
+            }
+        }
+    };
+}
+pub(crate) use sample_gpu_loss;
+
 pub mod aldr_kl;
 pub mod amp_entropy;
 pub mod ca_calibration;
@@ -57,6 +81,8 @@ pub mod cross_entropy;
 pub mod dco;
 pub mod drivers;
 pub mod focal;
+#[cfg(feature = "wgpu")]
+pub mod gpu;
 pub mod harmonic;
 pub mod kd_kl;
 pub mod ldr_kl;
@@ -135,6 +161,38 @@ pub fn check_target_values(id: &str, v: &[i64], c: usize, ignore_index: i64) -> 
     Ok(())
 }
 
+/// The `mean` denominator of a classification loss with integer targets: the sum of
+/// `w_{y_i}·s_i` (each 1 when its weights are absent) over the rows whose target is not
+/// `ignore_index`. The CPU drivers and the GPU paths both use it.
+pub fn mean_denominator(
+    targets: &[i64],
+    ignore_index: i64,
+    cw: Option<&[f32]>,
+    sw: Option<&[f32]>,
+) -> f64 {
+    let mut den = 0.0f64;
+    for (i, &y) in targets.iter().enumerate() {
+        if y == ignore_index {
+            continue;
+        }
+        let wy = cw.map_or(1.0, |w| w[y as usize] as f64);
+        let si = sw.map_or(1.0, |w| w[i] as f64);
+        den += wy * si;
+    }
+    den
+}
+
+/// The refusal of a softmax over no classes: `C = 0` with `N > 0`.
+pub fn check_softmax_classes(id: &str, c: &Compute<'_>) -> Result<()> {
+    if c.dim("C") == 0 && c.dim("N") > 0 {
+        bail!(
+            ShapeMismatch,
+            "{id}: C = 0; a softmax needs at least one class"
+        );
+    }
+    Ok(())
+}
+
 /// Split input `k` and its gradient slot into a row executor source.
 pub fn rows_io<'s>(t: &'s mut Tensor<'_>, g: &'s mut Grad<'_>) -> Result<RowsIo<'s>> {
     let stride = t.row_stride;
@@ -180,15 +238,7 @@ where
         }
         None => None,
     };
-    let mut den = 0.0f64;
-    for (i, &y) in targets.iter().enumerate() {
-        if y == s.ignore_index {
-            continue;
-        }
-        let wy = cw.as_ref().map_or(1.0, |w| w[y as usize] as f64);
-        let si = sw.as_ref().map_or(1.0, |w| w[i] as f64);
-        den += wy * si;
-    }
+    let mut den = mean_denominator(&targets, s.ignore_index, cw.as_deref(), sw.as_deref());
     if s.normalizer > 0.0 && c.reduction == Reduction::Mean {
         den = s.normalizer;
     }
@@ -289,17 +339,14 @@ where
             Some(checked_targets(id, t, classes, s.ignore_index)?)
         }
         None => {
-            if classes == 0 && n > 0 {
-                bail!(
-                    ShapeMismatch,
-                    "{id}: C = 0; a softmax needs at least one class"
-                );
-            }
+            check_softmax_classes(id, c)?;
             None
         }
     };
-    let ignored = |i: usize| targets.as_ref().is_some_and(|t| t[i] == s.ignore_index);
-    let den = (0..n).filter(|&i| !ignored(i)).count() as f64;
+    let den = match &targets {
+        Some(t) => mean_denominator(t, s.ignore_index, None, None),
+        None => n as f64,
+    };
     let reducer = RowReducer::new(c.reduction, c.grad_output, den);
     let mut aux_out = match s.aux {
         Some((name, default)) => {

@@ -30,6 +30,11 @@
 //!
 //! **Row structure** (for a GPU snippet): per-row scalars `LSE(z)`, `LSE(z/T)`, `LSE(n1)`,
 //! `LSE(n2)`, `soft = Σ t v`, `cons = Σ q2 ω`; per element the three gradients above.
+//!
+//! **GPU path**: `noisefit_hybrid.wgsl` on the per-sample kernel contract, one thread per
+//! row (four online log-sum-exps in one pass, then `soft` and `cons`, then the three
+//! gradients, the same surrogate when `detach_targets`), in f32 with compensated sums;
+//! `mean` divides by the rows not ignored.
 
 use super::{MultiSetup, RowResult, run_rowwise_k};
 use crate::backend::cpu::{exp_f32, logsumexp, logsumexp_scaled};
@@ -107,7 +112,23 @@ pub fn def() -> LossDef {
 /// The implementation.
 pub struct NoiseFit;
 
+super::sample_gpu_loss!(NoiseFit, include_str!("noisefit_hybrid.wgsl"), 3, |p, c| {
+    Some(super::gpu::target_den(
+        "noisefit_hybrid",
+        c,
+        3,
+        p.i64("ignore_index"),
+    )?)
+});
+
 impl LossImpl for NoiseFit {
+    fn has_gpu(&self) -> bool {
+        true
+    }
+    #[cfg(feature = "wgpu")]
+    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
+        Some(self)
+    }
     fn compute_cpu(&self, _spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let al = p.f64("alpha");
         let lc = p.f64("lambda_consistency");

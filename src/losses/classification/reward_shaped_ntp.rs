@@ -32,6 +32,12 @@
 //! **Cost**: the cross-entropy row pass, one more pass for `sum_a π_a log π_a` when a
 //! negative reward is non-zero, and a per-row selection (`O(C)` on average) of the top `k`
 //! when `λ̃ ≠ λ̂`. Rows run in parallel.
+//!
+//! **GPU path**: `reward_shaped_ntp.wgsl` on the per-sample kernel contract, one thread per
+//! row, the same surrogate gradient in f32 with compensated sums. The top `k` is found
+//! without sorting: a bisection over the 32-bit total-order keys of the logits (32 counting
+//! passes) gives the `k`-th largest key, and ties at it go to the lower indices, which is
+//! the CPU path's set exactly.
 
 use super::{RowOut, RowwiseSetup, run_rowwise};
 use crate::backend::cpu::{RowIo, exp_f32, log1mexp, max_sumexp, softmax_affine};
@@ -194,7 +200,26 @@ impl Row {
     }
 }
 
+super::sample_gpu_loss!(
+    RewardShapedNtp,
+    include_str!("reward_shaped_ntp.wgsl"),
+    7,
+    |p, c| Some(super::gpu::target_den(
+        "reward_shaped_ntp",
+        c,
+        1,
+        p.i64("ignore_index")
+    )?)
+);
+
 impl LossImpl for RewardShapedNtp {
+    fn has_gpu(&self) -> bool {
+        true
+    }
+    #[cfg(feature = "wgpu")]
+    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
+        Some(self)
+    }
     fn compute_cpu(&self, _spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let k = Row {
             beta: p.f64("beta"),

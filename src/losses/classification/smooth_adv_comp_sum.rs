@@ -27,6 +27,11 @@
 //! **Row structure** (for a GPU snippet): per-row scalars of `comp_sum` (`LSE`, `L`, `k`),
 //! then `d_y`, `M = max|r_c|`, `R = M·sqrt(Σ (r_c/M)²)`, `Σr`; per element
 //! `ga_c = ν·([c=y]·Σr - r_c)/R`, `gz_c = comp_sum's g_c - ga_c`.
+//!
+//! **GPU path**: `smooth_adv_comp_sum.wgsl` on the per-sample kernel contract, one thread
+//! per row, calling `comp_sum.wgsl`'s row function (the same snippet the row-wise skeleton
+//! runs for `comp_sum`) for `φ(L)`, `φ'(L)`; in f32 with compensated sums, `R` scaled by
+//! `max|r_c|` as here; `mean` divides by the rows not ignored.
 
 use super::comp_sum::{Member, comp_sum_params};
 use super::{MultiRow, MultiSetup, RowResult, run_rowwise_k};
@@ -75,7 +80,29 @@ pub fn def() -> LossDef {
 /// The implementation.
 pub struct SmoothAdvCompSum;
 
+super::sample_gpu_loss!(
+    SmoothAdvCompSum,
+    concat!(
+        include_str!("comp_sum.wgsl"),
+        include_str!("smooth_adv_comp_sum.wgsl")
+    ),
+    4,
+    |p, c| Some(super::gpu::target_den(
+        "smooth_adv_comp_sum",
+        c,
+        2,
+        p.i64("ignore_index")
+    )?)
+);
+
 impl LossImpl for SmoothAdvCompSum {
+    fn has_gpu(&self) -> bool {
+        true
+    }
+    #[cfg(feature = "wgpu")]
+    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
+        Some(self)
+    }
     fn compute_cpu(&self, _spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let m = Member::from_params(p);
         let nu = p.f64("nu");

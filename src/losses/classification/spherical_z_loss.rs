@@ -26,6 +26,10 @@
 //!
 //! **Row structure** (for a GPU snippet): per-row scalars `μ`, `σ` (second pass), `z_y`,
 //! `s`; per element `g_k = -(s/σ̃)·([k=y] - 1/C - z_y·(o_k - μ)/(C·σ))`, 0 when `σ = 0`.
+//!
+//! **GPU path**: `spherical_z_loss.wgsl` on the per-sample kernel contract, one thread per
+//! row (mean and spread with compensated f32 sums; an all-equal row is detected exactly as
+//! `max = min`), after the same target validation; `mean` divides by the rows not ignored.
 
 use super::{RowOut, RowwiseSetup, run_rowwise};
 use crate::backend::cpu::{sigmoid, softplus};
@@ -72,7 +76,28 @@ pub fn def() -> LossDef {
 /// The implementation.
 pub struct SphericalZ;
 
+super::sample_gpu_loss!(
+    SphericalZ,
+    include_str!("spherical_z_loss.wgsl"),
+    3,
+    |p, c| {
+        Some(super::gpu::target_den(
+            "spherical_z_loss",
+            c,
+            1,
+            p.i64("ignore_index"),
+        )?)
+    }
+);
+
 impl LossImpl for SphericalZ {
+    fn has_gpu(&self) -> bool {
+        true
+    }
+    #[cfg(feature = "wgpu")]
+    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
+        Some(self)
+    }
     fn compute_cpu(&self, _spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let a = p.f64("a");
         let b = p.f64("b");

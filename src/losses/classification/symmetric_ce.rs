@@ -61,7 +61,24 @@ pub fn def() -> LossDef {
 /// The implementation.
 pub struct SymmetricCe;
 
+super::sample_gpu_loss!(
+    SymmetricCe,
+    include_str!("symmetric_ce.wgsl"),
+    3,
+    |_p, c| {
+        super::check_softmax_classes("symmetric_ce", c)?;
+        None
+    }
+);
+
 impl LossImpl for SymmetricCe {
+    fn has_gpu(&self) -> bool {
+        true
+    }
+    #[cfg(feature = "wgpu")]
+    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
+        Some(self)
+    }
     fn compute_cpu(&self, _spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let al = p.f64("alpha");
         let setup = MultiSetup {

@@ -73,6 +73,42 @@
 //! to rounding. Every split of the work is fixed by the shapes and tile sizes, and every sum
 //! runs in a fixed order, so the result has the same bits for any number of threads.
 //!
+//! **GPU path** (wgpu; `cut_cross_entropy_gpu.rs` and `cut_cross_entropy.wgsl`). The same
+//! blocked algorithm in WGSL: every product runs on 64 x 64 output tiles of a 256-thread
+//! workgroup (each thread 4 x 4 outputs), the inner dimension taken 16 at a time through
+//! workgroup memory, edges bounds-checked. The contributing rows are compacted into row
+//! chunks and the vocabulary is taken in chunks of a multiple of 64 entries, both sized so
+//! that no bound range exceeds the device's largest binding (`C` is bound one vocabulary
+//! chunk at a time, in place when it is a device buffer) and the scratch
+//! (the row chunk's logit panel over the whole vocabulary) stays below 512 MiB. Forward: one
+//! pass writes each (row, 64-entry block)'s partial `(max, sumexp)` and the target logit
+//! (and keeps the logits in the panel when a gradient is asked), a second merges each row's
+//! partials in block order into `lse` and the row loss. Backward, per row chunk: the panel
+//! is turned into `G` in place, then per vocabulary chunk `dE_R (+)= G C_Q` (a workgroup owns
+//! a tile of `dE` and loops over the chunk's entries; vocabulary chunks are added in order),
+//! `dC_Q (+)= Gᵀ E_R` (a workgroup owns a tile of `dC` and loops over the chunk's rows; row
+//! chunks are added in order) and the column sums of `G` into `dbias` — no float atomics, so
+//! repeated runs give the same bits; `6·N·V·D` flops, as here. With filtering the logits
+//! are recomputed per chunk pair instead (a 256 MiB scratch block; `8·N·V·D` flops and
+//! more), and the GPU computes each tile's largest `|p - onehot|` (with `sort_vocab`, after
+//! the column sums of the logits are read back and sorted on the host, the same stable
+//! order as here) and reads `G` through that mask, so it drops exactly the CPU's tiles; it
+//! saves no GPU work. Device-resident `e` is copied into compact row chunks (an `N_valid x D`
+//! scratch); host tensors are uploaded. Validation reads the targets, weights and bias back
+//! and checks them exactly as here before anything is launched.
+//!
+//! **Tensor cores.** wgpu 30.0.2 has `Features::EXPERIMENTAL_COOPERATIVE_MATRIX` (WGSL
+//! `coop_mat8x8`/`coop_mat16x16` types with cooperative load, multiply-add and store; on
+//! Vulkan through `VK_KHR_cooperative_matrix`, and only when the device also has the Vulkan
+//! memory model at device scope; `Adapter::cooperative_matrix_properties` lists the
+//! configurations). Its own documentation says the implementation targets 8x8 f32 matrices
+//! and that NVIDIA and AMD Vulkan drivers mostly offer f16 inputs at 16x16 only; the tensor
+//! cores of an H100 are reachable from it with f16 inputs, which would round `E` and `C` to
+//! 11-bit mantissas and break the f32 agreement this loss promises (and the parity
+//! tolerance), and Mesa's lavapipe, where the tests run, has no cooperative matrices at all,
+//! so such a path could not be tested here. losskit therefore uses the plain f32 tiles on
+//! every adapter; a cooperative-matrix variant would be an opt-in reduced-precision mode.
+//!
 //! **Precision.** Products accumulate in f32 inside the GEMM; the log-sum-exp merges, the
 //! loss, the vocabulary averages and `dbias` accumulate in f64. `exp` is the library's
 //! vectorised 2-ulp exponential; the soft-cap uses a `tanh` built on it (absolute error
@@ -230,6 +266,23 @@ pub fn def() -> LossDef {
 /// The implementation.
 pub struct CutCrossEntropy;
 
+#[cfg(feature = "wgpu")]
+#[path = "cut_cross_entropy_gpu.rs"]
+mod gpu;
+
+#[cfg(feature = "wgpu")]
+impl crate::backend::wgpu::GpuLoss for CutCrossEntropy {
+    fn compute_gpu(
+        &self,
+        dev: &crate::backend::wgpu::GpuDevice,
+        _spec: &LossSpec,
+        p: &Params,
+        c: &mut Compute<'_>,
+    ) -> Result<()> {
+        gpu::compute(dev, p, c)
+    }
+}
+
 /// Which gradients are wanted.
 #[derive(Clone, Copy, Debug)]
 struct Want {
@@ -279,6 +332,13 @@ fn grad_out<'s>(g: &'s mut Grad<'_>) -> OutBuf<'s> {
 }
 
 impl LossImpl for CutCrossEntropy {
+    fn has_gpu(&self) -> bool {
+        true
+    }
+    #[cfg(feature = "wgpu")]
+    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
+        Some(self)
+    }
     fn compute_cpu(&self, _spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let (n, d, v) = (c.dim("N"), c.dim("D"), c.dim("V"));
         let ignore = p.i64("ignore_index");

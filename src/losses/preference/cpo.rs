@@ -20,10 +20,11 @@
 //! in Machine Translation* (TRL `CPOTrainer`). The paper's NLL is the summed `−log π(y_w)`
 //! (lengths absent); TRL's is a batch token mean (lengths given and equal).
 //!
-//! **GPU kernel needs**: none (O(B)).
+//! **GPU path**: `cpo.wgsl`, one invocation per pair under the per-sample kernel contract
+//! (margin loss and AlphaPO reward from the family prelude, as `simpo`).
 
 use super::simpo::{alpha_param, alpha_reward, margin_loss, smoothing_param};
-use super::{PairIdx, PairOut, len_inputs, policy_inputs, run_pairwise};
+use super::{PairIdx, PairOut, gpu_hooks, len_inputs, policy_inputs, pref_gpu_loss, run_pairwise};
 use crate::compute::Compute;
 use crate::error::Result;
 use crate::params::{
@@ -70,7 +71,13 @@ pub fn def() -> LossDef {
 /// The implementation.
 pub struct Cpo;
 
+const IDX: PairIdx = PairIdx::new(0, 1).lens(Some(2), Some(3));
+
+pref_gpu_loss!(Cpo, "cpo.wgsl", |s, _, c| super::check_pairs(s, c, IDX)
+    .map(drop));
+
 impl LossImpl for Cpo {
+    gpu_hooks!();
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let (beta, eps, alpha, nll) = (
             p.f64("beta"),
@@ -80,14 +87,7 @@ impl LossImpl for Cpo {
         );
         let kind = p.choice("loss_type");
         let (ipo, hinge) = (kind == "ipo", kind == "hinge");
-        let idx = PairIdx {
-            pc: 0,
-            pr: 1,
-            lw: Some(2),
-            ll: Some(3),
-            ..PairIdx::default()
-        };
-        run_pairwise(spec, c, idx, |q| {
+        run_pairwise(spec, c, IDX, |q| {
             let (jw, jl) = if ipo {
                 (1.0 / q.lw, 1.0 / q.ll)
             } else {

@@ -36,11 +36,13 @@
 //! the DPO/ORPO and cross-entropy rows is the spec's reading (confidence medium), kept as
 //! specified.
 //!
-//! **GPU kernel needs**: none (O(B), 4 worlds per pair).
+//! **GPU path**: `dpa_semantic.wgsl`, one invocation per pair under the per-sample kernel
+//! contract (the four worlds in registers, max-shifted log-sum-exps over the masks), after
+//! the CPU path's checks (for the odds link the average log-probs are read back).
 
 use super::{
-    PairIdx, PairOut, len_inputs, log_sigmoid, log1mexp, lse, policy_inputs, ref_inputs,
-    run_pairwise, sigmoid,
+    Pair, PairIdx, PairOut, gpu_hooks, len_inputs, log_sigmoid, log1mexp, lse, policy_inputs,
+    pref_gpu_loss, ref_inputs, run_pairwise, sigmoid,
 };
 use crate::bail;
 use crate::compute::Compute;
@@ -98,6 +100,34 @@ pub fn def() -> LossDef {
 /// The implementation.
 pub struct DpaSemantic;
 
+const IDX: PairIdx = PairIdx::new(0, 1).refs(2, 3).lens(Some(4), Some(5));
+
+/// The odds link needs negative average log-probs (chosen, then rejected).
+fn check_odds(q: &Pair) -> Result<()> {
+    for (name, lp, len) in [
+        ("policy_chosen_logps", q.pc, q.lw),
+        ("policy_rejected_logps", q.pr, q.ll),
+    ] {
+        let a = lp / len;
+        if a >= 0.0 {
+            bail!(
+                InvalidInput,
+                "{ID}: {name}[{}] / length = {a} is not a negative average log-prob (odds link)",
+                q.i
+            );
+        }
+    }
+    Ok(())
+}
+
+pref_gpu_loss!(DpaSemantic, "dpa_semantic.wgsl", |s, p, c| {
+    if p.choice("link") != "odds" {
+        return super::check_pairs(s, c, IDX).map(drop);
+    }
+    let v = super::read_pairs(s, c, IDX)?;
+    (0..v.data.rows).try_for_each(|i| check_odds(&v.pair(i)))
+});
+
 /// `ℓ` and `(∂ℓ/∂z_w, ∂ℓ/∂z_l)` for world masks `core`, `cond`.
 pub fn semantic(zw: f64, zl: f64, core: u32, cond: u32) -> (f64, f64, f64) {
     let num = core & cond;
@@ -127,6 +157,7 @@ pub fn semantic(zw: f64, zl: f64, core: u32, cond: u32) -> (f64, f64, f64) {
 }
 
 impl LossImpl for DpaSemantic {
+    gpu_hooks!();
     fn check_params(&self, _spec: &LossSpec, p: &Params) -> Result<()> {
         let (core, cond) = (p.i64("core"), p.i64("cond"));
         if core & cond == 0 {
@@ -142,32 +173,20 @@ impl LossImpl for DpaSemantic {
         let (core, cond) = (p.i64("core") as u32, p.i64("cond") as u32);
         let beta = p.f64("beta");
         let odds = p.choice("link") == "odds";
-        let idx = PairIdx {
-            pc: 0,
-            pr: 1,
-            refs: Some((2, 3)),
-            lw: Some(4),
-            ll: Some(5),
-            weight: None,
-        };
-        run_pairwise(spec, c, idx, |q| {
+        run_pairwise(spec, c, IDX, |q| {
+            if odds {
+                check_odds(q)?;
+            }
             // (z, dz/dlogps) of one response.
-            let link = |lp: f64, rf: f64, len: f64, name: &str| -> Result<(f64, f64)> {
+            let link = |lp: f64, rf: f64, len: f64| -> (f64, f64) {
                 if !odds {
-                    return Ok((beta * (lp - rf), beta));
+                    return (beta * (lp - rf), beta);
                 }
                 let a = lp / len;
-                if a >= 0.0 {
-                    bail!(
-                        InvalidInput,
-                        "{ID}: {name}[{}] / length = {a} is not a negative average log-prob (odds link)",
-                        q.i
-                    );
-                }
-                Ok((a - log1mexp(a), -1.0 / (len * a.exp_m1())))
+                (a - log1mexp(a), -1.0 / (len * a.exp_m1()))
             };
-            let (zw, jw) = link(q.pc, q.rc, q.lw, "policy_chosen_logps")?;
-            let (zl, jl) = link(q.pr, q.rr, q.ll, "policy_rejected_logps")?;
+            let (zw, jw) = link(q.pc, q.rc, q.lw);
+            let (zl, jl) = link(q.pr, q.rr, q.ll);
             let (loss, gw, gl) = semantic(zw, zl, core, cond);
             Ok(PairOut {
                 loss,

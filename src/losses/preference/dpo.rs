@@ -36,12 +36,17 @@
 //! TRL main removed label smoothing from `sigmoid`; conservative DPO and older TRL keep it, and
 //! ε = 0 is identical, so it is kept.
 //!
-//! **GPU kernel needs**: none (O(B) elementwise; can be fused into the epilogue of
-//! `token_logprobs`).
+//! **GPU path**: `dpo.wgsl`, one invocation per pair under the per-sample kernel contract;
+//! the loss type and the f-divergence arrive as choice indices and select a case of a
+//! switch, so all twelve types (and the four scores) are one pipeline. The f32 forms are the
+//! stable ones of the family prelude. Exponents are clamped (no inf inside a kernel):
+//! `alpha_divergence` at 80 like the CPU; `forward_kl`'s `e^{−r}` and DiscoPOP's
+//! `e^{log σ(x/τ) − x}` at 88, which only matters where the CPU's f32 result is already
+//! near or past the f32 range (log-ratios below −88).
 
 use super::{
-    PairIdx, PairOut, len_inputs, log_sigmoid, policy_inputs, ref_inputs, run_pairwise, sigmoid,
-    softplus,
+    PairIdx, PairOut, gpu_hooks, len_inputs, log_sigmoid, policy_inputs, pref_gpu_loss, ref_inputs,
+    run_pairwise, sigmoid, softplus,
 };
 use crate::bail;
 use crate::compute::Compute;
@@ -397,6 +402,14 @@ pub fn beta_param(default: f64) -> ParamSpec {
 /// The implementation.
 pub struct Dpo;
 
+const IDX: PairIdx = PairIdx::new(0, 1)
+    .refs(2, 3)
+    .lens(Some(4), Some(5))
+    .weight(6);
+
+pref_gpu_loss!(Dpo, "dpo.wgsl", |s, _, c| super::check_pairs(s, c, IDX)
+    .map(drop));
+
 fn loss_type_index(p: &Params) -> usize {
     match p.get("loss_type") {
         Some(ParamValue::Enum(k)) => k,
@@ -412,6 +425,7 @@ fn f_index(p: &Params) -> usize {
 }
 
 impl LossImpl for Dpo {
+    gpu_hooks!();
     fn check_params(&self, _spec: &LossSpec, p: &Params) -> Result<()> {
         let eps = p.f64("label_smoothing");
         match p.choice("loss_type") {
@@ -436,15 +450,7 @@ impl LossImpl for Dpo {
             tau: p.f64("discopop_tau"),
             delta: p.f64("bco_delta"),
         };
-        let idx = PairIdx {
-            pc: 0,
-            pr: 1,
-            refs: Some((2, 3)),
-            lw: Some(4),
-            ll: Some(5),
-            weight: Some(6),
-        };
-        run_pairwise(spec, c, idx, |pair| {
+        run_pairwise(spec, c, IDX, |pair| {
             let (lrw, lrl) = (pair.lr_w(), pair.lr_l());
             let (sw, dsw) = phi(fdiv, alpha, lrw);
             let (sl, dsl) = phi(fdiv, alpha, lrl);

@@ -24,10 +24,12 @@
 //! finite-difference suite skips it; the loss's own tests check the DPO part by finite
 //! differences and the online part against the estimator.
 //!
-//! **GPU kernel needs**: none (O(B·K)); the K online sequences pass through `token_logprobs`
-//! (policy and reference) upstream.
+//! **GPU path**: `hypo.wgsl`, one invocation per pair under the per-sample kernel contract
+//! (the online row's κ sum compensated in f32), after the same `K ≥ 2` check.
 
-use super::{policy_inputs, ref_inputs, required_f64, run_rows, sigmoid, softplus};
+use super::{
+    gpu_hooks, policy_inputs, pref_gpu_loss, ref_inputs, required_f64, run_rows, sigmoid, softplus,
+};
 use crate::bail;
 use crate::compute::Compute;
 use crate::error::Result;
@@ -76,15 +78,25 @@ pub fn def() -> LossDef {
 /// The implementation.
 pub struct Hypo;
 
+/// The check of both backends: at least two online responses.
+fn check_k(c: &Compute<'_>) -> Result<()> {
+    let k = c.dim("K");
+    if k < 2 {
+        bail!(
+            InvalidInput,
+            "{ID}: K = {k} online responses; the leave-one-out estimator needs at least 2"
+        );
+    }
+    Ok(())
+}
+
+pref_gpu_loss!(Hypo, "hypo.wgsl", |_, _, c| check_k(c));
+
 impl LossImpl for Hypo {
+    gpu_hooks!();
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
+        check_k(c)?;
         let (b, k) = (c.dim("B"), c.dim("K"));
-        if k < 2 {
-            bail!(
-                InvalidInput,
-                "{ID}: K = {k} online responses; the leave-one-out estimator needs at least 2"
-            );
-        }
         let (beta, lam) = (p.f64("beta"), p.f64("lam"));
         let [pc, pr, rc, rr, on, onr] = [0, 1, 2, 3, 4, 5].map(|j| required_f64(ID, c, j));
         let (pc, pr, rc, rr, on, onr) = (pc?, pr?, rc?, rr?, on?, onr?);

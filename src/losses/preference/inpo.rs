@@ -15,9 +15,12 @@
 //! minimiser is the online-mirror-descent step `π_{t+1} ∝ π_t^{1−ητ} π_ref^{ητ}
 //! exp(η P(y ≻ π_t))`; the defaults are not from the paper (kept as specified).
 //!
-//! **GPU kernel needs**: none (O(B)).
+//! **GPU path**: `inpo.wgsl`, one invocation per pair under the per-sample kernel contract.
 
-use super::{PairIdx, PairOut, policy_inputs, ref_inputs, required_f64, run_pairwise};
+use super::{
+    PairIdx, PairOut, gpu_hooks, policy_inputs, pref_gpu_loss, ref_inputs, required_f64,
+    run_pairwise,
+};
 use crate::bail;
 use crate::compute::Compute;
 use crate::error::Result;
@@ -62,7 +65,13 @@ pub fn def() -> LossDef {
 /// The implementation.
 pub struct Inpo;
 
+const IDX: PairIdx = PairIdx::new(0, 1).refs(2, 3);
+
+pref_gpu_loss!(Inpo, "inpo.wgsl", |s, _, c| super::check_pairs(s, c, IDX)
+    .map(drop));
+
 impl LossImpl for Inpo {
+    gpu_hooks!();
     fn check_params(&self, _spec: &LossSpec, p: &Params) -> Result<()> {
         let (eta, tau) = (p.f64("eta"), p.f64("tau"));
         if eta * tau > 1.0 {
@@ -76,13 +85,7 @@ impl LossImpl for Inpo {
         let prev_c = required_f64("inpo", c, 4)?;
         let prev_r = required_f64("inpo", c, 5)?;
         let et = eta * tau;
-        let idx = PairIdx {
-            pc: 0,
-            pr: 1,
-            refs: Some((2, 3)),
-            ..PairIdx::default()
-        };
-        run_pairwise(spec, c, idx, |q| {
+        run_pairwise(spec, c, IDX, |q| {
             let h = (q.pc - q.pr) - et * (q.rc - q.rr) - (1.0 - et) * (prev_c[q.i] - prev_r[q.i]);
             let d = h - eta / 2.0;
             Ok(PairOut {

@@ -19,9 +19,15 @@
 //! averaged across processes, clamped at 0 and detached; here the pairs are inputs and the
 //! cross-process average is the caller's.
 //!
-//! **GPU kernel needs**: none (O(N + M)).
+//! **GPU path**: `kto.wgsl`, one invocation per response under the per-sample kernel
+//! contract, after the CPU path's checks (the labels are read back). The KL inputs `[M]` are
+//! bound whole; every invocation takes the same compensated f32 sum for `z₀` (O(M) per
+//! response, meant for a batch's worth of mismatched pairs).
 
-use super::{both_or_neither, check_values, input_f64, required_f64, run_rows, sigmoid};
+use super::{
+    both_or_neither, check_values, gpu_hooks, input_f64, pref_gpu_loss, required_f64, run_rows,
+    sigmoid,
+};
 use crate::compute::Compute;
 use crate::error::Result;
 use crate::params::{
@@ -101,7 +107,30 @@ pub fn def() -> LossDef {
 /// The implementation.
 pub struct Kto;
 
+/// The checks of both backends: labels 0 or 1, KL inputs both or neither. Returns the labels
+/// and whether the KL inputs were given.
+fn checked_labels(c: &Compute<'_>) -> Result<(Vec<i64>, bool)> {
+    let id = "kto";
+    let des: Vec<i64> = match c.get(2) {
+        Some(t) => t.read_i64()?,
+        None => Vec::new(),
+    };
+    let desf: Vec<f64> = des.iter().map(|&d| d as f64).collect();
+    check_values(
+        id,
+        "desirable",
+        &desf,
+        |d| d == 0.0 || d == 1.0,
+        "is not 0 or 1",
+    )?;
+    let kl = both_or_neither(id, c, 3, 4, "kl_logps and kl_ref_logps")?;
+    Ok((des, kl))
+}
+
+pref_gpu_loss!(Kto, "kto.wgsl", |_, _, c| checked_labels(c).map(drop));
+
 impl LossImpl for Kto {
+    gpu_hooks!();
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let id = "kto";
         let n = c.dim("N");
@@ -110,17 +139,9 @@ impl LossImpl for Kto {
         let kto = p.choice("loss_type") == "kto";
         let lp = required_f64(id, c, 0)?;
         let rf = required_f64(id, c, 1)?;
-        let des: Vec<i64> = c.get(2).map(|t| t.to_i64_vec()).unwrap_or_default();
-        let desf: Vec<f64> = des.iter().map(|&d| d as f64).collect();
-        check_values(
-            id,
-            "desirable",
-            &desf,
-            |d| d == 0.0 || d == 1.0,
-            "is not 0 or 1",
-        )?;
+        let (des, kl) = checked_labels(c)?;
         let mut z0 = 0.0;
-        if both_or_neither(id, c, 3, 4, "kl_logps and kl_ref_logps")? && kto {
+        if kl && kto {
             let (a, b) = (
                 input_f64(c, 3).unwrap_or_default(),
                 input_f64(c, 4).unwrap_or_default(),

@@ -20,9 +20,13 @@
 //! terms on item pairs; what is new is the data. The per-level weights of the paper could not
 //! be verified (defaults 1, kept as specified).
 //!
-//! **GPU kernel needs**: none (O(B)).
+//! **GPU path**: `mapl.wgsl`, one invocation per pair under the per-sample kernel contract,
+//! after the CPU path's checks (mode against reference inputs, the levels read back).
 
-use super::{PairIdx, PairOut, check_values, run_pairwise, sigmoid, softplus};
+use super::{
+    PairIdx, PairOut, check_pairs, check_values, gpu_hooks, pref_gpu_loss, run_pairwise, sigmoid,
+    softplus,
+};
 use crate::bail;
 use crate::compute::Compute;
 use crate::error::Result;
@@ -71,34 +75,45 @@ pub fn def() -> LossDef {
 /// The implementation.
 pub struct Mapl;
 
+const IDX: PairIdx = PairIdx::new(0, 1).refs(2, 3);
+
+/// The checks of both backends: no reference inputs in `rm` mode, levels in {0, 1, 2}, the
+/// pair checks. Returns the levels (0 when absent).
+fn checked_levels(spec: &LossSpec, p: &Params, c: &Compute<'_>) -> Result<Vec<i64>> {
+    if p.choice("mode") == "rm" && (c.get(2).is_some() || c.get(3).is_some()) {
+        bail!(
+            InvalidParam,
+            "mapl: mode rm takes no reference inputs (they are for mode dpo)"
+        );
+    }
+    let b = c.dim("B");
+    let level: Vec<i64> = match c.get(4) {
+        Some(t) => t.read_i64()?,
+        None => vec![0; b],
+    };
+    let lf: Vec<f64> = level.iter().map(|&l| l as f64).collect();
+    check_values(
+        "mapl",
+        "level",
+        &lf,
+        |l| l == 0.0 || l == 1.0 || l == 2.0,
+        "is not 0, 1 or 2",
+    )?;
+    check_pairs(spec, c, IDX)?;
+    Ok(level)
+}
+
+pref_gpu_loss!(Mapl, "mapl.wgsl", |s, p, c| checked_levels(s, p, c)
+    .map(drop));
+
 impl LossImpl for Mapl {
+    gpu_hooks!();
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let rm = p.choice("mode") == "rm";
-        if rm && (c.get(2).is_some() || c.get(3).is_some()) {
-            bail!(
-                InvalidParam,
-                "mapl: mode rm takes no reference inputs (they are for mode dpo)"
-            );
-        }
-        let b = c.dim("B");
-        let level: Vec<i64> = c.get(4).map_or(vec![0; b], |t| t.to_i64_vec());
-        let lf: Vec<f64> = level.iter().map(|&l| l as f64).collect();
-        check_values(
-            "mapl",
-            "level",
-            &lf,
-            |l| l == 0.0 || l == 1.0 || l == 2.0,
-            "is not 0, 1 or 2",
-        )?;
+        let level = checked_levels(spec, p, c)?;
         let w = [1.0, p.f64("w_intra"), p.f64("w_inter")];
         let k = if rm { 1.0 } else { p.f64("beta") };
-        let idx = PairIdx {
-            pc: 0,
-            pr: 1,
-            refs: Some((2, 3)),
-            ..PairIdx::default()
-        };
-        run_pairwise(spec, c, idx, |q| {
+        run_pairwise(spec, c, IDX, |q| {
             let wl = w[level[q.i] as usize];
             let z = k * (q.lr_w() - q.lr_l());
             let g = -wl * sigmoid(-z) * k;

@@ -18,6 +18,33 @@
 //!   gradients of batch-level losses whose terms couple rows (`aot`'s sorted pairs).
 //! - `dpo`'s twelve loss types are twelve small functions in one table (see `dpo.rs`).
 //!
+//! # GPU path
+//!
+//! The per-sample losses of the family (`dpo`, `orpo`, `simpo`, `cpo`, `kto`, `rpo`,
+//! `osp_spce`, `mapl`, `inpo`, `solireward_btwt`, `dpa_semantic`, `seppo`, `hypo`,
+//! `yojo_nway`, `spo_degree`) run on wgpu under the per-sample kernel contract v1
+//! ([`crate::backend::wgpu::per_sample`]): one invocation per pair or row, which writes the
+//! unscaled loss and its derivatives; the contract's host side applies the reduction, the
+//! upstream gradient and the chunking. What is shared:
+//! - `family.wgsl` ([`FAMILY_WGSL`]), placed after the losskit prelude in front of every
+//!   kernel: parameter, presence and shape accessors (`pf_param`, `pf_present`, `pf_dim`),
+//!   and the f32 forms that keep the GPU within the parity tolerance of the f64 CPU path —
+//!   softplus and log σ through `log1p(e^{−|x|})`, σ from `e^{−|x|}` only, `log(1 − e^a)`
+//!   split at `−ln 2`, `log1p` with the rounding of `1 + x` corrected, the margin loss and
+//!   the AlphaPO reward of `simpo`/`cpo`;
+//! - `pref_gpu_loss!` and `gpu_hooks!`: the `GpuLoss` implementation (the kernel built once
+//!   in a `OnceLock`, see [`run_gpu`]) and the two `LossImpl` hooks. Each loss passes its
+//!   kernel file and its check function, which is the one its CPU path calls
+//!   ([`check_pairs`], [`read_pairs`] and the losses' own value checks), so both backends
+//!   refuse the same inputs with the same error before anything is launched or written;
+//!   values on the device are read back for these checks (inputs are `[B]` or `[N, K]`).
+//! - the `mean` denominator: a check function may return it (`yojo_nway`: the rows not
+//!   ignored, computed by the function its CPU path uses) for the contract's host side.
+//!
+//! Left on the CPU (no kernel, they run their CPU path on a WGPU context): `aot` (batch-level,
+//! its terms couple rows through a sort), `sparsepo`, `sparsepo_mask`, `token_logprobs`,
+//! `grad_entanglement`, `rso_accept` (handled separately).
+//!
 //! Conventions shared by the family: `pc, pr` = policy log-probs of chosen / rejected, `rc,
 //! rr` = reference log-probs, `lr_w = pc − rc`, `lr_l = pr − rr`; only policy-side inputs are
 //! differentiable; `σ`, `softplus`, `log σ` and `log(1 − e^a)` are evaluated in their stable
@@ -101,6 +128,94 @@ use crate::registry::{Domain, InputSpec, LossSpec};
 use crate::tensor::Grad;
 use crate::{bail, err};
 
+/// The family's WGSL helpers (`pf_softplus`, `pf_sigmoid`, `pf_log1mexp`, `pf_param`...),
+/// placed in front of every preference kernel after the losskit prelude.
+#[cfg(feature = "wgpu")]
+pub const FAMILY_WGSL: &str = include_str!("family.wgsl");
+
+/// The GPU hook of a preference loss: its kernel `$file` (next to the loss, per-sample
+/// contract v1, after the losskit prelude and [`FAMILY_WGSL`]) run by [`run_gpu`] once
+/// `$check(spec, params, compute)` (the checks the CPU path makes, shared with it) passed.
+/// `$check` returns `()`, or with `den = $check` the `mean` denominator (`f64`, the same value the
+/// CPU path divides by) for a loss whose mean is not over all rows.
+macro_rules! pref_gpu_loss {
+    ($ty:ty, $file:literal, den = $check:expr) => {
+        $crate::losses::preference::pref_gpu_loss!(@impl $ty, $file, f64, $check, Some);
+    };
+    ($ty:ty, $file:literal, $check:expr) => {
+        $crate::losses::preference::pref_gpu_loss!(@impl $ty, $file, (), $check, |()| None);
+    };
+    (@impl $ty:ty, $file:literal, $ret:ty, $check:expr, $den:expr) => {
+        #[cfg(feature = "wgpu")]
+        impl $crate::backend::wgpu::GpuLoss for $ty {
+            fn compute_gpu(
+                &self,
+                dev: &$crate::backend::wgpu::GpuDevice,
+                spec: &$crate::registry::LossSpec,
+                p: &$crate::params::Params,
+                c: &mut $crate::compute::Compute<'_>,
+            ) -> $crate::error::Result<()> {
+                static KERNEL: std::sync::OnceLock<$crate::backend::wgpu::PerSampleWgsl> =
+                    std::sync::OnceLock::new();
+                let check: fn(
+                    &$crate::registry::LossSpec,
+                    &$crate::params::Params,
+                    &$crate::compute::Compute<'_>,
+                ) -> $crate::error::Result<$ret> = $check;
+                let den: Option<f64> = ($den)(check(spec, p, c)?);
+                $crate::losses::preference::run_gpu(
+                    &KERNEL,
+                    include_str!($file),
+                    den,
+                    dev,
+                    spec,
+                    p,
+                    c,
+                )
+            }
+        }
+    };
+}
+pub(crate) use pref_gpu_loss;
+
+/// The two `LossImpl` methods of a loss with a GPU hook (inside its `impl LossImpl`).
+macro_rules! gpu_hooks {
+    () => {
+        fn has_gpu(&self) -> bool {
+            true
+        }
+        #[cfg(feature = "wgpu")]
+        fn gpu(&self) -> Option<&dyn $crate::backend::wgpu::GpuLoss> {
+            Some(self)
+        }
+    };
+}
+pub(crate) use gpu_hooks;
+
+/// Build (once, in `cell`) the kernel of `source` and run it under the per-sample contract;
+/// `den` is the `mean` denominator when it is not the number of rows.
+#[cfg(feature = "wgpu")]
+pub fn run_gpu(
+    cell: &std::sync::OnceLock<crate::backend::wgpu::PerSampleWgsl>,
+    source: &str,
+    den: Option<f64>,
+    dev: &crate::backend::wgpu::GpuDevice,
+    spec: &LossSpec,
+    p: &crate::params::Params,
+    c: &mut Compute<'_>,
+) -> Result<()> {
+    use crate::backend::wgpu::per_sample::PerSampleOpts;
+    use crate::backend::wgpu::{PRELUDE, PerSampleWgsl};
+    let k = match cell.get() {
+        Some(k) => k,
+        None => {
+            let k = PerSampleWgsl::new(spec, &format!("{PRELUDE}\n{FAMILY_WGSL}\n{source}"))?;
+            cell.get_or_init(|| k)
+        }
+    };
+    k.compute_with(dev, spec, p, c, PerSampleOpts { den })
+}
+
 /// Stable `softplus(x) = max(x, 0) + log1p(e^{−|x|})`.
 #[inline]
 pub fn softplus(x: f64) -> f64 {
@@ -146,6 +261,15 @@ pub fn input_f64(c: &Compute<'_>, k: usize) -> Option<Vec<f64>> {
         .map(|t| t.to_f32_vec().into_iter().map(f64::from).collect())
 }
 
+/// Input `k` as contiguous f64 values, if present, downloading device data (for checks that
+/// both backends make).
+pub fn read_f64(c: &Compute<'_>, k: usize) -> Result<Option<Vec<f64>>> {
+    match c.get(k) {
+        None => Ok(None),
+        Some(t) => Ok(Some(t.read_f32()?.into_iter().map(f64::from).collect())),
+    }
+}
+
 /// Input `k` (required by the spec) as contiguous f64 values.
 pub fn required_f64(id: &str, c: &Compute<'_>, k: usize) -> Result<Vec<f64>> {
     input_f64(c, k).ok_or_else(|| err!(Internal, "{id}: required input #{k} missing"))
@@ -160,7 +284,7 @@ pub fn lengths(
     k: Option<usize>,
     rows: usize,
 ) -> Result<Vec<f64>> {
-    match k.and_then(|k| input_f64(c, k)) {
+    match k.map(|k| read_f64(c, k)).transpose()?.flatten() {
         None => Ok(vec![1.0; rows]),
         Some(v) => {
             if let Some((i, x)) = v.iter().enumerate().find(|(_, x)| **x < 0.0) {
@@ -369,6 +493,36 @@ pub struct Pair {
     pub ll: f64,
 }
 
+impl PairIdx {
+    /// Policy chosen / rejected at `pc`, `pr`; nothing else.
+    pub const fn new(pc: usize, pr: usize) -> Self {
+        PairIdx {
+            pc,
+            pr,
+            refs: None,
+            lw: None,
+            ll: None,
+            weight: None,
+        }
+    }
+    /// With reference inputs at `(chosen, rejected)`.
+    pub const fn refs(mut self, chosen: usize, rejected: usize) -> Self {
+        self.refs = Some((chosen, rejected));
+        self
+    }
+    /// With length inputs (`None` where the loss has none).
+    pub const fn lens(mut self, chosen: Option<usize>, rejected: Option<usize>) -> Self {
+        self.lw = chosen;
+        self.ll = rejected;
+        self
+    }
+    /// With a `pair_weight` input.
+    pub const fn weight(mut self, k: usize) -> Self {
+        self.weight = Some(k);
+        self
+    }
+}
+
 impl Pair {
     /// `pc − rc`.
     pub fn lr_w(&self) -> f64 {
@@ -392,6 +546,7 @@ pub struct PairOut {
 }
 
 /// What the pairwise driver read, for losses that need more than [`Pair`].
+#[derive(Clone, Copy, Debug)]
 pub struct PairData {
     /// Number of pairs.
     pub rows: usize,
@@ -401,21 +556,55 @@ pub struct PairData {
     pub has_len: bool,
 }
 
-/// Run a pairwise loss: `f(pair)` gives `ℓ`, `∂ℓ/∂pc`, `∂ℓ/∂pr`; the driver multiplies by
-/// `pair_weight`, reduces over the `B` pairs (`mean` divides by `B`) and writes the gradients.
-pub fn run_pairwise<F>(spec: &LossSpec, c: &mut Compute<'_>, idx: PairIdx, f: F) -> Result<PairData>
-where
-    F: Fn(&Pair) -> Result<PairOut>,
-{
+/// The inputs of a pairwise loss, read (device data downloaded) and checked by
+/// [`read_pairs`].
+pub struct PairInputs {
+    /// Policy chosen log-probs.
+    pub pc: Vec<f64>,
+    /// Policy rejected log-probs.
+    pub pr: Vec<f64>,
+    /// Reference chosen log-probs (0 when absent).
+    pub rc: Vec<f64>,
+    /// Reference rejected log-probs (0 when absent).
+    pub rr: Vec<f64>,
+    /// Chosen lengths `max(len, 1)` (1 when absent).
+    pub lw: Vec<f64>,
+    /// Rejected lengths `max(len, 1)` (1 when absent).
+    pub ll: Vec<f64>,
+    /// `pair_weight`, when given.
+    pub w: Option<Vec<f64>>,
+    /// Facts about the call.
+    pub data: PairData,
+}
+
+impl PairInputs {
+    /// Pair `i`.
+    pub fn pair(&self, i: usize) -> Pair {
+        Pair {
+            i,
+            pc: self.pc[i],
+            pr: self.pr[i],
+            rc: self.rc[i],
+            rr: self.rr[i],
+            lw: self.lw[i],
+            ll: self.ll[i],
+        }
+    }
+}
+
+/// The checks every pairwise loss makes, on either backend: reference inputs both present
+/// or both absent, no negative length. Returns whether the references and the lengths were
+/// given, and the lengths `max(len, 1)`.
+pub fn check_pairs(
+    spec: &LossSpec,
+    c: &Compute<'_>,
+    idx: PairIdx,
+) -> Result<(PairData, Vec<f64>, Vec<f64>)> {
     let id = spec.id.as_str();
     let b = c.dim(spec.rows.as_str());
-    let pc = required_f64(id, c, idx.pc)?;
-    let pr = required_f64(id, c, idx.pr)?;
-    let (rc, rr, has_ref) = match idx.refs {
-        Some((a, r)) if both_or_neither(id, c, a, r, "reference log-probs")? => {
-            (required_f64(id, c, a)?, required_f64(id, c, r)?, true)
-        }
-        _ => (vec![0.0; b], vec![0.0; b], false),
+    let has_ref = match idx.refs {
+        Some((a, r)) => both_or_neither(id, c, a, r, "reference log-probs")?,
+        None => false,
     };
     let has_len = [idx.lw, idx.ll]
         .iter()
@@ -424,20 +613,53 @@ where
     let (kw, kl) = (idx.lw, idx.ll);
     let lw = lengths(id, &lname(kw), c, kw, b)?;
     let ll = lengths(id, &lname(kl), c, kl, b)?;
-    let w = idx.weight.and_then(|k| input_f64(c, k));
+    let data = PairData {
+        rows: b,
+        has_ref,
+        has_len,
+    };
+    Ok((data, lw, ll))
+}
+
+/// Read and check the inputs of a pairwise loss ([`check_pairs`], then the values).
+pub fn read_pairs(spec: &LossSpec, c: &Compute<'_>, idx: PairIdx) -> Result<PairInputs> {
+    let id = spec.id.as_str();
+    let (data, lw, ll) = check_pairs(spec, c, idx)?;
+    let b = data.rows;
+    let req = |k: usize| {
+        read_f64(c, k)?.ok_or_else(|| err!(Internal, "{id}: required input #{k} missing"))
+    };
+    let (rc, rr) = match idx.refs {
+        Some((a, r)) if data.has_ref => (req(a)?, req(r)?),
+        _ => (vec![0.0; b], vec![0.0; b]),
+    };
+    Ok(PairInputs {
+        pc: req(idx.pc)?,
+        pr: req(idx.pr)?,
+        rc,
+        rr,
+        lw,
+        ll,
+        w: match idx.weight {
+            Some(k) => read_f64(c, k)?,
+            None => None,
+        },
+        data,
+    })
+}
+
+/// Run a pairwise loss: `f(pair)` gives `ℓ`, `∂ℓ/∂pc`, `∂ℓ/∂pr`; the driver multiplies by
+/// `pair_weight`, reduces over the `B` pairs (`mean` divides by `B`) and writes the gradients.
+pub fn run_pairwise<F>(spec: &LossSpec, c: &mut Compute<'_>, idx: PairIdx, f: F) -> Result<PairData>
+where
+    F: Fn(&Pair) -> Result<PairOut>,
+{
+    let v = read_pairs(spec, c, idx)?;
+    let b = v.data.rows;
     let (kc, kr) = (idx.pc, idx.pr);
     run_rows(spec, c, b, b as f64, |i, g| {
-        let p = Pair {
-            i,
-            pc: pc[i],
-            pr: pr[i],
-            rc: rc[i],
-            rr: rr[i],
-            lw: lw[i],
-            ll: ll[i],
-        };
-        let o = f(&p)?;
-        let wi = w.as_ref().map_or(1.0, |w| w[i]);
+        let o = f(&v.pair(i))?;
+        let wi = v.w.as_ref().map_or(1.0, |w| w[i]);
         if !g.at(kc).is_empty() {
             g.set(kc, 0, wi * o.d_pc);
         }
@@ -446,11 +668,7 @@ where
         }
         Ok(wi * o.loss)
     })?;
-    Ok(PairData {
-        rows: b,
-        has_ref,
-        has_len,
-    })
+    Ok(v.data)
 }
 
 /// `policy_chosen_logps`, `policy_rejected_logps` `[B]`, differentiable log-probs.

@@ -16,11 +16,13 @@
 //! takes the token mean over all chosen tokens of the batch (identical when the chosen
 //! lengths are equal).
 //!
-//! **GPU kernel needs**: none (O(B)); the inputs come from `token_logprobs` (`seq_logps`,
-//! `token_count`).
+//! **GPU path**: `orpo.wgsl`, one invocation per pair under the per-sample kernel contract,
+//! after the same checks as the CPU path (the average log-probs are read back and checked
+//! first); `log(1 − e^a)` and `expm1` in their f32 forms without cancellation near `a = 0`.
 
 use super::{
-    PairIdx, PairOut, len_inputs, log1mexp, policy_inputs, run_pairwise, sigmoid, softplus,
+    Pair, PairIdx, PairOut, gpu_hooks, len_inputs, log1mexp, policy_inputs, pref_gpu_loss,
+    run_pairwise, sigmoid, softplus,
 };
 use crate::bail;
 use crate::compute::Compute;
@@ -52,27 +54,35 @@ pub fn def() -> LossDef {
 /// The implementation.
 pub struct Orpo;
 
+const IDX: PairIdx = PairIdx::new(0, 1).lens(Some(2), Some(3));
+
+/// Both average log-probs of a pair must be negative (`log(1 − e^a)` is needed).
+fn check_pair(q: &Pair) -> Result<()> {
+    let (aw, al) = (q.pc / q.lw, q.pr / q.ll);
+    for (name, a) in [("chosen", aw), ("rejected", al)] {
+        if a >= 0.0 {
+            bail!(
+                InvalidInput,
+                "orpo: pair {}: the {name} average log-prob {a} is not negative (log(1 - p) undefined)",
+                q.i
+            );
+        }
+    }
+    Ok(())
+}
+
+pref_gpu_loss!(Orpo, "orpo.wgsl", |s, _, c| {
+    let v = super::read_pairs(s, c, IDX)?;
+    (0..v.data.rows).try_for_each(|i| check_pair(&v.pair(i)))
+});
+
 impl LossImpl for Orpo {
+    gpu_hooks!();
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let lam = p.f64("lam");
-        let idx = PairIdx {
-            pc: 0,
-            pr: 1,
-            lw: Some(2),
-            ll: Some(3),
-            ..PairIdx::default()
-        };
-        run_pairwise(spec, c, idx, |q| {
+        run_pairwise(spec, c, IDX, |q| {
+            check_pair(q)?;
             let (aw, al) = (q.pc / q.lw, q.pr / q.ll);
-            for (name, a) in [("chosen", aw), ("rejected", al)] {
-                if a >= 0.0 {
-                    bail!(
-                        InvalidInput,
-                        "orpo: pair {}: the {name} average log-prob {a} is not negative (log(1 - p) undefined)",
-                        q.i
-                    );
-                }
-            }
             let o = (aw - al) - (log1mexp(aw) - log1mexp(al));
             let s = sigmoid(-o);
             Ok(PairOut {

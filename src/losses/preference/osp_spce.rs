@@ -19,13 +19,15 @@
 //! (sorting self-generated responses by self-judged score) is data construction, outside the
 //! loss.
 //!
-//! **GPU kernel needs**: none (O(B)).
+//! **GPU path**: `osp_spce.wgsl`, one invocation per pair under the per-sample kernel
+//! contract, after the CPU path's checks (the strengths are read back and checked).
 
 use super::{
-    PairIdx, PairOut, check_values, policy_inputs, ref_inputs, required_f64, run_pairwise, sigmoid,
-    softplus,
+    PairIdx, PairOut, check_values, gpu_hooks, policy_inputs, pref_gpu_loss, read_f64, ref_inputs,
+    run_pairwise, sigmoid, softplus,
 };
 use crate::compute::Compute;
+use crate::err;
 use crate::error::Result;
 use crate::params::{ParamValue::F64, Params};
 use crate::registry::{Domain, InputSpec, LossDef, LossImpl, LossSpec};
@@ -52,24 +54,33 @@ pub fn def() -> LossDef {
 /// The implementation.
 pub struct OspSpce;
 
+const IDX: PairIdx = PairIdx::new(0, 1).refs(2, 3);
+
+/// The strengths, checked to lie in `[0, 1]`.
+fn strengths(c: &Compute<'_>) -> Result<Vec<f64>> {
+    let strength =
+        read_f64(c, 4)?.ok_or_else(|| err!(Internal, "osp_spce: required input #4 missing"))?;
+    check_values(
+        "osp_spce",
+        "strength",
+        &strength,
+        |s| (0.0..=1.0).contains(&s),
+        "is outside [0, 1]",
+    )?;
+    Ok(strength)
+}
+
+pref_gpu_loss!(OspSpce, "osp_spce.wgsl", |s, _, c| {
+    strengths(c)?;
+    super::check_pairs(s, c, IDX).map(drop)
+});
+
 impl LossImpl for OspSpce {
+    gpu_hooks!();
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let beta = p.f64("beta");
-        let strength = required_f64("osp_spce", c, 4)?;
-        check_values(
-            "osp_spce",
-            "strength",
-            &strength,
-            |s| (0.0..=1.0).contains(&s),
-            "is outside [0, 1]",
-        )?;
-        let idx = PairIdx {
-            pc: 0,
-            pr: 1,
-            refs: Some((2, 3)),
-            ..PairIdx::default()
-        };
-        run_pairwise(spec, c, idx, |q| {
+        let strength = strengths(c)?;
+        run_pairwise(spec, c, IDX, |q| {
             let s = strength[q.i];
             let x = beta * (q.lr_w() - q.lr_l());
             let g = beta * (sigmoid(x) - s);

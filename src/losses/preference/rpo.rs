@@ -18,9 +18,12 @@
 //! appendix and the OpenRLHF variant use the token mean weighted by η. TRL's
 //! `["sigmoid","sft"]` with weights `[1, η]` is `token_mean` with equal chosen lengths.
 //!
-//! **GPU kernel needs**: none (O(B)).
+//! **GPU path**: `rpo.wgsl`, one invocation per pair under the per-sample kernel contract.
 
-use super::{PairIdx, PairOut, policy_inputs, ref_inputs, run_pairwise, sigmoid, softplus};
+use super::{
+    PairIdx, PairOut, gpu_hooks, policy_inputs, pref_gpu_loss, ref_inputs, run_pairwise, sigmoid,
+    softplus,
+};
 use crate::compute::Compute;
 use crate::error::Result;
 use crate::params::{
@@ -68,18 +71,17 @@ pub fn def() -> LossDef {
 /// The implementation.
 pub struct Rpo;
 
+const IDX: PairIdx = PairIdx::new(0, 1).refs(2, 3).lens(Some(4), None);
+
+pref_gpu_loss!(Rpo, "rpo.wgsl", |s, _, c| super::check_pairs(s, c, IDX)
+    .map(drop));
+
 impl LossImpl for Rpo {
+    gpu_hooks!();
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let (beta, eta) = (p.f64("beta"), p.f64("eta"));
         let token_mean = p.choice("sft_norm") == "token_mean";
-        let idx = PairIdx {
-            pc: 0,
-            pr: 1,
-            refs: Some((2, 3)),
-            lw: Some(4),
-            ..PairIdx::default()
-        };
-        run_pairwise(spec, c, idx, |q| {
+        run_pairwise(spec, c, IDX, |q| {
             let x = beta * (q.lr_w() - q.lr_l());
             let k = if token_mean { eta / q.lw } else { eta * beta };
             let s = sigmoid(-x);

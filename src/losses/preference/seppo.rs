@@ -23,10 +23,16 @@
 //! "use the winning image as the anchor to decide whether the reference sample is winning or
 //! losing" (confidence low), kept as specified.
 //!
-//! **GPU kernel needs**: none (O(B); the MSEs come from the diffusion model's forward).
+//! **GPU path**: `seppo.wgsl`, one invocation per pair under the per-sample kernel contract,
+//! after the CPU path's checks (the MSEs are read back and checked). The anchor decision
+//! uses the sign of the f32 difference, which is exact, so both backends pick the same `s`.
 
-use super::{PairIdx, PairOut, check_values, required_f64, run_pairwise, sigmoid, softplus};
+use super::{
+    PairIdx, PairOut, check_pairs, check_values, gpu_hooks, pref_gpu_loss, read_f64, run_pairwise,
+    sigmoid, softplus,
+};
 use crate::compute::Compute;
+use crate::err;
 use crate::error::Result;
 use crate::params::{
     ParamSpec,
@@ -81,27 +87,33 @@ pub fn def() -> LossDef {
 /// The implementation.
 pub struct Seppo;
 
+const IDX: PairIdx = PairIdx::new(0, 2).refs(1, 3);
+
+/// The checks of both backends: no negative MSE (NaN propagates), then the pair checks.
+fn check_mses(spec: &LossSpec, c: &Compute<'_>) -> Result<()> {
+    for (k, name) in NAMES.iter().enumerate() {
+        let v =
+            read_f64(c, k)?.ok_or_else(|| err!(Internal, "{ID}: required input #{k} missing"))?;
+        check_values(
+            ID,
+            name,
+            &v,
+            |x| x >= 0.0 || x.is_nan(),
+            "is a negative MSE",
+        )?;
+    }
+    check_pairs(spec, c, IDX).map(drop)
+}
+
+pref_gpu_loss!(Seppo, "seppo.wgsl", |s, _, c| check_mses(s, c));
+
 impl LossImpl for Seppo {
+    gpu_hooks!();
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
-        for (k, name) in NAMES.iter().enumerate() {
-            let v = required_f64(ID, c, k)?;
-            check_values(
-                ID,
-                name,
-                &v,
-                |x| x >= 0.0 || x.is_nan(),
-                "is a negative MSE",
-            )?;
-        }
+        check_mses(spec, c)?;
         let half_beta = 0.5 * p.f64("beta");
         let anchor = p.choice("criterion") == "anchor";
-        let idx = PairIdx {
-            pc: 0,
-            pr: 2,
-            refs: Some((1, 3)),
-            ..PairIdx::default()
-        };
-        run_pairwise(spec, c, idx, |q| {
+        run_pairwise(spec, c, IDX, |q| {
             let (dw, dr) = (q.lr_w(), q.lr_l());
             let s = if !anchor || dw <= 0.0 { 1.0 } else { -1.0 };
             let x = -half_beta * (dw - s * dr);

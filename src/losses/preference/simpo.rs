@@ -19,9 +19,10 @@
 //! reward shape). The code's `β(Δ − γ/β)` is the paper's `βΔ − γ`; the SFT term is the
 //! per-example mean (the official code takes a batch token mean).
 //!
-//! **GPU kernel needs**: none (O(B)).
+//! **GPU path**: `simpo.wgsl`, one invocation per pair under the per-sample kernel contract
+//! (the margin loss and the AlphaPO reward are family prelude functions shared with `cpo`).
 
-use super::{PairIdx, PairOut, len_inputs, policy_inputs, run_pairwise};
+use super::{PairIdx, PairOut, gpu_hooks, len_inputs, policy_inputs, pref_gpu_loss, run_pairwise};
 use crate::compute::Compute;
 use crate::error::Result;
 use crate::params::{
@@ -112,7 +113,13 @@ pub fn def() -> LossDef {
 /// The implementation.
 pub struct Simpo;
 
+const IDX: PairIdx = PairIdx::new(0, 1).lens(Some(2), Some(3));
+
+pref_gpu_loss!(Simpo, "simpo.wgsl", |s, _, c| super::check_pairs(s, c, IDX)
+    .map(drop));
+
 impl LossImpl for Simpo {
+    gpu_hooks!();
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let (beta, ratio, eps) = (
             p.f64("beta"),
@@ -121,14 +128,7 @@ impl LossImpl for Simpo {
         );
         let (alpha, sft) = (p.f64("alpha"), p.f64("sft_weight"));
         let hinge = p.choice("loss_type") == "hinge";
-        let idx = PairIdx {
-            pc: 0,
-            pr: 1,
-            lw: Some(2),
-            ll: Some(3),
-            ..PairIdx::default()
-        };
-        run_pairwise(spec, c, idx, |q| {
+        run_pairwise(spec, c, IDX, |q| {
             let (aw, al) = (q.pc / q.lw, q.pr / q.ll);
             let (rw, dw) = alpha_reward(alpha, aw);
             let (rl, dl) = alpha_reward(alpha, al);

@@ -24,9 +24,13 @@
 //! used here has the same mean. The default margin 3 is the released training script's value
 //! (its config class defaults to 0).
 //!
-//! **GPU kernel needs**: none (O(B)).
+//! **GPU path**: `solireward_btwt.wgsl`, one invocation per pair under the per-sample kernel
+//! contract, after the CPU path's checks.
 
-use super::{PairIdx, PairOut, both_or_neither, input_f64, run_pairwise, sigmoid, softplus};
+use super::{
+    PairIdx, PairOut, both_or_neither, gpu_hooks, input_f64, pref_gpu_loss, run_pairwise, sigmoid,
+    softplus,
+};
 use crate::bail;
 use crate::compute::Compute;
 use crate::error::Result;
@@ -107,30 +111,41 @@ pub fn def() -> LossDef {
 /// The implementation.
 pub struct SolirewardBtwt;
 
+const IDX: PairIdx = PairIdx::new(0, 1);
+
+/// The checks of both backends: quality labels both or neither, `bce_weight > 0` only with
+/// them. Returns whether the labels were given.
+fn check_labels(p: &Params, c: &Compute<'_>) -> Result<bool> {
+    let labels = both_or_neither(ID, c, 2, 3, "quality_chosen and quality_rejected")?;
+    let wbce = p.f64("bce_weight");
+    if wbce > 0.0 && !labels {
+        bail!(
+            InvalidParam,
+            "{ID}: bce_weight = {wbce} needs the quality_chosen/quality_rejected labels"
+        );
+    }
+    Ok(labels)
+}
+
+pref_gpu_loss!(SolirewardBtwt, "solireward_btwt.wgsl", |s, p, c| {
+    check_labels(p, c)?;
+    super::check_pairs(s, c, IDX).map(drop)
+});
+
 impl LossImpl for SolirewardBtwt {
+    gpu_hooks!();
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let m = p.f64("margin");
         let eps = p.f64("bt_label_smoothing");
         let (wbt, wtie, wbce) = (p.f64("bt_weight"), p.f64("tie_weight"), p.f64("bce_weight"));
         let eb = p.f64("bce_label_smoothing");
-        let quality = if both_or_neither(ID, c, 2, 3, "quality_chosen and quality_rejected")? {
+        let quality = if check_labels(p, c)? {
             input_f64(c, 2).zip(input_f64(c, 3))
         } else {
             None
         };
-        if wbce > 0.0 && quality.is_none() {
-            bail!(
-                InvalidParam,
-                "{ID}: bce_weight = {wbce} needs the quality_chosen/quality_rejected labels"
-            );
-        }
         let target = |q: f64| if q > 0.0 { 1.0 - eb } else { 0.0 } + 0.5 * eb;
-        let idx = PairIdx {
-            pc: 0,
-            pr: 1,
-            ..PairIdx::default()
-        };
-        run_pairwise(spec, c, idx, |pair| {
+        run_pairwise(spec, c, IDX, |pair| {
             let (rw, rl) = (pair.pc, pair.pr);
             let d = rw - rl;
             let tie = quality

@@ -24,9 +24,12 @@
 //! degree-ordered variants scored by the policy's implicit reward is the spec's reading
 //! (confidence low), kept as specified; verify before relying on it.
 //!
-//! **GPU kernel needs**: none (O(N·K)).
+//! **GPU path**: `spo_degree.wgsl`, one invocation per row under the per-sample kernel
+//! contract, after the CPU path's checks: max-shifted log-sum-exps; for Plackett-Luce the
+//! suffix log-sum-exps are built from the back and parked in the row's gradient slots
+//! (O(K²) per row, no scratch array).
 
-use super::{input_f64, lengths, lse, required_f64, run_rows};
+use super::{gpu_hooks, input_f64, lengths, lse, pref_gpu_loss, required_f64, run_rows};
 use crate::bail;
 use crate::compute::Compute;
 use crate::error::Result;
@@ -101,22 +104,36 @@ pub fn def() -> LossDef {
 /// The implementation.
 pub struct SpoDegree;
 
+/// The checks of both backends: `K ≥ 2`, no negative length (avg score). Returns the
+/// lengths `max(len, 1)` (1 for the ratio score).
+fn checked_lengths(p: &Params, c: &Compute<'_>) -> Result<Vec<f64>> {
+    let (n, k) = (c.dim("N"), c.dim("K"));
+    if k < 2 {
+        bail!(
+            InvalidInput,
+            "{ID}: K = {k} variants; the degree loss needs at least 2"
+        );
+    }
+    let avg = p.choice("score") == "avg";
+    lengths(ID, "variant_len", c, avg.then_some(2), n * k)
+}
+
+pref_gpu_loss!(SpoDegree, "spo_degree.wgsl", |_, p, c| checked_lengths(
+    p, c
+)
+.map(drop));
+
 impl LossImpl for SpoDegree {
+    gpu_hooks!();
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
+        let len = checked_lengths(p, c)?;
         let (n, k) = (c.dim("N"), c.dim("K"));
-        if k < 2 {
-            bail!(
-                InvalidInput,
-                "{ID}: K = {k} variants; the degree loss needs at least 2"
-            );
-        }
         let beta = p.f64("beta");
         let lam = p.f64("weight");
         let avg = p.choice("score") == "avg";
         let pl = p.choice("objective") == "plackett_luce";
         let s = required_f64(ID, c, 0)?;
         let rf = if avg { None } else { input_f64(c, 1) };
-        let len = lengths(ID, "variant_len", c, avg.then_some(2), n * k)?;
         let mut z = vec![0.0; k];
         let mut jac = vec![0.0; k];
         run_rows(spec, c, n, n as f64, |i, g| {

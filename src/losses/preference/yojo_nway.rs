@@ -22,9 +22,14 @@
 //! pass; the temperature and the soft targets are extensions (τ = 1 with hard targets is the
 //! paper's loss).
 //!
-//! **GPU kernel needs**: none (O(N·K)).
+//! **GPU path**: `yojo_nway.wgsl`, one invocation per row under the per-sample kernel
+//! contract (max-shifted log-sum-exp over the valid entries), after every check of the CPU
+//! path (the targets, soft targets and padding mask are read back), which also give the
+//! `mean` denominator (the rows not ignored) to the contract's host side.
 
-use super::{check_values, input_f64, lse, required_f64, run_rows};
+use super::{
+    check_values, gpu_hooks, input_f64, lse, pref_gpu_loss, read_f64, required_f64, run_rows,
+};
 use crate::bail;
 use crate::compute::Compute;
 use crate::error::Result;
@@ -87,57 +92,77 @@ pub fn def() -> LossDef {
 /// The implementation.
 pub struct YojoNway;
 
+/// Every check of both backends (ignore_index outside the responses, exactly one target
+/// kind, targets, soft targets and padding values, no target on padding). Returns the hard
+/// targets, if given, and the `mean` denominator (rows not ignored).
+fn checked_targets_nway(p: &Params, c: &Compute<'_>) -> Result<(Option<Vec<i64>>, usize)> {
+    let (n, k) = (c.dim("N"), c.dim("K"));
+    let ig = p.i64("ignore_index");
+    if ig >= 0 && (ig as u64) < k as u64 {
+        bail!(
+            InvalidParam,
+            "{ID}: ignore_index = {ig} lies inside the responses [0, {k})"
+        );
+    }
+    let target = match (c.get(1), c.get(2).is_some()) {
+        (Some(t), false) => Some(checked_targets(ID, t, k, ig)?),
+        (None, true) => None,
+        _ => bail!(
+            InvalidArg,
+            "{ID}: give exactly one of target and target_probs"
+        ),
+    };
+    let q = read_f64(c, 2)?;
+    if let Some(q) = &q {
+        check_values(ID, "target_probs", q, |v| v >= 0.0, "is negative")?;
+    }
+    let valid = read_f64(c, 3)?;
+    if let Some(v) = &valid {
+        check_values(ID, "valid", v, |x| x == 0.0 || x == 1.0, "is not 0 or 1")?;
+    }
+    let is_valid = |i: usize, j: usize| valid.as_ref().is_none_or(|v| v[i * k + j] == 1.0);
+    for i in 0..n {
+        for j in 0..k {
+            if is_valid(i, j) {
+                continue;
+            }
+            if target.as_ref().is_some_and(|t| t[i] == j as i64) {
+                bail!(
+                    InvalidInput,
+                    "{ID}: target[{i}] = {j} points to an invalid response"
+                );
+            }
+            if q.as_ref().is_some_and(|q| q[i * k + j] != 0.0) {
+                bail!(
+                    InvalidInput,
+                    "{ID}: target_probs[{i}, {j}] puts mass on an invalid response"
+                );
+            }
+        }
+    }
+    let den = target
+        .as_ref()
+        .map_or(n, |t| t.iter().filter(|&&y| y != ig).count());
+    Ok((target, den))
+}
+
+pref_gpu_loss!(
+    YojoNway,
+    "yojo_nway.wgsl",
+    den = |_, p, c| { checked_targets_nway(p, c).map(|(_, den)| den as f64) }
+);
+
 impl LossImpl for YojoNway {
+    gpu_hooks!();
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let (n, k) = (c.dim("N"), c.dim("K"));
         let tau = p.f64("temperature");
         let ig = p.i64("ignore_index");
-        if ig >= 0 && (ig as u64) < k as u64 {
-            bail!(
-                InvalidParam,
-                "{ID}: ignore_index = {ig} lies inside the responses [0, {k})"
-            );
-        }
-        let target = match (c.get(1), c.get(2).is_some()) {
-            (Some(t), false) => Some(checked_targets(ID, t, k, ig)?),
-            (None, true) => None,
-            _ => bail!(
-                InvalidArg,
-                "{ID}: give exactly one of target and target_probs"
-            ),
-        };
+        let (target, den) = checked_targets_nway(p, c)?;
         let q = input_f64(c, 2);
-        if let Some(q) = &q {
-            check_values(ID, "target_probs", q, |v| v >= 0.0, "is negative")?;
-        }
         let valid = input_f64(c, 3);
-        if let Some(v) = &valid {
-            check_values(ID, "valid", v, |x| x == 0.0 || x == 1.0, "is not 0 or 1")?;
-        }
         let is_valid = |i: usize, j: usize| valid.as_ref().is_none_or(|v| v[i * k + j] == 1.0);
-        for i in 0..n {
-            for j in 0..k {
-                if is_valid(i, j) {
-                    continue;
-                }
-                if target.as_ref().is_some_and(|t| t[i] == j as i64) {
-                    bail!(
-                        InvalidInput,
-                        "{ID}: target[{i}] = {j} points to an invalid response"
-                    );
-                }
-                if q.as_ref().is_some_and(|q| q[i * k + j] != 0.0) {
-                    bail!(
-                        InvalidInput,
-                        "{ID}: target_probs[{i}, {j}] puts mass on an invalid response"
-                    );
-                }
-            }
-        }
         let scores = required_f64(ID, c, 0)?;
-        let den = target
-            .as_ref()
-            .map_or(n, |t| t.iter().filter(|&&y| y != ig).count());
         let mut z = vec![0.0; k];
         run_rows(spec, c, n, den as f64, |i, g| {
             if target.as_ref().is_some_and(|t| t[i] == ig) {

@@ -1,0 +1,111 @@
+//! GPU glue of the classification losses that run on the per-sample kernel contract
+//! ([`crate::backend::wgpu::per_sample`]) with a kernel of their own: `symmetric_ce`,
+//! `dco`, `spherical_z_loss`, `ldr_kl`, `aldr_kl`, `smooth_adv_comp_sum`,
+//! `noisefit_hybrid`, `reward_shaped_ntp`, `categorical_value`.
+//!
+//! Each kernel is one `.wgsl` file next to its loss, compiled after the losskit prelude and
+//! the family helpers of `sample_prelude.wgsl` (online log-sum-exp with a compensated sum,
+//! compensated sums, `log1p`, `log1mexp`, sigmoid, `erf`, the target/`ignore_index` test,
+//! the total-order key of a float). The kernels run ONE THREAD PER ROW and stream the
+//! row a few times: correct for every `C`, but not tuned for very large `C` (a row of
+//! 100k classes is one invocation's serial loop).
+//!
+//! Mesa's llvmpipe (lavapipe, the software adapter of the tests) stops the loops of one
+//! invocation after about 65535 iterations in all (measured with Mesa 22.3: a 4-pass kernel
+//! goes wrong from `C = 16384`, a 6-pass one between 9000 and 16384), and the results are
+//! then silently wrong. On an llvmpipe adapter [`Kernel::run`] therefore refuses (with
+//! `Unsupported`) rows whose length times the kernel's pass count exceeds
+//! [`LLVMPIPE_LOOP_BUDGET`]; hardware adapters have no such limit.
+//!
+//! The host side validates exactly like the CPU path (the same functions), computes the
+//! `mean` denominator with [`super::mean_denominator`] where rows can be ignored, and hands
+//! the rest to [`PerSampleWgsl::compute_with`]. Ignored rows (a target equal to
+//! `ignore_index`) get zero loss and zero gradients from the kernel; a kernel recognises
+//! them as a target outside `[0, C)` (validated targets outside it can only be
+//! `ignore_index`) or equal to the `ignore_index` parameter.
+
+use std::sync::OnceLock;
+
+use crate::backend::wgpu::{GpuDevice, PRELUDE, PerSampleOpts, PerSampleWgsl};
+use crate::compute::Compute;
+use crate::error::Result;
+use crate::params::Params;
+use crate::registry::LossSpec;
+use crate::{bail, err};
+
+/// The family helpers prepended (after the losskit prelude) to every kernel of this module.
+pub const SAMPLE_PRELUDE: &str = include_str!("sample_prelude.wgsl");
+
+/// Loop iterations one invocation may run on Mesa's llvmpipe before its loops are cut off.
+pub const LLVMPIPE_LOOP_BUDGET: usize = 65535;
+
+/// A per-sample-contract kernel of the family, built (parsed and validated) on first use.
+pub struct Kernel {
+    source: &'static str,
+    passes: usize,
+    built: OnceLock<PerSampleWgsl>,
+}
+
+impl Kernel {
+    /// A kernel from its source (without the preludes) that makes at most `passes` passes
+    /// over a row (counting fixed-size work, such as histogram scans, as passes).
+    pub const fn new(source: &'static str, passes: usize) -> Self {
+        Kernel {
+            source,
+            passes,
+            built: OnceLock::new(),
+        }
+    }
+
+    fn get(&self, spec: &LossSpec) -> Result<&PerSampleWgsl> {
+        if let Some(k) = self.built.get() {
+            return Ok(k);
+        }
+        let k = PerSampleWgsl::new(
+            spec,
+            &format!("{PRELUDE}\n{SAMPLE_PRELUDE}\n{}", self.source),
+        )?;
+        Ok(self.built.get_or_init(|| k))
+    }
+
+    /// Run the kernel on `dev`; `den` is the `mean` denominator (`None` = the rows).
+    pub fn run(
+        &self,
+        dev: &GpuDevice,
+        spec: &LossSpec,
+        p: &Params,
+        c: &mut Compute<'_>,
+        den: Option<f64>,
+    ) -> Result<()> {
+        if dev.info().name.to_ascii_lowercase().contains("llvmpipe") {
+            let len = c
+                .inputs
+                .iter()
+                .flatten()
+                .map(|t| t.row_len())
+                .max()
+                .unwrap_or(0);
+            if len.saturating_mul(self.passes) > LLVMPIPE_LOOP_BUDGET {
+                bail!(
+                    Unsupported,
+                    "{}: rows of {len} elements need {} loop iterations per invocation; Mesa's llvmpipe cuts loops off after {LLVMPIPE_LOOP_BUDGET} (use a hardware adapter or the CPU backend)",
+                    spec.id,
+                    len * self.passes
+                );
+            }
+        }
+        self.get(spec)?
+            .compute_with(dev, spec, p, c, PerSampleOpts { den })
+    }
+}
+
+/// Validate the `[N]` integer targets of input `k` against `C` and `ignore_index` as the
+/// CPU drivers do (reading device data back), and return the `mean` denominator: the rows
+/// not ignored.
+pub fn target_den(id: &str, c: &Compute<'_>, k: usize, ignore_index: i64) -> Result<f64> {
+    let t = c
+        .get(k)
+        .ok_or_else(|| err!(Internal, "{id}: target missing"))?;
+    let targets = super::checked_targets(id, t, c.dim("C"), ignore_index)?;
+    Ok(super::mean_denominator(&targets, ignore_index, None, None))
+}

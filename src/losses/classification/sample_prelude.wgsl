@@ -1,0 +1,115 @@
+// Helpers of the classification kernels on the per-sample contract (losses/classification/
+// gpu.rs), after the contract prelude and prelude.wgsl. One invocation handles one row.
+
+// Parameter k of the loss (spec order), as f32.
+fn lk_p(k: u32) -> f32 {
+    return lk.params[k / 4u][k % 4u];
+}
+
+// Whether row target t is ignored: validated targets outside [0, classes) can only be
+// ignore_index; inside it, the target equals the ignore_index parameter `ii`.
+fn lk_ignored(t: i32, classes: u32, ii: f32) -> bool {
+    return t < 0 || u32(t) >= classes || f32(t) == ii;
+}
+
+// A compensated (Kahan) sum, so long rows accumulate in f32 without drift.
+struct LkSum {
+    s: f32,
+    c: f32,
+}
+
+fn lk_sum0() -> LkSum {
+    return LkSum(0.0, 0.0);
+}
+
+fn lk_sum_add(a: LkSum, x: f32) -> LkSum {
+    let y = x - a.c;
+    let t = a.s + y;
+    return LkSum(t, (t - a.s) - y);
+}
+
+// Online log-sum-exp: running maximum m and the compensated sum of exp(x - m).
+struct LkLse {
+    m: f32,
+    s: f32,
+    c: f32,
+}
+
+fn lk_lse0() -> LkLse {
+    return LkLse(LK_NEG_BIG, 0.0, 0.0);
+}
+
+fn lk_lse_add(a: LkLse, x: f32) -> LkLse {
+    var m = a.m;
+    var s = a.s;
+    var c = a.c;
+    var e = 1.0;
+    if (x > m) {
+        let r = lk_exp_sub(m, x);
+        s *= r;
+        c *= r;
+        m = x;
+    } else {
+        e = exp(x - m);
+    }
+    let y = e - c;
+    let t = s + y;
+    return LkLse(m, t, (t - s) - y);
+}
+
+// The log-sum-exp of the state.
+fn lk_lse(a: LkLse) -> f32 {
+    return a.m + log(a.s);
+}
+
+// log(1 + x) for x > -1, accurate near 0.
+fn lk_log1p(x: f32) -> f32 {
+    let u = 1.0 + x;
+    if (u == 1.0) {
+        return x;
+    }
+    return log(u) * (x / (u - 1.0));
+}
+
+// log(1 - e^x) for x < 0 (both branches accurate: expm1 near 0, log1p further out).
+fn lk_log1mexp(x: f32) -> f32 {
+    if (x > -0.6931472) {
+        return log(-lk_expm1(x));
+    }
+    return lk_log1p(-exp(x));
+}
+
+// 1 / (1 + e^-x) without overflow.
+fn lk_sigmoid(x: f32) -> f32 {
+    let e = exp(-abs(x));
+    return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0);
+}
+
+// erfc(x) for x >= 0: the Chebyshev-fitted form t·exp(-x² + P(t)), t = 1/(1 + x/2), with
+// a fractional error below 1.2e-7 everywhere (Numerical Recipes' erfcc coefficients).
+fn lk_erfc_pos(x: f32) -> f32 {
+    let t = 1.0 / (1.0 + 0.5 * x);
+    var p = 0.17087277;
+    p = -0.82215223 + t * p;
+    p = 1.48851587 + t * p;
+    p = -1.13520398 + t * p;
+    p = 0.27886807 + t * p;
+    p = -0.18628806 + t * p;
+    p = 0.09678418 + t * p;
+    p = 0.37409196 + t * p;
+    p = 1.00002368 + t * p;
+    p = -1.26551223 + t * p;
+    return t * exp(max(-x * x + p, -100.0));
+}
+
+// erf(x) for any finite x.
+fn lk_erf(x: f32) -> f32 {
+    let e = 1.0 - lk_erfc_pos(abs(x));
+    return select(e, -e, x < 0.0);
+}
+
+// A u32 key that orders floats like Rust's f32::total_cmp (-NaN < -inf < ... < inf < NaN).
+fn lk_order_key(x: f32) -> u32 {
+    let b = bitcast<u32>(x);
+    return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);
+}

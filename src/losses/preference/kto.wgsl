@@ -1,0 +1,48 @@
+// kto under the per-sample contract v1 (after the losskit prelude and family.wgsl): one
+// invocation per response. Inputs: logps, ref_logps, desirable (i32 0/1, checked by the
+// host) [N]; kl_logps, kl_ref_logps [M] (optional, both or neither; bound whole, not per
+// row). Shape letters: 0 N, 1 M. Parameters: 0 beta, 1 desirable_weight,
+// 2 undesirable_weight, 3 loss_type (0 kto, 1 apo_zero_unpaired).
+@group(0) @binding(1) var<storage, read> logps: array<f32>;
+@group(0) @binding(2) var<storage, read> ref_logps: array<f32>;
+@group(0) @binding(3) var<storage, read> desirable: array<i32>;
+@group(0) @binding(4) var<storage, read> kl_logps: array<f32>;
+@group(0) @binding(5) var<storage, read> kl_ref_logps: array<f32>;
+@group(0) @binding(6) var<storage, read_write> lk_loss: array<f32>;
+@group(0) @binding(7) var<storage, read_write> g_logps: array<f32>;
+
+@compute @workgroup_size(64)
+fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x;
+    if (i >= lk.rows) {
+        return;
+    }
+    let beta = pf_param(0u);
+    // KL reference point z0 = max(0, mean(kl_logps - kl_ref_logps)) for kto: every
+    // invocation takes the same compensated sum in the same order (M is a batch's worth).
+    var z0 = 0.0;
+    let m = pf_dim(1u);
+    if (pf_param(3u) == 0.0 && pf_present(3u) && m > 0u) {
+        var total = 0.0;
+        var comp = 0.0;
+        for (var j = 0u; j < m; j++) {
+            let y = (kl_logps[j] - kl_ref_logps[j]) - comp;
+            let t = total + y;
+            comp = (t - total) - y;
+            total = t;
+        }
+        z0 = max(total / f32(m), 0.0);
+    }
+    let x = beta * (logps[i] - ref_logps[i] - z0);
+    let sp = pf_sigmoid(x);
+    let d = beta * sp * pf_sigmoid(-x);
+    if (desirable[i] == 1) {
+        let wd = pf_param(1u);
+        lk_loss[i] = wd * pf_sigmoid(-x);
+        g_logps[i] = -wd * d;
+    } else {
+        let wu = pf_param(2u);
+        lk_loss[i] = wu * sp;
+        g_logps[i] = wu * d;
+    }
+}
