@@ -35,8 +35,11 @@ pub struct lk_context {
 /// LOSSKIT_ADAPTER=<substring> picks one by name; a software adapter (Mesa lavapipe) is
 /// used only when LOSSKIT_ALLOW_SOFTWARE_ADAPTER=1. LOSSKIT_GPU_MAX_BINDING_BYTES lowers the
 /// largest range bound at once (larger inputs are processed in row chunks).
-/// LK_BACKEND_AUTO never fails for lack of a GPU: it uses a hardware GPU when there is one,
-/// for problems of at least 2^20 elements (LOSSKIT_AUTO_GPU_MIN_ELEMENTS), else the CPU.
+/// LK_BACKEND_AUTO never fails for lack of a GPU: with a hardware GPU it runs calls whose
+/// tensors are lk_buffer device buffers on the GPU and calls with host tensors on the CPU
+/// (copying host data to the GPU and back costs more than computing a memory-bound loss on
+/// the CPU); LOSSKIT_AUTO_GPU_MIN_ELEMENTS=n sends host calls of at least n elements to the
+/// GPU too. Without a hardware GPU, everything runs on the CPU.
 ///
 /// @param backend One of lk_backend (an int32_t; other values give LK_ERR_INVALID_ARG).
 /// @param out_ctx Receives the new context on LK_OK (untouched otherwise). Owned by the
