@@ -7,6 +7,7 @@
 //!   forward + backward, `mean` reduction;
 //! - **host**: the same call with host tensors (uploads and gradient readbacks included);
 //! - **cpu**: the CPU backend on the same inputs (skipped with `LOSSKIT_BENCH_NO_CPU=1`);
+//!   the host path is skipped with `LOSSKIT_BENCH_NO_HOST=1`;
 //! - **copy roof**: a compute-shader copy (vec4, grid-stride) moving as many bytes as the call
 //!   reads and writes, on the same wgpu device (`copy_buffer_to_buffer` runs on NVIDIA's
 //!   copy engines, far below the SMs' bandwidth, so it is not the roof).
@@ -277,9 +278,12 @@ fn run_case(gpu: &Context, cpu: &Context, id: &str, dims: &BTreeMap<String, usiz
         }
     };
     let dev_t = time(reps, || device_call(&lg));
-    let mut gh = fresh();
-    let host_t = time(reps.min(3), || host_call(&lg, &mut gh));
-    drop(gh);
+    let host_t = if std::env::var("LOSSKIT_BENCH_NO_HOST").is_ok_and(|v| v == "1") {
+        None
+    } else {
+        let mut gh = fresh();
+        time(reps.min(3), || host_call(&lg, &mut gh))
+    };
     let cpu_t = if std::env::var("LOSSKIT_BENCH_NO_CPU").is_ok_and(|v| v == "1") {
         None
     } else {
