@@ -13,72 +13,19 @@
 
 #![cfg(feature = "wgpu")]
 
-use std::collections::BTreeMap;
-use std::sync::OnceLock;
-
 use losskit::tensor::DeviceOut;
 use losskit::testing::{Case, Rng};
 use losskit::{
     BackendKind, Compute, Context, DType, Loss, ParamValue, Reduction, Tensor, TensorMut,
 };
 
-const ATOL: f64 = 2e-5;
-const RTOL: f64 = 2e-4;
-
-fn gpu_ctx() -> Option<Context> {
-    static CTX: OnceLock<Result<Context, String>> = OnceLock::new();
-    let r = CTX.get_or_init(|| {
-        let c = Context::new(BackendKind::Wgpu).map_err(|e| e.msg)?;
-        if let Some(i) = c.device_info() {
-            eprintln!(
-                "wgpu adapter: {} ({}, {}, {}), max binding {} bytes",
-                i.name, i.backend, i.device_type, i.driver, i.max_binding_bytes
-            );
-        }
-        Ok(c)
-    });
-    match r {
-        Ok(c) => Some(c.clone()),
-        Err(e) => {
-            if std::env::var("LOSSKIT_REQUIRE_GPU").is_ok_and(|v| v == "1") {
-                panic!("LOSSKIT_REQUIRE_GPU=1 but the wgpu backend is unavailable: {e}");
-            }
-            eprintln!("skipped: no wgpu adapter ({e})");
-            None
-        }
-    }
-}
-
-/// A fresh context (own device), for tests that change device settings.
-fn own_gpu_ctx() -> Option<Context> {
-    gpu_ctx()?;
-    Some(Context::new(BackendKind::Wgpu).expect("second wgpu context"))
-}
-
-fn close(what: &str, gpu: &[f32], cpu: &[f32]) {
-    assert_eq!(gpu.len(), cpu.len(), "{what}: lengths differ");
-    let mut worst = (0.0f64, 0usize);
-    for (k, (&g, &c)) in gpu.iter().zip(cpu).enumerate() {
-        let d = (g as f64 - c as f64).abs();
-        let tol = ATOL + RTOL * (c as f64).abs();
-        assert!(
-            d <= tol,
-            "{what}: element {k}: gpu {g} vs cpu {c} (|diff| {d:.3e} > {tol:.3e})"
-        );
-        if d > worst.0 {
-            worst = (d, k);
-        }
-    }
-}
-
+#[path = "common/gpu.rs"]
+mod gpu_common;
+use gpu_common::{close, dims, gpu_ctx, own_gpu_ctx};
 fn configure(l: &mut Loss, set: &[(String, ParamValue)]) {
     for (n, v) in set {
         l.set(n, *v).expect("test parameter set");
     }
-}
-
-fn dims(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
-    pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
 }
 
 fn grad_output(reduction: Reduction, rows: usize, rng: &mut Rng) -> Vec<f32> {

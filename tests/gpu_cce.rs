@@ -17,29 +17,17 @@ use losskit::backend::DeviceBuffer;
 use losskit::tensor::DeviceOut;
 use losskit::testing::Rng;
 use losskit::{
-    BackendKind, Compute, Context, DType, ErrorKind, Grad, Loss, ParamValue,
+    Compute, Context, DType, ErrorKind, Grad, Loss, ParamValue,
     ParamValue::{Bool, F64, I64},
     Reduction, Tensor, TensorMut,
 };
 
+#[path = "common/gpu.rs"]
+mod gpu_common;
+use gpu_common::own_gpu_ctx;
+
 const ID: &str = "cut_cross_entropy";
 const REDUCTIONS: [Reduction; 3] = [Reduction::Mean, Reduction::Sum, Reduction::None];
-
-fn new_gpu_ctx() -> Option<Context> {
-    match Context::new(BackendKind::Wgpu) {
-        Ok(c) => Some(c),
-        Err(e) => {
-            if std::env::var("LOSSKIT_REQUIRE_GPU").is_ok_and(|v| v == "1") {
-                panic!(
-                    "LOSSKIT_REQUIRE_GPU=1 but the wgpu backend is unavailable: {}",
-                    e.msg
-                );
-            }
-            eprintln!("skipped: no wgpu adapter ({})", e.msg);
-            None
-        }
-    }
-}
 
 #[derive(Clone, Debug)]
 struct Prob {
@@ -275,7 +263,7 @@ fn go_for(red: Reduction, n: usize, seed: u64) -> Vec<f32> {
 
 #[test]
 fn agrees_with_the_dense_path_for_every_option_and_reduction() {
-    let Some(g) = new_gpu_ctx() else { return };
+    let Some(g) = own_gpu_ctx() else { return };
     let sets: Vec<Vec<(&str, ParamValue)>> = vec![
         vec![],
         vec![("ignore_index", I64(-1))],
@@ -318,7 +306,7 @@ fn agrees_with_the_dense_path_for_every_option_and_reduction() {
 
 #[test]
 fn odd_shapes() {
-    let Some(g) = new_gpu_ctx() else { return };
+    let Some(g) = own_gpu_ctx() else { return };
     let l = loss_with(&g, &[("softcap", F64(4.0))]);
     let shapes = [
         (1usize, 5usize, 7usize),
@@ -370,7 +358,7 @@ fn peaked(seed: u64) -> Prob {
 
 #[test]
 fn filtering_drops_the_same_tiles_as_the_cpu_path() {
-    let Some(g) = new_gpu_ctx() else { return };
+    let Some(g) = own_gpu_ctx() else { return };
     let cpu = Context::cpu();
     let p = peaked(21);
     let exact = run(&loss_with(&g, &[]), &p, Reduction::Mean, None);
@@ -417,9 +405,9 @@ fn filtering_drops_the_same_tiles_as_the_cpu_path() {
 
 #[test]
 fn classifier_bound_in_vocabulary_chunks() {
-    let Some(g) = new_gpu_ctx() else { return };
+    let Some(g) = own_gpu_ctx() else { return };
     let dev = g.gpu_device().unwrap();
-    let whole = new_gpu_ctx().unwrap();
+    let whole = own_gpu_ctx().unwrap();
     let cpu = Context::cpu();
     // 4 KiB bindings: C [300, 8] (9.6 KB) takes several vocabulary chunks and the 50 rows
     // several row chunks.
@@ -471,7 +459,7 @@ fn strip(v: &[f32], rows: usize, len: usize, rs: usize) -> Vec<f32> {
 
 #[test]
 fn device_buffers_with_row_strides_give_the_host_results() {
-    let Some(g) = new_gpu_ctx() else { return };
+    let Some(g) = own_gpu_ctx() else { return };
     const GAP: f32 = 7.5;
     for (k, ignored, params) in [
         (0u64, 6usize, vec![("softcap", F64(3.0))]),
@@ -536,7 +524,7 @@ fn device_buffers_with_row_strides_give_the_host_results() {
 
 #[test]
 fn repeated_runs_are_bit_identical() {
-    let Some(g) = new_gpu_ctx() else { return };
+    let Some(g) = own_gpu_ctx() else { return };
     let p = peaked(5);
     for params in [
         vec![("softcap", F64(2.0)), ("z_loss_coef", F64(1e-3))],
@@ -551,7 +539,7 @@ fn repeated_runs_are_bit_identical() {
 
 #[test]
 fn invalid_inputs_fail_like_on_the_cpu() {
-    let Some(g) = new_gpu_ctx() else { return };
+    let Some(g) = own_gpu_ctx() else { return };
     let cpu = Context::cpu();
     let mut p = prob(8, 4, 20, 0, -100, false, true, 1.0, 9);
     p.t[3] = 20;

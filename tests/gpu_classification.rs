@@ -10,17 +10,13 @@
 
 #![cfg(feature = "wgpu")]
 
-use std::collections::BTreeMap;
-use std::sync::OnceLock;
-
 use losskit::tensor::DeviceOut;
 use losskit::testing::{Case, OwnedData, Rng};
-use losskit::{
-    BackendKind, Compute, Context, DType, ErrorKind, Loss, ParamValue, Reduction, Tensor, TensorMut,
-};
+use losskit::{Compute, Context, DType, ErrorKind, Loss, ParamValue, Reduction, Tensor, TensorMut};
 
-const ATOL: f64 = 2e-5;
-const RTOL: f64 = 2e-4;
+#[path = "common/gpu.rs"]
+mod gpu_common;
+use gpu_common::{close, dims, gpu_ctx};
 
 /// The losses of this file's kernels that take integer targets with `ignore_index`.
 const WITH_TARGETS: [&str; 6] = [
@@ -31,37 +27,6 @@ const WITH_TARGETS: [&str; 6] = [
     "noisefit_hybrid",
     "reward_shaped_ntp",
 ];
-
-fn gpu_ctx() -> Option<Context> {
-    static CTX: OnceLock<Result<Context, String>> = OnceLock::new();
-    let r = CTX.get_or_init(|| Context::new(BackendKind::Wgpu).map_err(|e| e.msg));
-    match r {
-        Ok(c) => Some(c.clone()),
-        Err(e) => {
-            if std::env::var("LOSSKIT_REQUIRE_GPU").is_ok_and(|v| v == "1") {
-                panic!("LOSSKIT_REQUIRE_GPU=1 but the wgpu backend is unavailable: {e}");
-            }
-            eprintln!("skipped: no wgpu adapter ({e})");
-            None
-        }
-    }
-}
-
-fn close(what: &str, gpu: &[f32], cpu: &[f32]) {
-    assert_eq!(gpu.len(), cpu.len(), "{what}: lengths differ");
-    for (k, (&g, &c)) in gpu.iter().zip(cpu).enumerate() {
-        let d = (g as f64 - c as f64).abs();
-        let tol = ATOL + RTOL * (c as f64).abs();
-        assert!(
-            d <= tol,
-            "{what}: element {k}: gpu {g} vs cpu {c} (|diff| {d:.3e} > {tol:.3e})"
-        );
-    }
-}
-
-fn dims(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
-    pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
-}
 
 /// The loss on both contexts with the same parameters.
 fn pair(g: &Context, id: &str, set: &[(&str, ParamValue)]) -> (Loss, Loss) {
