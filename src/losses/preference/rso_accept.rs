@@ -50,7 +50,7 @@
 //! the CPU).
 //! The checks (m ≤ K, uniforms in `[0, 1)`, `valid` 0/1, enough valid candidates) are the
 //! CPU's, made first on the host (device inputs are read back for them). One invocation
-//! loops about `2K² + 4K` times, so on llvmpipe, which stops loops after 65535 iterations,
+//! loops up to `2K² + 5K` times, so on llvmpipe, which stops loops after 65535 iterations,
 //! K ≤ 179 (a larger K is refused there as `Unsupported`).
 
 use super::{check_values, read_f64, run_rows};
@@ -277,7 +277,7 @@ const GPU_BETA_RANGE: (f64, f64) = (1e-30, 1e30);
 /// the sum over the accepted.
 #[cfg(feature = "wgpu")]
 fn kernel_iterations(k: u64) -> u64 {
-    k + 2 * k * k + 3 * k
+    2 * k * k + 5 * k
 }
 
 /// View of an input borrowed from a call (read-only).
