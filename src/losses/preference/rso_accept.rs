@@ -272,6 +272,10 @@ fn write_aux(c: &mut Compute<'_>, k: usize, acc: &[f64], prob: &[f64]) {
 #[cfg(feature = "wgpu")]
 const GPU_BETA_RANGE: (f64, f64) = (1e-30, 1e30);
 
+/// The kernel's mark of a prompt it left to the host (its first `accepted` column).
+#[cfg(feature = "wgpu")]
+const UNDECIDED: f64 = -2.0;
+
 /// Loop iterations of one kernel invocation (a prompt of K candidates): initialisation,
 /// up to K rounds of a maximum and a test pass, the probabilities (a maximum and a pass) and
 /// the sum over the accepted.
@@ -358,10 +362,6 @@ impl crate::backend::wgpu::GpuLoss for RsoAccept {
         Ok(())
     }
 }
-
-/// The kernel's mark of a prompt it left to the host (its first `accepted` column).
-#[cfg(feature = "wgpu")]
-const UNDECIDED: f64 = -2.0;
 
 impl LossImpl for RsoAccept {
     fn has_gpu(&self) -> bool {
