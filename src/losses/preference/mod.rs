@@ -43,7 +43,8 @@
 //!
 //! Left on the CPU (no kernel, they run their CPU path on a WGPU context): `aot` (batch-level,
 //! its terms couple rows through a sort), `sparsepo`, `sparsepo_mask`, `token_logprobs`,
-//! `grad_entanglement`, `rso_accept` (handled separately).
+//! `grad_entanglement`. `rso_accept` has its own GPU path (exact picks: prompts with a
+//! comparison too close to call in f32 are redone on the host, see its module doc).
 //!
 //! Conventions shared by the family: `pc, pr` = policy log-probs of chosen / rejected, `rc,
 //! rr` = reference log-probs, `lr_w = pc − rc`, `lr_l = pr − rr`; only policy-side inputs are

@@ -28,15 +28,32 @@
 //! insertion order). The paper's losses are `dpo` (`sigmoid`, `hinge` with or without the
 //! reference).
 //!
-//! **No GPU kernel** (on a WGPU context it runs this CPU path): the draws are the caller's
-//! `uniforms` (no generator inside), and the same picks on both backends would need the test
-//! `u < exp((r − M)/β)` evaluated as the CPU does, in f64. WGSL has no f64 `exp`, and the
-//! f32 one (error up to a few ulp, growing with |x|) flips a pick whenever `u` lies within
-//! about 1e-6 of the threshold; an extended-precision exponential in WGSL would be needed
-//! (compensated f32 tricks are not reliable there: compilers may reassociate them away).
+//! **GPU path** (`rso_accept.wgsl`, per-sample kernel contract, one invocation per prompt,
+//! in f32): it gives exactly the CPU's picks. The CPU decides `u < exp(x)`, `x = (r − M)/β`,
+//! in f64; WGSL has only f32, whose `exp` may be off by a few ulp (Vulkan allows `3 + 2|x|`
+//! ulp) on an `x` already rounded three times (`r/2 − M/2`, `β` narrowed to f32, the
+//! division). The kernel therefore decides a comparison only when `u` is clear of its f32
+//! threshold `e = exp(x)`: accept when `u < e − τ`, reject when `u ≥ e + τ`, with `τ = e·(1e-5
+//! + 2e-6·|x|) + 1e-30`, at least four times the worst f32 error (relative `5e-7 + 4.2e-7·|x|`,
+//! absolute 1.2e-38 for flushed denormals). The arg-max (`r = M`, `x = 0`) is always accepted;
+//! below `x = −120` the f64 threshold lies under the smallest positive f32, so only `u = 0`
+//! would be accepted and `u > 0` is a clear reject. A prompt with any comparison inside the
+//! band, with `u = 0` far below the maximum, with a non-finite valid reward, or a `β` outside
+//! `[1e-30, 1e30]` (where f32 `β` loses range) is marked (−2 in its first `accepted` column)
+//! and redone on the host by [`prompt`], the CPU path's own function, in f64, which overwrites
+//! its loss value, `accepted` and `rso_accept_prob`. So the picks match the CPU bit for bit.
+//! It is rare: for a uniform `u` a comparison falls in the band with probability `2τ ≤ 2e-5`
+//! (`e·(1e-5 + 2e-6·|x|)` is largest at `x = 0`), so a prompt is redone with probability at
+//! most `2e-5` times its number of comparisons (at most R·K over R rounds). Decided prompts
+//! take their per-prompt value (the accepted rewards summed with Neumaier compensation,
+//! divided by m) and `rso_accept_prob` from the kernel, in f32 (within `2e-5 + 2e-4·|cpu|` of
+//! the CPU).
+//! The checks (m ≤ K, uniforms in `[0, 1)`, `valid` 0/1, enough valid candidates) are the
+//! CPU's, made first on the host (device inputs are read back for them). One invocation
+//! loops up to `2K² + 5K` times, so on llvmpipe, which stops loops after 65535 iterations,
+//! K ≤ 179 (a larger K is refused there as `Unsupported`).
 
-use super::{check_values, input_f64, required_f64, run_rows};
-use crate::bail;
+use super::{check_values, read_f64, run_rows};
 use crate::compute::Compute;
 use crate::error::Result;
 use crate::params::{
@@ -45,6 +62,7 @@ use crate::params::{
     Params,
 };
 use crate::registry::{AuxSpec, Domain, InputSpec, LossDef, LossImpl, LossSpec};
+use crate::{bail, err};
 
 const ID: &str = "rso_accept";
 
@@ -129,66 +147,239 @@ pub fn select(r: &[f64], u: &[f64], valid: &[bool], beta: f64, m: usize) -> Vec<
     out
 }
 
-impl LossImpl for RsoAccept {
-    fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
-        let (n, k) = (c.dim("N"), c.dim("K"));
-        let beta = p.f64("beta");
-        let m = p.i64("num_samples");
-        if m as u64 > k as u64 {
-            bail!(InvalidParam, "{ID}: num_samples = {m} outside [1, K = {k}]");
-        }
-        let m = m as usize;
-        let r = required_f64(ID, c, 0)?;
-        let u = required_f64(ID, c, 1)?;
-        check_values(
-            ID,
-            "uniforms",
-            &u,
-            |x| (0.0..1.0).contains(&x),
-            "is outside [0, 1)",
-        )?;
-        let valid: Vec<bool> = match input_f64(c, 2) {
-            Some(v) => {
-                check_values(ID, "valid", &v, |x| x == 0.0 || x == 1.0, "is not 0 or 1")?;
-                v.iter().map(|&x| x == 1.0).collect()
-            }
-            None => vec![true; n * k],
+/// One prompt as both backends finish it on the host: writes `accepted` (indices in
+/// acceptance order, −1 after) and `rso_accept_prob` (0 for invalid candidates) into `acc`
+/// and `prob` (`K` each) and returns the mean reward of the accepted candidates.
+pub fn prompt(
+    r: &[f64],
+    u: &[f64],
+    valid: &[bool],
+    beta: f64,
+    m: usize,
+    acc: &mut [f64],
+    prob: &mut [f64],
+) -> f64 {
+    let k = r.len();
+    let top = (0..k)
+        .filter(|&j| valid[j])
+        .map(|j| r[j])
+        .fold(f64::NEG_INFINITY, f64::max);
+    for j in 0..k {
+        prob[j] = if valid[j] {
+            ((r[j] - top) / beta).exp()
+        } else {
+            0.0
         };
-        for i in 0..n {
-            let have = valid[i * k..(i + 1) * k].iter().filter(|&&v| v).count();
-            if have < m {
-                bail!(
-                    InvalidInput,
-                    "{ID}: prompt {i} has {have} valid candidates, fewer than num_samples = {m}"
-                );
-            }
+    }
+    acc.fill(-1.0);
+    let sel = select(r, u, valid, beta, m);
+    for (slot, &j) in sel.iter().enumerate() {
+        acc[slot] = j as f64;
+    }
+    sel.iter().map(|&j| r[j]).sum::<f64>() / m as f64
+}
+
+/// The checked inputs of a call.
+struct Checked {
+    n: usize,
+    k: usize,
+    m: usize,
+    beta: f64,
+    r: Vec<f64>,
+    u: Vec<f64>,
+    valid: Vec<bool>,
+}
+
+impl Checked {
+    /// Prompt `i` through [`prompt`] into rows `i` of `acc` and `prob` (`[N, K]`).
+    fn prompt(&self, i: usize, acc: &mut [f64], prob: &mut [f64]) -> f64 {
+        let k = self.k;
+        let row = i * k..(i + 1) * k;
+        prompt(
+            &self.r[row.clone()],
+            &self.u[i * k * k..(i + 1) * k * k],
+            &self.valid[row.clone()],
+            self.beta,
+            self.m,
+            &mut acc[row.clone()],
+            &mut prob[row],
+        )
+    }
+}
+
+/// The checks of a call, on either backend (device data is read back): `m ≤ K`, uniforms
+/// in `[0, 1)`, `valid` 0/1, at least m valid candidates per prompt.
+fn check(p: &Params, c: &Compute<'_>) -> Result<Checked> {
+    let (n, k) = (c.dim("N"), c.dim("K"));
+    let beta = p.f64("beta");
+    let m = p.i64("num_samples");
+    if m as u64 > k as u64 {
+        bail!(InvalidParam, "{ID}: num_samples = {m} outside [1, K = {k}]");
+    }
+    let m = m as usize;
+    let req = |j: usize| read_f64(c, j)?.ok_or_else(|| err!(Internal, "{ID}: input #{j} missing"));
+    let r = req(0)?;
+    let u = req(1)?;
+    check_values(
+        ID,
+        "uniforms",
+        &u,
+        |x| (0.0..1.0).contains(&x),
+        "is outside [0, 1)",
+    )?;
+    let valid: Vec<bool> = match read_f64(c, 2)? {
+        Some(v) => {
+            check_values(ID, "valid", &v, |x| x == 0.0 || x == 1.0, "is not 0 or 1")?;
+            v.iter().map(|&x| x == 1.0).collect()
         }
-        let mut acc = vec![-1.0f64; n * k];
-        let mut prob = vec![0.0f64; n * k];
-        run_rows(spec, c, n, n as f64, |i, _| {
-            let (ri, vi) = (&r[i * k..(i + 1) * k], &valid[i * k..(i + 1) * k]);
-            let top = (0..k)
-                .filter(|&j| vi[j])
-                .map(|j| ri[j])
-                .fold(f64::NEG_INFINITY, f64::max);
-            for j in (0..k).filter(|&j| vi[j]) {
-                prob[i * k + j] = ((ri[j] - top) / beta).exp();
-            }
-            let sel = select(ri, &u[i * k * k..(i + 1) * k * k], vi, beta, m);
-            for (slot, &j) in sel.iter().enumerate() {
-                acc[i * k + slot] = j as f64;
-            }
-            Ok(sel.iter().map(|&j| ri[j]).sum::<f64>() / m as f64)
-        })?;
-        for (name, src) in [("accepted", &acc), ("rso_accept_prob", &prob)] {
-            if let Some(dst) = c.take_aux(name).as_mut() {
-                for i in 0..n {
-                    for j in 0..k {
-                        dst.data[i * dst.row_stride + j] = src[i * k + j] as f32;
-                    }
+        None => vec![true; n * k],
+    };
+    for i in 0..n {
+        let have = valid[i * k..(i + 1) * k].iter().filter(|&&v| v).count();
+        if have < m {
+            bail!(
+                InvalidInput,
+                "{ID}: prompt {i} has {have} valid candidates, fewer than num_samples = {m}"
+            );
+        }
+    }
+    Ok(Checked {
+        n,
+        k,
+        m,
+        beta,
+        r,
+        u,
+        valid,
+    })
+}
+
+/// Write the requested auxiliary outputs from `[N, K]` values.
+fn write_aux(c: &mut Compute<'_>, k: usize, acc: &[f64], prob: &[f64]) {
+    for (name, src) in [("accepted", acc), ("rso_accept_prob", prob)] {
+        if let Some(dst) = c.take_aux(name).as_mut() {
+            for i in 0..c.dim("N") {
+                for j in 0..k {
+                    dst.data[i * dst.row_stride + j] = src[i * k + j] as f32;
                 }
             }
         }
+    }
+}
+
+/// `β` range within which the kernel decides (outside it, f32 `β` loses range or precision
+/// and every prompt is redone on the host).
+#[cfg(feature = "wgpu")]
+const GPU_BETA_RANGE: (f64, f64) = (1e-30, 1e30);
+
+/// The kernel's mark of a prompt it left to the host (its first `accepted` column).
+#[cfg(feature = "wgpu")]
+const UNDECIDED: f64 = -2.0;
+
+/// Loop iterations of one kernel invocation (a prompt of K candidates): initialisation,
+/// up to K rounds of a maximum and a test pass, the probabilities (a maximum and a pass) and
+/// the sum over the accepted.
+#[cfg(feature = "wgpu")]
+fn kernel_iterations(k: u64) -> u64 {
+    2 * k * k + 5 * k
+}
+
+/// View of an input borrowed from a call (read-only).
+#[cfg(feature = "wgpu")]
+fn view<'b>(t: &'b crate::tensor::Tensor<'_>) -> crate::tensor::Tensor<'b> {
+    use crate::tensor::{Data, Tensor};
+    let data = match &t.data {
+        Data::F32(d) => Data::F32(d),
+        Data::I64(d) => Data::I64(d),
+        Data::F32InPlace(d) => Data::F32(d),
+        Data::Device(d) => Data::Device(d.clone()),
+    };
+    Tensor {
+        data,
+        shape: t.shape.clone(),
+        row_stride: t.row_stride,
+    }
+}
+
+#[cfg(feature = "wgpu")]
+impl crate::backend::wgpu::GpuLoss for RsoAccept {
+    fn compute_gpu(
+        &self,
+        dev: &crate::backend::wgpu::GpuDevice,
+        spec: &LossSpec,
+        p: &Params,
+        c: &mut Compute<'_>,
+    ) -> Result<()> {
+        use crate::backend::wgpu::per_sample::{PerSampleOpts, check_loop_iterations};
+        use crate::backend::wgpu::{PRELUDE, PerSampleWgsl};
+        use crate::reduction::{Reduction, RowReducer};
+        use crate::tensor::{Grad, TensorMut};
+        use std::sync::OnceLock;
+        static KERNEL: OnceLock<PerSampleWgsl> = OnceLock::new();
+        let x = check(p, c)?;
+        let (n, k) = (x.n, x.k);
+        check_loop_iterations(dev, ID, kernel_iterations(k as u64))?;
+        let kern = match KERNEL.get() {
+            Some(kern) => kern,
+            None => {
+                let src = format!(
+                    "{PRELUDE}\n{}\n{}",
+                    super::FAMILY_WGSL,
+                    include_str!("rso_accept.wgsl")
+                );
+                let kern = PerSampleWgsl::new(spec, &src)?;
+                KERNEL.get_or_init(|| kern)
+            }
+        };
+        // The kernel's per-prompt outputs, always all three (unreduced), into host memory.
+        let mut loss = vec![0f32; n];
+        let mut acc32 = vec![0f32; n * k];
+        let mut prob32 = vec![0f32; n * k];
+        {
+            let mut inner = Compute::new(Reduction::None, &mut loss);
+            inner.inputs = c.inputs.iter().map(|t| t.as_ref().map(view)).collect();
+            inner.grads = (0..spec.inputs.len()).map(|_| Grad::None).collect();
+            inner.dims = c.dims.clone();
+            inner = inner
+                .aux("accepted", TensorMut::new(&mut acc32, &[n, k]))
+                .aux("rso_accept_prob", TensorMut::new(&mut prob32, &[n, k]));
+            let beta_ok = (GPU_BETA_RANGE.0..=GPU_BETA_RANGE.1).contains(&x.beta);
+            let consts = [if beta_ok { 1.0 } else { 0.0 }];
+            kern.compute_with_consts(dev, spec, p, &mut inner, PerSampleOpts::default(), &consts)?;
+        }
+        let mut per_row: Vec<f64> = loss.iter().map(|&v| f64::from(v)).collect();
+        let mut acc: Vec<f64> = acc32.iter().map(|&v| f64::from(v)).collect();
+        let mut prob: Vec<f64> = prob32.iter().map(|&v| f64::from(v)).collect();
+        // Prompts with an undecided comparison (sentinel −2 in their first `accepted`
+        // column): redone on the host by the CPU path's own function.
+        for i in 0..n {
+            if acc[i * k] == UNDECIDED {
+                per_row[i] = x.prompt(i, &mut acc, &mut prob);
+            }
+        }
+        RowReducer::new(c.reduction, c.grad_output, n as f64).write_loss(&per_row, c.loss);
+        write_aux(c, k, &acc, &prob);
+        Ok(())
+    }
+}
+
+impl LossImpl for RsoAccept {
+    fn has_gpu(&self) -> bool {
+        true
+    }
+    #[cfg(feature = "wgpu")]
+    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
+        Some(self)
+    }
+    fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
+        let x = check(p, c)?;
+        let (n, k) = (x.n, x.k);
+        let mut acc = vec![-1.0f64; n * k];
+        let mut prob = vec![0.0f64; n * k];
+        run_rows(spec, c, n, n as f64, |i, _| {
+            Ok(x.prompt(i, &mut acc, &mut prob))
+        })?;
+        write_aux(c, k, &acc, &prob);
         Ok(())
     }
 }
