@@ -409,6 +409,10 @@ fn main() {
                     match r {
                         Err(e) => gpu_line = format!("cce-gpu: failed ({})", e.msg),
                         Ok(_) => {
+                            let dev = g.gpu_device();
+                            if let Some(d) = dev {
+                                d.reset_scratch_peak();
+                            }
                             let mut best = f64::INFINITY;
                             let mut gl = 0.0;
                             for _ in 0..reps.max(2) {
@@ -416,9 +420,12 @@ fn main() {
                                 gl = cce_gpu(&l, &p, &b).unwrap();
                                 best = best.min(t.elapsed().as_secs_f64());
                             }
+                            let scratch = dev.map_or(0, |d| d.scratch_peak_bytes());
                             gpu_line = format!(
-                                "cce-gpu: wall {best:.4} s, {:.4} TFLOP/s effective (6NVD), loss {gl:.6}",
-                                flops / best / 1e12
+                                "cce-gpu: wall {best:.4} s, {:.4} TFLOP/s effective (6NVD), loss {gl:.6}, \
+                                 peak scratch {:.0} MiB (device memory beyond inputs and gradients)",
+                                flops / best / 1e12,
+                                scratch as f64 / 1048576.0
                             );
                             cce_loss_v = Some((gl, best, b));
                         }

@@ -1277,3 +1277,28 @@ fn row_losses_match_at_extreme_rows() {
         }
     }
 }
+
+#[test]
+fn scratch_peak_counts_the_device_memory_a_call_needs() {
+    let Some(g) = own_gpu_ctx() else { return };
+    let dev = g.gpu_device().unwrap();
+    let l = g.loss("cross_entropy").unwrap();
+    let cpu = Context::cpu();
+    let lc = cpu.loss("cross_entropy").unwrap();
+    let big = Case::random(&lc, &dims(&[("N", 64), ("C", 1000)]), 3, false);
+    let small = Case::random(&lc, &dims(&[("N", 2), ("C", 10)]), 3, false);
+    dev.reset_scratch_peak();
+    big.run(&l, Reduction::Mean, true, None).unwrap();
+    // Host logits go up through a scratch copy: at least 64 x 1000 f32.
+    let p_big = dev.scratch_peak_bytes();
+    assert!(p_big >= 64 * 1000 * 4, "peak {p_big}");
+    // Nothing is in use between calls: a new measurement sees only the small call.
+    dev.reset_scratch_peak();
+    assert_eq!(dev.scratch_peak_bytes(), 0);
+    small.run(&l, Reduction::Mean, true, None).unwrap();
+    let p_small = dev.scratch_peak_bytes();
+    assert!(
+        p_small > 0 && p_small < p_big,
+        "small {p_small} vs big {p_big}"
+    );
+}

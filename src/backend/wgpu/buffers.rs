@@ -2,6 +2,7 @@
 //! device-resident buffers of the public API.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::GpuDevice;
@@ -30,6 +31,10 @@ const POOL_PER_CLASS: usize = 4;
 pub struct BufferPool {
     /// Free buffers by (size class, usage bits), and their total bytes.
     free: Mutex<(FreeLists, u64)>,
+    /// Bytes of pooled buffers currently taken (in use by a computation).
+    in_use: AtomicU64,
+    /// Largest `in_use` since the last [`BufferPool::reset_peak`].
+    peak: AtomicU64,
 }
 
 type FreeLists = HashMap<(u64, u32), Vec<wgpu::Buffer>>;
@@ -58,6 +63,7 @@ impl Pooled<'_> {
 
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
+        self.pool.in_use.fetch_sub(self.key.0, Ordering::Relaxed);
         if let Some(b) = self.buf.take() {
             if let Ok(mut g) = self.pool.free.lock() {
                 let (map, total) = &mut *g;
@@ -88,6 +94,8 @@ impl BufferPool {
             );
         }
         let key = (size, usage.bits());
+        let now = self.in_use.fetch_add(size, Ordering::Relaxed) + size;
+        self.peak.fetch_max(now, Ordering::Relaxed);
         if let Ok(mut g) = self.free.lock() {
             let (map, total) = &mut *g;
             if let Some(b) = map.get_mut(&key).and_then(|v| v.pop()) {
@@ -110,6 +118,17 @@ impl BufferPool {
             pool: self,
             key,
         })
+    }
+    /// Most bytes of scratch buffers in use at once since the last [`BufferPool::reset_peak`]
+    /// (device memory the library itself needed, beyond the caller's tensors; wgpu's own
+    /// staging for host uploads is not counted).
+    pub fn peak_bytes(&self) -> u64 {
+        self.peak.load(Ordering::Relaxed)
+    }
+    /// Start a new peak measurement from the bytes in use now.
+    pub fn reset_peak(&self) {
+        self.peak
+            .store(self.in_use.load(Ordering::Relaxed), Ordering::Relaxed);
     }
     /// Bytes currently kept for reuse.
     pub fn cached_bytes(&self) -> u64 {

@@ -436,6 +436,16 @@ impl GpuDevice {
     pub fn info(&self) -> &DeviceInfo {
         &self.info
     }
+    /// Most bytes of the library's scratch buffers in use at once on this device since the
+    /// last [`GpuDevice::reset_scratch_peak`]: the device memory a computation needed beyond
+    /// the caller's tensors (wgpu's staging copies of host uploads are not counted).
+    pub fn scratch_peak_bytes(&self) -> u64 {
+        self.pool.peak_bytes()
+    }
+    /// Start a new [`GpuDevice::scratch_peak_bytes`] measurement.
+    pub fn reset_scratch_peak(&self) {
+        self.pool.reset_peak()
+    }
     /// The largest byte range one binding may cover (after `LOSSKIT_GPU_MAX_BINDING_BYTES`).
     pub fn max_binding_bytes(&self) -> u64 {
         self.max_binding.load(Ordering::Relaxed)
