@@ -15,7 +15,8 @@
 //! Reported per case: best and median milliseconds of each path, the device path's effective
 //! bandwidth (inputs read once + gradients written once, over its best time) as a share of
 //! the copy roof, and for losses whose inputs carry `D` (matrix-product losses) their model
-//! TFLOP/s. Speeds are ratios measured in the same run; the absolute times are only context.
+//! TFLOP/s, and the library's peak scratch on the device during the device path (memory beyond
+//! the caller's tensors). Speeds are ratios measured in the same run; the absolute times are only context.
 //!
 //! Run: `cargo bench --bench gpu` (defaults below), or
 //! `LOSSKIT_BENCH_GPU='cross_entropy:N=8192,C=128256;token_logprobs:N=8,T=512,V=32000'
@@ -277,7 +278,11 @@ fn run_case(gpu: &Context, cpu: &Context, id: &str, dims: &BTreeMap<String, usiz
             }
         }
     };
+    if let Some(d) = gpu.gpu_device() {
+        d.reset_scratch_peak();
+    }
     let dev_t = time(reps, || device_call(&lg));
+    let scratch = gpu.gpu_device().map_or(0, |d| d.scratch_peak_bytes());
     let host_t = if std::env::var("LOSSKIT_BENCH_NO_HOST").is_ok_and(|v| v == "1") {
         None
     } else {
@@ -316,12 +321,13 @@ fn run_case(gpu: &Context, cpu: &Context, id: &str, dims: &BTreeMap<String, usiz
         _ => "-".into(),
     };
     println!(
-        "{id:<18} {shape:<28} device {} | host {} ({}) | cpu {} ({}) | {eff} GB/s, {share} {flops}",
+        "{id:<18} {shape:<28} device {} | host {} ({}) | cpu {} ({}) | {eff} GB/s, {share} {flops} | scratch {:.1} MiB",
         ms(&dev_t),
         ms(&host_t),
         ratio(&host_t),
         ms(&cpu_t),
         ratio(&cpu_t),
+        scratch as f64 / 1048576.0,
     );
 }
 
