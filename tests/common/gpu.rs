@@ -53,10 +53,15 @@ pub fn own_gpu_ctx() -> Option<Context> {
     }
 }
 
-/// Every element within `ATOL + RTOL·|cpu|` of the CPU value.
+/// Every element within `ATOL + RTOL·|cpu|` of the CPU value (a NaN on the CPU must be a
+/// NaN on the GPU).
 pub fn close(what: &str, gpu: &[f32], cpu: &[f32]) {
     assert_eq!(gpu.len(), cpu.len(), "{what}: lengths differ");
     for (k, (&g, &c)) in gpu.iter().zip(cpu).enumerate() {
+        if c.is_nan() {
+            assert!(g.is_nan(), "{what}: element {k}: gpu {g} vs cpu NaN");
+            continue;
+        }
         let d = (g as f64 - c as f64).abs();
         let tol = ATOL + RTOL * (c as f64).abs();
         assert!(
