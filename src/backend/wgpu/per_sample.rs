@@ -294,6 +294,49 @@ impl PerSampleWgsl {
 /// its loops early, silently (observed: the count is shared by the loops of an invocation).
 pub const LLVMPIPE_LOOP_LIMIT: u64 = 65535;
 
+/// A builtin's per-sample kernel: WGSL preludes plus the kernel source, joined, parsed and
+/// validated against the loss's spec on first use, then kept for the process.
+pub struct LazyKernel {
+    preludes: &'static [&'static str],
+    source: &'static str,
+    built: std::sync::OnceLock<PerSampleWgsl>,
+}
+
+impl LazyKernel {
+    /// A kernel from its preludes (in order) and its source.
+    pub const fn new(preludes: &'static [&'static str], source: &'static str) -> Self {
+        LazyKernel {
+            preludes,
+            source,
+            built: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The built kernel (built now on first use).
+    pub fn get(&self, spec: &LossSpec) -> Result<&PerSampleWgsl> {
+        if let Some(k) = self.built.get() {
+            return Ok(k);
+        }
+        let mut src = self.preludes.join("\n");
+        src.push('\n');
+        src.push_str(self.source);
+        let k = PerSampleWgsl::new(spec, &src)?;
+        Ok(self.built.get_or_init(|| k))
+    }
+
+    /// Build on first use, then run with `opts`.
+    pub fn run(
+        &self,
+        dev: &GpuDevice,
+        spec: &LossSpec,
+        params: &Params,
+        c: &mut Compute<'_>,
+        opts: PerSampleOpts,
+    ) -> Result<()> {
+        self.get(spec)?.compute_with(dev, spec, params, c, opts)
+    }
+}
+
 /// Refuse (`Unsupported`) a launch whose invocations would each run about `iters` loop
 /// iterations on llvmpipe, where the loops would stop early and give wrong results; other
 /// adapters have no such limit.

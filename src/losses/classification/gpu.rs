@@ -24,26 +24,21 @@
 //! them as a target outside `[0, C)` (validated targets outside it can only be
 //! `ignore_index`) or equal to the `ignore_index` parameter.
 
-use std::sync::OnceLock;
-
-use crate::backend::wgpu::{GpuDevice, PRELUDE, PerSampleOpts, PerSampleWgsl};
+use crate::backend::wgpu::per_sample::{LazyKernel, check_loop_iterations};
+use crate::backend::wgpu::{GpuDevice, PRELUDE, PerSampleOpts};
 use crate::compute::Compute;
+use crate::err;
 use crate::error::Result;
 use crate::params::Params;
 use crate::registry::LossSpec;
-use crate::{bail, err};
 
 /// The family helpers prepended (after the losskit prelude) to every kernel of this module.
 pub const SAMPLE_PRELUDE: &str = include_str!("sample_prelude.wgsl");
 
-/// Loop iterations one invocation may run on Mesa's llvmpipe before its loops are cut off.
-pub const LLVMPIPE_LOOP_BUDGET: usize = 65535;
-
 /// A per-sample-contract kernel of the family, built (parsed and validated) on first use.
 pub struct Kernel {
-    source: &'static str,
+    kernel: LazyKernel,
     passes: usize,
-    built: OnceLock<PerSampleWgsl>,
 }
 
 impl Kernel {
@@ -51,21 +46,9 @@ impl Kernel {
     /// over a row (counting fixed-size work, such as histogram scans, as passes).
     pub const fn new(source: &'static str, passes: usize) -> Self {
         Kernel {
-            source,
+            kernel: LazyKernel::new(&[PRELUDE, SAMPLE_PRELUDE], source),
             passes,
-            built: OnceLock::new(),
         }
-    }
-
-    fn get(&self, spec: &LossSpec) -> Result<&PerSampleWgsl> {
-        if let Some(k) = self.built.get() {
-            return Ok(k);
-        }
-        let k = PerSampleWgsl::new(
-            spec,
-            &format!("{PRELUDE}\n{SAMPLE_PRELUDE}\n{}", self.source),
-        )?;
-        Ok(self.built.get_or_init(|| k))
     }
 
     /// Run the kernel on `dev`; `den` is the `mean` denominator (`None` = the rows).
@@ -77,25 +60,19 @@ impl Kernel {
         c: &mut Compute<'_>,
         den: Option<f64>,
     ) -> Result<()> {
-        if dev.info().name.to_ascii_lowercase().contains("llvmpipe") {
-            let len = c
-                .inputs
-                .iter()
-                .flatten()
-                .map(|t| t.row_len())
-                .max()
-                .unwrap_or(0);
-            if len.saturating_mul(self.passes) > LLVMPIPE_LOOP_BUDGET {
-                bail!(
-                    Unsupported,
-                    "{}: rows of {len} elements need {} loop iterations per invocation; Mesa's llvmpipe cuts loops off after {LLVMPIPE_LOOP_BUDGET} (use a hardware adapter or the CPU backend)",
-                    spec.id,
-                    len * self.passes
-                );
-            }
-        }
-        self.get(spec)?
-            .compute_with(dev, spec, p, c, PerSampleOpts { den })
+        let len = c
+            .inputs
+            .iter()
+            .flatten()
+            .map(|t| t.row_len())
+            .max()
+            .unwrap_or(0);
+        check_loop_iterations(
+            dev,
+            spec.id.as_str(),
+            len.saturating_mul(self.passes) as u64,
+        )?;
+        self.kernel.run(dev, spec, p, c, PerSampleOpts { den })
     }
 }
 

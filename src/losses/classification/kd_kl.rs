@@ -70,9 +70,9 @@ impl crate::backend::wgpu::GpuLoss for KdKl {
         p: &Params,
         c: &mut Compute<'_>,
     ) -> Result<()> {
-        use crate::backend::wgpu::{PRELUDE, PerSampleWgsl};
-        use std::sync::OnceLock;
-        static KERNEL: OnceLock<PerSampleWgsl> = OnceLock::new();
+        use crate::backend::wgpu::PRELUDE;
+        use crate::backend::wgpu::per_sample::{LazyKernel, PerSampleOpts};
+        static KERNEL: LazyKernel = LazyKernel::new(&[PRELUDE], GPU_SOURCE);
         // Same refusal as the CPU driver.
         if c.dim("C") == 0 && c.dim("N") > 0 {
             crate::bail!(
@@ -80,14 +80,7 @@ impl crate::backend::wgpu::GpuLoss for KdKl {
                 "kd_kl: C = 0; a softmax needs at least one class"
             );
         }
-        let k = match KERNEL.get() {
-            Some(k) => k,
-            None => {
-                let k = PerSampleWgsl::new(spec, &format!("{PRELUDE}\n{GPU_SOURCE}"))?;
-                KERNEL.get_or_init(|| k)
-            }
-        };
-        k.compute_gpu(dev, spec, p, c)
+        KERNEL.run(dev, spec, p, c, PerSampleOpts::default())
     }
 }
 

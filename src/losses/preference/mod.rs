@@ -156,8 +156,14 @@ macro_rules! pref_gpu_loss {
                 p: &$crate::params::Params,
                 c: &mut $crate::compute::Compute<'_>,
             ) -> $crate::error::Result<()> {
-                static KERNEL: std::sync::OnceLock<$crate::backend::wgpu::PerSampleWgsl> =
-                    std::sync::OnceLock::new();
+                static KERNEL: $crate::backend::wgpu::per_sample::LazyKernel =
+                    $crate::backend::wgpu::per_sample::LazyKernel::new(
+                        &[
+                            $crate::backend::wgpu::PRELUDE,
+                            $crate::losses::preference::FAMILY_WGSL,
+                        ],
+                        include_str!($file),
+                    );
                 let check: fn(
                     &$crate::registry::LossSpec,
                     &$crate::params::Params,
@@ -166,7 +172,6 @@ macro_rules! pref_gpu_loss {
                 let den: Option<f64> = ($den)(check(spec, p, c)?);
                 $crate::losses::preference::run_gpu(
                     &KERNEL,
-                    include_str!($file),
                     den,
                     dev,
                     spec,
@@ -193,28 +198,24 @@ macro_rules! gpu_hooks {
 }
 pub(crate) use gpu_hooks;
 
-/// Build (once, in `cell`) the kernel of `source` and run it under the per-sample contract;
-/// `den` is the `mean` denominator when it is not the number of rows.
+/// Run a family kernel (built on first use) under the per-sample contract; `den` is the
+/// `mean` denominator when it is not the number of rows.
 #[cfg(feature = "wgpu")]
 pub fn run_gpu(
-    cell: &std::sync::OnceLock<crate::backend::wgpu::PerSampleWgsl>,
-    source: &str,
+    kernel: &crate::backend::wgpu::per_sample::LazyKernel,
     den: Option<f64>,
     dev: &crate::backend::wgpu::GpuDevice,
     spec: &LossSpec,
     p: &crate::params::Params,
     c: &mut Compute<'_>,
 ) -> Result<()> {
-    use crate::backend::wgpu::per_sample::PerSampleOpts;
-    use crate::backend::wgpu::{PRELUDE, PerSampleWgsl};
-    let k = match cell.get() {
-        Some(k) => k,
-        None => {
-            let k = PerSampleWgsl::new(spec, &format!("{PRELUDE}\n{FAMILY_WGSL}\n{source}"))?;
-            cell.get_or_init(|| k)
-        }
-    };
-    k.compute_with(dev, spec, p, c, PerSampleOpts { den })
+    kernel.run(
+        dev,
+        spec,
+        p,
+        c,
+        crate::backend::wgpu::per_sample::PerSampleOpts { den },
+    )
 }
 
 /// Stable `softplus(x) = max(x, 0) + log1p(e^{−|x|})`.

@@ -310,27 +310,18 @@ impl crate::backend::wgpu::GpuLoss for RsoAccept {
         p: &Params,
         c: &mut Compute<'_>,
     ) -> Result<()> {
-        use crate::backend::wgpu::per_sample::{PerSampleOpts, check_loop_iterations};
-        use crate::backend::wgpu::{PRELUDE, PerSampleWgsl};
+        use crate::backend::wgpu::PRELUDE;
+        use crate::backend::wgpu::per_sample::{LazyKernel, PerSampleOpts, check_loop_iterations};
         use crate::reduction::{Reduction, RowReducer};
         use crate::tensor::{Grad, TensorMut};
-        use std::sync::OnceLock;
-        static KERNEL: OnceLock<PerSampleWgsl> = OnceLock::new();
+        static KERNEL: LazyKernel = LazyKernel::new(
+            &[PRELUDE, super::FAMILY_WGSL],
+            include_str!("rso_accept.wgsl"),
+        );
         let x = check(p, c)?;
         let (n, k) = (x.n, x.k);
         check_loop_iterations(dev, ID, kernel_iterations(k as u64))?;
-        let kern = match KERNEL.get() {
-            Some(kern) => kern,
-            None => {
-                let src = format!(
-                    "{PRELUDE}\n{}\n{}",
-                    super::FAMILY_WGSL,
-                    include_str!("rso_accept.wgsl")
-                );
-                let kern = PerSampleWgsl::new(spec, &src)?;
-                KERNEL.get_or_init(|| kern)
-            }
-        };
+        let kern = KERNEL.get(spec)?;
         // The kernel's per-prompt outputs, always all three (unreduced), into host memory.
         let mut loss = vec![0f32; n];
         let mut acc32 = vec![0f32; n * k];
