@@ -1067,16 +1067,7 @@ mod gpu {
             } else if let Some((xh, xn, wh, wn)) = &hat {
                 if want_x {
                     contract(&mut kn, GradOp::Product, true, xh.buf(), wh.buf(), gx.buf())?;
-                    kn.misc(
-                        "thru_norm",
-                        n,
-                        d,
-                        0.0,
-                        xh.buf(),
-                        Some(xn.buf()),
-                        gx.buf(),
-                        None,
-                    )?;
+                    kn.thru_norm(n, d, xh.buf(), xn.buf(), gx.buf())?;
                 }
                 if want_w {
                     contract(
@@ -1087,16 +1078,7 @@ mod gpu {
                         wh.buf(),
                         gw.buf(),
                     )?;
-                    kn.misc(
-                        "thru_norm",
-                        classes,
-                        d,
-                        0.0,
-                        wh.buf(),
-                        Some(wn.buf()),
-                        gw.buf(),
-                        None,
-                    )?;
+                    kn.thru_norm(classes, d, wh.buf(), wn.buf(), gw.buf())?;
                 }
             } else if let Some((sx, sw)) = &bits {
                 if want_x {
