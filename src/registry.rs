@@ -450,6 +450,10 @@ pub struct Surrogate {
 /// A parameter setting used by the generic test suites (and shown as examples).
 pub type ParamSet = Vec<(String, ParamValue)>;
 
+/// A generator of an f32 input's values for the generic test suites, from the input's shape
+/// and a seed (see [`LossDef::test_values`]).
+pub type TestValues = fn(shape: &[usize], seed: u64) -> Vec<f32>;
+
 /// A registered loss: its spec and its implementation.
 pub struct LossDef {
     /// The spec.
@@ -474,6 +478,11 @@ pub struct LossDef {
     /// them valid together with the others (an alternative to another input, padding that
     /// must agree with a target). The loss's own tests cover them.
     pub test_omit: Vec<String>,
+    /// f32 inputs whose values the generic suites take from a generator of the loss instead
+    /// of drawing them from the input's domain: values the domain allows but at which the loss
+    /// is too ill-conditioned for two f32 implementations to agree to the suites' tolerance
+    /// (the loss's doc gives the bound); the loss's own tests cover the rest of the domain.
+    pub test_values: Vec<(String, TestValues)>,
 }
 
 impl fmt::Debug for LossDef {
@@ -495,6 +504,7 @@ impl LossDef {
             test_needs_optional: false,
             surrogate_gradient: None,
             test_omit: Vec::new(),
+            test_values: Vec::new(),
         }
     }
     /// Fix the size of shape letters in the generic suites, e.g. `&[("N", 12)]`.
@@ -519,6 +529,12 @@ impl LossDef {
     /// Optional inputs the generic suites leave out (see `test_omit`).
     pub fn test_omit(mut self, inputs: &[&str]) -> Self {
         self.test_omit = inputs.iter().map(|s| s.to_string()).collect();
+        self
+    }
+    /// Draw the values of the f32 input `input` in the generic suites from `values` (see
+    /// [`LossDef::test_values`]).
+    pub fn test_values(mut self, input: &str, values: TestValues) -> Self {
+        self.test_values.push((input.to_string(), values));
         self
     }
     /// Why the gradient is a surrogate under `params`, or None when it is the derivative.

@@ -202,7 +202,8 @@ impl Case {
     /// Random valid inputs for a configured loss (uses its `ignore_index` if it has one).
     /// Letter sizes: the defaults, then the loss's `test_dims`, then `dims`. Optional inputs
     /// are present when `with_optional` or when the loss's defaults need them, except those
-    /// the loss lists in `test_omit`.
+    /// the loss lists in `test_omit`; the inputs the loss lists in `test_values` get values from
+    /// its generators.
     pub fn random(
         loss: &Loss,
         dims: &BTreeMap<String, usize>,
@@ -228,6 +229,10 @@ impl Case {
         for (k, is) in def.spec.inputs.iter().enumerate() {
             if is.optional && def.test_omit.iter().any(|n| n == is.name.as_str()) {
                 case.inputs[k] = None;
+            }
+            let values = def.test_values.iter().find(|(n, _)| n == is.name.as_str());
+            if let (Some((_, f)), Some(t)) = (values, case.inputs[k].as_mut()) {
+                t.data = OwnedData::F32(f(&t.shape, seed.wrapping_add(k as u64)));
             }
         }
         case

@@ -680,3 +680,73 @@ fn rows_too_long_for_llvmpipe_loops_are_refused_there() {
         }
     }
 }
+
+/// Set input `k` of `case` to `v`.
+fn set_input(case: &mut Case, k: usize, v: Vec<f32>) {
+    let t = case.inputs[k].as_mut().expect("input present");
+    assert_eq!(t.f32().len(), v.len(), "input {k}");
+    t.data = OwnedData::F32(v);
+}
+
+/// Rows within llvmpipe's loop limit whose terms all have one sign and are built so that a
+/// plain running f32 sum provably misses the tolerance: after a large first term (or a run
+/// of ones) every further term is below half an ulp of the running sum, so each add rounds
+/// back to it and the row loses (T - 1)·term. The kernels' blocked sums (`lk_acc`) add the
+/// small terms among themselves first. (A Kahan sum also passes here; on drivers that
+/// optimise its compensation away it degrades to the plain sum, which this test rejects.)
+#[test]
+fn same_sign_long_rows_need_the_blocked_sums() {
+    let Some(g) = gpu_ctx() else { return };
+    let cpu = Context::cpu();
+
+    // ppo_clip: r = 1 (logps = old_logps), so each token's surrogate is -A: -1024, then
+    // 29999 terms of -6e-5 (half an ulp of 1024 is 6.1e-5): a plain sum loses 1.8 of 1025.8.
+    let t = 30_000;
+    let mut c = case(&cpu, "ppo_clip", &dims(&[("N", 2), ("T", t)]), 3, true);
+    set_input(&mut c, 0, vec![-1.0; 2 * t]);
+    set_input(&mut c, 1, vec![-1.0; 2 * t]);
+    let adv: Vec<f32> = (0..2 * t)
+        .map(|e| if e % t == 0 { 1024.0 } else { 6.0e-5 })
+        .collect();
+    set_input(&mut c, 2, adv);
+    set_input(&mut c, 3, vec![1.0; 2 * t]);
+    for agg in 0..3usize {
+        let set = [("loss_agg", ParamValue::Enum(agg))];
+        compare(&g, "ppo_clip", &set, &c, "same-sign long rows");
+    }
+
+    // sparsepo: chosen margins -1024 then -6e-5 (rejected block masked out), no KL, so
+    // z = beta·u with u = -1024.96, where a plain sum gives -1024.
+    let t = 16_000;
+    let mut c = case(&cpu, "sparsepo", &dims(&[("B", 2), ("T", t)]), 3, false);
+    let lp: Vec<f32> = (0..4 * t)
+        .map(|e| if e % t == 0 { -1024.0 } else { -6.0e-5 })
+        .collect();
+    set_input(&mut c, 0, lp);
+    set_input(&mut c, 1, vec![0.0; 4 * t]);
+    set_input(&mut c, 2, vec![0.0; 4 * t]);
+    let mask: Vec<f32> = (0..4 * t).map(|e| (e < 2 * t) as u8 as f32).collect();
+    set_input(&mut c, 3, mask);
+    compare(&g, "sparsepo", &[], &c, "same-sign long rows");
+
+    // sparsepo_mask (one layer): 8192 tokens of activation 1, one of 0, then 4.8e-4 (below
+    // half an ulp of 8192, 4.88e-4): the row's mass is 8195.75, a plain sum stops at 8192.
+    let t = 16_000;
+    let mut c = case(
+        &cpu,
+        "sparsepo_mask",
+        &dims(&[("L", 1), ("N", 2), ("T", t)]),
+        3,
+        false,
+    );
+    let act: Vec<f32> = (0..2 * t)
+        .map(|e| match e % t {
+            j if j < 8192 => 1.0,
+            8192 => 0.0,
+            _ => 4.8e-4,
+        })
+        .collect();
+    set_input(&mut c, 0, act);
+    set_input(&mut c, 1, vec![1.0; 2 * t]);
+    compare(&g, "sparsepo_mask", &[], &c, "same-sign long rows");
+}

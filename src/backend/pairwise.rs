@@ -450,15 +450,26 @@ pub fn normalise(a: &[f32], rows: usize, d: usize) -> (Vec<f32>, Vec<f64>) {
     (out, norms)
 }
 
-/// Chain rule through `x̂ = x / max(‖x‖, 1e-12)` for each row of `s = dl/dx̂`.
+/// Chain rule through `x̂ = x / max(‖x‖, 1e-12)` for each row of `s = dl/dx̂`: the
+/// projection `(I - h hᵀ/q) s / ‖x‖` of the stored unit row `h` (`q = h·h`, which keeps it a
+/// projection although `h` is rounded), in the leave-one-out form
+/// `(s_k Σ_{j≠k} h_j² - h_k Σ_{j≠k} h_j s_j) / (q ‖x‖)` whose `j = k` terms, which cancel, are
+/// never formed. Here in f64, where the products of f32 values are exact, so that the sums
+/// over `j ≠ k` are the totals minus the `k` terms without rounding when only one feature is
+/// non-zero: such a row (every row when `d = 1`) gets exact zeros along its own direction.
+/// The GPU kernel (`thru_norm`) evaluates the same form with prefix and suffix sums.
 pub fn through_normalise(s: &mut [f32], hat: &[f32], norms: &[f64], d: usize) {
     for (r, &nr) in norms.iter().enumerate() {
         let g = &mut s[r * d..(r + 1) * d];
         let h = &hat[r * d..(r + 1) * d];
         if nr >= 1e-12 {
             let dot: f64 = g.iter().zip(h).map(|(&a, &b)| a as f64 * b as f64).sum();
+            let q: f64 = h.iter().map(|&b| b as f64 * b as f64).sum();
+            let den = q * nr;
             for (gk, &hk) in g.iter_mut().zip(h) {
-                *gk = ((*gk as f64 - dot * hk as f64) / nr) as f32;
+                let (gv, hv) = (*gk as f64, hk as f64);
+                let num = gv * (q - hv * hv) - hv * (dot - hv * gv);
+                *gk = if den > 0.0 { (num / den) as f32 } else { 0.0 };
             }
         } else {
             for gk in g.iter_mut() {
@@ -622,6 +633,22 @@ mod tests {
         let atb = matmul_tn(&transpose(&x, n, d, n), &transpose(&w, c, d, c), d, n, c);
         for (p, q) in ab.iter().zip(&atb) {
             assert!((p - q).abs() < 1e-4 * (1.0 + p.abs()));
+        }
+    }
+
+    /// Rows along one axis (every row when `d = 1`) have a zero gradient along that axis,
+    /// exactly, even when the stored unit row is a few ulp off 1.
+    #[test]
+    fn through_normalise_is_exact_along_the_row() {
+        let up = f32::from_bits(1.0f32.to_bits() + 3);
+        let down = f32::from_bits(1.0f32.to_bits() - 2);
+        for h in [1.0f32, -1.0, up, -down] {
+            let mut g = vec![0.37f32];
+            through_normalise(&mut g, &[h], &[0.01], 1);
+            assert_eq!(g[0], 0.0, "d = 1, unit row {h}");
+            let mut g = vec![-5.0f32, 2.0, 0.5];
+            through_normalise(&mut g, &[0.0, h, 0.0], &[0.02], 3);
+            assert_eq!(g, vec![-250.0, 0.0, 25.0], "axis row {h}");
         }
     }
 }

@@ -32,7 +32,9 @@
 //!   more than 65535 workgroups.
 //! - `prelude.wgsl`: shared helpers with finite sentinels (`LK_NEG_BIG = -3e38`), a tanh
 //!   that cannot overflow, online-softmax merging, an `expm1` without cancellation or
-//!   overflow, `pow` with `0^0 = 1`. WGSL kernels never rely on inf or NaN.
+//!   overflow, `pow` with `0^0 = 1`, and `LkAcc`/`lk_acc_add`, the blocked summation every long
+//!   loop uses (Kahan compensation can be optimised away by a driver, a running f32 sum drifts
+//!   by n ulp). WGSL kernels never rely on inf or NaN.
 //!
 //! # Template (a): the row-wise classification skeleton ([`rowwise`])
 //! Losses over logits `[N, C]` with one integer target per row whose per-row loss depends

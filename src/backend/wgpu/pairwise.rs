@@ -472,6 +472,22 @@ impl<'d> Kernels<'d> {
         )
     }
 
+    /// Chain rule through the row normalisation (`thru_norm`), in place on `g [m, k]` from
+    /// the unit rows `hat [m, k]` and the norms `[m]` (with a scratch of `[m, k]`).
+    pub fn thru_norm(
+        &mut self,
+        m: usize,
+        k: usize,
+        hat: &wgpu::Buffer,
+        norms: &wgpu::Buffer,
+        g: &wgpu::Buffer,
+    ) -> Result<()> {
+        let tmp = self.scratch("the normalisation's partial sums", m * k)?;
+        self.misc("thru_norm", m, k, 0.0, hat, Some(norms), g, Some(tmp.buf()))?;
+        self.keep(tmp);
+        Ok(())
+    }
+
     /// Record a dispatch of a loss's own kernel: `source` (complete, prelude included),
     /// `entry`, override constants, the layout `kinds` (binding 0 a uniform holding `uniform`,
     /// then one storage buffer per further kind, bound whole up to the binding limit) and a

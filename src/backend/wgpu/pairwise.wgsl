@@ -384,8 +384,16 @@ fn norm_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     out2[r] = nr;
 }
 
-// Chain rule through the row normalisation, in place on out [m, k]: a = unit rows, a2 =
-// norms.
+// Chain rule through the row normalisation, in place on out [m, k] (g = dl/dx̂): a = unit
+// rows h, a2 = norms, out2 = scratch [m, k]. The projection (I - h hᵀ/q) g / ‖x‖ (q = h·h, so
+// that it is a projection even when the unit row is a few ulp off) is evaluated in the
+// leave-one-out form
+//   out_k = (g_k Σ_{j≠k} h_j² - h_k Σ_{j≠k} h_j g_j) / (q ‖x‖),
+// in which the j = k terms, which cancel exactly, are never formed: the sums over j ≠ k are a
+// prefix (j < k, first pass, partial result kept in out2) plus a suffix (j > k, second pass,
+// backwards), each blocked by 64. So a row with one non-zero feature (every row when k = 1)
+// gets exact zeros along its own direction whatever the rounding of sqrt, division or fused
+// multiply-adds, and elsewhere the error is a few ulp of the terms.
 @compute @workgroup_size(256)
 fn thru_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) li: u32) {
@@ -394,24 +402,51 @@ fn thru_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
         return;
     }
     let nr = a2[r];
+    let base = r * u.k;
     if (nr >= 1e-12) {
-        var tot = 0.0;
-        var blk = 0.0;
+        // Prefix sums (blocked): pq = Σ_{j<k} h_j², ps = Σ_{j<k} h_j g_j.
+        var qt = 0.0;
+        var qb = 0.0;
+        var st = 0.0;
+        var sb = 0.0;
         for (var k = 0u; k < u.k; k++) {
-            blk += out[r * u.k + k] * a[r * u.k + k];
+            let hk = a[base + k];
+            let gk = out[base + k];
+            out2[base + k] = gk * (qt + qb) - hk * (st + sb);
+            qb += hk * hk;
+            sb += hk * gk;
             if ((k + 1u) % BLOCK == 0u) {
-                tot += blk;
-                blk = 0.0;
+                qt += qb;
+                qb = 0.0;
+                st += sb;
+                sb = 0.0;
             }
         }
-        let dot = tot + blk;
-        for (var k = 0u; k < u.k; k++) {
-            let at = r * u.k + k;
-            out[at] = (out[at] - dot * a[at]) / nr;
+        let den = (qt + qb) * nr;
+        // Suffix sums (blocked, backwards): Σ_{j>k}.
+        qt = 0.0;
+        qb = 0.0;
+        st = 0.0;
+        sb = 0.0;
+        var cnt = 0u;
+        for (var kk = u.k; kk > 0u; kk--) {
+            let k = kk - 1u;
+            let hk = a[base + k];
+            let gk = out[base + k];
+            out[base + k] = (out2[base + k] + (gk * (qt + qb) - hk * (st + sb))) / den;
+            qb += hk * hk;
+            sb += hk * gk;
+            cnt += 1u;
+            if (cnt % BLOCK == 0u) {
+                qt += qb;
+                qb = 0.0;
+                st += sb;
+                sb = 0.0;
+            }
         }
     } else {
         for (var k = 0u; k < u.k; k++) {
-            out[r * u.k + k] = out[r * u.k + k] / 1e-12;
+            out[base + k] = out[base + k] / 1e-12;
         }
     }
 }

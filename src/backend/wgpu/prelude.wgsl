@@ -75,3 +75,45 @@ fn lk_pow0(x: f32, y: f32) -> f32 {
     }
     return pow(x, y);
 }
+
+// Blocked summation of a long stream of terms (one invocation's loop over T or C): terms go
+// into a block of 64, full blocks into a block of 64 blocks, and those into the total; the
+// value is tot + (mid + blk). Each term's rounding error is amplified only by the adds of its
+// own levels, so the error is at most about (63 + 63 + n / 4096) ulp of the sum of |terms|
+// (and a random walk of that in practice), against n ulp for a single running sum. Unlike
+// Kahan's compensation, whose correction term is 0 in exact arithmetic, nothing here can be
+// simplified away by a compiler that reassociates or contracts (fused multiply-adds only
+// make the block adds more accurate). lk_acc_scale rescales the state (online log-sum-exp).
+struct LkAcc {
+    tot: f32,
+    mid: f32,
+    blk: f32,
+    n: u32,
+}
+
+fn lk_acc0() -> LkAcc {
+    return LkAcc(0.0, 0.0, 0.0, 0u);
+}
+
+fn lk_acc_add(a: LkAcc, x: f32) -> LkAcc {
+    var r = a;
+    r.blk += x;
+    r.n += 1u;
+    if ((r.n & 63u) == 0u) {
+        r.mid += r.blk;
+        r.blk = 0.0;
+        if ((r.n & 4095u) == 0u) {
+            r.tot += r.mid;
+            r.mid = 0.0;
+        }
+    }
+    return r;
+}
+
+fn lk_acc_scale(a: LkAcc, f: f32) -> LkAcc {
+    return LkAcc(a.tot * f, a.mid * f, a.blk * f, a.n);
+}
+
+fn lk_acc(a: LkAcc) -> f32 {
+    return a.tot + (a.mid + a.blk);
+}

@@ -331,16 +331,7 @@ mod gpu {
                 out: gx.buf(),
             })?;
             if let Some((xh, xn)) = &normed {
-                kn.misc(
-                    "thru_norm",
-                    n,
-                    d,
-                    0.0,
-                    xh.buf(),
-                    Some(xn.buf()),
-                    gx.buf(),
-                    None,
-                )?;
+                kn.thru_norm(n, d, xh.buf(), xn.buf(), gx.buf())?;
             }
             kn.keep(a);
             route_grad(&mut kn, c, 0, gx, n, d, &mut host)?;

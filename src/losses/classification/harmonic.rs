@@ -57,6 +57,25 @@
 //! `Pₛ = (P + Pᵀ)/2`, its gradients as `Pₛ Σ_c H_ic δ_ic` and
 //! `dl/dP = ½ (Xᵀ E + Wᵀ F)` with `H = G/d` on positive forms, `E_i = Σ_c H_ic δ_ic` and
 //! `F_c = -Σ_i H_ic δ_ic`. Cost: `O(N·C·D)` forward and twice that backward.
+//!
+//! **Accuracy of `mahalanobis`** (both paths compute the form in f32, in the same order; a
+//! GPU may fuse multiply-adds and so round differently). With `u = 2⁻²⁴`, `|P|` the
+//! elementwise absolute value of `Pₛ` and `γ_m = m·u/(1 - m·u)`, the computed form `q̃` of a pair
+//! satisfies
+//! `|q̃ - δᵀPₛδ| ≤ γ_{D+3} Σ_k |δ_k| ((|P|(|x| + |w|))_k + |(Pₛδ)_k|)`,
+//! and `d` (hence the loss and `G`) carries the relative error `|q̃ - δᵀPₛδ| / (2 (q⁺ + eps))`.
+//! For a positive definite `Pₛ` with eigenvalues in `[λ₋, λ₊]` the factor
+//! `Σ_k |δ_k||(Pₛδ)_k| / (δᵀPₛδ + eps)` is at most `√D·λ₊/λ₋`, and the expansion's factor
+//! `Σ_k |δ_k|(|P|(|x| + |w|))_k / (δᵀPₛδ + eps)` is largest, about
+//! `‖|P|(|x| + |w|)‖ / (2√(λ₋·eps))`, for pairs at distance `√(eps/λ₋)`; the result is
+//! accurate to a few hundred ulp for features of moderate norm. For an indefinite `Pₛ` (allowed
+//! by the spec) the first factor is unbounded: near a pair whose form crosses 0 the loss is
+//! ill-conditioned (the pair's distance depends on the last bits of terms of size
+//! `|δ||Pₛδ|`), and no f32 evaluation, on either backend, is accurate there; e.g. a form of
+//! `7e-4` made of terms summing in absolute value to 69 has a relative error around `1e-3`
+//! in `q + eps`. So the generic suites draw `precision` positive definite
+//! ([`LossDef::test_values`]: `I + A` with `|A_kj| ≤ 0.4/D`), and the indefinite case is
+//! tested on data where every form is exact (features on a grid of halves).
 
 use rayon::prelude::*;
 
@@ -151,6 +170,22 @@ pub fn def() -> LossDef {
         .test_params(&[("metric", Enum(2)), ("p", F64(1.0))])
         .test_params(&[("metric", Enum(7)), ("hamming_temperature", F64(0.5))])
         .test_params(&[("metric", Enum(8)), ("n", F64(2.0))])
+        .test_values("precision", test_precision)
+}
+
+/// `precision` for the generic suites: `I + A` with `A` uniform in `[-0.4/D, 0.4/D]`, so that
+/// (Gershgorin) the eigenvalues of its symmetric part lie in `[0.6, 1.4]`: positive definite
+/// and well conditioned (see the module doc's accuracy note).
+fn test_precision(shape: &[usize], seed: u64) -> Vec<f32> {
+    let d = shape.first().copied().unwrap_or(0);
+    let mut rng = crate::testing::Rng::new(seed);
+    let s = 0.4 / d.max(1) as f64;
+    (0..d * d)
+        .map(|e| {
+            let diag = if e / d == e % d { 1.0 } else { 0.0 };
+            (diag + s * (2.0 * rng.uniform() - 1.0)) as f32
+        })
+        .collect()
 }
 
 /// The implementation.
@@ -1067,16 +1102,7 @@ mod gpu {
             } else if let Some((xh, xn, wh, wn)) = &hat {
                 if want_x {
                     contract(&mut kn, GradOp::Product, true, xh.buf(), wh.buf(), gx.buf())?;
-                    kn.misc(
-                        "thru_norm",
-                        n,
-                        d,
-                        0.0,
-                        xh.buf(),
-                        Some(xn.buf()),
-                        gx.buf(),
-                        None,
-                    )?;
+                    kn.thru_norm(n, d, xh.buf(), xn.buf(), gx.buf())?;
                 }
                 if want_w {
                     contract(
@@ -1087,16 +1113,7 @@ mod gpu {
                         wh.buf(),
                         gw.buf(),
                     )?;
-                    kn.misc(
-                        "thru_norm",
-                        classes,
-                        d,
-                        0.0,
-                        wh.buf(),
-                        Some(wn.buf()),
-                        gw.buf(),
-                        None,
-                    )?;
+                    kn.thru_norm(classes, d, wh.buf(), wn.buf(), gw.buf())?;
                 }
             } else if let Some((sx, sw)) = &bits {
                 if want_x {

@@ -12,49 +12,45 @@ fn lk_ignored(t: i32, classes: u32, ii: f32) -> bool {
     return t < 0 || u32(t) >= classes || f32(t) == ii;
 }
 
-// A compensated (Kahan) sum, so long rows accumulate in f32 without drift.
+// A long-row sum: the blocked accumulator of the prelude (LkAcc) with its current value in
+// s (s is only read, never fed back, so the blocking cannot be undone by the compiler).
 struct LkSum {
     s: f32,
-    c: f32,
+    a: LkAcc,
 }
 
 fn lk_sum0() -> LkSum {
-    return LkSum(0.0, 0.0);
+    return LkSum(0.0, lk_acc0());
 }
 
 fn lk_sum_add(a: LkSum, x: f32) -> LkSum {
-    let y = x - a.c;
-    let t = a.s + y;
-    return LkSum(t, (t - a.s) - y);
+    let r = lk_acc_add(a.a, x);
+    return LkSum(lk_acc(r), r);
 }
 
-// Online log-sum-exp: running maximum m and the compensated sum of exp(x - m).
+// Online log-sum-exp: running maximum m and the blocked sum of exp(x - m) (value in s).
 struct LkLse {
     m: f32,
     s: f32,
-    c: f32,
+    a: LkAcc,
 }
 
 fn lk_lse0() -> LkLse {
-    return LkLse(LK_NEG_BIG, 0.0, 0.0);
+    return LkLse(LK_NEG_BIG, 0.0, lk_acc0());
 }
 
 fn lk_lse_add(a: LkLse, x: f32) -> LkLse {
     var m = a.m;
-    var s = a.s;
-    var c = a.c;
+    var acc = a.a;
     var e = 1.0;
     if (x > m) {
-        let r = lk_exp_sub(m, x);
-        s *= r;
-        c *= r;
+        acc = lk_acc_scale(acc, lk_exp_sub(m, x));
         m = x;
     } else {
         e = exp(x - m);
     }
-    let y = e - c;
-    let t = s + y;
-    return LkLse(m, t, (t - s) - y);
+    acc = lk_acc_add(acc, e);
+    return LkLse(m, lk_acc(acc), acc);
 }
 
 // The log-sum-exp of the state.

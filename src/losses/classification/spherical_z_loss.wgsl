@@ -1,6 +1,6 @@
 // spherical_z_loss on the per-sample contract (after prelude.wgsl and sample_prelude.wgsl).
 // dims = (N, C); params: a, b, ignore_index. Row o: mu = mean(o), sigma = population
-// standard deviation (two passes, compensated sums), st = sigma + 1e-12, zy = (o_y - mu)/st,
+// standard deviation (two passes, blocked sums), st = sigma + 1e-12, zy = (o_y - mu)/st,
 // t = a (b - zy), l = softplus(t)/a, dl/do_k = -(sigmoid(t)/st) ([k=y] - 1/C
 // - zy (o_k - mu)/(C sigma)). A row whose logits are all equal has sigma = 0 on the f64
 // path: it is detected exactly (max == min), zy = 0 and the gradient is zero.

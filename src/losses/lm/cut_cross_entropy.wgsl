@@ -198,17 +198,13 @@ fn merge(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var b = 0u; b < u.nb; b++) {
         m = max(m, part[r * u.nb + b].x);
     }
-    // Kahan sum of the rescaled partial sums.
-    var s = 0.0;
-    var comp = 0.0;
+    // Blocked sum of the rescaled partial sums.
+    var acc = lk_acc0();
     for (var b = 0u; b < u.nb; b++) {
         let pb = part[r * u.nb + b];
-        let y = pb.y * lk_exp_sub(pb.x, m) - comp;
-        let t = s + y;
-        comp = (t - s) - y;
-        s = t;
+        acc = lk_acc_add(acc, pb.y * lk_exp_sub(pb.x, m));
     }
-    let lse = m + log(s);
+    let lse = m + log(lk_acc(acc));
     let info = rinfo[2u * r];
     let lam = u.lambda;
     rinfo[2u * r] = vec4<f32>(lse, info.z * (1.0 + 2.0 * lam * lse), info.z, info.w);
@@ -237,21 +233,18 @@ fn zgrad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
 }
 
 // Per vocabulary entry of the chunk: the column sum of the scratch block over the chunk's
-// rows (in row order, Kahan), added to (or written into) the output window.
+// rows (in row order, blocked), added to (or written into) the output window.
 @compute @workgroup_size(256)
 fn colsum(@builtin(global_invocation_id) gid: vec3<u32>) {
     let j = gid.x;
     if (j >= u.qn) {
         return;
     }
-    var s = 0.0;
-    var comp = 0.0;
+    var acc = lk_acc0();
     for (var r = 0u; r < u.rows; r++) {
-        let y = g_at(r, j) - comp;
-        let t = s + y;
-        comp = (t - s) - y;
-        s = t;
+        acc = lk_acc_add(acc, g_at(r, j));
     }
+    let s = lk_acc(acc);
     let o = u.o_base + j;
     if (u.acc != 0u) {
         outb[o] = outb[o] + s;

@@ -6,7 +6,7 @@
 //! chunk at a time). The passes, each a fixed-order computation (no float atomics):
 //! 1. `logits` (statistics): for every (row, 64-entry block) the partial `(max, sumexp)` of
 //!    the soft-capped logits and, in the block holding the target, the target logit;
-//!    `merge` then combines each row's partials in block order (Kahan sum) into `lse`, the
+//!    `merge` then combines each row's partials in block order (blocked sum, `lk_acc`) into `lse`, the
 //!    row loss and the gradient factor `w (1 + 2λ lse)`.
 //! 2. Backward without filtering: pass 1 also keeps the row chunk's logits in a panel (one
 //!    block per vocabulary chunk, at most 512 MiB in all, which bounds the row chunk), and
@@ -26,7 +26,8 @@
 //!    reads `G` through the tile mask, so the GPU drops exactly the tiles the CPU drops (it
 //!    saves no work on the GPU).
 //!
-//! Products accumulate in f32 (as the CPU's GEMM); `lse` and the column sums use Kahan sums.
+//! Products accumulate in f32 (as the CPU's GEMM); `lse` and the column sums use the
+//! prelude's blocked sums (`lk_acc`: Kahan compensation can be optimised away by drivers).
 
 use super::{ID, IN_B, IN_C, IN_E, IN_T, IN_W, tile_sizes};
 use crate::backend::wgpu::buffers::{self, BufInner, Pooled, Window};

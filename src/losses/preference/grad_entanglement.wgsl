@@ -1,6 +1,6 @@
 // grad_entanglement on the GPU (after the losskit prelude): one workgroup of 256 invocations
 // per pair of [B, D] rows of the chunk. Each invocation sums a strided share of the row
-// (compensated), then a fixed-order tree reduction in workgroup memory gives ip, n_w, n_l
+// (blocked, lk_acc), then a fixed-order tree reduction in workgroup memory gives ip, n_w, n_l
 // (deterministic); invocation 0 writes the eight statistics of the pair.
 struct G { rows: u32, d: u32, lw: f32, ll: f32 }
 @group(0) @binding(0) var<uniform> g: G;
@@ -11,12 +11,6 @@ struct G { rows: u32, d: u32, lw: f32, ll: f32 }
 var<workgroup> s_ip: array<f32, 256>;
 var<workgroup> s_nw: array<f32, 256>;
 var<workgroup> s_nl: array<f32, 256>;
-
-fn ge_kahan(acc: vec2<f32>, v: f32) -> vec2<f32> {
-    let y = v - acc.y;
-    let t = acc.x + y;
-    return vec2<f32>(t, (t - acc.x) - y);
-}
 
 // x / d, 0 where d = 0.
 fn ge_ratio(x: f32, d: f32) -> f32 {
@@ -35,19 +29,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         return;
     }
     let d = g.d;
-    var ip = vec2<f32>(0.0, 0.0);
-    var nw = vec2<f32>(0.0, 0.0);
-    var nl = vec2<f32>(0.0, 0.0);
+    var ip = lk_acc0();
+    var nw = lk_acc0();
+    var nl = lk_acc0();
     for (var k = lid; k < d; k += 256u) {
         let a = gw[i * d + k];
         let b = gl[i * d + k];
-        ip = ge_kahan(ip, a * b);
-        nw = ge_kahan(nw, a * a);
-        nl = ge_kahan(nl, b * b);
+        ip = lk_acc_add(ip, a * b);
+        nw = lk_acc_add(nw, a * a);
+        nl = lk_acc_add(nl, b * b);
     }
-    s_ip[lid] = ip.x;
-    s_nw[lid] = nw.x;
-    s_nl[lid] = nl.x;
+    s_ip[lid] = lk_acc(ip);
+    s_nw[lid] = lk_acc(nw);
+    s_nl[lid] = lk_acc(nl);
     workgroupBarrier();
     for (var s = 128u; s > 0u; s = s / 2u) {
         if (lid < s) {

@@ -25,7 +25,7 @@
 //! differences and the online part against the estimator.
 //!
 //! **GPU path**: `hypo.wgsl`, one invocation per pair under the per-sample kernel contract
-//! (the online row's κ sum compensated in f32), after the same `K ≥ 2` check.
+//! (the online row's κ sum blocked in f32, `lk_acc`), after the same `K ≥ 2` check.
 
 use super::{
     gpu_hooks, policy_inputs, pref_gpu_loss, ref_inputs, required_f64, run_rows, sigmoid, softplus,

@@ -28,16 +28,13 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let gd = -beta * pf_sigmoid(-x);
     g_pc[i] = gd;
     g_pr[i] = -gd;
-    // Compensated sum of kappa_j = online_j - online_ref_j.
+    // Blocked sum of kappa_j = online_j - online_ref_j.
     let base = i * k;
-    var total = 0.0;
-    var comp = 0.0;
+    var acc = lk_acc0();
     for (var j = 0u; j < k; j++) {
-        let y = (online[base + j] - online_ref[base + j]) - comp;
-        let t = total + y;
-        comp = (t - total) - y;
-        total = t;
+        acc = lk_acc_add(acc, online[base + j] - online_ref[base + j]);
     }
+    let total = lk_acc(acc);
     for (var j = 0u; j < k; j++) {
         let kj = online[base + j] - online_ref[base + j];
         g_online[base + j] = lam / kf * (kj - (total - kj) / (kf - 1.0));

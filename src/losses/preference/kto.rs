@@ -21,7 +21,7 @@
 //!
 //! **GPU path**: `kto.wgsl`, one invocation per response under the per-sample kernel
 //! contract, after the CPU path's checks (the labels are read back). The KL inputs `[M]` are
-//! bound whole; every invocation takes the same compensated f32 sum for `z₀` (O(M) per
+//! bound whole; every invocation takes the same blocked f32 sum (`lk_acc`) for `z₀` (O(M) per
 //! response, meant for a batch's worth of mismatched pairs).
 
 use super::{

@@ -19,19 +19,15 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let beta = pf_param(0u);
     // KL reference point z0 = max(0, mean(kl_logps - kl_ref_logps)) for kto: every
-    // invocation takes the same compensated sum in the same order (M is a batch's worth).
+    // invocation takes the same blocked sum in the same order (M is a batch's worth).
     var z0 = 0.0;
     let m = pf_dim(1u);
     if (pf_param(3u) == 0.0 && pf_present(3u) && m > 0u) {
-        var total = 0.0;
-        var comp = 0.0;
+        var acc = lk_acc0();
         for (var j = 0u; j < m; j++) {
-            let y = (kl_logps[j] - kl_ref_logps[j]) - comp;
-            let t = total + y;
-            comp = (t - total) - y;
-            total = t;
+            acc = lk_acc_add(acc, kl_logps[j] - kl_ref_logps[j]);
         }
-        z0 = max(total / f32(m), 0.0);
+        z0 = max(lk_acc(acc) / f32(m), 0.0);
     }
     let x = beta * (logps[i] - ref_logps[i] - z0);
     let sp = pf_sigmoid(x);

@@ -33,7 +33,10 @@
 //!
 //! **GPU path**: `sparsepo.wgsl` under the per-sample kernel contract built with
 //! `PerSampleWgsl::with_leading_axis` (the `[2, B, T]` inputs are chunked per block, so the
-//! kernel sees `[2, rows, T]`), one invocation per pair in f32 with compensated sums. The
+//! kernel sees `[2, rows, T]`), one invocation per pair in f32 with blocked sums
+//! (`lk_acc` of the prelude: error about 130 ulp of the sum of |terms| for any `T` below 2^18,
+//! where a plain running sum drifts by `T` ulp and a Kahan compensation can be compiled
+//! away). The
 //! `mask_mode`/`kl_mask` and mask checks run on the host first (the CPU's code). An invocation
 //! loops 4·T times: on llvmpipe, which stops loops after 65535 iterations, T > 16383 is
 //! refused (`Unsupported`). The heavy

@@ -23,12 +23,6 @@ fn sp_sigmoid(x: f32) -> f32 {
     return e / (1.0 + e);
 }
 
-fn sp_kahan(acc: vec2<f32>, v: f32) -> vec2<f32> {
-    let y = v - acc.y;
-    let t = acc.x + y;
-    return vec2<f32>(t, (t - acc.x) - y);
-}
-
 @compute @workgroup_size(64)
 fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = gid.x;
@@ -50,9 +44,9 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
         wu = 0.5 * (l1u + l1d);
         wd = 0.0;
     }
-    var u = vec2<f32>(0.0, 0.0);
-    var d = vec2<f32>(0.0, 0.0);
-    var pen = vec2<f32>(0.0, 0.0);
+    var u = lk_acc0();
+    var d = lk_acc0();
+    var pen = lk_acc0();
     for (var blk = 0u; blk < 2u; blk++) {
         let s = select(-1.0, 1.0, blk == 0u);
         for (var j = 0u; j < t; j++) {
@@ -63,20 +57,20 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
             var m_u = 1.0;
             if (has_mu) {
                 m_u = mu[e];
-                pen = sp_kahan(pen, wu * abs(m_u));
+                pen = lk_acc_add(pen, wu * abs(m_u));
             }
             var m_d = 1.0;
             if (one_mask) {
                 m_d = m_u;
             } else if (has_md) {
                 m_d = md[e];
-                pen = sp_kahan(pen, wd * abs(m_d));
+                pen = lk_acc_add(pen, wd * abs(m_d));
             }
-            u = sp_kahan(u, s * m_u * (lp[e] - rf[e]));
-            d = sp_kahan(d, s * m_d * kl[e]);
+            u = lk_acc_add(u, s * m_u * (lp[e] - rf[e]));
+            d = lk_acc_add(d, s * m_d * kl[e]);
         }
     }
-    let z = beta * (u.x - d.x);
+    let z = beta * (lk_acc(u) - lk_acc(d));
     let gz = -beta * sp_sigmoid(-z);
     for (var blk = 0u; blk < 2u; blk++) {
         let s = select(-1.0, 1.0, blk == 0u);
@@ -107,5 +101,5 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
             }
         }
     }
-    lk_loss[i] = lk_softplus(-z) + pen.x;
+    lk_loss[i] = lk_softplus(-z) + lk_acc(pen);
 }

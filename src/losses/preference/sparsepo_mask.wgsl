@@ -47,11 +47,11 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
             }
         }
     }
-    var s = 0.0;
+    var s = lk_acc0();
     for (var j = 0u; j < t; j++) {
         let m = token_mask[base + j] / f32(nl);
         token_mask[base + j] = m;
-        s += m;
+        s = lk_acc_add(s, m);
     }
-    lk_loss[i] = s;
+    lk_loss[i] = lk_acc(s);
 }

@@ -46,10 +46,3 @@ fn lk_rl_den(agg: u32, count: f32, host_den: f32) -> f32 {
     }
     return host_den;
 }
-
-// Compensated (Kahan) accumulation: acc.x = sum, acc.y = compensation.
-fn lk_rl_kahan(acc: vec2<f32>, v: f32) -> vec2<f32> {
-    let y = v - acc.y;
-    let t = acc.x + y;
-    return vec2<f32>(t, (t - acc.x) - y);
-}

@@ -29,7 +29,7 @@
 //! **GPU path**: `grpo.wgsl` (with the family's `family.wgsl`) under the per-sample kernel
 //! contract, one invocation per row in f32: `rewards` is bound whole and each invocation
 //! computes its group's mean and std (two passes over the G rewards; `batch` mode: over all N,
-//! O(N) per row), then the row's tokens with a compensated sum. The group size, `beta` /
+//! O(N) per row), then the row's tokens with a blocked sum (`lk_acc`). The group size, `beta` /
 //! `ref_logps` and mask checks and the `loss_agg` denominator run on the host with the CPU's
 //! functions before the launch.
 

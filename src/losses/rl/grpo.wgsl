@@ -61,7 +61,7 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
         count += mask[base + k];
     }
     let den = lk_rl_den(u32(lk_rl_param(5u)), count, lk_rl_param(7u));
-    var acc = vec2<f32>(0.0, 0.0);
+    var acc = lk_acc0();
     for (var k = 0u; k < t; k++) {
         let j = base + k;
         if (mask[j] == 0.0) {
@@ -80,8 +80,8 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
             let e = lk_expm1(rho);
             r += vec2<f32>(beta * (e - rho), -beta * e);
         }
-        acc = lk_rl_kahan(acc, r.x);
+        acc = lk_acc_add(acc, r.x);
         g_logps[j] = r.y / den;
     }
-    lk_loss[i] = acc.x / den;
+    lk_loss[i] = lk_acc(acc) / den;
 }

@@ -18,7 +18,7 @@
 //! verl (`compute_policy_loss`, `agg_loss`).
 //!
 //! **GPU path**: `ppo_clip.wgsl` (with the family's `family.wgsl`) under the per-sample
-//! kernel contract, one invocation per row in f32 with a compensated row sum; the mask is
+//! kernel contract, one invocation per row in f32 with a blocked row sum (`lk_acc`); the mask is
 //! validated and the `loss_agg` denominator computed on the host by the CPU's functions
 //! ([`super::mask_denominators`]; `seq_mean_token_mean` counts the row's mask in the
 //! kernel), the denominator reaching the kernel as a constant after the parameters.

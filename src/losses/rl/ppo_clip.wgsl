@@ -24,7 +24,7 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
         count += mask[base + k];
     }
     let den = lk_rl_den(u32(lk_rl_param(3u)), count, lk_rl_param(5u));
-    var acc = vec2<f32>(0.0, 0.0);
+    var acc = lk_acc0();
     for (var k = 0u; k < t; k++) {
         let j = base + k;
         if (mask[j] == 0.0) {
@@ -32,8 +32,8 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
             continue;
         }
         let r = lk_rl_clip(logps[j] - old_logps[j], adv[j], lo, hi, cc, true);
-        acc = lk_rl_kahan(acc, r.x);
+        acc = lk_acc_add(acc, r.x);
         g_logps[j] = r.y / den;
     }
-    lk_loss[i] = acc.x / den;
+    lk_loss[i] = lk_acc(acc) / den;
 }

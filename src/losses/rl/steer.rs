@@ -30,7 +30,7 @@
 //! exact, so the result is deterministic); the two values are read back (8 bytes) and passed
 //! as constants to pass 2, `steer.wgsl` under the per-sample kernel contract (one invocation
 //! per row: Ω again through the same function, the weight, the clipped surrogate, a
-//! compensated row sum). The mask check and the `loss_agg` denominator run on the host with
+//! blocked row sum, `lk_acc`). The mask check and the `loss_agg` denominator run on the host with
 //! the CPU's functions. In f32, `1 − 1e-8` rounds to 1, so `1 − p` comes from `expm1`.
 
 use super::ppo_clip::{mask_input, token_inputs};

@@ -44,7 +44,7 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
         count += mask[base + k];
     }
     let den = lk_rl_den(u32(lk_rl_param(6u)), count, lk_rl_param(8u));
-    var acc = vec2<f32>(0.0, 0.0);
+    var acc = lk_acc0();
     for (var k = 0u; k < t; k++) {
         let j = base + k;
         if (mask[j] == 0.0) {
@@ -53,8 +53,8 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
         let w = steer_weight(steer_omega(logps[j], old_logps[j], adv[j], entropy[j]), omin, omax);
         let r = lk_rl_clip(logps[j] - old_logps[j], adv[j], lo, hi, cc, true);
-        acc = lk_rl_kahan(acc, w * r.x);
+        acc = lk_acc_add(acc, w * r.x);
         g_logps[j] = w * r.y / den;
     }
-    lk_loss[i] = acc.x / den;
+    lk_loss[i] = lk_acc(acc) / den;
 }
