@@ -169,6 +169,38 @@ fn harmonic_indefinite_precision_is_clamped_like_the_cpu() {
     }
 }
 
+/// Mahalanobis on rows sharing a large offset (1e3 + N(0, 1), 1100 centres so that the
+/// centring point uses only the first 1024): both backends centre the rows (their centring
+/// points may differ in the last bits) and agree.
+#[test]
+fn harmonic_mahalanobis_offset_rows_match_cpu() {
+    let Some(g) = gpu_ctx() else { return };
+    let cpu = Context::cpu();
+    let (n, c, d) = (40, 1100, 6);
+    let mut lg = g.loss("harmonic").unwrap();
+    let mut lc = cpu.loss("harmonic").unwrap();
+    for l in [&mut lg, &mut lc] {
+        l.set("metric", ParamValue::Enum(8)).unwrap();
+    }
+    let mut case = Case::random(&lc, &dims(&[("N", n), ("C", c), ("D", d)]), 8, true);
+    let mut rng = Rng::new(4);
+    let mut rows =
+        |len: usize| -> Vec<f32> { (0..len).map(|_| (1.0e3 + rng.normal()) as f32).collect() };
+    case.inputs[0].as_mut().unwrap().data = OwnedData::F32(rows(n * d));
+    case.inputs[1].as_mut().unwrap().data = OwnedData::F32(rows(c * d));
+    for red in [Reduction::None, Reduction::Sum] {
+        let what = format!("harmonic offset rows {}", red.name());
+        let a = case.run(&lg, red, true, None).unwrap();
+        let b = case.run(&lc, red, true, None).unwrap();
+        close(&format!("{what}: loss"), &a.loss, &b.loss);
+        for (k, (x, y)) in a.grads.iter().zip(&b.grads).enumerate() {
+            if let (Some(x), Some(y)) = (x, y) {
+                close(&format!("{what}: grad {k}"), x, y);
+            }
+        }
+    }
+}
+
 /// A thousand classes with many rows (several tiles along every axis) and the non-default
 /// parameters the spec lists.
 #[test]

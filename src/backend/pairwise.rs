@@ -479,6 +479,30 @@ pub fn through_normalise(s: &mut [f32], hat: &[f32], norms: &[f64], d: usize) {
     }
 }
 
+/// Rows used for the centring point of [`centre`].
+pub const CENTRE_ROWS: usize = 1024;
+
+/// `x - μ` and `w - μ` (rounded to f32) for row-major `x [n, d]` and `w [c, d]`, with `μ` the
+/// column mean of the first (at most) [`CENTRE_ROWS`] rows of `w`: pairwise differences are
+/// translation invariant, centred operands make the terms of an expanded form such as
+/// `(Px - Pw)·(x - w)` smaller when the rows share an offset, and a point taken from `w` only
+/// keeps each row of `x` independent of the others.
+pub fn centre(x: &[f32], n: usize, w: &[f32], c: usize, d: usize) -> (Vec<f32>, Vec<f32>) {
+    debug_assert_eq!(x.len(), n * d);
+    let nb = c.min(CENTRE_ROWS);
+    let mu: Vec<f64> = (0..d)
+        .map(|k| (0..nb).map(|r| w[r * d + k] as f64).sum::<f64>() / nb.max(1) as f64)
+        .collect();
+    let mu32: Vec<f32> = mu.iter().map(|&m| m as f32).collect();
+    let sub = |a: &[f32]| -> Vec<f32> {
+        a.iter()
+            .enumerate()
+            .map(|(e, &v)| v - mu32[e % d.max(1)])
+            .collect()
+    };
+    (sub(x), sub(w))
+}
+
 /// `A B` for row-major `a [r, p]` and `b [p, q]`, as `[r, q]`, through [`pair_reduce`].
 pub fn matmul(a: &[f32], b: &[f32], r: usize, p: usize, q: usize) -> Vec<f32> {
     let bt = transpose(b, p, q, p);

@@ -472,6 +472,58 @@ impl<'d> Kernels<'d> {
         )
     }
 
+    /// `x - μ` and `w - μ` for `x [n, d]`, `w [c, d]`, with `μ` the column mean of the first
+    /// (at most) 1024 rows of `w` (as [`crate::backend::pairwise::centre`]).
+    pub fn centre(
+        &mut self,
+        x: &wgpu::Buffer,
+        n: usize,
+        w: &wgpu::Buffer,
+        c: usize,
+        d: usize,
+    ) -> Result<(Pooled<'d>, Pooled<'d>)> {
+        let mu = self.scratch("the centring point", d)?;
+        let mut u = [0u32; 16];
+        u[0] = c as u32;
+        u[2] = d as u32;
+        let grid = launch::grid(
+            (d as u64).div_ceil(launch::DEFAULT_WG as u64),
+            self.dev.limits.max_compute_workgroups_per_dimension,
+        )?;
+        self.dispatch(
+            "col_mean",
+            (0, 1, 1),
+            u,
+            [Some(w), None, None, None],
+            [Some(mu.buf()), None, None],
+            grid,
+        )?;
+        let xc = self.scratch("centred features", n * d)?;
+        let wc = self.scratch("centred centres", c * d)?;
+        self.misc(
+            "sub_point",
+            n * d,
+            d,
+            0.0,
+            x,
+            Some(mu.buf()),
+            xc.buf(),
+            None,
+        )?;
+        self.misc(
+            "sub_point",
+            c * d,
+            d,
+            0.0,
+            w,
+            Some(mu.buf()),
+            wc.buf(),
+            None,
+        )?;
+        self.keep(mu);
+        Ok((xc, wc))
+    }
+
     /// Chain rule through the row normalisation (`thru_norm`), in place on `g [m, k]` from
     /// the unit rows `hat [m, k]` and the norms `[m]` (with a scratch of `[m, k]`).
     pub fn thru_norm(

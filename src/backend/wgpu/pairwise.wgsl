@@ -528,3 +528,36 @@ fn cos_dist(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     let j = e % u.k;
     out[e] = 0.5 * out[e] + half_defect(a[i]) + half_defect(a2[j]);
 }
+
+// Rows used for the centring point of the Mahalanobis form: the first CENTRE_ROWS centres (a
+// bounded loop; any point is exact in exact arithmetic, distances being translation invariant,
+// and one taken from the centres keeps a feature row's result independent of its batch).
+const CENTRE_ROWS: u32 = 1024u;
+
+// out[j] = mean of column j over the first min(m, CENTRE_ROWS) rows of a [m, k]; one
+// invocation per column, blocked sum.
+@compute @workgroup_size(256)
+fn col_mean(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_index) li: u32) {
+    let j = lin(wid, nwg, li);
+    if (j >= u.k) {
+        return;
+    }
+    let ma = min(u.m, CENTRE_ROWS);
+    var acc = lk_acc0();
+    for (var r = 0u; r < ma; r++) {
+        acc = lk_acc_add(acc, a[r * u.k + j]);
+    }
+    out[j] = lk_acc(acc) / f32(max(ma, 1u));
+}
+
+// out[e] = a[e] - a2[e % k] for e < m (rows of a minus the point a2).
+@compute @workgroup_size(256)
+fn sub_point(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_index) li: u32) {
+    let e = lin(wid, nwg, li);
+    if (e >= u.m) {
+        return;
+    }
+    out[e] = a[e] - a2[e % u.k];
+}

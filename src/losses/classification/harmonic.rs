@@ -54,7 +54,10 @@
 //! term that is 0 for rows of norm `>= 1e-12` (equal to `1 - x̂·ŵ`, without its cancellation
 //! for nearly parallel rows, where the distance is close to `eps` and its relative error
 //! matters; the gradient is still taken through `-x̂·ŵ`); Mahalanobis as `Σ_k (Pₛx - Pₛw)_k δ_k` with
-//! `Pₛ = (P + Pᵀ)/2`, its gradients as `Pₛ Σ_c H_ic δ_ic` and
+//! `Pₛ = (P + Pᵀ)/2`, on rows centred by `μ`, the column mean of the first (at most) 1024
+//! centres (distances are translation invariant; a point from the centres keeps each feature
+//! row independent of its batch; the backends' `μ` may differ in its last bits, which moves `δ`
+//! only by the rounding of the centred values), its gradients as `Pₛ Σ_c H_ic δ_ic` and
 //! `dl/dP = ½ (Xᵀ E + Wᵀ F)` with `H = G/d` on positive forms, `E_i = Σ_c H_ic δ_ic` and
 //! `F_c = -Σ_i H_ic δ_ic`. Cost: `O(N·C·D)` forward and twice that backward.
 //!
@@ -62,13 +65,14 @@
 //! GPU may fuse multiply-adds and so round differently). With `u = 2⁻²⁴`, `|P|` the
 //! elementwise absolute value of `Pₛ` and `γ_m = m·u/(1 - m·u)`, the computed form `q̃` of a pair
 //! satisfies
-//! `|q̃ - δᵀPₛδ| ≤ γ_{D+3} Σ_k |δ_k| ((|P|(|x| + |w|))_k + |(Pₛδ)_k|)`,
+//! `|q̃ - δᵀPₛδ| ≤ γ_{D+3} Σ_k |δ_k| ((|P|(|x - μ| + |w - μ|))_k + |(Pₛδ)_k|)`,
 //! and `d` (hence the loss and `G`) carries the relative error `|q̃ - δᵀPₛδ| / (2 (q⁺ + eps))`.
 //! For a positive definite `Pₛ` with eigenvalues in `[λ₋, λ₊]` the factor
 //! `Σ_k |δ_k||(Pₛδ)_k| / (δᵀPₛδ + eps)` is at most `√D·λ₊/λ₋`, and the expansion's factor
-//! `Σ_k |δ_k|(|P|(|x| + |w|))_k / (δᵀPₛδ + eps)` is largest, about
-//! `‖|P|(|x| + |w|)‖ / (2√(λ₋·eps))`, for pairs at distance `√(eps/λ₋)`; the result is
-//! accurate to a few hundred ulp for features of moderate norm. For an indefinite `Pₛ` (allowed
+//! `Σ_k |δ_k|(|P|(|x - μ| + |w - μ|))_k / (δᵀPₛδ + eps)` is largest, about
+//! `‖|P|(|x - μ| + |w - μ|)‖ / (2√(λ₋·eps))`, for pairs at distance `√(eps/λ₋)`: the centring
+//! keeps a common offset of the rows out of it, and the result is accurate to a few hundred
+//! ulp for rows of moderate spread. For an indefinite `Pₛ` (allowed
 //! by the spec) the first factor is unbounded: near a pair whose form crosses 0 the loss is
 //! ill-conditioned (the pair's distance depends on the last bits of terms of size
 //! `|δ||Pₛδ|`), and no f32 evaluation, on either backend, is accurate there; e.g. a form of
@@ -81,8 +85,8 @@ use rayon::prelude::*;
 
 use super::checked_targets;
 use crate::backend::pairwise::{
-    Bwd, Operand, PairDeriv, PairTerm, ProductDeriv, matmul, matmul_tn, normalise, pair_grad_left,
-    pair_grad_right, pair_reduce, through_normalise,
+    Bwd, Operand, PairDeriv, PairTerm, ProductDeriv, centre, matmul, matmul_tn, normalise,
+    pair_grad_left, pair_grad_right, pair_reduce, through_normalise,
 };
 use crate::compute::Compute;
 use crate::err;
@@ -502,6 +506,7 @@ impl LossImpl for Harmonic {
         let mut hat: Option<Normalised> = None;
         let mut bits: Option<(Vec<f32>, Vec<f32>)> = None;
         let mut psym: Vec<f32> = Vec::new();
+        let mut centred: Option<(Vec<f32>, Vec<f32>)> = None;
         match s.metric {
             Metric::Euclidean => pair_reduce(&SqDiff, lx, rw, d, &mut raw, None),
             Metric::Manhattan => pair_reduce(&AbsDiff, lx, rw, d, &mut raw, None),
@@ -570,16 +575,18 @@ impl LossImpl for Harmonic {
                         psym[a * d + b] = 0.5 * (pm[a * d + b] + pm[b * d + a]);
                     }
                 }
-                let px = matmul(&x, &psym, n, d, d);
-                let pw = matmul(&w, &psym, classes, d, d);
+                let (xc, wc) = centre(&x, n, &w, classes, d);
+                let px = matmul(&xc, &psym, n, d, d);
+                let pw = matmul(&wc, &psym, classes, d, d);
                 pair_reduce(
                     &QuadForm,
-                    Operand::with(&x, &px, n),
-                    Operand::with(&w, &pw, classes),
+                    Operand::with(&xc, &px, n),
+                    Operand::with(&wc, &pw, classes),
                     d,
                     &mut raw,
                     None,
                 );
+                centred = Some((xc, wc));
             }
         }
 
@@ -735,14 +742,15 @@ impl LossImpl for Harmonic {
                 }
             }
             Metric::Mahalanobis => {
-                // E_i = Σ_c H_ic δ_ic and F_c = Σ_i H_ic (w_c - x_i).
+                // E_i = Σ_c H_ic δ_ic and F_c = Σ_i H_ic (w_c - x_i), from the centred rows.
+                let (x, w) = centred.as_ref().ok_or_else(|| err!(Internal, "{id}"))?;
                 let (mut e, mut f) = (vec![0.0f32; n * d], vec![0.0f32; classes * d]);
                 let b = Bwd {
                     t: &DiffDeriv(1.0),
                     a1,
                     a2: None,
-                    x: &x,
-                    w: &w,
+                    x,
+                    w,
                     n,
                     c: classes,
                     d,
@@ -756,8 +764,8 @@ impl LossImpl for Harmonic {
                     gw = matmul(&f, &psym, classes, d, d);
                 }
                 if c.wants_grad(3) {
-                    let xe = matmul_tn(&x, &e, n, d, d);
-                    let wf = matmul_tn(&w, &f, classes, d, d);
+                    let xe = matmul_tn(x, &e, n, d, d);
+                    let wf = matmul_tn(w, &f, classes, d, d);
                     gp = Some(
                         xe.iter()
                             .zip(&wf)
@@ -970,6 +978,9 @@ mod gpu {
                 let ps = kn.scratch("symmetric precision", d * d)?;
                 kn.misc("sym", d * d, d, 0.5, pm.buf(), None, ps.buf(), None)?;
                 kn.keep(pm);
+                // The rows centred (translation invariant; smaller terms in the form).
+                let (xc, wc) = kn.centre(x, n, w, classes, d)?;
+                let (x, w) = (xc.buf(), wc.buf());
                 // P_s x and P_s w (P_s is symmetric: its rows are its columns).
                 let px = kn.scratch("P x", n * d)?;
                 let pw = kn.scratch("P w", classes * d)?;
@@ -1012,7 +1023,7 @@ mod gpu {
                 )?;
                 kn.keep(px);
                 kn.keep(pw);
-                psym = Some(ps);
+                psym = Some((ps, xc, wc));
             }
         }
 
@@ -1142,7 +1153,8 @@ mod gpu {
                         None,
                     )?;
                 }
-            } else if let Some(ps) = &psym {
+            } else if let Some((ps, xc, wc)) = &psym {
+                let (x, w) = (xc.buf(), wc.buf());
                 // E_i = Σ_c H_ic (x_i - w_c), F_c = Σ_i H_ic (w_c - x_i).
                 let e = kn.scratch("E", n * d)?;
                 let f = kn.scratch("F", classes * d)?;
