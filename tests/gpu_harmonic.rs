@@ -7,46 +7,13 @@
 
 #![cfg(feature = "wgpu")]
 
-use std::collections::BTreeMap;
-use std::sync::OnceLock;
-
 use losskit::tensor::DeviceOut;
 use losskit::testing::{Case, OwnedData, Rng};
 use losskit::{BackendKind, Compute, Context, DType, ParamValue, Reduction, Tensor, TensorMut};
 
-const ATOL: f64 = 2e-5;
-const RTOL: f64 = 2e-4;
-
-fn gpu_ctx() -> Option<Context> {
-    static CTX: OnceLock<Result<Context, String>> = OnceLock::new();
-    let r = CTX.get_or_init(|| Context::new(BackendKind::Wgpu).map_err(|e| e.msg));
-    match r {
-        Ok(c) => Some(c.clone()),
-        Err(e) => {
-            if std::env::var("LOSSKIT_REQUIRE_GPU").is_ok_and(|v| v == "1") {
-                panic!("LOSSKIT_REQUIRE_GPU=1 but the wgpu backend is unavailable: {e}");
-            }
-            eprintln!("skipped: no wgpu adapter ({e})");
-            None
-        }
-    }
-}
-
-fn close(what: &str, gpu: &[f32], cpu: &[f32]) {
-    assert_eq!(gpu.len(), cpu.len(), "{what}: lengths differ");
-    for (k, (&g, &c)) in gpu.iter().zip(cpu).enumerate() {
-        let d = (g as f64 - c as f64).abs();
-        let tol = ATOL + RTOL * (c as f64).abs();
-        assert!(
-            d <= tol,
-            "{what}: element {k}: gpu {g} vs cpu {c} (|diff| {d:.3e} > {tol:.3e})"
-        );
-    }
-}
-
-fn dims(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
-    pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
-}
+#[path = "common/gpu.rs"]
+mod gpu_common;
+use gpu_common::{close, dims, gpu_ctx};
 
 const METRICS: [&str; 9] = [
     "euclidean",

@@ -14,44 +14,11 @@
 use std::collections::BTreeMap;
 
 use losskit::testing::{Case, OwnedData};
-use losskit::{
-    BackendKind, Compute, Context, DType, ErrorKind, Loss, ParamValue, Reduction, Tensor, TensorMut,
-};
+use losskit::{Compute, Context, DType, ErrorKind, Loss, ParamValue, Reduction, Tensor, TensorMut};
 
-const ATOL: f64 = 2e-5;
-const RTOL: f64 = 2e-4;
-
-fn gpu_ctx() -> Option<Context> {
-    match Context::new(BackendKind::Wgpu) {
-        Ok(c) => Some(c),
-        Err(e) => {
-            if std::env::var("LOSSKIT_REQUIRE_GPU").is_ok_and(|v| v == "1") {
-                panic!(
-                    "LOSSKIT_REQUIRE_GPU=1 but the wgpu backend is unavailable: {}",
-                    e.msg
-                );
-            }
-            eprintln!("skipped: no wgpu adapter ({})", e.msg);
-            None
-        }
-    }
-}
-
-fn close(what: &str, gpu: &[f32], cpu: &[f32]) {
-    assert_eq!(gpu.len(), cpu.len(), "{what}: lengths differ");
-    for (k, (&g, &c)) in gpu.iter().zip(cpu).enumerate() {
-        let d = (g as f64 - c as f64).abs();
-        let tol = ATOL + RTOL * (c as f64).abs();
-        assert!(
-            d <= tol,
-            "{what}: element {k}: gpu {g} vs cpu {c} (|diff| {d:.3e} > {tol:.3e})"
-        );
-    }
-}
-
-fn dims(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
-    pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
-}
+#[path = "common/gpu.rs"]
+mod gpu_common;
+use gpu_common::{close, dims, own_gpu_ctx};
 
 fn configured(ctx: &Context, id: &str, set: &[(&str, ParamValue)]) -> Loss {
     let mut l = ctx.loss(id).unwrap();
@@ -98,7 +65,7 @@ fn case(l_ctx: &Context, id: &str, d: &BTreeMap<String, usize>, seed: u64, opt: 
 
 #[test]
 fn rl_losses_match_in_every_aggregation_mode_on_long_rows() {
-    let Some(g) = gpu_ctx() else { return };
+    let Some(g) = own_gpu_ctx() else { return };
     let cpu = Context::cpu();
     for (id, n) in [("ppo_clip", 9usize), ("grpo", 12), ("steer", 9)] {
         for agg in 0..4i64 {
@@ -116,7 +83,7 @@ fn rl_losses_match_in_every_aggregation_mode_on_long_rows() {
 
 #[test]
 fn grpo_groups_and_reward_scalings_match() {
-    let Some(g) = gpu_ctx() else { return };
+    let Some(g) = own_gpu_ctx() else { return };
     let cpu = Context::cpu();
     let n = 12usize;
     for gs in [1i64, 2, 3, 4, 6, 12] {
@@ -162,7 +129,7 @@ fn grpo_groups_and_reward_scalings_match() {
 
 #[test]
 fn sparsepo_modes_and_masks_match() {
-    let Some(g) = gpu_ctx() else { return };
+    let Some(g) = own_gpu_ctx() else { return };
     let cpu = Context::cpu();
     for (b, t) in [(5usize, 4usize), (37, 60), (2, 500)] {
         for (mode, omit_kl) in [(0usize, false), (0, true), (1, true)] {
@@ -225,7 +192,7 @@ fn run_aux(
 
 #[test]
 fn auxiliary_outputs_match_the_cpu() {
-    let Some(g) = gpu_ctx() else { return };
+    let Some(g) = own_gpu_ctx() else { return };
     let cpu = Context::cpu();
     for (b, d) in [(5usize, 5usize), (9, 3000), (1, 100_000)] {
         let c = case(
@@ -269,7 +236,7 @@ fn auxiliary_outputs_match_the_cpu() {
 
 #[test]
 fn aot_variants_match_on_large_batches() {
-    let Some(g) = gpu_ctx() else { return };
+    let Some(g) = own_gpu_ctx() else { return };
     let cpu = Context::cpu();
     for b in [1usize, 2, 5, 37, 256, 257, 1500] {
         for variant in 0..2usize {
@@ -300,7 +267,7 @@ fn f32_input(c: &Case, k: usize) -> Vec<f32> {
 
 #[test]
 fn device_buffers_match_host_results() {
-    let Some(g) = gpu_ctx() else { return };
+    let Some(g) = own_gpu_ctx() else { return };
     let cpu = Context::cpu();
     let up = |v: &[f32], off: usize| {
         let b = g.buffer(((v.len() + off) * 4) as u64).unwrap();
@@ -399,7 +366,7 @@ fn device_buffers_match_host_results() {
 
 #[test]
 fn forced_chunking_splits_rows_groups_and_blocks() {
-    let Some(g) = gpu_ctx() else { return };
+    let Some(g) = own_gpu_ctx() else { return };
     let cpu = Context::cpu();
     let dev = g.gpu_device().unwrap();
     // 1 KiB bindings: rows of 40 f32 come 6 per chunk (sparsepo: 3 pairs of two blocks), so
@@ -428,7 +395,7 @@ fn forced_chunking_splits_rows_groups_and_blocks() {
 
 #[test]
 fn bad_inputs_give_the_cpu_errors() {
-    let Some(g) = gpu_ctx() else { return };
+    let Some(g) = own_gpu_ctx() else { return };
     let cpu = Context::cpu();
     let bad_mask = |id: &str, k: usize, d: BTreeMap<String, usize>| {
         let mut c = case(&cpu, id, &d, 1, true);
@@ -571,7 +538,7 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 #[test]
 fn per_sample_contract_extensions_leading_axis_whole_inputs_constants() {
-    let Some(g) = gpu_ctx() else { return };
+    let Some(g) = own_gpu_ctx() else { return };
     g.register(lead_kernel::def()).unwrap();
     let mut l = g.loss("test_lead").unwrap();
     l.set("scale", ParamValue::F64(0.5)).unwrap();
@@ -656,7 +623,7 @@ fn per_sample_contract_extensions_leading_axis_whole_inputs_constants() {
 
 #[test]
 fn rows_too_long_for_llvmpipe_loops_are_refused_there() {
-    let Some(g) = gpu_ctx() else { return };
+    let Some(g) = own_gpu_ctx() else { return };
     let cpu = Context::cpu();
     let llvmpipe = g
         .device_info()
@@ -696,7 +663,7 @@ fn set_input(case: &mut Case, k: usize, v: Vec<f32>) {
 /// optimise its compensation away it degrades to the plain sum, which this test rejects.)
 #[test]
 fn same_sign_long_rows_need_the_blocked_sums() {
-    let Some(g) = gpu_ctx() else { return };
+    let Some(g) = own_gpu_ctx() else { return };
     let cpu = Context::cpu();
 
     // ppo_clip: r = 1 (logps = old_logps), so each token's surrogate is -A: -1024, then
