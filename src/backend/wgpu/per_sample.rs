@@ -299,15 +299,30 @@ pub const LLVMPIPE_LOOP_LIMIT: u64 = 65535;
 pub struct LazyKernel {
     preludes: &'static [&'static str],
     source: &'static str,
+    build: Builder,
     built: std::sync::OnceLock<PerSampleWgsl>,
 }
+
+/// How a [`LazyKernel`] turns its joined source into a kernel.
+pub type Builder = fn(&LossSpec, &str) -> Result<PerSampleWgsl>;
 
 impl LazyKernel {
     /// A kernel from its preludes (in order) and its source.
     pub const fn new(preludes: &'static [&'static str], source: &'static str) -> Self {
+        Self::with_builder(preludes, source, PerSampleWgsl::new)
+    }
+
+    /// The same with its own builder (e.g. [`PerSampleWgsl::with_leading_axis`], or one
+    /// that binds some inputs whole).
+    pub const fn with_builder(
+        preludes: &'static [&'static str],
+        source: &'static str,
+        build: Builder,
+    ) -> Self {
         LazyKernel {
             preludes,
             source,
+            build,
             built: std::sync::OnceLock::new(),
         }
     }
@@ -320,7 +335,7 @@ impl LazyKernel {
         let mut src = self.preludes.join("\n");
         src.push('\n');
         src.push_str(self.source);
-        let k = PerSampleWgsl::new(spec, &src)?;
+        let k = (self.build)(spec, &src)?;
         Ok(self.built.get_or_init(|| k))
     }
 

@@ -172,9 +172,13 @@ impl crate::backend::wgpu::GpuLoss for Sparsepo {
         p: &Params,
         c: &mut Compute<'_>,
     ) -> Result<()> {
+        use crate::backend::wgpu::per_sample::LazyKernel;
         use crate::backend::wgpu::{PRELUDE, PerSampleWgsl};
-        use std::sync::OnceLock;
-        static KERNEL: OnceLock<PerSampleWgsl> = OnceLock::new();
+        static KERNEL: LazyKernel = LazyKernel::with_builder(
+            &[PRELUDE],
+            include_str!("sparsepo.wgsl"),
+            PerSampleWgsl::with_leading_axis,
+        );
         let mask = c
             .get(MASK)
             .ok_or_else(|| crate::err!(Internal, "{ID}: mask missing"))?
@@ -184,14 +188,7 @@ impl crate::backend::wgpu::GpuLoss for Sparsepo {
         // Two passes over both blocks of the row.
         let iters = 4 * c.dim("T") as u64;
         crate::backend::wgpu::per_sample::check_loop_iterations(dev, ID, iters)?;
-        let k = match KERNEL.get() {
-            Some(k) => k,
-            None => {
-                let src = format!("{PRELUDE}\n{}", include_str!("sparsepo.wgsl"));
-                let k = PerSampleWgsl::with_leading_axis(spec, &src)?;
-                KERNEL.get_or_init(|| k)
-            }
-        };
+        let k = KERNEL.get(spec)?;
         crate::backend::wgpu::GpuLoss::compute_gpu(k, dev, spec, p, c)
     }
 }

@@ -81,9 +81,9 @@ impl crate::backend::wgpu::GpuLoss for SparsepoMask {
         p: &Params,
         c: &mut Compute<'_>,
     ) -> Result<()> {
-        use crate::backend::wgpu::{PRELUDE, PerSampleWgsl};
-        use std::sync::OnceLock;
-        static KERNEL: OnceLock<PerSampleWgsl> = OnceLock::new();
+        use crate::backend::wgpu::PRELUDE;
+        use crate::backend::wgpu::per_sample::LazyKernel;
+        static KERNEL: LazyKernel = LazyKernel::new(&[PRELUDE], include_str!("sparsepo_mask.wgsl"));
         let mask = c
             .get(1)
             .ok_or_else(|| crate::err!(Internal, "{ID}: mask missing"))?
@@ -92,14 +92,7 @@ impl crate::backend::wgpu::GpuLoss for SparsepoMask {
         // Per row: a pass over T, two per layer, one more over T.
         let iters = (2 * c.dim("L") as u64 + 2) * c.dim("T") as u64;
         crate::backend::wgpu::per_sample::check_loop_iterations(dev, ID, iters)?;
-        let k = match KERNEL.get() {
-            Some(k) => k,
-            None => {
-                let src = format!("{PRELUDE}\n{}", include_str!("sparsepo_mask.wgsl"));
-                let k = PerSampleWgsl::new(spec, &src)?;
-                KERNEL.get_or_init(|| k)
-            }
-        };
+        let k = KERNEL.get(spec)?;
         crate::backend::wgpu::GpuLoss::compute_gpu(k, dev, spec, p, c)
     }
 }

@@ -184,9 +184,14 @@ impl crate::backend::wgpu::GpuLoss for Grpo {
         p: &Params,
         c: &mut Compute<'_>,
     ) -> Result<()> {
+        use crate::backend::wgpu::per_sample::LazyKernel;
         use crate::backend::wgpu::{PerSampleOpts, PerSampleWgsl};
-        use std::sync::OnceLock;
-        static KERNEL: OnceLock<PerSampleWgsl> = OnceLock::new();
+        // Rewards (input 2) are bound whole: a row reads its whole group.
+        static KERNEL: LazyKernel = LazyKernel::with_builder(
+            &[crate::backend::wgpu::PRELUDE, super::gpu::FAMILY],
+            include_str!("grpo.wgsl"),
+            |spec, src| Ok(PerSampleWgsl::new(spec, src)?.with_whole_inputs(&[2])),
+        );
         check_call(p, c)?;
         let den = super::gpu::host_den("grpo", p, c, 1)?;
         // Per row: the group's two passes (all N rewards too for `batch`) and two over T.
@@ -198,9 +203,7 @@ impl crate::backend::wgpu::GpuLoss for Grpo {
         };
         let iters = 2 * p.i64("group_size") as u64 + batch + 2 * t;
         crate::backend::wgpu::per_sample::check_loop_iterations(dev, "grpo", iters)?;
-        let k = super::gpu::kernel(&KERNEL, spec, include_str!("grpo.wgsl"), |k| {
-            k.with_whole_inputs(&[2])
-        })?;
+        let k = KERNEL.get(spec)?;
         k.compute_with_consts(dev, spec, p, c, PerSampleOpts::default(), &[den])
     }
 }

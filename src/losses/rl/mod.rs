@@ -165,34 +165,12 @@ where
 /// (the clipped surrogate, the `loss_agg` denominators) in front of each loss's source.
 #[cfg(feature = "wgpu")]
 pub mod gpu {
-    use std::sync::OnceLock;
-
-    use crate::backend::wgpu::{PRELUDE, PerSampleWgsl};
     use crate::compute::Compute;
     use crate::error::Result;
     use crate::params::Params;
-    use crate::registry::LossSpec;
 
     /// The family's shared WGSL.
     pub const FAMILY: &str = include_str!("family.wgsl");
-
-    /// The kernel of `spec` from `source` (prelude and family WGSL in front), built once;
-    /// `adapt` sets builder options (e.g. inputs bound whole).
-    pub fn kernel(
-        cell: &'static OnceLock<PerSampleWgsl>,
-        spec: &LossSpec,
-        source: &str,
-        adapt: impl FnOnce(PerSampleWgsl) -> PerSampleWgsl,
-    ) -> Result<&'static PerSampleWgsl> {
-        if let Some(k) = cell.get() {
-            return Ok(k);
-        }
-        let k = adapt(PerSampleWgsl::new(
-            spec,
-            &format!("{PRELUDE}\n{FAMILY}\n{source}"),
-        )?);
-        Ok(cell.get_or_init(|| k))
-    }
 
     /// Read input `k` (host or device) as f64.
     pub fn read_f64(id: &str, c: &Compute<'_>, k: usize) -> Result<Vec<f64>> {

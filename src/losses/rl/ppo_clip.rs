@@ -105,13 +105,16 @@ impl crate::backend::wgpu::GpuLoss for PpoClip {
         p: &Params,
         c: &mut Compute<'_>,
     ) -> Result<()> {
-        use crate::backend::wgpu::{PerSampleOpts, PerSampleWgsl};
-        use std::sync::OnceLock;
-        static KERNEL: OnceLock<PerSampleWgsl> = OnceLock::new();
+        use crate::backend::wgpu::PerSampleOpts;
+        use crate::backend::wgpu::per_sample::LazyKernel;
+        static KERNEL: LazyKernel = LazyKernel::new(
+            &[crate::backend::wgpu::PRELUDE, super::gpu::FAMILY],
+            include_str!("ppo_clip.wgsl"),
+        );
         let den = super::gpu::host_den("ppo_clip", p, c, 3)?;
         let t = c.dim("T") as u64;
         crate::backend::wgpu::per_sample::check_loop_iterations(dev, "ppo_clip", 2 * t)?;
-        let k = super::gpu::kernel(&KERNEL, spec, include_str!("ppo_clip.wgsl"), |k| k)?;
+        let k = KERNEL.get(spec)?;
         k.compute_with_consts(dev, spec, p, c, PerSampleOpts::default(), &[den])
     }
 }

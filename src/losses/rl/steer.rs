@@ -280,19 +280,21 @@ impl crate::backend::wgpu::GpuLoss for Steer {
         p: &Params,
         c: &mut Compute<'_>,
     ) -> Result<()> {
-        use crate::backend::wgpu::{PerSampleOpts, PerSampleWgsl};
-        use std::sync::OnceLock;
-        static KERNEL: OnceLock<PerSampleWgsl> = OnceLock::new();
+        use crate::backend::wgpu::PerSampleOpts;
+        use crate::backend::wgpu::per_sample::LazyKernel;
+        static KERNEL: LazyKernel = LazyKernel::new(
+            &[
+                crate::backend::wgpu::PRELUDE,
+                super::gpu::FAMILY,
+                include_str!("steer_omega.wgsl"),
+            ],
+            include_str!("steer.wgsl"),
+        );
         let den = super::gpu::host_den("steer", p, c, 4)?;
         let t = c.dim("T") as u64;
         crate::backend::wgpu::per_sample::check_loop_iterations(dev, "steer", 2 * t)?;
         let (lo, hi) = omega_range(dev, c)?;
-        let src = format!(
-            "{}\n{}",
-            include_str!("steer_omega.wgsl"),
-            include_str!("steer.wgsl")
-        );
-        let k = super::gpu::kernel(&KERNEL, spec, &src, |k| k)?;
+        let k = KERNEL.get(spec)?;
         k.compute_with_consts(dev, spec, p, c, PerSampleOpts::default(), &[den, lo, hi])
     }
 }
