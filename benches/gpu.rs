@@ -75,89 +75,18 @@ fn ms(s: &Option<Stats>) -> String {
     }
 }
 
-const COPY_WGSL: &str = "
-@group(0) @binding(0) var<storage, read> src: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read_write> dst: array<vec4<f32>>;
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let n = arrayLength(&src);
-    let step = nwg.x * 256u;
-    for (var i = gid.x; i < n; i += step) {
-        dst[i] = src[i];
-    }
-}
-";
-
-/// Best time of a device-to-device copy of `bytes` by a compute shader (vec4 loads and
-/// stores, grid-stride loop), repeated over a buffer of at most the largest binding. This
-/// is the roof a memory-bound loss kernel can reach on this device through wgpu.
+/// Best time of a compute-shader copy of `bytes` on the device (the library's copy probe,
+/// repeated over a buffer of at most the largest binding): the roof a memory-bound loss
+/// kernel can reach on this device through wgpu.
 fn copy_roof(ctx: &Context, bytes: u64, reps: usize) -> Option<f64> {
     let dev = ctx.gpu_device()?;
-    let max = dev
-        .limits()
-        .max_buffer_size
-        .min(dev.max_binding_bytes())
-        .min(1 << 30);
-    let len = bytes.clamp(16, max) & !15;
-    let mk = || {
-        dev.raw().create_buffer(&wgpu::BufferDescriptor {
-            label: Some("bench copy"),
-            size: len,
-            usage: wgpu::BufferUsages::STORAGE,
-            mapped_at_creation: false,
-        })
-    };
-    let (a, b) = (mk(), mk());
-    let module = dev
-        .raw()
-        .create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("bench copy"),
-            source: wgpu::ShaderSource::Wgsl(COPY_WGSL.into()),
-        });
-    let pipe = dev
-        .raw()
-        .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some("bench copy"),
-            layout: None,
-            module: &module,
-            entry_point: Some("main"),
-            compilation_options: Default::default(),
-            cache: None,
-        });
-    let bg = dev.raw().create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some("bench copy"),
-        layout: &pipe.get_bind_group_layout(0),
-        entries: &[
-            wgpu::BindGroupEntry {
-                binding: 0,
-                resource: a.as_entire_binding(),
-            },
-            wgpu::BindGroupEntry {
-                binding: 1,
-                resource: b.as_entire_binding(),
-            },
-        ],
-    });
-    let times = bytes.div_ceil(len);
-    let groups = ((len / 16).div_ceil(256) as u32).min(65535);
-    let s = time(reps, || {
-        let mut enc = dev
-            .raw()
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
-        {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: None,
-                timestamp_writes: None,
-            });
-            pass.set_pipeline(&pipe);
-            pass.set_bind_group(0, &bg, &[]);
-            for _ in 0..times {
-                pass.dispatch_workgroups(groups, 1, 1);
-            }
-        }
-        dev.submit_wait(vec![enc.finish()]).is_ok()
-    })?;
-    Some(s.best * bytes as f64 / (times * len) as f64)
+    let probe = losskit::backend::wgpu::copy_probe::CopyProbe::new(dev, bytes);
+    let times = bytes.div_ceil(probe.bytes).max(1) as u32;
+    let mut best = f64::INFINITY;
+    for _ in 0..=reps {
+        best = best.min(probe.run(dev, times).ok()?);
+    }
+    Some(best * bytes as f64 / (times as u64 * probe.bytes) as f64)
 }
 
 fn bytes_of(d: &OwnedData) -> Vec<u8> {

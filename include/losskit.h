@@ -32,6 +32,11 @@
 
 
 /**
+ * Rows used for the centring point of [`centre`].
+ */
+#define CENTRE_ROWS 1024
+
+/**
  * The default workgroup size of losskit's kernels (best measured on lavapipe; a common
  * good choice on GPUs).
  */
@@ -104,11 +109,6 @@
  * Bumped on every breaking change of the C ABI; compare with lk_abi_version().
  */
 #define LK_ABI_VERSION 0
-
-/**
- * Loop iterations one invocation may run on Mesa's llvmpipe before its loops are cut off.
- */
-#define LLVMPIPE_LOOP_BUDGET 65535
 
 /**
  * PLUGIN ABI (for plugin authors). The plugin ABI version this header describes; a plugin

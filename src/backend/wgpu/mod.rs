@@ -121,6 +121,7 @@
 //! encoder. `harmonic`, `amp_entropy` and `ca_calibration` use it.
 
 pub mod buffers;
+pub mod copy_probe;
 pub mod launch;
 pub mod pairwise;
 pub mod per_sample;

@@ -563,20 +563,6 @@ fn moved_bytes(spec: &LossSpec, inputs: &[Option<(Buf, Vec<usize>)>]) -> f64 {
     bytes
 }
 
-/// The device roof's copy kernel.
-#[cfg(feature = "wgpu")]
-const COPY_WGSL: &str = "
-@group(0) @binding(0) var<storage, read> src: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read_write> dst: array<vec4<f32>>;
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let stride = nwg.x * 256u;
-    for (var i = gid.x; i < arrayLength(&src); i += stride) {
-        dst[i] = src[i];
-    }
-}
-";
-
 /// Time `loss` with every input and gradient in device buffers (the gradient over the first
 /// input when the loss allows it), interleaved with a device copy of a buffer the size of
 /// the first f32 input (the roof: what the device moves per byte at best).
@@ -660,68 +646,11 @@ fn time_device(
         }
         Ok((t0.elapsed().as_secs_f64() * 1e3, lossv[0]))
     };
-    // The roof: a compute-shader copy (vec4 loads and stores, grid-stride) of a buffer the
-    // size of the first input (bounded by the largest binding) into another, on the same
-    // device. `copy_buffer_to_buffer` is not used: on some GPUs it runs on copy engines far
-    // below the shader cores' bandwidth.
-    let rb = ((roof_len * 4) as u64).min(dev.max_binding_bytes()).max(16) / 16 * 16;
-    let mk = |label| {
-        dev.raw().create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size: rb,
-            usage: wgpu::BufferUsages::STORAGE,
-            mapped_at_creation: false,
-        })
-    };
-    let (ra, rbuf) = (mk("bench roof src"), mk("bench roof dst"));
-    let module = dev
-        .raw()
-        .create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("bench roof"),
-            source: wgpu::ShaderSource::Wgsl(COPY_WGSL.into()),
-        });
-    let pipe = dev
-        .raw()
-        .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some("bench roof"),
-            layout: None,
-            module: &module,
-            entry_point: Some("main"),
-            compilation_options: Default::default(),
-            cache: None,
-        });
-    let bg = dev.raw().create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some("bench roof"),
-        layout: &pipe.get_bind_group_layout(0),
-        entries: &[
-            wgpu::BindGroupEntry {
-                binding: 0,
-                resource: ra.as_entire_binding(),
-            },
-            wgpu::BindGroupEntry {
-                binding: 1,
-                resource: rbuf.as_entire_binding(),
-            },
-        ],
-    });
-    let groups = (rb / 16).div_ceil(256).clamp(1, 8192) as u32;
-    let copy = || -> CliResult<f64> {
-        let t0 = Instant::now();
-        let mut enc = dev
-            .raw()
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
-        {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: None,
-                timestamp_writes: None,
-            });
-            pass.set_pipeline(&pipe);
-            pass.set_bind_group(0, &bg, &[]);
-            pass.dispatch_workgroups(groups, 1, 1);
-        }
-        dev.submit_wait(vec![enc.finish()])?;
-        Ok(t0.elapsed().as_secs_f64() * 1e3)
-    };
+    // The roof: a compute-shader copy of a buffer the size of the first input (bounded by
+    // the largest binding) into another, on the same device.
+    let probe = losskit::backend::wgpu::copy_probe::CopyProbe::new(&dev, (roof_len * 4) as u64);
+    let rb = probe.bytes;
+    let copy = || -> CliResult<f64> { Ok(probe.run(&dev, 1)? * 1e3) };
     let (_, first_loss) = call()?;
     copy()?;
     bar.inc(&format!("{} {label} dev", spec.id));
