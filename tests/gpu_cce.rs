@@ -17,7 +17,7 @@ use losskit::backend::DeviceBuffer;
 use losskit::tensor::DeviceOut;
 use losskit::testing::Rng;
 use losskit::{
-    Compute, Context, DType, ErrorKind, Grad, Loss, ParamValue,
+    Compute, Context, DType, ErrorKind, Grad, ParamValue,
     ParamValue::{Bool, F64, I64},
     Reduction, Tensor, TensorMut,
 };
@@ -26,20 +26,9 @@ use losskit::{
 mod gpu_common;
 use gpu_common::own_gpu_ctx;
 
-const ID: &str = "cut_cross_entropy";
-const REDUCTIONS: [Reduction; 3] = [Reduction::Mean, Reduction::Sum, Reduction::None];
-
-#[derive(Clone, Debug)]
-struct Prob {
-    n: usize,
-    d: usize,
-    v: usize,
-    e: Vec<f32>,
-    c: Vec<f32>,
-    t: Vec<i64>,
-    bias: Option<Vec<f32>>,
-    sw: Option<Vec<f32>>,
-}
+#[path = "common/cce.rs"]
+mod cce_common;
+use cce_common::{Gen, ID, Out, Prob, REDUCTIONS, loss_with, out_len, run, try_run};
 
 /// A random problem; `ignored` rows get `ignore`; `scale` multiplies e and c.
 #[allow(clippy::too_many_arguments)]
@@ -54,98 +43,19 @@ fn prob(
     scale: f64,
     seed: u64,
 ) -> Prob {
-    let mut r = Rng::new(seed);
-    let mut nrm =
-        |k: usize, s: f64| -> Vec<f32> { (0..k).map(|_| (r.normal() * s) as f32).collect() };
-    let e = nrm(n * d, scale);
-    let c = nrm(v * d, scale);
-    let bias = bias.then(|| nrm(v, 1.0));
-    let mut r = Rng::new(seed ^ 0x5EED);
-    let mut t: Vec<i64> = (0..n).map(|_| r.below(v as u64) as i64).collect();
-    let mut k = 0;
-    while k < ignored.min(n) {
-        let i = r.below(n as u64) as usize;
-        if t[i] != ignore {
-            t[i] = ignore;
-            k += 1;
-        }
-    }
-    let sw = sw.then(|| (0..n).map(|_| (2.0 * r.uniform()) as f32).collect());
-    Prob {
+    let g = Gen {
         n,
         d,
         v,
-        e,
-        c,
-        t,
+        ignored,
+        ignore_index: ignore,
         bias,
         sw,
-    }
-}
-
-#[derive(Clone, Debug, PartialEq)]
-struct Out {
-    loss: Vec<f32>,
-    de: Vec<f32>,
-    dc: Vec<f32>,
-    db: Option<Vec<f32>>,
-    lse: Vec<f32>,
-}
-
-fn out_len(red: Reduction, n: usize) -> usize {
-    if red == Reduction::None { n } else { 1 }
-}
-
-fn loss_with(ctx: &Context, params: &[(&str, ParamValue)]) -> Loss {
-    let mut l = ctx.loss(ID).unwrap();
-    for (k, v) in params {
-        l.set(k, *v).unwrap();
-    }
-    l
-}
-
-/// Host tensors, every gradient and `lse` asked for.
-fn try_run(l: &Loss, p: &Prob, red: Reduction, go: Option<&[f32]>) -> losskit::Result<Out> {
-    let mut o = Out {
-        loss: vec![f32::NAN; out_len(red, p.n)],
-        de: vec![f32::NAN; p.n * p.d],
-        dc: vec![f32::NAN; p.v * p.d],
-        db: p.bias.as_ref().map(|_| vec![f32::NAN; p.v]),
-        lse: vec![f32::NAN; p.n],
+        scale,
     };
-    {
-        let mut cm = Compute::new(red, &mut o.loss)
-            .input(Tensor::f32(&p.e, &[p.n, p.d]))
-            .input(Tensor::f32(&p.c, &[p.v, p.d]))
-            .input(Tensor::i64(&p.t, &[p.n]));
-        cm = match &p.bias {
-            Some(b) => cm.input(Tensor::f32(b, &[p.v])),
-            None => cm.absent(),
-        };
-        cm = match &p.sw {
-            Some(w) => cm.input(Tensor::f32(w, &[p.n])),
-            None => cm.absent(),
-        };
-        cm = cm
-            .grad(0, TensorMut::new(&mut o.de, &[p.n, p.d]))
-            .grad(1, TensorMut::new(&mut o.dc, &[p.v, p.d]))
-            .aux("lse", TensorMut::new(&mut o.lse, &[p.n]));
-        if let Some(db) = o.db.as_mut() {
-            cm = cm.grad(3, TensorMut::new(db, &[p.v]));
-        }
-        if let Some(g) = go {
-            cm = cm.grad_output(g);
-        }
-        l.compute(&mut cm)?;
-    }
-    Ok(o)
+    Prob::random(g, seed)
 }
 
-fn run(l: &Loss, p: &Prob, red: Reduction, go: Option<&[f32]>) -> Out {
-    try_run(l, p, red, go).unwrap()
-}
-
-/// The dense path in f64 (the logits rounded to f32 for `cross_entropy`).
 struct Dense {
     loss: Vec<f64>,
     de: Vec<f64>,

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+pub mod cce;
+
 /// Loss-value tolerance of f32 results against an f64 reference (absolute and relative).
 pub const LOSS_TOL: f64 = 2e-5;
 /// Gradient tolerance of f32 results against an f64 reference.
