@@ -15,11 +15,12 @@
 //! goes wrong from `C = 16384`, a 6-pass one between 9000 and 16384), and the results are
 //! then silently wrong. On an llvmpipe adapter [`Kernel::run`] therefore refuses (with
 //! `Unsupported`) rows whose length times the kernel's pass count exceeds
-//! [`LLVMPIPE_LOOP_BUDGET`]; hardware adapters have no such limit.
+//! the limit of the shared guard [`check_loop_iterations`]; hardware adapters have no such
+//! limit.
 //!
 //! The host side validates exactly like the CPU path (the same functions), computes the
 //! `mean` denominator with [`super::mean_denominator`] where rows can be ignored, and hands
-//! the rest to [`PerSampleWgsl::compute_with`]. Ignored rows (a target equal to
+//! the rest to the contract (a [`LazyKernel`]). Ignored rows (a target equal to
 //! `ignore_index`) get zero loss and zero gradients from the kernel; a kernel recognises
 //! them as a target outside `[0, C)` (validated targets outside it can only be
 //! `ignore_index`) or equal to the `ignore_index` parameter.

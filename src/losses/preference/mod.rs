@@ -33,7 +33,7 @@
 //!   split at `−ln 2`, `log1p` with the rounding of `1 + x` corrected, the margin loss and
 //!   the AlphaPO reward of `simpo`/`cpo`;
 //! - `pref_gpu_loss!` and `gpu_hooks!`: the `GpuLoss` implementation (the kernel built once
-//!   in a `OnceLock`, see [`run_gpu`]) and the two `LossImpl` hooks. Each loss passes its
+//!   as a `LazyKernel` of the per-sample contract) and the two `LossImpl` hooks. Each loss passes its
 //!   kernel file and its check function, which is the one its CPU path calls
 //!   ([`check_pairs`], [`read_pairs`] and the losses' own value checks), so both backends
 //!   refuse the same inputs with the same error before anything is launched or written;
@@ -135,7 +135,7 @@ use crate::{bail, err};
 pub const FAMILY_WGSL: &str = include_str!("family.wgsl");
 
 /// The GPU hook of a preference loss: its kernel `$file` (next to the loss, per-sample
-/// contract v1, after the losskit prelude and [`FAMILY_WGSL`]) run by [`run_gpu`] once
+/// contract v1, after the losskit prelude and [`FAMILY_WGSL`], built on first use) run once
 /// `$check(spec, params, compute)` (the checks the CPU path makes, shared with it) passed.
 /// `$check` returns `()`, or with `den = $check` the `mean` denominator (`f64`, the same value the
 /// CPU path divides by) for a loss whose mean is not over all rows.
@@ -170,13 +170,12 @@ macro_rules! pref_gpu_loss {
                     &$crate::compute::Compute<'_>,
                 ) -> $crate::error::Result<$ret> = $check;
                 let den: Option<f64> = ($den)(check(spec, p, c)?);
-                $crate::losses::preference::run_gpu(
-                    &KERNEL,
-                    den,
+                KERNEL.run(
                     dev,
                     spec,
                     p,
                     c,
+                    $crate::backend::wgpu::per_sample::PerSampleOpts { den },
                 )
             }
         }
@@ -197,26 +196,6 @@ macro_rules! gpu_hooks {
     };
 }
 pub(crate) use gpu_hooks;
-
-/// Run a family kernel (built on first use) under the per-sample contract; `den` is the
-/// `mean` denominator when it is not the number of rows.
-#[cfg(feature = "wgpu")]
-pub fn run_gpu(
-    kernel: &crate::backend::wgpu::per_sample::LazyKernel,
-    den: Option<f64>,
-    dev: &crate::backend::wgpu::GpuDevice,
-    spec: &LossSpec,
-    p: &crate::params::Params,
-    c: &mut Compute<'_>,
-) -> Result<()> {
-    kernel.run(
-        dev,
-        spec,
-        p,
-        c,
-        crate::backend::wgpu::per_sample::PerSampleOpts { den },
-    )
-}
 
 /// Stable `softplus(x) = max(x, 0) + log1p(e^{−|x|})`.
 #[inline]
