@@ -102,7 +102,7 @@ fn run_case(gpu: &Context, cpu: &Context, id: &str, dims: &BTreeMap<String, usiz
         return;
     };
     let spec = lc.def().spec.clone();
-    if !lg.def().imp.has_gpu() {
+    if !lg.def().has_gpu() {
         println!("{id}: no GPU kernel (it would run its CPU path); skipped");
         return;
     }

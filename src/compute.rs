@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::error::Result;
 use crate::reduction::Reduction;
-use crate::registry::LossSpec;
+use crate::spec::LossSpec;
 use crate::tensor::{Data, Grad, Tensor, TensorMut};
 use crate::{bail, err};
 
@@ -28,6 +28,38 @@ pub struct Compute<'a> {
     pub aux: Vec<(String, TensorMut<'a>)>,
     /// Sizes of the shape letters, filled in by [`Compute::validate`].
     pub dims: BTreeMap<String, usize>,
+    /// What the loss's validation produced for this call, before dispatch; both backends
+    /// execute it (see [`Plan`]).
+    pub plan: Plan,
+}
+
+/// The per-call plan: built once, before dispatch, by the loss's validation step
+/// (`LossImpl::plan`), and read by the CPU driver and the GPU executor alike, so that both
+/// refuse (or accept) the same inputs by construction and divide `mean` by the same number.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Plan {
+    /// Set once the plan was built for this call.
+    pub built: bool,
+    /// The `mean` denominator; `None` = the number of rows.
+    pub den: Option<f64>,
+    /// Validated integer targets, one per row (`ignore_index` rows included).
+    pub targets: Option<Vec<i64>>,
+    /// Validated class weights (finite, `>= 0`), when given.
+    pub class_weights: Option<Vec<f32>>,
+    /// Validated sample weights (finite, `>= 0`), when given.
+    pub sample_weight: Option<Vec<f32>>,
+    /// Constants computed on the host for the GPU kernel (after the parameters).
+    pub consts: Vec<f32>,
+}
+
+impl Plan {
+    /// A plan with only a `mean` denominator (`None` = the number of rows).
+    pub fn with_den(den: Option<f64>) -> Self {
+        Plan {
+            den,
+            ..Plan::default()
+        }
+    }
 }
 
 impl<'a> Compute<'a> {
@@ -41,6 +73,7 @@ impl<'a> Compute<'a> {
             grads: Vec::new(),
             aux: Vec::new(),
             dims: BTreeMap::new(),
+            plan: Plan::default(),
         }
     }
     /// Append the next input.

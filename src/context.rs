@@ -2,9 +2,10 @@
 
 use std::sync::{Arc, RwLock};
 
-use crate::backend::{BackendKind, DeviceBuffer, DeviceInfo};
+use crate::backend::{BackendKind, DeviceInfo};
 use crate::bail;
 use crate::compute::Compute;
+use crate::device::DeviceBuffer;
 use crate::error::Result;
 use crate::params::{ParamValue, Params};
 use crate::plugin::PluginInfo;
@@ -192,9 +193,9 @@ impl Context {
         #[cfg(feature = "wgpu")]
         {
             if let Some(g) = &self.inner.gpu {
-                return Ok(DeviceBuffer {
-                    inner: crate::backend::wgpu::buffers::create(g, n_bytes)?,
-                });
+                return Ok(DeviceBuffer::from_memory(
+                    crate::backend::wgpu::buffers::create(g, n_bytes)?,
+                ));
             }
         }
         let _ = n_bytes;
@@ -389,37 +390,49 @@ impl Loss {
                 .iter()
                 .any(|g| matches!(g, crate::tensor::Grad::Device(_)));
         #[cfg(feature = "wgpu")]
-        if let Some(dev) = &self._ctx.gpu {
-            let big = c.inputs.iter().flatten().next().map_or(0, |t| t.numel());
-            let small =
-                self._ctx.auto && !device_args && auto_min_elements().is_none_or(|m| big < m);
-            match self.def.imp.gpu() {
-                Some(g) if !small => {
-                    crate::backend::wgpu::check_device_args(dev, id, c)?;
-                    return g.compute_gpu(dev, spec, &self.params, c);
-                }
-                Some(_) => {
+        let gpu = match &self._ctx.gpu {
+            Some(dev) if self.def.has_gpu() => {
+                let big = c.inputs.iter().flatten().next().map_or(0, |t| t.numel());
+                let small =
+                    self._ctx.auto && !device_args && auto_min_elements().is_none_or(|m| big < m);
+                if small {
                     tracing::debug!(
                         "losskit: {id}: auto -> cpu (host tensors, {big} elements; LOSSKIT_AUTO_GPU_MIN_ELEMENTS = {:?})",
                         auto_min_elements()
                     );
-                }
-                None => {
-                    if device_args {
-                        bail!(
-                            Unsupported,
-                            "{id}: has no GPU kernel, so it cannot read device buffers; pass host tensors (it then runs on the CPU)"
-                        );
-                    }
-                    tracing::info!("losskit: {id}: no GPU kernel, computing on the CPU");
+                    None
+                } else {
+                    crate::backend::wgpu::check_device_args(dev, id, c)?;
+                    Some(dev)
                 }
             }
-        }
-        if device_args {
+            Some(_) => {
+                if device_args {
+                    bail!(
+                        Unsupported,
+                        "{id}: has no GPU kernel, so it cannot read device buffers; pass host tensors (it then runs on the CPU)"
+                    );
+                }
+                tracing::info!("losskit: {id}: no GPU kernel, computing on the CPU");
+                None
+            }
+            None => None,
+        };
+        #[cfg(not(feature = "wgpu"))]
+        let gpu: Option<()> = None;
+        if device_args && gpu.is_none() {
             bail!(
                 Unsupported,
                 "{id}: device tensors (lk_buffer) need a WGPU context; this context computes on the CPU"
             );
+        }
+        // The plan step: what both backends refuse alike, and the values they both use.
+        let mut plan = self.def.imp.plan(spec, &self.params, c)?;
+        plan.built = true;
+        c.plan = plan;
+        #[cfg(feature = "wgpu")]
+        if let Some(dev) = gpu {
+            return crate::exec::gpu::run(&self.def, dev, &self.params, c);
         }
         self.def.imp.compute_cpu(spec, &self.params, c)
     }

@@ -3,7 +3,7 @@
 //! A value outside its range is an error (`InvalidParam`), never a clamp.
 
 use crate::error::Result;
-use crate::registry::Text;
+use crate::text::Text;
 use crate::{bail, err};
 
 /// The type and valid range of a parameter.

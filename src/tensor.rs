@@ -4,7 +4,7 @@
 //! larger stride (`row_stride`, in elements), so a caller can pass rows that live inside a
 //! wider buffer. No FFI types appear here: `ffi/` converts C `lk_tensor` views into these.
 
-use crate::backend::DeviceBuffer;
+use crate::device::DeviceBuffer;
 use crate::error::Result;
 use crate::{bail, err};
 

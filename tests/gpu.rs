@@ -59,7 +59,7 @@ fn every_loss_should_match_reference_backend() {
     ];
     let mut checked = 0;
     for def in g.losses() {
-        if !def.imp.has_gpu() {
+        if !def.has_gpu() {
             // Runs its CPU path on a WGPU context (see loss_without_kernel_falls_back_to_cpu).
             continue;
         }
@@ -118,25 +118,20 @@ fn every_loss_should_match_reference_backend() {
 }
 
 #[test]
-fn gpu_hook_and_catalogue_flag_agree() {
+fn every_builtin_declares_a_gpu_kernel() {
     let mut cpu_only = Vec::new();
     for def in losskit::registry::builtins() {
-        assert_eq!(
-            def.imp.has_gpu(),
-            def.imp.gpu().is_some(),
-            "{}: has_gpu() disagrees with its GPU hook",
-            def.spec.id
-        );
-        if !def.imp.has_gpu() {
+        if !def.has_gpu() {
             cpu_only.push(def.spec.id.to_string());
         }
     }
     assert!(
-        losskit::registry::builtin("cross_entropy").is_some_and(|d| d.imp.has_gpu()),
+        losskit::registry::builtin("cross_entropy").is_some_and(|d| d.has_gpu()),
         "cross_entropy must have its GPU kernel"
     );
-    println!(
-        "builtins without a GPU kernel yet (CPU fallback): {}",
+    assert!(
+        cpu_only.is_empty(),
+        "builtins without a GPU kernel (every builtin has both paths): {}",
         cpu_only.join(", ")
     );
 }
@@ -643,7 +638,7 @@ fn missing_driver_gives_backend_unavailable() {
 /// A per-sample test loss: `l_i = s · w_i · sum_j (pred_ij - tgt_ij)^2`, with an optional
 /// per-row weight and an f64 parameter `s`; CPU in Rust, GPU through the contract.
 mod mse {
-    use losskit::backend::wgpu::{GpuLoss, PerSampleWgsl};
+    use losskit::exec::kernel::{GpuKernel, SampleKernel};
     use losskit::registry::{InputSpec, LossDef, LossImpl, LossSpec};
     use losskit::{Compute, Grad, ParamSpec, Params, Result};
 
@@ -680,9 +675,7 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
             .param(ParamSpec::f64("s", 1.0, 0.0, 10.0, "scale"))
     }
 
-    pub struct Mse {
-        pub gpu: PerSampleWgsl,
-    }
+    pub struct Mse;
 
     impl LossImpl for Mse {
         fn compute_cpu(&self, _s: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
@@ -711,15 +704,12 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
             }
             Ok(())
         }
-        fn gpu(&self) -> Option<&dyn GpuLoss> {
-            Some(&self.gpu)
-        }
     }
 
     pub fn def(id: &str) -> LossDef {
         let spec = spec(id);
-        let gpu = PerSampleWgsl::new(&spec, WGSL).expect("valid contract kernel");
-        LossDef::new(spec, Mse { gpu })
+        assert!(losskit::backend::wgpu::PerSampleWgsl::new(&spec, WGSL).is_ok());
+        LossDef::new(spec, Mse).gpu(GpuKernel::Sample(SampleKernel::owned(WGSL.to_string())))
     }
 }
 
@@ -795,7 +785,9 @@ fn per_sample_contract_kernel_matches_cpu() {
 
 /// A contract kernel writing an auxiliary output, run with a custom `mean` denominator.
 mod aux_kernel {
-    use losskit::backend::wgpu::{GpuDevice, GpuLoss, PerSampleOpts, PerSampleWgsl};
+    use losskit::backend::wgpu::PerSampleWgsl;
+    use losskit::compute::Plan;
+    use losskit::exec::kernel::{GpuKernel, SampleKernel};
     use losskit::registry::{AuxSpec, InputSpec, LossDef, LossImpl, LossSpec};
     use losskit::{Compute, Params, Result};
 
@@ -837,29 +829,15 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
             ))
     }
 
-    pub struct RowSum {
-        pub gpu: PerSampleWgsl,
-    }
-
-    impl GpuLoss for RowSum {
-        fn compute_gpu(
-            &self,
-            dev: &GpuDevice,
-            spec: &LossSpec,
-            p: &Params,
-            c: &mut Compute<'_>,
-        ) -> Result<()> {
-            let opts = PerSampleOpts { den: Some(7.0) };
-            self.gpu.compute_with(dev, spec, p, c, opts)
-        }
-    }
+    pub struct RowSum;
 
     impl LossImpl for RowSum {
+        /// A `mean` denominator of its own.
+        fn plan(&self, _s: &LossSpec, _p: &Params, _c: &Compute<'_>) -> Result<Plan> {
+            Ok(Plan::with_den(Some(7.0)))
+        }
         fn compute_cpu(&self, _s: &LossSpec, _p: &Params, _c: &mut Compute<'_>) -> Result<()> {
             losskit::bail!(Unsupported, "test_aux runs on the GPU only")
-        }
-        fn gpu(&self) -> Option<&dyn GpuLoss> {
-            Some(self)
         }
     }
 
@@ -871,7 +849,7 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
         )
         .expect("valid contract kernel");
         assert_eq!(gpu.aux_outputs(), 2);
-        LossDef::new(spec, RowSum { gpu })
+        LossDef::new(spec, RowSum).gpu(GpuKernel::Sample(SampleKernel::new(&[], WGSL)))
     }
 }
 
@@ -1002,11 +980,10 @@ fn loss_without_kernel_falls_back_to_cpu() {
     }
     let Some(g) = own_gpu_ctx() else { return };
     let spec = mse::spec("test_cpu_only");
-    let gpu = losskit::backend::wgpu::PerSampleWgsl::new(&spec, mse::WGSL).unwrap();
-    g.register(losskit::LossDef::new(spec, NoGpu(mse::Mse { gpu })))
+    g.register(losskit::LossDef::new(spec, NoGpu(mse::Mse)))
         .unwrap();
     let l = g.loss("test_cpu_only").unwrap();
-    assert!(!l.def().imp.has_gpu());
+    assert!(!l.def().has_gpu());
     let x = [1.0f32, 2.0, 3.0, 4.0];
     let t = [0.0f32; 4];
     let mut loss = [0f32];
@@ -1160,7 +1137,7 @@ fn device_rows_with_a_stride() {
 fn per_sample_i64_inputs_must_fit_i32() {
     use losskit::backend::wgpu::PerSampleWgsl;
     use losskit::registry::{InputSpec, LossDef, LossImpl, LossSpec};
-    struct Count(PerSampleWgsl);
+    struct Count;
     impl LossImpl for Count {
         fn compute_cpu(
             &self,
@@ -1173,9 +1150,6 @@ fn per_sample_i64_inputs_must_fit_i32() {
             losskit::reduction::RowReducer::new(c.reduction, c.grad_output, per.len() as f64)
                 .write_loss(&per, c.loss);
             Ok(())
-        }
-        fn gpu(&self) -> Option<&dyn losskit::backend::wgpu::GpuLoss> {
-            Some(&self.0)
         }
     }
     let Some(g) = own_gpu_ctx() else { return };
@@ -1193,8 +1167,13 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     lk_loss[i] = f32(k[i]);
     g_x[i] = 0.0;
 }";
-    let gpu = PerSampleWgsl::new(&spec, src).unwrap();
-    g.register(LossDef::new(spec, Count(gpu))).unwrap();
+    assert!(PerSampleWgsl::new(&spec, src).is_ok());
+    g.register(
+        LossDef::new(spec, Count).gpu(losskit::exec::kernel::GpuKernel::Sample(
+            losskit::exec::kernel::SampleKernel::owned(src.to_string()),
+        )),
+    )
+    .unwrap();
     let l = g.loss("test_count").unwrap();
     let x = [0f32; 3];
     let mut out = [0f32; 3];

@@ -789,7 +789,7 @@ fn wide_random_inputs_match() {
     let (mut checked, mut refused) = (0, Vec::new());
     for (li, id) in ids.iter().enumerate() {
         let def = g.find(id).unwrap();
-        assert!(def.imp.has_gpu(), "{id} has a GPU kernel");
+        assert!(def.has_gpu(), "{id} has a GPU kernel");
         let size = |l: &str| -> usize {
             if let Some((_, v)) = def.test_dims.iter().find(|(k, _)| k == l) {
                 return *v;

@@ -462,7 +462,9 @@ fn bad_inputs_give_the_cpu_errors() {
 /// `[2, N, D]` with a fixed leading axis (`PerSampleWgsl::with_leading_axis`), an input bound
 /// whole (`with_whole_inputs`) and a host constant (`compute_with_consts`).
 mod lead_kernel {
-    use losskit::backend::wgpu::{GpuDevice, GpuLoss, PerSampleOpts, PerSampleWgsl};
+    use losskit::backend::wgpu::PerSampleWgsl;
+    use losskit::compute::Plan;
+    use losskit::exec::kernel::{GpuKernel, SampleKernel};
     use losskit::params::{ParamSpec, Params};
     use losskit::registry::{InputSpec, LossDef, LossImpl, LossSpec};
     use losskit::{Compute, Result};
@@ -494,30 +496,18 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 ";
 
-    pub struct Lead {
-        pub gpu: PerSampleWgsl,
-    }
-
-    impl GpuLoss for Lead {
-        fn compute_gpu(
-            &self,
-            dev: &GpuDevice,
-            spec: &LossSpec,
-            p: &Params,
-            c: &mut Compute<'_>,
-        ) -> Result<()> {
-            let k = 3.0 * p.f64("scale") as f32;
-            self.gpu
-                .compute_with_consts(dev, spec, p, c, PerSampleOpts::default(), &[k])
-        }
-    }
+    pub struct Lead;
 
     impl LossImpl for Lead {
+        /// The host constant `c = 3·scale`, after the parameters.
+        fn plan(&self, _s: &LossSpec, p: &Params, _c: &Compute<'_>) -> Result<Plan> {
+            Ok(Plan {
+                consts: vec![3.0 * p.f64("scale") as f32],
+                ..Plan::default()
+            })
+        }
         fn compute_cpu(&self, _s: &LossSpec, _p: &Params, _c: &mut Compute<'_>) -> Result<()> {
             losskit::bail!(Unsupported, "test_lead runs on the GPU only")
-        }
-        fn gpu(&self) -> Option<&dyn GpuLoss> {
-            Some(self)
         }
     }
 
@@ -529,10 +519,12 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
         let src = format!("{}\n{WGSL}", losskit::backend::wgpu::PRELUDE);
         // The plain contract refuses a differentiable input without the letter first.
         assert!(PerSampleWgsl::new(&spec, &src).is_err());
-        let gpu = PerSampleWgsl::with_leading_axis(&spec, &src)
-            .expect("valid contract kernel")
-            .with_whole_inputs(&[1]);
-        LossDef::new(spec, Lead { gpu })
+        assert!(PerSampleWgsl::with_leading_axis(&spec, &src).is_ok());
+        LossDef::new(spec, Lead).gpu(GpuKernel::Sample(
+            SampleKernel::new(&[], WGSL)
+                .leading_axis()
+                .whole_inputs(&[1]),
+        ))
     }
 }
 

@@ -182,7 +182,7 @@ fn losses(g: &Context, set: &[(&str, ParamValue)]) -> (Loss, Loss) {
 
 #[test]
 fn has_a_gpu_kernel() {
-    assert!(losskit::registry::builtin(ID).is_some_and(|d| d.imp.has_gpu()));
+    assert!(losskit::registry::builtin(ID).is_some_and(|d| d.has_gpu()));
 }
 
 #[test]

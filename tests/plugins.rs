@@ -202,8 +202,8 @@ fn asl_loads_and_is_listed_like_a_builtin() {
     assert_eq!(s.params.len(), 3);
     assert_eq!(s.params[1].name.as_str(), "gamma_neg");
     assert_eq!(s.params[2].range_text(), "[0, 1)");
-    assert!(def.imp.has_gpu());
-    assert!(def.imp.wgsl_per_sample().unwrap().contains("fn lk_main"));
+    assert!(def.has_gpu());
+    assert!(def.wgsl_source().unwrap().contains("fn lk_main"));
     // Parameters are checked like a builtin's: out of range is an error, never a clamp.
     let mut l = ctx.loss("asymmetric_loss").unwrap();
     assert_eq!(err_of(l.set_f64("clip", 1.0)).kind, ErrorKind::InvalidParam);
@@ -445,7 +445,7 @@ fn rust_plugin_loads_by_file_name_entry_and_matches_its_reference() {
     assert_eq!(info.entry.as_str(), "lk_plugin_logcosh_init");
     assert_eq!(info.name.as_str(), "logcosh");
     let def = ctx.find("log_cosh").unwrap();
-    assert!(def.imp.has_gpu());
+    assert!(def.has_gpu());
     assert_eq!(def.spec.params[0].range_text(), "(0, inf)");
     let d = dims(&[("N", 6), ("D", 4)]);
     for delta in [1.0, 0.3, 2.5] {
@@ -647,8 +647,8 @@ fn optional_fields_beyond_struct_size_are_not_read() {
     plugin::load(&ctx, toy_plugin(), None).unwrap();
     // toy_old's table ends before wgsl_source, which holds garbage: the host ignores it.
     let d = ctx.find("toy_old").unwrap();
-    assert!(d.imp.wgsl_per_sample().is_none());
-    assert!(!d.imp.has_gpu());
+    assert!(d.wgsl_source().is_none());
+    assert!(!d.has_gpu());
     let mut l = ctx.loss("toy_old").unwrap();
     l.set_i64("code", 0).unwrap();
     let case = Case::random(&l, &dims(&[("N", 3)]), 1, true);
@@ -970,7 +970,7 @@ fn example_kernels_parse_and_follow_the_per_sample_contract() {
     let ctx = support::context_with_examples();
     for id in ["asymmetric_loss", "log_cosh"] {
         let def = ctx.find(id).unwrap();
-        let src = def.imp.wgsl_per_sample().expect("a WGSL kernel");
+        let src = def.wgsl_source().expect("a WGSL kernel");
         check_kernel(&def.spec, src);
     }
 }
@@ -1072,7 +1072,7 @@ fn plugin_kernels_match_their_cpu_callbacks_on_the_gpu() {
         let lg = gpu.loss(id).unwrap();
         let lc = cpu.loss(id).unwrap();
         assert!(
-            lg.def().imp.has_gpu(),
+            lg.def().has_gpu(),
             "{id}: its WGSL kernel was not registered"
         );
         for (seed, rows) in [(1u64, 5usize), (2, 130)] {

@@ -49,7 +49,8 @@ impl BackendKind {
 #[cfg(feature = "wgpu")]
 pub mod wgpu;
 
-use crate::registry::Text;
+pub use crate::device::DeviceBuffer;
+use crate::text::Text;
 
 /// The GPU adapter a context computes on and its key limits (see `lk_context_device_*`).
 #[derive(Clone, Debug)]
@@ -93,102 +94,4 @@ impl DeviceInfo {
             _ => return None,
         })
     }
-}
-
-/// A device-resident buffer (`lk_buffer`): created by a WGPU context, written and read by
-/// the caller, and referred to by tensors ([`crate::Data::Device`], [`crate::Grad::Device`]) so
-/// inputs and gradients can stay on the GPU between calls. Cheap to clone (shared handle).
-#[derive(Clone)]
-pub struct DeviceBuffer {
-    #[cfg(feature = "wgpu")]
-    pub(crate) inner: std::sync::Arc<self::wgpu::buffers::BufInner>,
-    #[cfg(not(feature = "wgpu"))]
-    never: std::convert::Infallible,
-}
-
-impl std::fmt::Debug for DeviceBuffer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeviceBuffer")
-            .field("bytes", &self.size())
-            .finish()
-    }
-}
-
-impl DeviceBuffer {
-    /// Size in bytes (as created).
-    pub fn size(&self) -> u64 {
-        #[cfg(feature = "wgpu")]
-        {
-            self.inner.size
-        }
-        #[cfg(not(feature = "wgpu"))]
-        match self.never {}
-    }
-    /// Copy `data` into the buffer at byte `offset` (offset and length multiples of 4).
-    pub fn write(&self, offset: u64, data: &[u8]) -> crate::Result<()> {
-        #[cfg(feature = "wgpu")]
-        {
-            self.inner.write(offset, data)
-        }
-        #[cfg(not(feature = "wgpu"))]
-        {
-            let _ = (offset, data);
-            match self.never {}
-        }
-    }
-    /// Copy bytes at byte `offset` into `out` (waits for computes submitted before).
-    pub fn read(&self, offset: u64, out: &mut [u8]) -> crate::Result<()> {
-        #[cfg(feature = "wgpu")]
-        {
-            self.inner.read(offset, out)
-        }
-        #[cfg(not(feature = "wgpu"))]
-        {
-            let _ = (offset, out);
-            match self.never {}
-        }
-    }
-    /// Write f32 values at element `offset`.
-    pub fn write_f32(&self, offset: usize, v: &[f32]) -> crate::Result<()> {
-        self.write((offset * 4) as u64, f32_bytes(v))
-    }
-    /// Write i64 values at element `offset`.
-    pub fn write_i64(&self, offset: usize, v: &[i64]) -> crate::Result<()> {
-        let b: Vec<u8> = v.iter().flat_map(|x| x.to_ne_bytes()).collect();
-        self.write((offset * 8) as u64, &b)
-    }
-    /// Read `n` f32 values at element `offset`.
-    pub fn read_f32(&self, offset: usize, n: usize) -> crate::Result<Vec<f32>> {
-        let mut b = vec![0u8; n * 4];
-        self.read((offset * 4) as u64, &mut b)?;
-        Ok(b.chunks_exact(4)
-            .map(|c| f32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
-    }
-    /// Read `n` i64 values at element `offset`.
-    pub fn read_i64(&self, offset: usize, n: usize) -> crate::Result<Vec<i64>> {
-        let mut b = vec![0u8; n * 8];
-        self.read((offset * 8) as u64, &mut b)?;
-        Ok(b.chunks_exact(8)
-            .map(|c| i64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-            .collect())
-    }
-    /// True when both handles refer to the same device buffer.
-    pub fn same(&self, other: &DeviceBuffer) -> bool {
-        #[cfg(feature = "wgpu")]
-        {
-            std::sync::Arc::ptr_eq(&self.inner, &other.inner)
-        }
-        #[cfg(not(feature = "wgpu"))]
-        {
-            let _ = other;
-            match self.never {}
-        }
-    }
-}
-
-fn f32_bytes(v: &[f32]) -> &[u8] {
-    // SAFETY: f32 has no invalid bit patterns or padding; the byte view covers exactly the
-    // same memory, with alignment 1.
-    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
 }

@@ -9,7 +9,7 @@ use std::ffi::c_void;
 
 use super::context::lk_context;
 use super::{guard, guard_or, lk_status, ref_arg};
-use crate::backend::DeviceBuffer;
+use crate::device::DeviceBuffer;
 use crate::err;
 
 /// A device-resident buffer. Opaque; create with lk_buffer_create, free with

@@ -3,9 +3,9 @@
 use std::ffi::{c_char, c_void};
 
 use super::buffer::lk_buffer;
-use crate::backend::DeviceBuffer;
 use crate::bail;
 use crate::compute::Compute;
+use crate::device::DeviceBuffer;
 use crate::error::Result;
 use crate::reduction::Reduction;
 use crate::tensor::{self, DType, Data, DeviceData, DeviceOut, Grad, Tensor, TensorMut};

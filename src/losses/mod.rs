@@ -5,7 +5,7 @@ pub mod lm;
 pub mod preference;
 pub mod rl;
 
-use crate::registry::LossDef;
+use crate::exec::def::LossDef;
 
 /// The builtin losses, in catalogue order. Adding a loss = one module + one line here.
 pub static BUILTINS: &[fn() -> LossDef] = &[

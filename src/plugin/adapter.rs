@@ -16,11 +16,14 @@ use super::abi::{
 };
 use crate::compute::Compute;
 use crate::error::{ErrorKind, LkError, Result};
+use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::kernel::{GpuKernel, SampleKernel};
 use crate::ffi::tensor::{LK_DEVICE_CPU, LK_DTYPE_CODE_FLOAT, LK_DTYPE_CODE_INT, lk_dtype};
 use crate::params::{ParamKind, ParamSpec, ParamValue, Params};
 use crate::reduction::{Reduction, RowReducer};
-use crate::registry::{AuxSpec, Domain, InputSpec, LossDef, LossImpl, LossSpec, Text};
+use crate::spec::{AuxSpec, Domain, InputSpec, LossSpec};
 use crate::tensor::{DType, Grad, TensorMut, numel};
+use crate::text::Text;
 use crate::{bail, err};
 
 /// Sanity limits on what one loss table may declare.
@@ -103,10 +106,6 @@ pub(crate) struct PluginLoss {
     create: Option<lk_plugin_create_fn>,
     destroy: Option<lk_plugin_destroy_fn>,
     compute: lk_plugin_compute_fn,
-    wgsl: Option<String>,
-    /// The kernel, compiled against the per-sample contract, when the plugin brings one.
-    #[cfg(feature = "wgpu")]
-    gpu: Option<crate::backend::wgpu::PerSampleWgsl>,
     /// Shape letters in order of first appearance over the inputs.
     letters: Vec<String>,
     states: Mutex<Vec<(Vec<u64>, Arc<State>)>>,
@@ -460,18 +459,21 @@ impl PluginLoss {
         spec.validate().map_err(spec_err)?;
         let letters = letters_of(&spec);
         check_plugin_spec(&spec, wgsl.is_some(), &letters).map_err(spec_err)?;
-        #[cfg(feature = "wgpu")]
-        let gpu = match &wgsl {
-            Some(src) => Some(
-                crate::backend::wgpu::PerSampleWgsl::new(&spec, src).map_err(|e| {
+        // The kernel, checked against the per-sample contract now, when the plugin brings one.
+        let gpu = match wgsl {
+            Some(src) => {
+                let k = SampleKernel::owned(src);
+                #[cfg(feature = "wgpu")]
+                crate::exec::gpu::sample::built(&spec, &k).map_err(|e| {
                     spec_err(err!(
                         InvalidArg,
                         "wgsl_source does not follow the per-sample kernel contract: {}",
                         e.msg
                     ))
-                })?,
-            ),
-            None => None,
+                })?;
+                GpuKernel::Sample(k)
+            }
+            None => GpuKernel::None,
         };
         let imp = PluginLoss {
             id: id.clone(),
@@ -480,9 +482,6 @@ impl PluginLoss {
             create: t.create,
             destroy: t.destroy,
             compute,
-            wgsl,
-            #[cfg(feature = "wgpu")]
-            gpu,
             letters,
             states: Mutex::new(Vec::new()),
             lib,
@@ -494,7 +493,7 @@ impl PluginLoss {
                 format!("checking the default parameters: {}", e.msg),
             )
         })?;
-        Ok(LossDef::new(spec, imp))
+        Ok(LossDef::new(spec, imp).gpu(gpu))
     }
 
     /// An error from a callback that returned `rc`, with the plugin's own message.
@@ -605,17 +604,6 @@ impl PluginLoss {
 impl LossImpl for PluginLoss {
     fn check_params(&self, _spec: &LossSpec, params: &Params) -> Result<()> {
         self.state(params).map(|_| ())
-    }
-
-    fn wgsl_per_sample(&self) -> Option<&str> {
-        self.wgsl.as_deref()
-    }
-
-    #[cfg(feature = "wgpu")]
-    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
-        self.gpu
-            .as_ref()
-            .map(|g| g as &dyn crate::backend::wgpu::GpuLoss)
     }
 
     fn compute_cpu(&self, spec: &LossSpec, params: &Params, c: &mut Compute<'_>) -> Result<()> {

@@ -338,6 +338,38 @@ fn check_range(what: &str, size: u64, offset: u64, len: usize) -> Result<()> {
     Ok(())
 }
 
+impl crate::device::DeviceMemory for BufInner {
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> Result<()> {
+        BufInner::write(self, offset, data)
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> Result<()> {
+        BufInner::read(self, offset, out)
+    }
+}
+
+/// The wgpu buffer behind a [`crate::device::DeviceBuffer`] (every device buffer is made by
+/// this backend: [`create`]).
+pub trait WgpuBuffer {
+    /// The shared buffer.
+    fn wgpu(&self) -> Arc<BufInner>;
+    /// A reference to the buffer.
+    fn wgpu_ref(&self) -> &BufInner;
+}
+
+impl WgpuBuffer for crate::device::DeviceBuffer {
+    fn wgpu(&self) -> Arc<BufInner> {
+        self.memory_as::<BufInner>()
+            .expect("every device buffer is a wgpu buffer")
+    }
+    fn wgpu_ref(&self) -> &BufInner {
+        self.memory_ref::<BufInner>()
+            .expect("every device buffer is a wgpu buffer")
+    }
+}
+
 impl BufInner {
     /// Copy `data` into the buffer at `offset` (visible to every later compute).
     pub fn write(&self, offset: u64, data: &[u8]) -> Result<()> {

@@ -71,7 +71,7 @@
 //!
 //! (`a = d = A`, `b = 0`), a [`rowwise::RowKernel`] naming the snippet, and a `GpuLoss` impl
 //! calling [`rowwise::run`] with a [`rowwise::RowCall`] holding the
-//! [`crate::losses::classification::RowwiseSetup`] and `[ε]` as parameters (see
+//! [`crate::exec::rowwise::RowwiseSetup`] and `[ε]` as parameters (see
 //! `losses/classification/poly1.rs`). Validation, weights, `ignore_index`, reduction,
 //! chunking, device buffers and the auxiliary outputs come for free. The skeleton covers
 //! losses whose gradient is affine in `p_c` and `w_c` with per-row
@@ -126,7 +126,6 @@ pub mod launch;
 pub mod pairwise;
 pub mod per_sample;
 pub mod pipeline_cache;
-pub mod rowwise;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -135,9 +134,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use crate::backend::DeviceInfo;
 use crate::compute::Compute;
 use crate::error::{ErrorKind, LkError, Result};
-use crate::params::Params;
-use crate::registry::{LossSpec, Text};
+use crate::text::Text;
 use crate::{bail, err};
+use buffers::WgpuBuffer;
 
 pub use buffers::BufferPool;
 pub use per_sample::{PerSampleOpts, PerSampleWgsl};
@@ -145,22 +144,6 @@ pub use pipeline_cache::{PipelineCache, PipelineKey};
 
 /// The shared WGSL helpers prepended to losskit's own kernels.
 pub const PRELUDE: &str = include_str!("prelude.wgsl");
-
-/// The GPU hook of a loss: compute on a wgpu device.
-///
-/// Called with arguments already validated against the spec (as for
-/// [`crate::LossImpl::compute_cpu`]); inputs and outputs may be host memory or device
-/// buffers ([`crate::Data::Device`], [`crate::Grad::Device`]).
-pub trait GpuLoss: Send + Sync {
-    /// Compute on `dev`.
-    fn compute_gpu(
-        &self,
-        dev: &GpuDevice,
-        spec: &LossSpec,
-        params: &Params,
-        c: &mut Compute<'_>,
-    ) -> Result<()>;
-}
 
 fn env_flag(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
@@ -303,7 +286,7 @@ type Layout = (Arc<wgpu::BindGroupLayout>, Arc<wgpu::PipelineLayout>);
 
 /// Check every device buffer of a call belongs to `dev`.
 pub fn check_device_args(dev: &GpuDevice, id: &str, c: &Compute<'_>) -> Result<()> {
-    let foreign = |b: &crate::backend::DeviceBuffer| b.inner.dev.id != dev.id;
+    let foreign = |b: &crate::device::DeviceBuffer| b.wgpu_ref().dev.id != dev.id;
     for (k, t) in c.inputs.iter().enumerate() {
         if let Some(crate::tensor::Tensor {
             data: crate::tensor::Data::Device(d),

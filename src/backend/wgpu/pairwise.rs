@@ -25,6 +25,7 @@
 
 use super::buffers::{self, Pooled, Window};
 use super::{BindKind, GpuDevice, PRELUDE, PipelineKey, launch};
+use crate::backend::wgpu::buffers::WgpuBuffer;
 use crate::compute::Compute;
 use crate::error::Result;
 use crate::tensor::{Data, Grad, Tensor};
@@ -678,7 +679,7 @@ pub fn stage_input<'d>(
     match &t.data {
         Data::Device(d) => {
             let p = kn.scratch(what, n)?;
-            let src = &d.buffer.inner.buf;
+            let src = &d.buffer.wgpu_ref().buf;
             if n > 0 {
                 if t.row_stride == cols || rows == 1 {
                     kn.enc.copy_buffer_to_buffer(
@@ -724,7 +725,7 @@ pub fn route_grad<'d>(
 ) -> Result<()> {
     let (buf, off, stride) = match (&c.grads.get(k), c.get(k)) {
         (None | Some(Grad::None), _) => return Ok(()),
-        (Some(Grad::Device(o)), _) => (o.data.buffer.inner.clone(), o.data.offset, o.row_stride),
+        (Some(Grad::Device(o)), _) => (o.data.buffer.wgpu(), o.data.offset, o.row_stride),
         (
             Some(Grad::InPlace),
             Some(Tensor {
@@ -732,7 +733,7 @@ pub fn route_grad<'d>(
                 row_stride,
                 ..
             }),
-        ) => (d.buffer.inner.clone(), d.offset, *row_stride),
+        ) => (d.buffer.wgpu(), d.offset, *row_stride),
         (Some(Grad::Out(_)), _) | (Some(Grad::InPlace), _) => {
             host.push(HostGrad {
                 input: k,

@@ -12,12 +12,13 @@ use std::collections::BTreeMap;
 
 use super::buffers::{self, Pooled, Window};
 use super::launch;
-use super::{BindKind, GpuDevice, GpuLoss, PipelineKey};
+use super::{BindKind, GpuDevice, PipelineKey};
+use crate::backend::wgpu::buffers::WgpuBuffer;
 use crate::compute::Compute;
 use crate::error::Result;
 use crate::params::{ParamValue, Params};
 use crate::reduction::RowReducer;
-use crate::registry::LossSpec;
+use crate::spec::LossSpec;
 use crate::tensor::{DType, Data, Grad, Tensor};
 use crate::{bail, err};
 
@@ -398,7 +399,7 @@ pub(crate) fn input_chunk<'d>(
             let p = dev
                 .pool
                 .take(dev, (n * 4).max(4) as u64, buffers::STORAGE)?;
-            let b = &d.buffer.inner.buf;
+            let b = &d.buffer.wgpu_ref().buf;
             if n > 0 {
                 if t.row_stride == len || nrows == 1 {
                     let at = ((d.offset + r0 * t.row_stride) * 4) as u64;
@@ -491,7 +492,7 @@ fn lead_chunk<'d>(
                     let at = ((d.offset + blk * t.row_stride + r0 * w) * 4) as u64;
                     let to = (blk * rows * w * 4) as u64;
                     enc.copy_buffer_to_buffer(
-                        &d.buffer.inner.buf,
+                        &d.buffer.wgpu_ref().buf,
                         at,
                         p.buf(),
                         to,
@@ -516,18 +517,6 @@ fn lead_chunk<'d>(
             Unsupported,
             "{id}: input '{name}': i64 inputs with a leading axis are not supported by the per-sample kernel"
         ),
-    }
-}
-
-impl GpuLoss for PerSampleWgsl {
-    fn compute_gpu(
-        &self,
-        dev: &GpuDevice,
-        spec: &LossSpec,
-        params: &Params,
-        c: &mut Compute<'_>,
-    ) -> Result<()> {
-        self.compute_with(dev, spec, params, c, PerSampleOpts::default())
     }
 }
 
@@ -801,7 +790,7 @@ impl PerSampleWgsl {
                     let (dst_buf, base, stride, bstride) = match &c.grads[k] {
                         Grad::None => continue,
                         Grad::Device(o) => {
-                            dev_holders.push(o.data.buffer.inner.clone());
+                            dev_holders.push(o.data.buffer.wgpu());
                             let (at, st, bs) = dev_dst(o.data.offset, o.row_stride);
                             (None, at * 4, st, bs)
                         }
@@ -811,7 +800,7 @@ impl PerSampleWgsl {
                                 row_stride,
                                 ..
                             }) => {
-                                dev_holders.push(d.buffer.inner.clone());
+                                dev_holders.push(d.buffer.wgpu());
                                 let (at, st, bs) = dev_dst(d.offset, *row_stride);
                                 (None, at * 4, st, bs)
                             }

@@ -239,7 +239,7 @@ pub fn main(g: &Global, args: &[String]) -> CliResult {
         for &(n, v) in &o.shapes {
             for &id in &ids {
                 let def = g.ctx.find(id)?;
-                if b == BackendKind::Wgpu && !def.imp.has_gpu() {
+                if b == BackendKind::Wgpu && !def.has_gpu() {
                     skipped.push(format!(
                         "{id} on wgpu: no GPU kernel yet (it would run its CPU path)"
                     ));

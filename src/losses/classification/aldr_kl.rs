@@ -43,17 +43,19 @@
 //! compensated sums, after the same checks (`C >= 2`, `lambda_prev > 0`, targets).
 
 use super::ldr_kl::{LdrRow, Margins, NORMALIZE};
-use super::{MultiSetup, RowResult, run_rowwise_k};
 use crate::backend::cpu::with_scratch;
 use crate::bail;
-use crate::compute::Compute;
+use crate::compute::{Compute, Plan};
 use crate::error::Result;
+use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::kernel::{GpuKernel, SampleKernel};
+use crate::exec::rowwise::{MultiSetup, RowResult, run_rowwise_k};
 use crate::params::{
     ParamSpec,
     ParamValue::{Enum, F64},
     Params,
 };
-use crate::registry::{AuxSpec, Domain, InputSpec, LossDef, LossImpl, LossSpec};
+use crate::spec::{AuxSpec, Domain, InputSpec, LossSpec};
 
 /// The registry entry.
 pub fn def() -> LossDef {
@@ -106,6 +108,9 @@ pub fn def() -> LossDef {
     ))
     .in_place();
     LossDef::new(spec, AldrKl)
+        .gpu(GpuKernel::Sample(
+            SampleKernel::new(&[super::SAMPLE_PRELUDE], concat!(include_str!("ldr.wgsl"), include_str!("aldr_kl.wgsl"))).passes(6),
+        ))
         .surrogate_gradient_when(
             "the per-instance temperature is treated as a constant (stateless form of the adaptive method)",
             |_| true,
@@ -157,28 +162,18 @@ fn previous_lambdas(c: &Compute<'_>, lam0: f64) -> Result<Vec<f32>> {
     })
 }
 
-super::sample_gpu_loss!(
-    AldrKl,
-    concat!(include_str!("ldr.wgsl"), include_str!("aldr_kl.wgsl")),
-    6,
-    |p, c| {
-        previous_lambdas(c, p.f64("lam0"))?;
-        Some(super::gpu::target_den(
-            "aldr_kl",
-            c,
-            1,
-            p.i64("ignore_index"),
-        )?)
-    }
-);
-
 impl LossImpl for AldrKl {
-    fn has_gpu(&self) -> bool {
-        true
-    }
-    #[cfg(feature = "wgpu")]
-    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
-        Some(self)
+    fn plan(&self, _spec: &LossSpec, p: &Params, c: &Compute<'_>) -> Result<Plan> {
+        let den: Option<f64> = {
+            previous_lambdas(c, p.f64("lam0"))?;
+            Some(crate::exec::targets::target_den(
+                "aldr_kl",
+                c,
+                1,
+                p.i64("ignore_index"),
+            )?)
+        };
+        Ok(Plan::with_den(den))
     }
     fn compute_cpu(&self, _spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let id = "aldr_kl";

@@ -41,15 +41,16 @@
 
 use rayon::prelude::*;
 
-use super::drivers::BatchOutput;
 use crate::backend::pairwise::{
     Bwd, Operand, Product, ProductDeriv, normalise, pair_grad_left, pair_reduce, through_normalise,
 };
 use crate::compute::Compute;
 use crate::err;
 use crate::error::Result;
+use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::rows::BatchOutput;
 use crate::params::{ParamSpec, ParamValue::Bool, ParamValue::F64, Params};
-use crate::registry::{InputSpec, LossDef, LossImpl, LossSpec};
+use crate::spec::{InputSpec, LossSpec};
 use crate::tensor::Grad;
 
 /// The registry entry.
@@ -79,6 +80,7 @@ pub fn def() -> LossDef {
     ))
     .batch_level();
     LossDef::new(spec, AmpEntropy)
+        .gpu(crate::custom_gpu!(AmpEntropy))
         .test_params(&[("temp_inv", F64(15.0))])
         .test_params(&[("normalize", Bool(false)), ("temp_inv", F64(0.5))])
 }
@@ -87,13 +89,6 @@ pub fn def() -> LossDef {
 pub struct AmpEntropy;
 
 impl LossImpl for AmpEntropy {
-    fn has_gpu(&self) -> bool {
-        true
-    }
-    #[cfg(feature = "wgpu")]
-    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
-        Some(self)
-    }
     fn compute_cpu(&self, _spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let id = "amp_entropy";
         let tau = p.f64("temp_inv");
@@ -193,12 +188,13 @@ mod gpu {
     use crate::backend::wgpu::pairwise::{
         FwdOp, GradArgs, GradOp, Kernels, Mat, route_grad, stage_input,
     };
-    use crate::backend::wgpu::{BindKind, GpuDevice, GpuLoss, PRELUDE};
+    use crate::backend::wgpu::{BindKind, GpuDevice, PRELUDE};
     use crate::compute::Compute;
     use crate::error::Result;
-    use crate::losses::classification::drivers::BatchOutput;
+    use crate::exec::gpu::GpuLoss;
+    use crate::exec::rows::BatchOutput;
     use crate::params::Params;
-    use crate::registry::LossSpec;
+    use crate::spec::LossSpec;
 
     const ROWS_WGSL: &str = include_str!("amp_entropy.wgsl");
 

@@ -43,13 +43,15 @@
 
 use rayon::prelude::*;
 
-use super::drivers::BatchOutput;
-use super::{argmax, checked_targets, rows_io};
 use crate::backend::cpu::{RowIo, map_rows, max_sumexp, softmax_affine};
 use crate::compute::Compute;
 use crate::error::Result;
+use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::rows::BatchOutput;
+use crate::exec::rowwise::{argmax, rows_io};
+use crate::exec::targets::checked_targets;
 use crate::params::{ParamSpec, ParamValue::Bool, Params};
-use crate::registry::{InputSpec, LossDef, LossImpl, LossSpec};
+use crate::spec::{InputSpec, LossSpec};
 use crate::tensor::Grad;
 use crate::{bail, err};
 
@@ -79,20 +81,15 @@ pub fn def() -> LossDef {
     ))
     .param(ParamSpec::ignore_index())
     .batch_level();
-    LossDef::new(spec, CaCalibration).test_params(&[("balance", Bool(false))])
+    LossDef::new(spec, CaCalibration)
+        .gpu(crate::custom_gpu!(CaCalibration))
+        .test_params(&[("balance", Bool(false))])
 }
 
 /// The implementation.
 pub struct CaCalibration;
 
 impl LossImpl for CaCalibration {
-    fn has_gpu(&self) -> bool {
-        true
-    }
-    #[cfg(feature = "wgpu")]
-    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
-        Some(self)
-    }
     fn compute_cpu(&self, _spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let id = "ca_calibration";
         let ig = p.i64("ignore_index");
@@ -207,14 +204,15 @@ fn zero_grad(c: &mut Compute<'_>) {
 mod gpu {
     use super::{CaCalibration, check_ref_pred};
     use crate::backend::wgpu::pairwise::{Kernels, route_grad, stage_input};
-    use crate::backend::wgpu::{BindKind, GpuDevice, GpuLoss, PRELUDE};
+    use crate::backend::wgpu::{BindKind, GpuDevice, PRELUDE};
     use crate::compute::Compute;
     use crate::err;
     use crate::error::Result;
-    use crate::losses::classification::checked_targets;
-    use crate::losses::classification::drivers::BatchOutput;
+    use crate::exec::gpu::GpuLoss;
+    use crate::exec::rows::BatchOutput;
+    use crate::exec::targets::checked_targets;
     use crate::params::Params;
-    use crate::registry::LossSpec;
+    use crate::spec::LossSpec;
 
     const WGSL: &str = include_str!("ca_calibration.wgsl");
 

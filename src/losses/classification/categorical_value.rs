@@ -38,12 +38,14 @@
 //! row (log-sum-exp, then the encoding, the loss and the gradient in one pass), in f32 with
 //! an `erf` of relative error below 1.2e-7, after the same checks on the host.
 
-use super::drivers::run_rows;
 use crate::backend::cpu::{RowIo, logsumexp, softmax_affine};
-use crate::compute::Compute;
+use crate::compute::{Compute, Plan};
 use crate::error::Result;
+use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::kernel::{GpuKernel, SampleKernel};
+use crate::exec::rows::run_rows;
 use crate::params::{ParamSpec, ParamValue::Enum, ParamValue::F64, Params};
-use crate::registry::{InputSpec, LossDef, LossImpl, LossSpec};
+use crate::spec::{InputSpec, LossSpec};
 use crate::{bail, err};
 
 /// The registry entry.
@@ -85,6 +87,13 @@ pub fn def() -> LossDef {
     ))
     .in_place();
     LossDef::new(spec, CategoricalValue)
+        .gpu(GpuKernel::Sample(
+            SampleKernel::new(
+                &[super::SAMPLE_PRELUDE],
+                include_str!("categorical_value.wgsl"),
+            )
+            .passes(2),
+        ))
         .test_params(&[("kind", Enum(1))])
         .test_params(&[("sigma_ratio", F64(0.3))])
         .test_params(&[("v_max", F64(2.0)), ("v_min", F64(-2.0))])
@@ -202,23 +211,13 @@ fn prepare(p: &Params, c: &Compute<'_>) -> Result<(Encoder, Vec<f32>)> {
     Ok((enc, target))
 }
 
-super::sample_gpu_loss!(
-    CategoricalValue,
-    include_str!("categorical_value.wgsl"),
-    2,
-    |p, c| {
-        prepare(p, c)?;
-        None
-    }
-);
-
 impl LossImpl for CategoricalValue {
-    fn has_gpu(&self) -> bool {
-        true
-    }
-    #[cfg(feature = "wgpu")]
-    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
-        Some(self)
+    fn plan(&self, _spec: &LossSpec, p: &Params, c: &Compute<'_>) -> Result<Plan> {
+        let den: Option<f64> = {
+            prepare(p, c)?;
+            None
+        };
+        Ok(Plan::with_den(den))
     }
     fn check_params(&self, _spec: &LossSpec, p: &Params) -> Result<()> {
         check_support(p.f64("v_min"), p.f64("v_max"))

@@ -32,16 +32,19 @@
 //! `sum_exp` or `general` with `τ < 1`, once `k·L` passes about 88) the GPU saturates: the
 //! loss at `3e38` and `φ'` at `e^88`.
 
-use super::{RowOut, RowwiseSetup, run_rowwise, write_softmax_grad};
 use crate::backend::cpu::{RowIo, log1mexp, logsumexp};
-use crate::compute::Compute;
+use crate::compute::{Compute, Plan};
 use crate::error::Result;
+use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::kernel::{GpuKernel, RowCall, RowKernel};
+use crate::exec::rowwise::plan_rows;
+use crate::exec::rowwise::{RowOut, RowwiseSetup, run_rowwise, write_softmax_grad};
 use crate::params::{
     ParamSpec,
     ParamValue::{Enum, F64},
     Params,
 };
-use crate::registry::{InputSpec, LossDef, LossImpl, LossSpec};
+use crate::spec::{InputSpec, LossSpec};
 
 /// The `kind` choices, in order.
 pub const KINDS: [&str; 5] = ["logistic", "sum_exp", "gce", "mae", "general"];
@@ -84,6 +87,16 @@ pub fn def() -> LossDef {
         .param(ParamSpec::ignore_index())
         .in_place();
     LossDef::new(spec, CompSum)
+        .gpu(GpuKernel::Row(RowKernel {
+            id: "comp_sum",
+            snippet: include_str!("comp_sum.wgsl"),
+            call: |p| RowCall {
+                setup: setup(p),
+                softcap: 0.0,
+                params: vec![Member::from_params(p).k() as f32],
+                needs_swz: false,
+            },
+        }))
         .test_params(&[("kind", Enum(1))])
         .test_params(&[("kind", Enum(2))])
         .test_params(&[("kind", Enum(2)), ("q", F64(1.0))])
@@ -162,17 +175,9 @@ fn setup(p: &Params) -> RowwiseSetup {
     }
 }
 
-super::row_gpu_loss!(CompSum, "comp_sum", "comp_sum.wgsl", |p| vec![
-    Member::from_params(p).k() as f32
-]);
-
 impl LossImpl for CompSum {
-    fn has_gpu(&self) -> bool {
-        true
-    }
-    #[cfg(feature = "wgpu")]
-    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
-        Some(self)
+    fn plan(&self, _spec: &LossSpec, p: &Params, c: &Compute<'_>) -> Result<Plan> {
+        plan_rows("comp_sum", c, &setup(p))
     }
     fn compute_cpu(&self, _spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let m = Member::from_params(p);

@@ -33,12 +33,15 @@
 //! exponentials into the gradient buffer (or over the logits, in place); a second pass,
 //! over the row while it is still in cache, scales them into the gradient (no second exp). Rows run in parallel; the result does not depend on the thread count.
 
-use super::{RowOut, RowwiseSetup, run_rowwise};
 use crate::backend::cpu::{RowIo, SoftmaxRow, max_sumexp, softmax_affine};
-use crate::compute::Compute;
+use crate::compute::{Compute, Plan};
 use crate::error::Result;
+use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::kernel::{GpuKernel, RowCall, RowKernel};
+use crate::exec::rowwise::plan_rows;
+use crate::exec::rowwise::{RowOut, RowwiseSetup, run_rowwise};
 use crate::params::{ParamSpec, ParamValue::F64, Params};
-use crate::registry::{AuxSpec, Domain, InputSpec, LossDef, LossImpl, LossSpec};
+use crate::spec::{AuxSpec, Domain, InputSpec, LossSpec};
 
 /// The registry entry.
 pub fn def() -> LossDef {
@@ -99,6 +102,11 @@ pub fn def() -> LossDef {
     ))
     .in_place();
     LossDef::new(spec, CrossEntropy)
+        .gpu(GpuKernel::Row(RowKernel {
+            id: "cross_entropy",
+            snippet: include_str!("cross_entropy.wgsl"),
+            call: gpu_call,
+        }))
         .test_params(&[("label_smoothing", F64(0.1))])
         .test_params(&[("z_loss_coef", F64(1e-3)), ("label_smoothing", F64(0.2))])
         .test_params(&[("softcap", F64(3.0))])
@@ -124,40 +132,18 @@ fn setup(p: &Params) -> RowwiseSetup {
     }
 }
 
-/// The GPU kernel: the row-wise skeleton with this loss's row function.
-#[cfg(feature = "wgpu")]
-pub const GPU_KERNEL: crate::backend::wgpu::rowwise::RowKernel =
-    crate::backend::wgpu::rowwise::RowKernel {
-        id: "cross_entropy",
-        snippet: include_str!("cross_entropy.wgsl"),
-    };
-
-#[cfg(feature = "wgpu")]
-impl crate::backend::wgpu::GpuLoss for CrossEntropy {
-    fn compute_gpu(
-        &self,
-        dev: &crate::backend::wgpu::GpuDevice,
-        _spec: &LossSpec,
-        p: &Params,
-        c: &mut Compute<'_>,
-    ) -> Result<()> {
-        let call = crate::backend::wgpu::rowwise::RowCall {
-            setup: setup(p),
-            softcap: p.f64("softcap") as f32,
-            params: vec![p.f64("label_smoothing") as f32, p.f64("z_loss_coef") as f32],
-            needs_swz: p.f64("label_smoothing") > 0.0,
-        };
-        crate::backend::wgpu::rowwise::run(dev, &GPU_KERNEL, &call, c)
+fn gpu_call(p: &Params) -> RowCall {
+    RowCall {
+        setup: setup(p),
+        softcap: p.f64("softcap") as f32,
+        params: vec![p.f64("label_smoothing") as f32, p.f64("z_loss_coef") as f32],
+        needs_swz: p.f64("label_smoothing") > 0.0,
     }
 }
 
 impl LossImpl for CrossEntropy {
-    fn has_gpu(&self) -> bool {
-        true
-    }
-    #[cfg(feature = "wgpu")]
-    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
-        Some(self)
+    fn plan(&self, _spec: &LossSpec, p: &Params, c: &Compute<'_>) -> Result<Plan> {
+        plan_rows("cross_entropy", c, &setup(p))
     }
     fn compute_cpu(&self, _spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let eps = p.f64("label_smoothing");

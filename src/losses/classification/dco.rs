@@ -30,13 +30,15 @@
 //! **GPU path**: `dco.wgsl` on the per-sample kernel contract, one thread per sample, the
 //! same stable formula in f32 (after the same `logp <= 0` check on the host).
 
-use super::drivers::run_elementwise;
 use crate::backend::cpu::log1mexp;
 use crate::bail;
-use crate::compute::Compute;
+use crate::compute::{Compute, Plan};
 use crate::error::Result;
+use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::kernel::{GpuKernel, SampleKernel};
+use crate::exec::rows::run_elementwise;
 use crate::params::{ParamSpec, ParamValue::F64, Params};
-use crate::registry::{Domain, InputSpec, LossDef, LossImpl, LossSpec};
+use crate::spec::{Domain, InputSpec, LossSpec};
 
 /// The registry entry.
 pub fn def() -> LossDef {
@@ -60,6 +62,9 @@ pub fn def() -> LossDef {
         "number of attempts N' at test time (1 = cross-entropy)",
     ));
     LossDef::new(spec, Dco)
+        .gpu(GpuKernel::Sample(
+            SampleKernel::new(&[super::SAMPLE_PRELUDE], include_str!("dco.wgsl")).passes(1),
+        ))
         .test_params(&[("n_pass", F64(4.0))])
         .test_params(&[("n_pass", F64(2.5))])
         .test_params(&[("n_pass", F64(64.0))])
@@ -97,18 +102,13 @@ fn check_logp(c: &Compute<'_>) -> Result<()> {
     Ok(())
 }
 
-super::sample_gpu_loss!(Dco, include_str!("dco.wgsl"), 1, |_p, c| {
-    check_logp(c)?;
-    None
-});
-
 impl LossImpl for Dco {
-    fn has_gpu(&self) -> bool {
-        true
-    }
-    #[cfg(feature = "wgpu")]
-    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
-        Some(self)
+    fn plan(&self, _spec: &LossSpec, _p: &Params, c: &Compute<'_>) -> Result<Plan> {
+        let den: Option<f64> = {
+            check_logp(c)?;
+            None
+        };
+        Ok(Plan::with_den(den))
     }
     fn compute_cpu(&self, _spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let n = p.f64("n_pass");

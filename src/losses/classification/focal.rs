@@ -27,12 +27,15 @@
 //! **GPU path**: the row-wise skeleton with `focal.wgsl` (`a = d = -D`, `b = 0`, `α_y` is the
 //! skeleton's `w_y`); f32 throughout, `1 - p_y` from a cancellation-free `expm1`.
 
-use super::{RowOut, RowwiseSetup, nonpos, run_rowwise, write_softmax_grad};
 use crate::backend::cpu::{RowIo, logsumexp};
-use crate::compute::Compute;
+use crate::compute::{Compute, Plan};
 use crate::error::Result;
+use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::kernel::{GpuKernel, RowCall, RowKernel};
+use crate::exec::rowwise::plan_rows;
+use crate::exec::rowwise::{RowOut, RowwiseSetup, nonpos, run_rowwise, write_softmax_grad};
 use crate::params::{ParamSpec, ParamValue::F64, Params};
-use crate::registry::{Domain, InputSpec, LossDef, LossImpl, LossSpec};
+use crate::spec::{Domain, InputSpec, LossSpec};
 
 /// The registry entry.
 pub fn def() -> LossDef {
@@ -64,6 +67,16 @@ pub fn def() -> LossDef {
     .param(ParamSpec::ignore_index())
     .in_place();
     LossDef::new(spec, Focal)
+        .gpu(GpuKernel::Row(RowKernel {
+            id: "focal",
+            snippet: include_str!("focal.wgsl"),
+            call: |p| RowCall {
+                setup: setup(p),
+                softcap: 0.0,
+                params: vec![p.f64("gamma") as f32],
+                needs_swz: false,
+            },
+        }))
         .test_params(&[("gamma", F64(0.0))])
         .test_params(&[("gamma", F64(0.5))])
         .test_params(&[("gamma", F64(5.0))])
@@ -83,20 +96,9 @@ fn setup(p: &Params) -> RowwiseSetup {
     }
 }
 
-super::row_gpu_loss!(
-    Focal,
-    "focal",
-    "focal.wgsl",
-    |p| vec![p.f64("gamma") as f32]
-);
-
 impl LossImpl for Focal {
-    fn has_gpu(&self) -> bool {
-        true
-    }
-    #[cfg(feature = "wgpu")]
-    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
-        Some(self)
+    fn plan(&self, _spec: &LossSpec, p: &Params, c: &Compute<'_>) -> Result<Plan> {
+        plan_rows("focal", c, &setup(p))
     }
     fn compute_cpu(&self, _spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let gamma = p.f64("gamma");

@@ -83,7 +83,6 @@
 
 use rayon::prelude::*;
 
-use super::checked_targets;
 use crate::backend::pairwise::{
     Bwd, Operand, PairDeriv, PairTerm, ProductDeriv, centre, matmul, matmul_tn, normalise,
     pair_grad_left, pair_grad_right, pair_reduce, through_normalise,
@@ -91,9 +90,11 @@ use crate::backend::pairwise::{
 use crate::compute::Compute;
 use crate::err;
 use crate::error::Result;
+use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::targets::checked_targets;
 use crate::params::{ParamSpec, ParamValue::Enum, ParamValue::F64, Params};
 use crate::reduction::RowReducer;
-use crate::registry::{InputSpec, LossDef, LossImpl, LossSpec};
+use crate::spec::{InputSpec, LossSpec};
 use crate::tensor::Grad;
 
 /// The metric names, in enum order.
@@ -165,7 +166,7 @@ pub fn def() -> LossDef {
         "temperature T of the soft hamming distance",
     ))
     .param(ParamSpec::ignore_index());
-    let mut d = LossDef::new(spec, Harmonic);
+    let mut d = LossDef::new(spec, Harmonic).gpu(crate::custom_gpu!(Harmonic));
     for k in 1..METRICS.len() {
         d = d.test_params(&[("metric", Enum(k))]);
     }
@@ -182,7 +183,7 @@ pub fn def() -> LossDef {
 /// and well conditioned (see the module doc's accuracy note).
 fn test_precision(shape: &[usize], seed: u64) -> Vec<f32> {
     let d = shape.first().copied().unwrap_or(0);
-    let mut rng = crate::testing::Rng::new(seed);
+    let mut rng = crate::rng::Rng::new(seed);
     let s = 0.4 / d.max(1) as f64;
     (0..d * d)
         .map(|e| {
@@ -462,13 +463,6 @@ fn soft_bits(a: &[f32], t: f64) -> Vec<f32> {
 }
 
 impl LossImpl for Harmonic {
-    fn has_gpu(&self) -> bool {
-        true
-    }
-    #[cfg(feature = "wgpu")]
-    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
-        Some(self)
-    }
     fn compute_cpu(&self, _spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let id = "harmonic";
         let s = Setup {
@@ -789,17 +783,19 @@ impl LossImpl for Harmonic {
 /// coefficients, the Chebyshev arg-max) besides the operands' own shapes.
 #[cfg(feature = "wgpu")]
 mod gpu {
-    use super::{Harmonic, METRICS, Metric, checked_targets};
+    use super::{Harmonic, METRICS, Metric};
     use crate::backend::wgpu::pairwise::{
         FwdOp, GradArgs, GradOp, Kernels, Mat, route_grad, stage_input,
     };
-    use crate::backend::wgpu::{BindKind, GpuDevice, GpuLoss, PRELUDE};
+    use crate::backend::wgpu::{BindKind, GpuDevice, PRELUDE};
     use crate::compute::Compute;
     use crate::err;
     use crate::error::Result;
+    use crate::exec::gpu::GpuLoss;
+    use crate::exec::targets::checked_targets;
     use crate::params::Params;
     use crate::reduction::RowReducer;
-    use crate::registry::LossSpec;
+    use crate::spec::LossSpec;
 
     const ROWS_WGSL: &str = include_str!("harmonic.wgsl");
 

@@ -21,12 +21,15 @@
 //! **GPU path**: `kd_kl.wgsl` under the per-sample kernel contract (one invocation per row:
 //! one pass for both online log-sum-exps, one for the loss and the gradient), in f32.
 
-use super::{MultiSetup, RowResult, run_rowwise_k};
 use crate::backend::cpu::{exp_f32, logsumexp_scaled};
-use crate::compute::Compute;
+use crate::compute::{Compute, Plan};
 use crate::error::Result;
+use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::kernel::{GpuKernel, SampleKernel};
+use crate::exec::rowwise::{MultiSetup, RowResult, run_rowwise_k};
+use crate::exec::targets::check_softmax_classes;
 use crate::params::{ParamSpec, ParamValue::F64, Params};
-use crate::registry::{InputSpec, LossDef, LossImpl, LossSpec};
+use crate::spec::{InputSpec, LossSpec};
 
 /// The registry entry.
 pub fn def() -> LossDef {
@@ -50,6 +53,10 @@ pub fn def() -> LossDef {
         "softening temperature T (the loss is scaled by T^2)",
     ));
     LossDef::new(spec, KdKl)
+        .gpu(GpuKernel::Sample(SampleKernel::new(
+            &[],
+            include_str!("kd_kl.wgsl"),
+        )))
         .test_params(&[("temperature", F64(4.0))])
         .test_params(&[("temperature", F64(0.5))])
 }
@@ -57,40 +64,10 @@ pub fn def() -> LossDef {
 /// The implementation.
 pub struct KdKl;
 
-/// The GPU kernel's source (per-sample contract v1, after the losskit prelude).
-#[cfg(feature = "wgpu")]
-const GPU_SOURCE: &str = include_str!("kd_kl.wgsl");
-
-#[cfg(feature = "wgpu")]
-impl crate::backend::wgpu::GpuLoss for KdKl {
-    fn compute_gpu(
-        &self,
-        dev: &crate::backend::wgpu::GpuDevice,
-        spec: &LossSpec,
-        p: &Params,
-        c: &mut Compute<'_>,
-    ) -> Result<()> {
-        use crate::backend::wgpu::PRELUDE;
-        use crate::backend::wgpu::per_sample::{LazyKernel, PerSampleOpts};
-        static KERNEL: LazyKernel = LazyKernel::new(&[PRELUDE], GPU_SOURCE);
-        // Same refusal as the CPU driver.
-        if c.dim("C") == 0 && c.dim("N") > 0 {
-            crate::bail!(
-                ShapeMismatch,
-                "kd_kl: C = 0; a softmax needs at least one class"
-            );
-        }
-        KERNEL.run(dev, spec, p, c, PerSampleOpts::default())
-    }
-}
-
 impl LossImpl for KdKl {
-    fn has_gpu(&self) -> bool {
-        true
-    }
-    #[cfg(feature = "wgpu")]
-    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
-        Some(self)
+    fn plan(&self, _spec: &LossSpec, _p: &Params, c: &Compute<'_>) -> Result<Plan> {
+        check_softmax_classes("kd_kl", c)?;
+        Ok(Plan::default())
     }
     fn compute_cpu(&self, _spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let temp = p.f64("temperature");

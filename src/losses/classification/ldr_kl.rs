@@ -36,16 +36,18 @@
 //! (normaliser, `LSE(a/λ)`, `v`, gradient) in f32 with compensated sums; `mean` divides by
 //! the rows not ignored.
 
-use super::{RowOut, RowwiseSetup, run_rowwise};
 use crate::backend::cpu::{RowIo, exp_f32, max_sumexp, sigmoid, softplus, with_scratch};
-use crate::compute::Compute;
+use crate::compute::{Compute, Plan};
 use crate::error::Result;
+use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::kernel::{GpuKernel, SampleKernel};
+use crate::exec::rowwise::{RowOut, RowwiseSetup, run_rowwise};
 use crate::params::{
     ParamSpec,
     ParamValue::{Enum, F64},
     Params,
 };
-use crate::registry::{InputSpec, LossDef, LossImpl, LossSpec};
+use crate::spec::{InputSpec, LossSpec};
 
 /// The `normalize` choices, in order.
 pub const NORMALIZE: [&str; 3] = ["none", "softplus_mean", "l1_mean"];
@@ -86,6 +88,13 @@ pub fn def() -> LossDef {
     .param(ParamSpec::ignore_index())
     .in_place();
     LossDef::new(spec, LdrKl)
+        .gpu(GpuKernel::Sample(
+            SampleKernel::new(
+                &[super::SAMPLE_PRELUDE],
+                concat!(include_str!("ldr.wgsl"), include_str!("ldr_kl.wgsl")),
+            )
+            .passes(5),
+        ))
         .test_params(&[
             ("normalize", Enum(0)),
             ("margin", F64(0.0)),
@@ -231,25 +240,15 @@ pub(crate) struct LdrRow<'a> {
 /// The implementation.
 pub struct LdrKl;
 
-super::sample_gpu_loss!(
-    LdrKl,
-    concat!(include_str!("ldr.wgsl"), include_str!("ldr_kl.wgsl")),
-    5,
-    |p, c| Some(super::gpu::target_den(
-        "ldr_kl",
-        c,
-        1,
-        p.i64("ignore_index")
-    )?)
-);
-
 impl LossImpl for LdrKl {
-    fn has_gpu(&self) -> bool {
-        true
-    }
-    #[cfg(feature = "wgpu")]
-    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
-        Some(self)
+    fn plan(&self, _spec: &LossSpec, p: &Params, c: &Compute<'_>) -> Result<Plan> {
+        let den: Option<f64> = Some(crate::exec::targets::target_den(
+            "ldr_kl",
+            c,
+            1,
+            p.i64("ignore_index"),
+        )?);
+        Ok(Plan::with_den(den))
     }
     fn compute_cpu(&self, _spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let mg = Margins::from_params(p);

@@ -36,16 +36,18 @@
 //! gradients, the same surrogate when `detach_targets`), in f32 with compensated sums;
 //! `mean` divides by the rows not ignored.
 
-use super::{MultiSetup, RowResult, run_rowwise_k};
 use crate::backend::cpu::{exp_f32, logsumexp, logsumexp_scaled};
-use crate::compute::Compute;
+use crate::compute::{Compute, Plan};
 use crate::error::Result;
+use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::kernel::{GpuKernel, SampleKernel};
+use crate::exec::rowwise::{MultiSetup, RowResult, run_rowwise_k};
 use crate::params::{
     ParamSpec,
     ParamValue::{Bool, F64},
     Params,
 };
-use crate::registry::{InputSpec, LossDef, LossImpl, LossSpec};
+use crate::spec::{InputSpec, LossSpec};
 
 /// The registry entry.
 pub fn def() -> LossDef {
@@ -95,6 +97,13 @@ pub fn def() -> LossDef {
     ))
     .param(ParamSpec::ignore_index());
     LossDef::new(spec, NoiseFit)
+        .gpu(GpuKernel::Sample(
+            SampleKernel::new(
+                &[super::SAMPLE_PRELUDE],
+                include_str!("noisefit_hybrid.wgsl"),
+            )
+            .passes(3),
+        ))
         .surrogate_gradient_when(
             "the soft targets are detached when detach_targets is on, as the method specifies",
             |p| p.bool("detach_targets"),
@@ -112,22 +121,17 @@ pub fn def() -> LossDef {
 /// The implementation.
 pub struct NoiseFit;
 
-super::sample_gpu_loss!(NoiseFit, include_str!("noisefit_hybrid.wgsl"), 3, |p, c| {
-    Some(super::gpu::target_den(
-        "noisefit_hybrid",
-        c,
-        3,
-        p.i64("ignore_index"),
-    )?)
-});
-
 impl LossImpl for NoiseFit {
-    fn has_gpu(&self) -> bool {
-        true
-    }
-    #[cfg(feature = "wgpu")]
-    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
-        Some(self)
+    fn plan(&self, _spec: &LossSpec, p: &Params, c: &Compute<'_>) -> Result<Plan> {
+        let den: Option<f64> = {
+            Some(crate::exec::targets::target_den(
+                "noisefit_hybrid",
+                c,
+                3,
+                p.i64("ignore_index"),
+            )?)
+        };
+        Ok(Plan::with_den(den))
     }
     fn compute_cpu(&self, _spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let al = p.f64("alpha");

@@ -21,12 +21,15 @@
 //!
 //! **GPU path**: the row-wise skeleton with `poly1.wgsl` (`a = d = A`, `b = 0`), in f32.
 
-use super::{RowOut, RowwiseSetup, nonpos, run_rowwise, write_softmax_grad};
 use crate::backend::cpu::logsumexp;
-use crate::compute::Compute;
+use crate::compute::{Compute, Plan};
 use crate::error::Result;
+use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::kernel::{GpuKernel, RowCall, RowKernel};
+use crate::exec::rowwise::plan_rows;
+use crate::exec::rowwise::{RowOut, RowwiseSetup, nonpos, run_rowwise, write_softmax_grad};
 use crate::params::{ParamSpec, ParamValue::F64, Params};
-use crate::registry::{InputSpec, LossDef, LossImpl, LossSpec};
+use crate::spec::{InputSpec, LossSpec};
 
 /// The registry entry.
 pub fn def() -> LossDef {
@@ -48,6 +51,16 @@ pub fn def() -> LossDef {
     .param(ParamSpec::ignore_index())
     .in_place();
     LossDef::new(spec, Poly1)
+        .gpu(GpuKernel::Row(RowKernel {
+            id: "poly1",
+            snippet: include_str!("poly1.wgsl"),
+            call: |p| RowCall {
+                setup: setup(p),
+                softcap: 0.0,
+                params: vec![p.f64("epsilon") as f32],
+                needs_swz: false,
+            },
+        }))
         .test_params(&[("epsilon", F64(0.0))])
         .test_params(&[("epsilon", F64(-1.0))])
         .test_params(&[("epsilon", F64(4.0))])
@@ -67,17 +80,9 @@ fn setup(p: &Params) -> RowwiseSetup {
     }
 }
 
-super::row_gpu_loss!(Poly1, "poly1", "poly1.wgsl", |p| vec![
-    p.f64("epsilon") as f32
-]);
-
 impl LossImpl for Poly1 {
-    fn has_gpu(&self) -> bool {
-        true
-    }
-    #[cfg(feature = "wgpu")]
-    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
-        Some(self)
+    fn plan(&self, _spec: &LossSpec, p: &Params, c: &Compute<'_>) -> Result<Plan> {
+        plan_rows("poly1", c, &setup(p))
     }
     fn compute_cpu(&self, _spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let eps = p.f64("epsilon");

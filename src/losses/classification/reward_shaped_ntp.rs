@@ -39,12 +39,14 @@
 //! passes) gives the `k`-th largest key, and ties at it go to the lower indices, which is
 //! the CPU path's set exactly.
 
-use super::{RowOut, RowwiseSetup, run_rowwise};
 use crate::backend::cpu::{RowIo, exp_f32, log1mexp, max_sumexp, softmax_affine};
-use crate::compute::Compute;
+use crate::compute::{Compute, Plan};
 use crate::error::Result;
+use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::kernel::{GpuKernel, SampleKernel};
+use crate::exec::rowwise::{RowOut, RowwiseSetup, run_rowwise};
 use crate::params::{ParamSpec, ParamValue::F64, ParamValue::I64, Params};
-use crate::registry::{InputSpec, LossDef, LossImpl, LossSpec};
+use crate::spec::{InputSpec, LossSpec};
 
 /// The registry entry.
 pub fn def() -> LossDef {
@@ -90,6 +92,13 @@ pub fn def() -> LossDef {
     ))
     .param(ParamSpec::ignore_index());
     LossDef::new(spec, RewardShapedNtp)
+        .gpu(GpuKernel::Sample(
+            SampleKernel::new(
+                &[super::SAMPLE_PRELUDE],
+                include_str!("reward_shaped_ntp.wgsl"),
+            )
+            .passes(7),
+        ))
         .surrogate_gradient(
             "the per-class weights are stop-gradient constants, as in the paper's estimator",
         )
@@ -200,25 +209,15 @@ impl Row {
     }
 }
 
-super::sample_gpu_loss!(
-    RewardShapedNtp,
-    include_str!("reward_shaped_ntp.wgsl"),
-    7,
-    |p, c| Some(super::gpu::target_den(
-        "reward_shaped_ntp",
-        c,
-        1,
-        p.i64("ignore_index")
-    )?)
-);
-
 impl LossImpl for RewardShapedNtp {
-    fn has_gpu(&self) -> bool {
-        true
-    }
-    #[cfg(feature = "wgpu")]
-    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
-        Some(self)
+    fn plan(&self, _spec: &LossSpec, p: &Params, c: &Compute<'_>) -> Result<Plan> {
+        let den: Option<f64> = Some(crate::exec::targets::target_den(
+            "reward_shaped_ntp",
+            c,
+            1,
+            p.i64("ignore_index"),
+        )?);
+        Ok(Plan::with_den(den))
     }
     fn compute_cpu(&self, _spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let k = Row {

@@ -34,16 +34,18 @@
 //! `max|r_c|` as here; `mean` divides by the rows not ignored.
 
 use super::comp_sum::{Member, comp_sum_params};
-use super::{MultiRow, MultiSetup, RowResult, run_rowwise_k};
 use crate::backend::cpu::RowIo;
-use crate::compute::Compute;
+use crate::compute::{Compute, Plan};
 use crate::error::Result;
+use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::kernel::{GpuKernel, SampleKernel};
+use crate::exec::rowwise::{MultiRow, MultiSetup, RowResult, run_rowwise_k};
 use crate::params::{
     ParamSpec,
     ParamValue::{Enum, F64},
     Params,
 };
-use crate::registry::{InputSpec, LossDef, LossImpl, LossSpec};
+use crate::spec::{InputSpec, LossSpec};
 
 /// The registry entry.
 pub fn def() -> LossDef {
@@ -70,6 +72,16 @@ pub fn def() -> LossDef {
         ))
         .param(ParamSpec::ignore_index());
     LossDef::new(spec, SmoothAdvCompSum)
+        .gpu(GpuKernel::Sample(
+            SampleKernel::new(
+                &[super::SAMPLE_PRELUDE],
+                concat!(
+                    include_str!("comp_sum.wgsl"),
+                    include_str!("smooth_adv_comp_sum.wgsl")
+                ),
+            )
+            .passes(4),
+        ))
         .test_params(&[("nu", F64(0.0))])
         .test_params(&[("kind", Enum(2)), ("q", F64(0.5)), ("nu", F64(0.3))])
         .test_params(&[("kind", Enum(1)), ("nu", F64(2.0))])
@@ -80,28 +92,15 @@ pub fn def() -> LossDef {
 /// The implementation.
 pub struct SmoothAdvCompSum;
 
-super::sample_gpu_loss!(
-    SmoothAdvCompSum,
-    concat!(
-        include_str!("comp_sum.wgsl"),
-        include_str!("smooth_adv_comp_sum.wgsl")
-    ),
-    4,
-    |p, c| Some(super::gpu::target_den(
-        "smooth_adv_comp_sum",
-        c,
-        2,
-        p.i64("ignore_index")
-    )?)
-);
-
 impl LossImpl for SmoothAdvCompSum {
-    fn has_gpu(&self) -> bool {
-        true
-    }
-    #[cfg(feature = "wgpu")]
-    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
-        Some(self)
+    fn plan(&self, _spec: &LossSpec, p: &Params, c: &Compute<'_>) -> Result<Plan> {
+        let den: Option<f64> = Some(crate::exec::targets::target_den(
+            "smooth_adv_comp_sum",
+            c,
+            2,
+            p.i64("ignore_index"),
+        )?);
+        Ok(Plan::with_den(den))
     }
     fn compute_cpu(&self, _spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let m = Member::from_params(p);

@@ -31,12 +31,14 @@
 //! row (mean and spread with compensated f32 sums; an all-equal row is detected exactly as
 //! `max = min`), after the same target validation; `mean` divides by the rows not ignored.
 
-use super::{RowOut, RowwiseSetup, run_rowwise};
 use crate::backend::cpu::{sigmoid, softplus};
-use crate::compute::Compute;
+use crate::compute::{Compute, Plan};
 use crate::error::Result;
+use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::kernel::{GpuKernel, SampleKernel};
+use crate::exec::rowwise::{RowOut, RowwiseSetup, run_rowwise};
 use crate::params::{ParamSpec, ParamValue::F64, Params};
-use crate::registry::{InputSpec, LossDef, LossImpl, LossSpec};
+use crate::spec::{InputSpec, LossSpec};
 
 /// The standard-deviation epsilon of the authors' example.
 const SIGMA_EPS: f64 = 1e-12;
@@ -68,6 +70,13 @@ pub fn def() -> LossDef {
     .param(ParamSpec::ignore_index())
     .in_place();
     LossDef::new(spec, SphericalZ)
+        .gpu(GpuKernel::Sample(
+            SampleKernel::new(
+                &[super::SAMPLE_PRELUDE],
+                include_str!("spherical_z_loss.wgsl"),
+            )
+            .passes(3),
+        ))
         .test_params(&[("a", F64(2.5)), ("b", F64(0.7))])
         .test_params(&[("a", F64(0.3)), ("b", F64(-1.2))])
         .test_params(&[("a", F64(8.0)), ("b", F64(2.0))])
@@ -76,27 +85,17 @@ pub fn def() -> LossDef {
 /// The implementation.
 pub struct SphericalZ;
 
-super::sample_gpu_loss!(
-    SphericalZ,
-    include_str!("spherical_z_loss.wgsl"),
-    3,
-    |p, c| {
-        Some(super::gpu::target_den(
-            "spherical_z_loss",
-            c,
-            1,
-            p.i64("ignore_index"),
-        )?)
-    }
-);
-
 impl LossImpl for SphericalZ {
-    fn has_gpu(&self) -> bool {
-        true
-    }
-    #[cfg(feature = "wgpu")]
-    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
-        Some(self)
+    fn plan(&self, _spec: &LossSpec, p: &Params, c: &Compute<'_>) -> Result<Plan> {
+        let den: Option<f64> = {
+            Some(crate::exec::targets::target_den(
+                "spherical_z_loss",
+                c,
+                1,
+                p.i64("ignore_index"),
+            )?)
+        };
+        Ok(Plan::with_den(den))
     }
     fn compute_cpu(&self, _spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let a = p.f64("a");

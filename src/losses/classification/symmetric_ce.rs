@@ -24,12 +24,14 @@
 //! `A = Σ q lp`, `B = Σ p lq`; per element the two gradients above from `p_c`, `q_c`,
 //! `lp_c`, `lq_c`.
 
-use super::{MultiSetup, RowResult, run_rowwise_k};
 use crate::backend::cpu::{exp_f32, logsumexp};
-use crate::compute::Compute;
+use crate::compute::{Compute, Plan};
 use crate::error::Result;
+use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::kernel::{GpuKernel, SampleKernel};
+use crate::exec::rowwise::{MultiSetup, RowResult, run_rowwise_k};
 use crate::params::{ParamSpec, ParamValue::F64, Params};
-use crate::registry::{InputSpec, LossDef, LossImpl, LossSpec};
+use crate::spec::{InputSpec, LossSpec};
 
 /// The registry entry.
 pub fn def() -> LossDef {
@@ -53,6 +55,10 @@ pub fn def() -> LossDef {
         "weight of the -sum p log q term (1 - alpha on -sum q log p)",
     ));
     LossDef::new(spec, SymmetricCe)
+        .gpu(GpuKernel::Sample(
+            SampleKernel::new(&[super::SAMPLE_PRELUDE], include_str!("symmetric_ce.wgsl"))
+                .passes(3),
+        ))
         .test_params(&[("alpha", F64(0.0))])
         .test_params(&[("alpha", F64(1.0))])
         .test_params(&[("alpha", F64(0.2))])
@@ -61,23 +67,13 @@ pub fn def() -> LossDef {
 /// The implementation.
 pub struct SymmetricCe;
 
-super::sample_gpu_loss!(
-    SymmetricCe,
-    include_str!("symmetric_ce.wgsl"),
-    3,
-    |_p, c| {
-        super::check_softmax_classes("symmetric_ce", c)?;
-        None
-    }
-);
-
 impl LossImpl for SymmetricCe {
-    fn has_gpu(&self) -> bool {
-        true
-    }
-    #[cfg(feature = "wgpu")]
-    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
-        Some(self)
+    fn plan(&self, _spec: &LossSpec, _p: &Params, c: &Compute<'_>) -> Result<Plan> {
+        let den: Option<f64> = {
+            crate::exec::targets::check_softmax_classes("symmetric_ce", c)?;
+            None
+        };
+        Ok(Plan::with_den(den))
     }
     fn compute_cpu(&self, _spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let al = p.f64("alpha");

@@ -125,15 +125,17 @@ use super::matmul;
 use crate::backend::cpu::{exp_f32, isa_name, max_sumexp};
 use crate::compute::Compute;
 use crate::error::Result;
-use crate::losses::classification::{check_weights, checked_targets};
+use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::targets::{check_weights, checked_targets};
 use crate::params::{
     ParamSpec,
     ParamValue::{Bool, F64, I64},
     Params,
 };
 use crate::reduction::{Reduction, RowReducer};
-use crate::registry::{AuxSpec, Domain, InputSpec, LossDef, LossImpl, LossSpec, Text};
+use crate::spec::{AuxSpec, Domain, InputSpec, LossSpec};
 use crate::tensor::Grad;
+use crate::text::Text;
 use crate::{bail, err};
 
 const ID: &str = "cut_cross_entropy";
@@ -246,6 +248,7 @@ pub fn def() -> LossDef {
         "per-row log-sum-exp of the (soft-capped) logits; 0 on ignored rows",
     ));
     LossDef::new(spec, CutCrossEntropy)
+        .gpu(crate::custom_gpu!(CutCrossEntropy))
         .test_params(&[("block_rows", I64(2)), ("block_vocab", I64(3))])
         .test_params(&[("softcap", F64(3.0)), ("block_vocab", I64(4))])
         .test_params(&[("z_loss_coef", F64(1e-2)), ("block_rows", I64(4))])
@@ -271,7 +274,7 @@ pub struct CutCrossEntropy;
 mod gpu;
 
 #[cfg(feature = "wgpu")]
-impl crate::backend::wgpu::GpuLoss for CutCrossEntropy {
+impl crate::exec::gpu::GpuLoss for CutCrossEntropy {
     fn compute_gpu(
         &self,
         dev: &crate::backend::wgpu::GpuDevice,
@@ -332,13 +335,6 @@ fn grad_out<'s>(g: &'s mut Grad<'_>) -> OutBuf<'s> {
 }
 
 impl LossImpl for CutCrossEntropy {
-    fn has_gpu(&self) -> bool {
-        true
-    }
-    #[cfg(feature = "wgpu")]
-    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
-        Some(self)
-    }
     fn compute_cpu(&self, _spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let (n, d, v) = (c.dim("N"), c.dim("D"), c.dim("V"));
         let ignore = p.i64("ignore_index");

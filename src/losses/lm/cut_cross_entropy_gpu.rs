@@ -30,11 +30,12 @@
 //! prelude's blocked sums (`lk_acc`: Kahan compensation can be optimised away by drivers).
 
 use super::{ID, IN_B, IN_C, IN_E, IN_T, IN_W, tile_sizes};
+use crate::backend::wgpu::buffers::WgpuBuffer;
 use crate::backend::wgpu::buffers::{self, BufInner, Pooled, Window};
 use crate::backend::wgpu::{BindKind, GpuDevice, PRELUDE, PipelineKey, check_device_args, launch};
 use crate::compute::Compute;
 use crate::error::Result;
-use crate::losses::classification::{check_target_values, check_weights};
+use crate::exec::targets::{check_target_values, check_weights};
 use crate::params::Params;
 use crate::reduction::{Reduction, RowReducer};
 use crate::tensor::{Data, Grad, Tensor};
@@ -119,7 +120,7 @@ struct DevMat {
 fn dev_mat(t: &Tensor<'_>) -> Option<DevMat> {
     match &t.data {
         Data::Device(d) => Some(DevMat {
-            buf: d.buffer.inner.clone(),
+            buf: d.buffer.wgpu(),
             off: d.offset,
             rs: t.row_stride,
         }),
@@ -139,7 +140,7 @@ fn dst<'s>(g: &'s mut Grad<'_>) -> Result<Dst<'s>> {
         Grad::None => Dst::None,
         Grad::Out(t) => Dst::Host(&mut *t.data, t.row_stride),
         Grad::Device(o) => Dst::Device(DevMat {
-            buf: o.data.buffer.inner.clone(),
+            buf: o.data.buffer.wgpu(),
             off: o.data.offset,
             rs: o.row_stride,
         }),

@@ -37,12 +37,13 @@
 use super::{finish_batch, policy_inputs, ref_inputs, required_f64, sigmoid, softplus};
 use crate::compute::Compute;
 use crate::error::Result;
+use crate::exec::def::{LossDef, LossImpl};
 use crate::params::{
     ParamSpec,
     ParamValue::{Enum, F64},
     Params,
 };
-use crate::registry::{LossDef, LossImpl, LossSpec};
+use crate::spec::LossSpec;
 
 const ID: &str = "aot";
 
@@ -75,6 +76,7 @@ pub fn def() -> LossDef {
             .open_max(),
         );
     LossDef::new(spec, Aot)
+        .gpu(crate::custom_gpu!(Aot))
         .test_params(&[("beta", F64(0.5)), ("label_smoothing", F64(0.2))])
         .test_params(&[("variant", Enum(1))])
         .test_params(&[
@@ -95,7 +97,7 @@ fn argsort(x: &[f64]) -> Vec<usize> {
 }
 
 #[cfg(feature = "wgpu")]
-impl crate::backend::wgpu::GpuLoss for Aot {
+impl crate::exec::gpu::GpuLoss for Aot {
     fn compute_gpu(
         &self,
         dev: &crate::backend::wgpu::GpuDevice,
@@ -103,6 +105,7 @@ impl crate::backend::wgpu::GpuLoss for Aot {
         p: &Params,
         c: &mut Compute<'_>,
     ) -> Result<()> {
+        use crate::backend::wgpu::buffers::WgpuBuffer;
         use crate::backend::wgpu::buffers::{self, Window};
         use crate::backend::wgpu::per_sample::input_chunk;
         use crate::backend::wgpu::{BindKind, PRELUDE, PipelineKey, launch};
@@ -228,7 +231,7 @@ impl crate::backend::wgpu::GpuLoss for Aot {
                 let dst = match (&c.grads[slot], c.get(slot)) {
                     (Grad::None, _) => continue,
                     (Grad::Device(o), _) => {
-                        Some((o.data.buffer.inner.clone(), o.data.offset, o.row_stride))
+                        Some((o.data.buffer.wgpu(), o.data.offset, o.row_stride))
                     }
                     (
                         Grad::InPlace,
@@ -237,7 +240,7 @@ impl crate::backend::wgpu::GpuLoss for Aot {
                             row_stride,
                             ..
                         }),
-                    ) => Some((d.buffer.inner.clone(), d.offset, *row_stride)),
+                    ) => Some((d.buffer.wgpu(), d.offset, *row_stride)),
                     _ => None,
                 };
                 match dst {
@@ -298,13 +301,6 @@ impl crate::backend::wgpu::GpuLoss for Aot {
 }
 
 impl LossImpl for Aot {
-    fn has_gpu(&self) -> bool {
-        true
-    }
-    #[cfg(feature = "wgpu")]
-    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
-        Some(self)
-    }
     fn compute_cpu(&self, _spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let b = c.dim("B");
         let beta = p.f64("beta");

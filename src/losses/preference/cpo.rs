@@ -27,12 +27,13 @@ use super::simpo::{alpha_param, alpha_reward, margin_loss, smoothing_param};
 use super::{PairIdx, PairOut, gpu_hooks, len_inputs, policy_inputs, pref_gpu_loss, run_pairwise};
 use crate::compute::Compute;
 use crate::error::Result;
+use crate::exec::def::{LossDef, LossImpl};
 use crate::params::{
     ParamSpec,
     ParamValue::{Enum, F64},
     Params,
 };
-use crate::registry::{LossDef, LossImpl, LossSpec};
+use crate::spec::LossSpec;
 
 /// The registry entry.
 pub fn def() -> LossDef {
@@ -61,6 +62,7 @@ pub fn def() -> LossDef {
         ))
         .param(alpha_param());
     LossDef::new(spec, Cpo)
+        .gpu(crate::custom_gpu!(Cpo))
         .test_params(&[("label_smoothing", F64(0.3)), ("beta", F64(0.5))])
         .test_params(&[("loss_type", Enum(1)), ("beta", F64(0.3))])
         .test_params(&[("loss_type", Enum(2)), ("beta", F64(0.5))])

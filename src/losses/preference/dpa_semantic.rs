@@ -47,12 +47,13 @@ use super::{
 use crate::bail;
 use crate::compute::Compute;
 use crate::error::Result;
+use crate::exec::def::{LossDef, LossImpl};
 use crate::params::{
     ParamSpec,
     ParamValue::{Enum, F64, I64},
     Params,
 };
-use crate::registry::{LossDef, LossImpl, LossSpec};
+use crate::spec::LossSpec;
 
 const ID: &str = "dpa_semantic";
 
@@ -88,6 +89,7 @@ pub fn def() -> LossDef {
         ))
         .param(super::dpo::beta_param(0.1));
     LossDef::new(spec, DpaSemantic)
+        .gpu(crate::custom_gpu!(DpaSemantic))
         .test_params(&[("beta", F64(0.7))])
         .test_params(&[("cond", I64(15)), ("core", I64(12)), ("beta", F64(0.5))])
         .test_params(&[("cond", I64(15)), ("core", I64(4)), ("beta", F64(0.5))])

@@ -51,8 +51,9 @@ use super::{
 use crate::bail;
 use crate::compute::Compute;
 use crate::error::Result;
+use crate::exec::def::{LossDef, LossImpl};
 use crate::params::{ParamSpec, ParamValue, Params};
-use crate::registry::{Domain, InputSpec, LossDef, LossImpl, LossSpec};
+use crate::spec::{Domain, InputSpec, LossSpec};
 
 /// What a loss type sees of one pair.
 #[derive(Clone, Copy, Debug)]
@@ -343,7 +344,7 @@ pub fn def() -> LossDef {
             f64::INFINITY,
             "BCO reward shift (a running mean of the rewards, supplied by the caller)",
         ));
-    let mut d = LossDef::new(spec, Dpo);
+    let mut d = LossDef::new(spec, Dpo).gpu(crate::custom_gpu!(Dpo));
     use ParamValue::{Enum, F64};
     for (k, (name, _)) in LOSS_TYPES.iter().enumerate() {
         match *name {

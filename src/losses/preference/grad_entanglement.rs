@@ -29,8 +29,9 @@ use super::run_rows;
 use crate::compute::Compute;
 use crate::err;
 use crate::error::Result;
+use crate::exec::def::{LossDef, LossImpl};
 use crate::params::{ParamSpec, ParamValue::F64, Params};
-use crate::registry::{AuxSpec, InputSpec, LossDef, LossImpl, LossSpec};
+use crate::spec::{AuxSpec, InputSpec, LossSpec};
 
 const ID: &str = "grad_entanglement";
 
@@ -61,6 +62,7 @@ pub fn def() -> LossDef {
         "ip, n_w, n_l, cos, rho_w, rho_l, delta_w, delta_l per pair",
     ));
     LossDef::new(spec, GradEntanglement)
+        .gpu(crate::custom_gpu!(GradEntanglement))
         .test_params(&[("lambda_w", F64(0.25)), ("lambda_l", F64(0.1))])
 }
 
@@ -90,7 +92,7 @@ pub fn stats(gw: &[f32], gl: &[f32], lw: f64, ll: f64) -> [f64; 8] {
 }
 
 #[cfg(feature = "wgpu")]
-impl crate::backend::wgpu::GpuLoss for GradEntanglement {
+impl crate::exec::gpu::GpuLoss for GradEntanglement {
     fn compute_gpu(
         &self,
         dev: &crate::backend::wgpu::GpuDevice,
@@ -197,13 +199,6 @@ impl crate::backend::wgpu::GpuLoss for GradEntanglement {
 }
 
 impl LossImpl for GradEntanglement {
-    fn has_gpu(&self) -> bool {
-        true
-    }
-    #[cfg(feature = "wgpu")]
-    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
-        Some(self)
-    }
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let (b, d) = (c.dim("B"), c.dim("D"));
         let (lw, ll) = (p.f64("lambda_w"), p.f64("lambda_l"));

@@ -33,8 +33,9 @@ use super::{
 use crate::bail;
 use crate::compute::Compute;
 use crate::error::Result;
+use crate::exec::def::{LossDef, LossImpl};
 use crate::params::{ParamSpec, ParamValue::F64, Params};
-use crate::registry::{Domain, InputSpec, LossDef, LossImpl, LossSpec};
+use crate::spec::{Domain, InputSpec, LossSpec};
 
 const ID: &str = "hypo";
 
@@ -68,6 +69,7 @@ pub fn def() -> LossDef {
             "lambda: weight of the online KL term",
         ));
     LossDef::new(spec, Hypo)
+        .gpu(crate::custom_gpu!(Hypo))
         .surrogate_gradient(
             "the online KL term's gradient is the leave-one-out REINFORCE estimator, not the derivative of its Monte-Carlo value",
         )

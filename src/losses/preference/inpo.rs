@@ -24,8 +24,9 @@ use super::{
 use crate::bail;
 use crate::compute::Compute;
 use crate::error::Result;
+use crate::exec::def::{LossDef, LossImpl};
 use crate::params::{ParamSpec, ParamValue::F64, Params};
-use crate::registry::{Domain, InputSpec, LossDef, LossImpl, LossSpec};
+use crate::spec::{Domain, InputSpec, LossSpec};
 
 /// The registry entry.
 pub fn def() -> LossDef {
@@ -58,6 +59,7 @@ pub fn def() -> LossDef {
             "KL regularisation tau (eta * tau <= 1)",
         ));
     LossDef::new(spec, Inpo)
+        .gpu(crate::custom_gpu!(Inpo))
         .test_params(&[("eta", F64(2.0)), ("tau", F64(0.5))])
         .test_params(&[("tau", F64(0.0)), ("eta", F64(0.3))])
 }

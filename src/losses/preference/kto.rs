@@ -30,12 +30,13 @@ use super::{
 };
 use crate::compute::Compute;
 use crate::error::Result;
+use crate::exec::def::{LossDef, LossImpl};
 use crate::params::{
     ParamSpec,
     ParamValue::{Enum, F64},
     Params,
 };
-use crate::registry::{Domain, InputSpec, LossDef, LossImpl, LossSpec};
+use crate::spec::{Domain, InputSpec, LossSpec};
 
 /// The registry entry.
 pub fn def() -> LossDef {
@@ -96,6 +97,7 @@ pub fn def() -> LossDef {
         "TRL KTOTrainer loss type",
     ));
     LossDef::new(spec, Kto)
+        .gpu(crate::custom_gpu!(Kto))
         .test_params(&[
             ("beta", F64(0.5)),
             ("desirable_weight", F64(1.5)),

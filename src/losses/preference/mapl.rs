@@ -30,8 +30,10 @@ use super::{
 use crate::bail;
 use crate::compute::Compute;
 use crate::error::Result;
+use crate::exec::def::{LossDef, LossImpl};
 use crate::params::{ParamSpec, ParamValue::F64, Params};
-use crate::registry::{Domain, InputSpec, LossDef, LossImpl, LossSpec, Text};
+use crate::spec::{Domain, InputSpec, LossSpec};
+use crate::text::Text;
 
 /// The registry entry.
 pub fn def() -> LossDef {
@@ -63,6 +65,7 @@ pub fn def() -> LossDef {
     .param(ParamSpec::f64("w_intra", 1.0, 0.0, f64::INFINITY, "weight of intra-sample pairs"))
     .param(ParamSpec::f64("w_inter", 1.0, 0.0, f64::INFINITY, "weight of inter-sample pairs"));
     LossDef::new(spec, Mapl)
+        .gpu(crate::custom_gpu!(Mapl))
         .test_params(&[
             ("w_intra", F64(0.5)),
             ("w_inter", F64(2.0)),

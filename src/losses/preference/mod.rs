@@ -125,7 +125,7 @@ pub mod yojo_nway;
 use crate::compute::Compute;
 use crate::error::Result;
 use crate::reduction::RowReducer;
-use crate::registry::{Domain, InputSpec, LossSpec};
+use crate::spec::{Domain, InputSpec, LossSpec};
 use crate::tensor::Grad;
 use crate::{bail, err};
 
@@ -148,11 +148,11 @@ macro_rules! pref_gpu_loss {
     };
     (@impl $ty:ty, $file:literal, $ret:ty, $check:expr, $den:expr) => {
         #[cfg(feature = "wgpu")]
-        impl $crate::backend::wgpu::GpuLoss for $ty {
+        impl $crate::exec::gpu::GpuLoss for $ty {
             fn compute_gpu(
                 &self,
                 dev: &$crate::backend::wgpu::GpuDevice,
-                spec: &$crate::registry::LossSpec,
+                spec: &$crate::spec::LossSpec,
                 p: &$crate::params::Params,
                 c: &mut $crate::compute::Compute<'_>,
             ) -> $crate::error::Result<()> {
@@ -165,7 +165,7 @@ macro_rules! pref_gpu_loss {
                         include_str!($file),
                     );
                 let check: fn(
-                    &$crate::registry::LossSpec,
+                    &$crate::spec::LossSpec,
                     &$crate::params::Params,
                     &$crate::compute::Compute<'_>,
                 ) -> $crate::error::Result<$ret> = $check;
@@ -183,17 +183,10 @@ macro_rules! pref_gpu_loss {
 }
 pub(crate) use pref_gpu_loss;
 
-/// The two `LossImpl` methods of a loss with a GPU hook (inside its `impl LossImpl`).
+/// Formerly the `LossImpl` GPU methods; the GPU path is now declared on the definition
+/// (`.gpu(custom_gpu!(T))`), so this expands to nothing.
 macro_rules! gpu_hooks {
-    () => {
-        fn has_gpu(&self) -> bool {
-            true
-        }
-        #[cfg(feature = "wgpu")]
-        fn gpu(&self) -> Option<&dyn $crate::backend::wgpu::GpuLoss> {
-            Some(self)
-        }
-    };
+    () => {};
 }
 pub(crate) use gpu_hooks;
 

@@ -27,8 +27,9 @@ use super::{
 use crate::bail;
 use crate::compute::Compute;
 use crate::error::Result;
+use crate::exec::def::{LossDef, LossImpl};
 use crate::params::{ParamSpec, ParamValue::F64, Params};
-use crate::registry::{LossDef, LossImpl, LossSpec};
+use crate::spec::LossSpec;
 
 /// The registry entry.
 pub fn def() -> LossDef {
@@ -47,6 +48,7 @@ pub fn def() -> LossDef {
         "weight of the odds-ratio term (TRL beta, official alpha)",
     ));
     LossDef::new(spec, Orpo)
+        .gpu(crate::custom_gpu!(Orpo))
         .test_params(&[("lam", F64(1.0))])
         .test_params(&[("lam", F64(0.0))])
 }

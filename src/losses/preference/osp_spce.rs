@@ -29,8 +29,9 @@ use super::{
 use crate::compute::Compute;
 use crate::err;
 use crate::error::Result;
+use crate::exec::def::{LossDef, LossImpl};
 use crate::params::{ParamValue::F64, Params};
-use crate::registry::{Domain, InputSpec, LossDef, LossImpl, LossSpec};
+use crate::spec::{Domain, InputSpec, LossSpec};
 
 /// The registry entry.
 pub fn def() -> LossDef {
@@ -48,7 +49,9 @@ pub fn def() -> LossDef {
                 .doc("probability in [0, 1] that the first response is preferred"),
         )
         .param(super::dpo::beta_param(0.1));
-    LossDef::new(spec, OspSpce).test_params(&[("beta", F64(0.7))])
+    LossDef::new(spec, OspSpce)
+        .gpu(crate::custom_gpu!(OspSpce))
+        .test_params(&[("beta", F64(0.7))])
 }
 
 /// The implementation.

@@ -26,12 +26,13 @@ use super::{
 };
 use crate::compute::Compute;
 use crate::error::Result;
+use crate::exec::def::{LossDef, LossImpl};
 use crate::params::{
     ParamSpec,
     ParamValue::{Enum, F64},
     Params,
 };
-use crate::registry::{Domain, InputSpec, LossDef, LossImpl, LossSpec};
+use crate::spec::{Domain, InputSpec, LossSpec};
 
 /// The registry entry.
 pub fn def() -> LossDef {
@@ -64,6 +65,7 @@ pub fn def() -> LossDef {
             "SFT term: eta*beta*(-logps) or eta*(-logps/len)",
         ));
     LossDef::new(spec, Rpo)
+        .gpu(crate::custom_gpu!(Rpo))
         .test_params(&[("beta", F64(0.5)), ("eta", F64(0.3))])
         .test_params(&[("sft_norm", Enum(1)), ("eta", F64(0.5)), ("beta", F64(0.2))])
 }

@@ -56,12 +56,13 @@
 use super::{check_values, read_f64, run_rows};
 use crate::compute::Compute;
 use crate::error::Result;
+use crate::exec::def::{LossDef, LossImpl};
 use crate::params::{
     ParamSpec,
     ParamValue::{F64, I64},
     Params,
 };
-use crate::registry::{AuxSpec, Domain, InputSpec, LossDef, LossImpl, LossSpec};
+use crate::spec::{AuxSpec, Domain, InputSpec, LossSpec};
 use crate::{bail, err};
 
 const ID: &str = "rso_accept";
@@ -115,6 +116,7 @@ pub fn def() -> LossDef {
         "acceptance probability exp((r - max r) / beta) over the valid candidates, 0 if invalid",
     ));
     LossDef::new(spec, RsoAccept)
+        .gpu(crate::custom_gpu!(RsoAccept))
         .test_dims(&[("K", 10)])
         .test_omit(&["valid"])
         .test_params(&[("beta", F64(0.1)), ("num_samples", I64(3))])
@@ -302,7 +304,7 @@ fn view<'b>(t: &'b crate::tensor::Tensor<'_>) -> crate::tensor::Tensor<'b> {
 }
 
 #[cfg(feature = "wgpu")]
-impl crate::backend::wgpu::GpuLoss for RsoAccept {
+impl crate::exec::gpu::GpuLoss for RsoAccept {
     fn compute_gpu(
         &self,
         dev: &crate::backend::wgpu::GpuDevice,
@@ -355,13 +357,6 @@ impl crate::backend::wgpu::GpuLoss for RsoAccept {
 }
 
 impl LossImpl for RsoAccept {
-    fn has_gpu(&self) -> bool {
-        true
-    }
-    #[cfg(feature = "wgpu")]
-    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
-        Some(self)
-    }
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let x = check(p, c)?;
         let (n, k) = (x.n, x.k);

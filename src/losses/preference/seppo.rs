@@ -34,12 +34,13 @@ use super::{
 use crate::compute::Compute;
 use crate::err;
 use crate::error::Result;
+use crate::exec::def::{LossDef, LossImpl};
 use crate::params::{
     ParamSpec,
     ParamValue::{Enum, F64},
     Params,
 };
-use crate::registry::{Domain, InputSpec, LossDef, LossImpl, LossSpec};
+use crate::spec::{Domain, InputSpec, LossSpec};
 
 const ID: &str = "seppo";
 const NAMES: [&str; 4] = ["err_win", "err_win_ref", "err_sample", "err_sample_ref"];
@@ -79,6 +80,7 @@ pub fn def() -> LossDef {
         "anchor: the sample loses iff the policy beats the reference on the winning image; always_lose: Diffusion-DPO",
     ));
     LossDef::new(spec, Seppo)
+        .gpu(crate::custom_gpu!(Seppo))
         .test_params(&[("beta", F64(2.0))])
         .test_params(&[("beta", F64(3.0)), ("criterion", Enum(1))])
         .test_params(&[("criterion", Enum(1))])

@@ -25,12 +25,13 @@
 use super::{PairIdx, PairOut, gpu_hooks, len_inputs, policy_inputs, pref_gpu_loss, run_pairwise};
 use crate::compute::Compute;
 use crate::error::Result;
+use crate::exec::def::{LossDef, LossImpl};
 use crate::params::{
     ParamSpec,
     ParamValue::{Enum, F64},
     Params,
 };
-use crate::registry::{LossDef, LossImpl, LossSpec};
+use crate::spec::LossSpec;
 
 /// AlphaPO reward `r(a)` and `r'(a)`.
 pub fn alpha_reward(alpha: f64, a: f64) -> (f64, f64) {
@@ -104,6 +105,7 @@ pub fn def() -> LossDef {
             "weight of the SFT term -logps_chosen/len",
         ));
     LossDef::new(spec, Simpo)
+        .gpu(crate::custom_gpu!(Simpo))
         .test_params(&[("label_smoothing", F64(0.2)), ("sft_weight", F64(0.5))])
         .test_params(&[("loss_type", Enum(1)), ("beta", F64(0.5))])
         .test_params(&[("alpha", F64(0.5))])

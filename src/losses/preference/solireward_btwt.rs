@@ -34,8 +34,9 @@ use super::{
 use crate::bail;
 use crate::compute::Compute;
 use crate::error::Result;
+use crate::exec::def::{LossDef, LossImpl};
 use crate::params::{ParamSpec, ParamValue::F64, Params};
-use crate::registry::{Domain, InputSpec, LossDef, LossImpl, LossSpec};
+use crate::spec::{Domain, InputSpec, LossSpec};
 
 const ID: &str = "solireward_btwt";
 
@@ -94,6 +95,7 @@ pub fn def() -> LossDef {
         .open_max(),
     );
     LossDef::new(spec, SolirewardBtwt)
+        .gpu(crate::custom_gpu!(SolirewardBtwt))
         .test_needs_optional()
         .test_params(&[("margin", F64(0.0)), ("bt_label_smoothing", F64(0.2))])
         .test_params(&[

@@ -46,12 +46,13 @@ use super::{check_values, input_f64, required_f64, run_rows, sigmoid, softplus};
 use crate::bail;
 use crate::compute::Compute;
 use crate::error::Result;
+use crate::exec::def::{LossDef, LossImpl};
 use crate::params::{
     ParamSpec,
     ParamValue::{Enum, F64},
     Params,
 };
-use crate::registry::{Domain, InputSpec, LossDef, LossImpl, LossSpec};
+use crate::spec::{Domain, InputSpec, LossSpec};
 
 const ID: &str = "sparsepo";
 const LP: usize = 0;
@@ -125,6 +126,7 @@ pub fn def() -> LossDef {
         "L1 penalty on the KL mask",
     ));
     LossDef::new(spec, Sparsepo)
+        .gpu(crate::custom_gpu!(Sparsepo))
         .test_omit(&["kl_mask"])
         .test_params(&[
             ("beta", F64(0.5)),
@@ -164,7 +166,7 @@ fn check_call(p: &Params, c: &Compute<'_>, mask: &[f64]) -> Result<()> {
 }
 
 #[cfg(feature = "wgpu")]
-impl crate::backend::wgpu::GpuLoss for Sparsepo {
+impl crate::exec::gpu::GpuLoss for Sparsepo {
     fn compute_gpu(
         &self,
         dev: &crate::backend::wgpu::GpuDevice,
@@ -189,18 +191,11 @@ impl crate::backend::wgpu::GpuLoss for Sparsepo {
         let iters = 4 * c.dim("T") as u64;
         crate::backend::wgpu::per_sample::check_loop_iterations(dev, ID, iters)?;
         let k = KERNEL.get(spec)?;
-        crate::backend::wgpu::GpuLoss::compute_gpu(k, dev, spec, p, c)
+        k.compute_with(dev, spec, p, c, Default::default())
     }
 }
 
 impl LossImpl for Sparsepo {
-    fn has_gpu(&self) -> bool {
-        true
-    }
-    #[cfg(feature = "wgpu")]
-    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
-        Some(self)
-    }
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let (b, t) = (c.dim("B"), c.dim("T"));
         let beta = p.f64("beta");

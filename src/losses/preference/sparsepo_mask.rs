@@ -29,8 +29,9 @@ use super::{check_values, required_f64, run_rows};
 use crate::bail;
 use crate::compute::Compute;
 use crate::error::Result;
+use crate::exec::def::{LossDef, LossImpl};
 use crate::params::Params;
-use crate::registry::{AuxSpec, Domain, InputSpec, LossDef, LossImpl, LossSpec};
+use crate::spec::{AuxSpec, Domain, InputSpec, LossSpec};
 
 const ID: &str = "sparsepo_mask";
 
@@ -57,7 +58,7 @@ pub fn def() -> LossDef {
         "N,T",
         "mask * mean over layers of the min-max rescaled activations",
     ));
-    LossDef::new(spec, SparsepoMask)
+    LossDef::new(spec, SparsepoMask).gpu(crate::custom_gpu!(SparsepoMask))
 }
 
 /// The implementation.
@@ -73,7 +74,7 @@ fn check_call(c: &Compute<'_>, mask: &[f64]) -> Result<()> {
 }
 
 #[cfg(feature = "wgpu")]
-impl crate::backend::wgpu::GpuLoss for SparsepoMask {
+impl crate::exec::gpu::GpuLoss for SparsepoMask {
     fn compute_gpu(
         &self,
         dev: &crate::backend::wgpu::GpuDevice,
@@ -93,18 +94,11 @@ impl crate::backend::wgpu::GpuLoss for SparsepoMask {
         let iters = (2 * c.dim("L") as u64 + 2) * c.dim("T") as u64;
         crate::backend::wgpu::per_sample::check_loop_iterations(dev, ID, iters)?;
         let k = KERNEL.get(spec)?;
-        crate::backend::wgpu::GpuLoss::compute_gpu(k, dev, spec, p, c)
+        k.compute_with(dev, spec, p, c, Default::default())
     }
 }
 
 impl LossImpl for SparsepoMask {
-    fn has_gpu(&self) -> bool {
-        true
-    }
-    #[cfg(feature = "wgpu")]
-    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
-        Some(self)
-    }
     fn compute_cpu(&self, spec: &LossSpec, _p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let (nl, n, t) = (c.dim("L"), c.dim("N"), c.dim("T"));
         let a = required_f64(ID, c, 0)?;

@@ -33,12 +33,13 @@ use super::{gpu_hooks, input_f64, lengths, lse, pref_gpu_loss, required_f64, run
 use crate::bail;
 use crate::compute::Compute;
 use crate::error::Result;
+use crate::exec::def::{LossDef, LossImpl};
 use crate::params::{
     ParamSpec,
     ParamValue::{Enum, F64},
     Params,
 };
-use crate::registry::{Domain, InputSpec, LossDef, LossImpl, LossSpec};
+use crate::spec::{Domain, InputSpec, LossSpec};
 
 const ID: &str = "spo_degree";
 
@@ -90,6 +91,7 @@ pub fn def() -> LossDef {
         "lambda: weight of the degree loss",
     ));
     LossDef::new(spec, SpoDegree)
+        .gpu(crate::custom_gpu!(SpoDegree))
         .test_dims(&[("K", 4)])
         .test_params(&[("beta", F64(0.5)), ("weight", F64(0.7))])
         .test_params(&[("objective", Enum(1)), ("beta", F64(0.5))])

@@ -70,10 +70,12 @@ use crate::backend::cpu::{
 };
 use crate::compute::Compute;
 use crate::error::Result;
-use crate::losses::classification::{checked_targets, rows_io};
+use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::rowwise::rows_io;
+use crate::exec::targets::checked_targets;
 use crate::params::{ParamSpec, ParamValue, Params};
 use crate::reduction::RowReducer;
-use crate::registry::{AuxSpec, Domain, InputSpec, LossDef, LossImpl, LossSpec};
+use crate::spec::{AuxSpec, Domain, InputSpec, LossSpec};
 use crate::tensor::TensorMut;
 use crate::{bail, err};
 
@@ -96,7 +98,7 @@ pub fn def() -> LossDef {
     .input(InputSpec::f32("logits", "N,T,V").grad().doc("next-token logits, already shifted"))
     .input(
         InputSpec::i64("labels", "N,T")
-            .domain(Domain::Class(crate::registry::Text::new("V")))
+            .domain(Domain::Class(crate::text::Text::new("V")))
             .doc("token id in [0, V) or ignore_index"),
     )
     .input(
@@ -163,6 +165,7 @@ pub fn def() -> LossDef {
     .rows("N")
     .in_place();
     LossDef::new(spec, TokenLogprobs)
+        .gpu(crate::custom_gpu!(TokenLogprobs))
         .test_params(&[("average", ParamValue::Bool(true))])
         .test_params(&[("temperature", ParamValue::F64(0.7))])
         .test_params(&[
@@ -358,13 +361,6 @@ impl Prep<'_> {
 }
 
 impl LossImpl for TokenLogprobs {
-    fn has_gpu(&self) -> bool {
-        cfg!(feature = "wgpu")
-    }
-    #[cfg(feature = "wgpu")]
-    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
-        Some(self)
-    }
     fn compute_cpu(&self, _spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let id = ID;
         let pre = prepare(p, c)?;
@@ -518,13 +514,15 @@ fn split_tokens(r: RowIo<'_>, v: usize) -> Vec<RowIo<'_>> {
 mod gpu {
     use super::{LOGITS, Prep, REF, Tok, TokenLogprobs, prepare};
     use crate::backend::wgpu::buffers::{self, Pooled, Window};
-    use crate::backend::wgpu::{BindKind, GpuDevice, GpuLoss, PRELUDE, PipelineKey};
-    use crate::backend::wgpu::{launch, rowwise};
+    use crate::backend::wgpu::launch;
+    use crate::backend::wgpu::{BindKind, GpuDevice, PRELUDE, PipelineKey};
     use crate::compute::Compute;
     use crate::error::Result;
+    use crate::exec::gpu::GpuLoss;
+    use crate::exec::gpu::rowwise;
     use crate::params::Params;
     use crate::reduction::RowReducer;
-    use crate::registry::LossSpec;
+    use crate::spec::LossSpec;
     use crate::tensor::{Data, Grad, Tensor};
     use crate::{bail, err};
 
@@ -652,6 +650,7 @@ mod gpu {
         want_grad: bool,
         toks: &mut [Tok],
     ) -> Result<()> {
+        use crate::backend::wgpu::buffers::WgpuBuffer;
         let (t, v) = (pre.t, pre.v);
         let rows = pre.n * t;
         let Compute { inputs, grads, .. } = c;
@@ -749,7 +748,10 @@ mod gpu {
                     x_up = None;
                     let start = ((d.offset + row_start(j0, t, v, x_stride)) * 4) as u64;
                     let len = (span(j0, j1, t, v, x_stride) * 4) as u64;
-                    (Window::new(dev, &d.buffer.inner.buf, start, len), x_stride)
+                    (
+                        Window::new(dev, &d.buffer.wgpu_ref().buf, start, len),
+                        x_stride,
+                    )
                 }
                 None => {
                     let src = x
@@ -769,7 +771,7 @@ mod gpu {
                     let s = r.row_stride;
                     let start = ((d.offset + row_start(j0, t, v, s)) * 4) as u64;
                     let len = (span(j0, j1, t, v, s) * 4) as u64;
-                    (Window::new(dev, &d.buffer.inner.buf, start, len), s)
+                    (Window::new(dev, &d.buffer.wgpu_ref().buf, start, len), s)
                 }
                 (Some(r), None) => {
                     let src = r
@@ -793,7 +795,7 @@ mod gpu {
                     g_scratch = None;
                     let start = ((d.offset + row_start(j0, t, v, *s)) * 4) as u64;
                     let len = (span(j0, j1, t, v, *s) * 4) as u64;
-                    (Window::new(dev, &d.buffer.inner.buf, start, len), *s)
+                    (Window::new(dev, &d.buffer.wgpu_ref().buf, start, len), *s)
                 }
                 (Mode::DeviceToHost, _) if want_grad => {
                     g_scratch = Some(dev.pool.take(dev, scratch_bytes, buffers::STORAGE)?);

@@ -33,9 +33,11 @@ use super::{
 use crate::bail;
 use crate::compute::Compute;
 use crate::error::Result;
-use crate::losses::classification::checked_targets;
+use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::targets::checked_targets;
 use crate::params::{ParamSpec, ParamValue::F64, Params};
-use crate::registry::{Domain, InputSpec, LossDef, LossImpl, LossSpec, Text};
+use crate::spec::{Domain, InputSpec, LossSpec};
+use crate::text::Text;
 
 const ID: &str = "yojo_nway";
 
@@ -83,6 +85,7 @@ pub fn def() -> LossDef {
     )
     .param(ParamSpec::ignore_index());
     LossDef::new(spec, YojoNway)
+        .gpu(crate::custom_gpu!(YojoNway))
         .test_needs_optional()
         .test_omit(&["target_probs", "valid"])
         .test_params(&[("temperature", F64(0.5))])

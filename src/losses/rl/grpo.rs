@@ -38,13 +38,14 @@ use super::{agg_param, clipped_surrogate, max_len_param, run_tokens};
 use crate::bail;
 use crate::compute::Compute;
 use crate::error::Result;
+use crate::exec::def::{LossDef, LossImpl};
 use crate::losses::preference::{input_f64, required_f64};
 use crate::params::{
     ParamSpec,
     ParamValue::{Enum, F64, I64},
     Params,
 };
-use crate::registry::{Domain, InputSpec, LossDef, LossImpl, LossSpec};
+use crate::spec::{Domain, InputSpec, LossSpec};
 
 /// The registry entry.
 pub fn def() -> LossDef {
@@ -105,6 +106,7 @@ pub fn def() -> LossDef {
     .param(agg_param("seq_mean_token_mean"))
     .param(max_len_param());
     LossDef::new(spec, Grpo)
+        .gpu(crate::custom_gpu!(Grpo))
         .test_dims(&[("N", 12)])
         .test_needs_optional()
         .test_params(&[("group_size", I64(3)), ("loss_agg", Enum(0))])
@@ -176,7 +178,7 @@ fn check_call(p: &Params, c: &Compute<'_>) -> Result<()> {
 }
 
 #[cfg(feature = "wgpu")]
-impl crate::backend::wgpu::GpuLoss for Grpo {
+impl crate::exec::gpu::GpuLoss for Grpo {
     fn compute_gpu(
         &self,
         dev: &crate::backend::wgpu::GpuDevice,
@@ -209,13 +211,6 @@ impl crate::backend::wgpu::GpuLoss for Grpo {
 }
 
 impl LossImpl for Grpo {
-    fn has_gpu(&self) -> bool {
-        true
-    }
-    #[cfg(feature = "wgpu")]
-    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
-        Some(self)
-    }
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let id = "grpo";
         let t = c.dim("T");

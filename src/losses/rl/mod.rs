@@ -28,7 +28,7 @@ use crate::compute::Compute;
 use crate::error::Result;
 use crate::losses::preference::{check_values, run_rows};
 use crate::params::{ParamSpec, Params};
-use crate::registry::LossSpec;
+use crate::spec::LossSpec;
 
 /// The `loss_agg` choices.
 pub const LOSS_AGG: &[&str] = &[

@@ -27,13 +27,14 @@ use super::{agg_param, clipped_surrogate, max_len_param, run_tokens};
 use crate::bail;
 use crate::compute::Compute;
 use crate::error::Result;
+use crate::exec::def::{LossDef, LossImpl};
 use crate::losses::preference::required_f64;
 use crate::params::{
     ParamSpec,
     ParamValue::{Enum, F64, I64},
     Params,
 };
-use crate::registry::{Domain, InputSpec, LossDef, LossImpl, LossSpec};
+use crate::spec::{Domain, InputSpec, LossSpec};
 
 /// `logps`, `old_logps`, `advantages` `[N, T]` inputs.
 pub fn token_inputs(spec: LossSpec) -> LossSpec {
@@ -86,6 +87,7 @@ pub fn def() -> LossDef {
         .param(agg_param("token_mean"))
         .param(max_len_param());
     LossDef::new(spec, PpoClip)
+        .gpu(crate::custom_gpu!(PpoClip))
         .test_params(&[("clip_ratio_c", F64(3.0)), ("clip_high", F64(0.28))])
         .test_params(&[("loss_agg", Enum(1))])
         .test_params(&[("loss_agg", Enum(2)), ("clip_low", F64(0.1))])
@@ -97,7 +99,7 @@ pub fn def() -> LossDef {
 pub struct PpoClip;
 
 #[cfg(feature = "wgpu")]
-impl crate::backend::wgpu::GpuLoss for PpoClip {
+impl crate::exec::gpu::GpuLoss for PpoClip {
     fn compute_gpu(
         &self,
         dev: &crate::backend::wgpu::GpuDevice,
@@ -120,13 +122,6 @@ impl crate::backend::wgpu::GpuLoss for PpoClip {
 }
 
 impl LossImpl for PpoClip {
-    fn has_gpu(&self) -> bool {
-        true
-    }
-    #[cfg(feature = "wgpu")]
-    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
-        Some(self)
-    }
     fn check_params(&self, _spec: &LossSpec, p: &Params) -> Result<()> {
         let c = p.f64("clip_ratio_c");
         if c > 0.0 && c <= 1.0 {

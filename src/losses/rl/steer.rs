@@ -38,13 +38,14 @@ use super::{agg_param, clipped_surrogate, max_len_param, run_tokens};
 use crate::bail;
 use crate::compute::Compute;
 use crate::error::Result;
+use crate::exec::def::{LossDef, LossImpl};
 use crate::losses::preference::required_f64;
 use crate::params::{
     ParamSpec,
     ParamValue::{Enum, F64},
     Params,
 };
-use crate::registry::{Domain, InputSpec, LossDef, LossImpl, LossSpec};
+use crate::spec::{Domain, InputSpec, LossSpec};
 
 /// The registry entry.
 pub fn def() -> LossDef {
@@ -105,6 +106,7 @@ pub fn def() -> LossDef {
         .param(agg_param("token_mean"))
         .param(max_len_param());
     LossDef::new(spec, Steer)
+        .gpu(crate::custom_gpu!(Steer))
         .surrogate_gradient(
             "the token weights depend on logps but are detached, as in the official code",
         )
@@ -272,7 +274,7 @@ fn omega_range(dev: &crate::backend::wgpu::GpuDevice, c: &Compute<'_>) -> Result
 }
 
 #[cfg(feature = "wgpu")]
-impl crate::backend::wgpu::GpuLoss for Steer {
+impl crate::exec::gpu::GpuLoss for Steer {
     fn compute_gpu(
         &self,
         dev: &crate::backend::wgpu::GpuDevice,
@@ -300,13 +302,6 @@ impl crate::backend::wgpu::GpuLoss for Steer {
 }
 
 impl LossImpl for Steer {
-    fn has_gpu(&self) -> bool {
-        true
-    }
-    #[cfg(feature = "wgpu")]
-    fn gpu(&self) -> Option<&dyn crate::backend::wgpu::GpuLoss> {
-        Some(self)
-    }
     fn check_params(&self, _spec: &LossSpec, p: &Params) -> Result<()> {
         let (a, b) = (p.f64("weight_min"), p.f64("weight_max"));
         if b < a {

@@ -1,48 +1,43 @@
-//! Template (a): the row-wise classification skeleton on the GPU (see the module docs of
-//! [`crate::backend::wgpu`]). The host side here does, once for every loss built on it,
-//! what the CPU family driver does: target and weight validation, the `mean` denominator,
-//! the upstream gradient and sample weights (folded into one scale per row), chunking over
-//! rows to respect the binding limit, host or device inputs and outputs, the reduction in
-//! f64 in row order (deterministic), and the auxiliary outputs `lse` and `correct`.
+//! The row-wise skeleton on the GPU: logits `[N, C]` with one integer target per row, and a
+//! loss that depends on its row only through a few statistics.
+//!
+//! The skeleton streams each row once with an online softmax (max, sum of exponentials,
+//! `sum_c w_c z_c`, arg-max of the raw logits), optionally through the soft-cap
+//! `cap·tanh(z/cap)`, then calls the loss's WGSL function
+//!
+//! ```wgsl
+//! fn lk_row_loss(st: LkRowStats) -> LkRowCoef
+//! ```
+//!
+//! where `LkRowStats` holds `lse`, `zy` (target logit after the cap), `swz`, `wsum`, `wy`,
+//! `classes` and `LkRowCoef` returns the row's `loss` and three coefficients `a, b, d` of the
+//! gradient `dl/dz'_c = a·p_c + b·w_c − d·[c = y]` (with `p = softmax(z')`). The skeleton
+//! applies the upstream scale, the soft-cap chain rule, zero rows for `ignore_index`, and
+//! writes the gradient (in place over the logits when asked). A loss declares
+//! `GpuKernel::Row(RowKernel { id, snippet, call })` (see `losses/classification/poly1.rs`);
+//! its values reach the snippet through `lk_param(k)`.
+//!
+//! The host side runs the call's plan (validated targets and weights, the `mean`
+//! denominator: the same plan the CPU driver [`crate::exec::rowwise::run_rowwise`] runs),
+//! folds the upstream gradient and sample weights into one scale per row, chunks rows to
+//! respect the binding limit, takes host or device inputs and outputs, reduces in f64 in row
+//! order (deterministic), and writes the auxiliary outputs `lse` and `correct`. The kernel
+//! shape is chosen by row length: several rows per workgroup for small `C`, one workgroup per
+//! row for large `C`, and rows split across workgroups (partial statistics, then a merge)
+//! when rows are few.
 
-use super::buffers::{self, Pooled, Window};
-use super::launch;
-use super::{BindKind, GpuDevice, PRELUDE, PipelineKey};
+use crate::backend::wgpu::buffers::{self, Pooled, WgpuBuffer, Window};
+use crate::backend::wgpu::{BindKind, GpuDevice, PRELUDE, PipelineKey, launch};
 use crate::compute::Compute;
 use crate::error::Result;
-use crate::losses::classification::{
-    RowwiseSetup, check_target_values, check_weights, mean_denominator,
-};
-use crate::reduction::{Reduction, RowReducer};
+use crate::exec::kernel::{RowCall, RowKernel};
+use crate::exec::rowwise::row_plan;
+use crate::reduction::RowReducer;
 use crate::tensor::{Data, Grad};
 use crate::{bail, err};
 
 /// The skeleton's WGSL (before the loss's snippet).
 pub const SKELETON: &str = include_str!("rowwise.wgsl");
-
-/// A row loss plugged into the skeleton.
-#[derive(Clone, Copy, Debug)]
-pub struct RowKernel {
-    /// Kernel id (part of the pipeline key), e.g. `cross_entropy`.
-    pub id: &'static str,
-    /// WGSL defining `fn lk_row_loss(st: LkRowStats) -> LkRowCoef`, reading its parameters
-    /// with `lk_param(k)`.
-    pub snippet: &'static str,
-}
-
-/// Values of one call of the skeleton besides the tensors.
-#[derive(Clone, Debug)]
-pub struct RowCall {
-    /// Input positions and the options the family driver also takes.
-    pub setup: RowwiseSetup,
-    /// Soft-cap (0 = off), applied by the skeleton before the statistics.
-    pub softcap: f32,
-    /// Up to 16 parameters for the snippet (`lk_param(k)`).
-    pub params: Vec<f32>,
-    /// The snippet reads `swz` (and its `b` coefficient is used); when false the skeleton
-    /// skips `sum_c w_c z'_c` and the `b·w_c` gradient term.
-    pub needs_swz: bool,
-}
 
 /// Threads per row group for rows of `classes` elements: about 8 elements per thread, a
 /// power of two, at most a workgroup.
@@ -72,44 +67,6 @@ fn layout_entries() -> [BindKind; 8] {
     ]
 }
 
-struct Prepared {
-    targets: Vec<i64>,
-    cw: Option<Vec<f32>>,
-    sw: Option<Vec<f32>>,
-    reducer_den: f64,
-}
-
-fn prepare(id: &str, c: &Compute<'_>, s: &RowwiseSetup) -> Result<Prepared> {
-    let classes = c.dim("C");
-    let t = c
-        .get(s.target)
-        .ok_or_else(|| err!(Internal, "{id}: target missing"))?;
-    let targets = t.read_i64()?;
-    check_target_values(id, &targets, classes, s.ignore_index)?;
-    let read_w = |k: Option<usize>, name: &str| -> Result<Option<Vec<f32>>> {
-        match k.and_then(|k| c.get(k)) {
-            Some(w) => {
-                let w = w.read_f32()?;
-                check_weights(id, name, &w)?;
-                Ok(Some(w))
-            }
-            None => Ok(None),
-        }
-    };
-    let cw = read_w(s.class_weights, "class_weights")?;
-    let sw = read_w(s.sample_weight, "sample_weight")?;
-    let mut den = mean_denominator(&targets, s.ignore_index, cw.as_deref(), sw.as_deref());
-    if s.normalizer > 0.0 && c.reduction == Reduction::Mean {
-        den = s.normalizer;
-    }
-    Ok(Prepared {
-        targets,
-        cw,
-        sw,
-        reducer_den: den,
-    })
-}
-
 /// Where the logits of a chunk come from and where their gradient goes.
 enum Mode {
     /// Host logits: uploaded to scratch; the gradient (if any) is written over the scratch
@@ -124,14 +81,14 @@ enum Mode {
 }
 
 /// Run a row loss on the GPU: the GPU counterpart of the family driver
-/// [`crate::losses::classification::run_rowwise`], with the same semantics.
+/// [`crate::exec::rowwise::run_rowwise`], with the same semantics.
 pub fn run(dev: &GpuDevice, kernel: &RowKernel, call: &RowCall, c: &mut Compute<'_>) -> Result<()> {
     let id = kernel.id;
     let s = &call.setup;
     let n = c.dim("N");
     let classes = c.dim("C");
-    let pre = prepare(id, c, s)?;
-    let reducer = RowReducer::new(c.reduction, c.grad_output, pre.reducer_den);
+    let pre = row_plan(id, c, s)?;
+    let reducer = RowReducer::new(c.reduction, c.grad_output, pre.den);
     let want_grad = c.wants_grad(s.logits);
     let want_correct = c.aux.iter().any(|(n, _)| n == "correct");
     // Per-row (target, scale) words.
@@ -290,7 +247,7 @@ fn run_chunks(
         let xbuf_holder;
         match &dev_x {
             Some(d) => {
-                xbuf_holder = d.buffer.inner.clone();
+                xbuf_holder = d.buffer.wgpu();
                 let start = ((d.offset + r0 * x_stride) * 4) as u64;
                 let len = (((rows - 1) * x_stride + classes) * 4) as u64;
                 xw = Window::new(dev, &xbuf_holder.buf, start, len);
@@ -326,7 +283,7 @@ fn run_chunks(
         let gbuf_holder;
         let gw: Window<'_> = match (&mode, &*gslot) {
             (Mode::DeviceOut, Grad::Device(o)) => {
-                gbuf_holder = Some(o.data.buffer.inner.clone());
+                gbuf_holder = Some(o.data.buffer.wgpu());
                 gscratch = None;
                 let start = ((o.data.offset + r0 * o.row_stride) * 4) as u64;
                 let len = (((rows - 1) * o.row_stride + classes) * 4) as u64;

@@ -1,4 +1,4 @@
-//! Drivers for the classification losses that do not fit [`super::run_rowwise`]:
+//! Drivers for per-sample and per-row losses that do not fit [`super::rowwise::run_rowwise`]:
 //!
 //! - [`run_elementwise`]: a per-sample loss of one `[N]` input (`dco`): every sample
 //!   contributes, `mean` divides by `N`.
@@ -12,7 +12,7 @@
 
 use rayon::prelude::*;
 
-use super::rows_io;
+use super::rowwise::rows_io;
 use crate::backend::cpu::{RowIo, map_rows};
 use crate::compute::Compute;
 use crate::err;
