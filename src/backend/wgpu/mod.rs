@@ -36,49 +36,15 @@
 //!   loop uses (Kahan compensation can be optimised away by a driver, a running f32 sum drifts
 //!   by n ulp). WGSL kernels never rely on inf or NaN.
 //!
-//! # Template (a): the row-wise classification skeleton ([`rowwise`])
-//! Losses over logits `[N, C]` with one integer target per row whose per-row loss depends
-//! on the row only through a few statistics share one kernel family. The skeleton streams
-//! each row once with an online softmax (max, sum of exponentials, `sum_c w_c z_c`, arg-max
-//! of the raw logits), optionally through the soft-cap `cap·tanh(z/cap)`, then calls the
-//! loss's WGSL function
+//! # What runs on this engine
+//! The loss-facing executors live in [`crate::exec::gpu`]: the row-wise skeleton
+//! (`exec/gpu/rowwise.rs`, a loss's row function as a WGSL snippet), the per-sample
+//! contract's executor (built on [`per_sample`] below), and the custom passes of losses that
+//! need their own. This module knows no targets, weights or losses: it runs WGSL with
+//! bindings, uniforms and chunked windows.
 //!
-//! ```wgsl
-//! fn lk_row_loss(st: LkRowStats) -> LkRowCoef
-//! ```
-//!
-//! where `LkRowStats` holds `lse`, `zy` (target logit after the cap), `swz`, `wsum`, `wy`,
-//! `classes` and `LkRowCoef` returns the row's `loss` and three coefficients `a, b, d` of the
-//! gradient `dl/dz'_c = a·p_c + b·w_c − d·[c = y]` (with `p = softmax(z')`). The skeleton
-//! then applies the upstream scale, the soft-cap chain rule, zero rows for `ignore_index`,
-//! and writes the gradient (in place over the logits when asked). Parameters reach the
-//! snippet through `lk_param(k)` (the loss's GPU parameters as f32, up to 16). The kernel
-//! shape is chosen by row length: several rows per workgroup for small `C`, one workgroup
-//! per row for large `C`, and rows split across workgroups (partial statistics, then a merge)
-//! when rows are few. `cross_entropy`, `focal`, `poly1` and `comp_sum` are built on it
-//! (their snippets sit next to their `.rs` files). A row loss plugs in with its snippet;
-//! Poly-1 (`l = -u - ε·expm1(u)` with `u = log p_y`, so `dl/dz_c = A·(p_c − [c=y])`,
-//! `A = 1 + ε·p_y`) is
-//!
-//! ```wgsl
-//! fn lk_row_loss(st: LkRowStats) -> LkRowCoef {
-//!     let eps = lk_param(0u);
-//!     let u = min(st.zy - st.lse, 0.0);
-//!     let aa = 1.0 + eps * exp(u);
-//!     return LkRowCoef(-u - eps * lk_expm1(u), aa, 0.0, aa);
-//! }
-//! ```
-//!
-//! (`a = d = A`, `b = 0`), a [`rowwise::RowKernel`] naming the snippet, and a `GpuLoss` impl
-//! calling [`rowwise::run`] with a [`rowwise::RowCall`] holding the
-//! [`crate::exec::rowwise::RowwiseSetup`] and `[ε]` as parameters (see
-//! `losses/classification/poly1.rs`). Validation, weights, `ignore_index`, reduction,
-//! chunking, device buffers and the auxiliary outputs come for free. The skeleton covers
-//! losses whose gradient is affine in `p_c` and `w_c` with per-row
-//! coefficients; others use their own kernel or the per-sample contract.
-//!
-//! # Template (b): the per-sample kernel contract v1 ([`per_sample`])
-//! For plugins and simple builtins (`kd_kl`). The host prepends
+//! # The per-sample kernel contract v1 ([`per_sample`])
+//! For plugins and the builtins that declare a per-sample kernel. The host prepends
 //!
 //! ```wgsl
 //! struct LkInfo { rows: u32, row_offset: u32, present: u32, n_dims: u32,
@@ -108,8 +74,8 @@
 //! ([`per_sample::PerSampleWgsl::compute_with_consts`], e.g. the RL `loss_agg` denominator),
 //! inputs bound whole instead of chunk-local ([`per_sample::PerSampleWgsl::with_whole_inputs`],
 //! `grpo`'s rewards), and inputs with one fixed axis before the per-sample letter, chunked per
-//! block ([`per_sample::PerSampleWgsl::with_leading_axis`], `sparsepo`'s `[2, B, T]`). [`per_sample::PerSampleWgsl`] implements
-//! the GPU hook for such a source.
+//! block ([`per_sample::PerSampleWgsl::with_leading_axis`], `sparsepo`'s `[2, B, T]`). A loss
+//! declares these as a `crate::exec::kernel::SampleKernel`.
 //!
 //! # Tiled pairwise kernels ([`pairwise`])
 //! For losses that compare every row of one matrix with every row of another (distance

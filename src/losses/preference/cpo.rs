@@ -24,10 +24,11 @@
 //! (margin loss and AlphaPO reward from the family prelude, as `simpo`).
 
 use super::simpo::{alpha_param, alpha_reward, margin_loss, smoothing_param};
-use super::{PairIdx, PairOut, gpu_hooks, len_inputs, policy_inputs, pref_gpu_loss, run_pairwise};
-use crate::compute::Compute;
+use super::{PairIdx, PairOut, len_inputs, policy_inputs, run_pairwise};
+use crate::compute::{Compute, Plan};
 use crate::error::Result;
 use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::kernel::{GpuKernel, SampleKernel};
 use crate::params::{
     ParamSpec,
     ParamValue::{Enum, F64},
@@ -62,7 +63,10 @@ pub fn def() -> LossDef {
         ))
         .param(alpha_param());
     LossDef::new(spec, Cpo)
-        .gpu(crate::custom_gpu!(Cpo))
+        .gpu(GpuKernel::Sample(SampleKernel::new(
+            &[super::FAMILY_WGSL],
+            include_str!("cpo.wgsl"),
+        )))
         .test_params(&[("label_smoothing", F64(0.3)), ("beta", F64(0.5))])
         .test_params(&[("loss_type", Enum(1)), ("beta", F64(0.3))])
         .test_params(&[("loss_type", Enum(2)), ("beta", F64(0.5))])
@@ -75,11 +79,11 @@ pub struct Cpo;
 
 const IDX: PairIdx = PairIdx::new(0, 1).lens(Some(2), Some(3));
 
-pref_gpu_loss!(Cpo, "cpo.wgsl", |s, _, c| super::check_pairs(s, c, IDX)
-    .map(drop));
-
 impl LossImpl for Cpo {
-    gpu_hooks!();
+    fn plan(&self, s: &LossSpec, _p: &Params, c: &Compute<'_>) -> Result<Plan> {
+        (super::check_pairs(s, c, IDX).map(drop))?;
+        Ok(Plan::default())
+    }
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let (beta, eps, alpha, nll) = (
             p.f64("beta"),

@@ -41,13 +41,14 @@
 //! the CPU path's checks (for the odds link the average log-probs are read back).
 
 use super::{
-    Pair, PairIdx, PairOut, gpu_hooks, len_inputs, log_sigmoid, log1mexp, lse, policy_inputs,
-    pref_gpu_loss, ref_inputs, run_pairwise, sigmoid,
+    Pair, PairIdx, PairOut, len_inputs, log_sigmoid, log1mexp, lse, policy_inputs, ref_inputs,
+    run_pairwise, sigmoid,
 };
 use crate::bail;
-use crate::compute::Compute;
+use crate::compute::{Compute, Plan};
 use crate::error::Result;
 use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::kernel::{GpuKernel, SampleKernel};
 use crate::params::{
     ParamSpec,
     ParamValue::{Enum, F64, I64},
@@ -89,7 +90,10 @@ pub fn def() -> LossDef {
         ))
         .param(super::dpo::beta_param(0.1));
     LossDef::new(spec, DpaSemantic)
-        .gpu(crate::custom_gpu!(DpaSemantic))
+        .gpu(GpuKernel::Sample(SampleKernel::new(
+            &[super::FAMILY_WGSL],
+            include_str!("dpa_semantic.wgsl"),
+        )))
         .test_params(&[("beta", F64(0.7))])
         .test_params(&[("cond", I64(15)), ("core", I64(12)), ("beta", F64(0.5))])
         .test_params(&[("cond", I64(15)), ("core", I64(4)), ("beta", F64(0.5))])
@@ -122,14 +126,6 @@ fn check_odds(q: &Pair) -> Result<()> {
     Ok(())
 }
 
-pref_gpu_loss!(DpaSemantic, "dpa_semantic.wgsl", |s, p, c| {
-    if p.choice("link") != "odds" {
-        return super::check_pairs(s, c, IDX).map(drop);
-    }
-    let v = super::read_pairs(s, c, IDX)?;
-    (0..v.data.rows).try_for_each(|i| check_odds(&v.pair(i)))
-});
-
 /// `ℓ` and `(∂ℓ/∂z_w, ∂ℓ/∂z_l)` for world masks `core`, `cond`.
 pub fn semantic(zw: f64, zl: f64, core: u32, cond: u32) -> (f64, f64, f64) {
     let num = core & cond;
@@ -159,7 +155,15 @@ pub fn semantic(zw: f64, zl: f64, core: u32, cond: u32) -> (f64, f64, f64) {
 }
 
 impl LossImpl for DpaSemantic {
-    gpu_hooks!();
+    fn plan(&self, s: &LossSpec, p: &Params, c: &Compute<'_>) -> Result<Plan> {
+        if p.choice("link") != "odds" {
+            super::check_pairs(s, c, IDX)?;
+        } else {
+            let v = super::read_pairs(s, c, IDX)?;
+            (0..v.data.rows).try_for_each(|i| check_odds(&v.pair(i)))?;
+        }
+        Ok(Plan::default())
+    }
     fn check_params(&self, _spec: &LossSpec, p: &Params) -> Result<()> {
         let (core, cond) = (p.i64("core"), p.i64("cond"));
         if core & cond == 0 {

@@ -45,13 +45,14 @@
 //! near or past the f32 range (log-ratios below −88).
 
 use super::{
-    PairIdx, PairOut, gpu_hooks, len_inputs, log_sigmoid, policy_inputs, pref_gpu_loss, ref_inputs,
-    run_pairwise, sigmoid, softplus,
+    PairIdx, PairOut, len_inputs, log_sigmoid, policy_inputs, ref_inputs, run_pairwise, sigmoid,
+    softplus,
 };
 use crate::bail;
-use crate::compute::Compute;
+use crate::compute::{Compute, Plan};
 use crate::error::Result;
 use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::kernel::{GpuKernel, SampleKernel};
 use crate::params::{ParamSpec, ParamValue, Params};
 use crate::spec::{Domain, InputSpec, LossSpec};
 
@@ -344,7 +345,10 @@ pub fn def() -> LossDef {
             f64::INFINITY,
             "BCO reward shift (a running mean of the rewards, supplied by the caller)",
         ));
-    let mut d = LossDef::new(spec, Dpo).gpu(crate::custom_gpu!(Dpo));
+    let mut d = LossDef::new(spec, Dpo).gpu(GpuKernel::Sample(SampleKernel::new(
+        &[super::FAMILY_WGSL],
+        include_str!("dpo.wgsl"),
+    )));
     use ParamValue::{Enum, F64};
     for (k, (name, _)) in LOSS_TYPES.iter().enumerate() {
         match *name {
@@ -408,9 +412,6 @@ const IDX: PairIdx = PairIdx::new(0, 1)
     .lens(Some(4), Some(5))
     .weight(6);
 
-pref_gpu_loss!(Dpo, "dpo.wgsl", |s, _, c| super::check_pairs(s, c, IDX)
-    .map(drop));
-
 fn loss_type_index(p: &Params) -> usize {
     match p.get("loss_type") {
         Some(ParamValue::Enum(k)) => k,
@@ -426,7 +427,10 @@ fn f_index(p: &Params) -> usize {
 }
 
 impl LossImpl for Dpo {
-    gpu_hooks!();
+    fn plan(&self, s: &LossSpec, _p: &Params, c: &Compute<'_>) -> Result<Plan> {
+        (super::check_pairs(s, c, IDX).map(drop))?;
+        Ok(Plan::default())
+    }
     fn check_params(&self, _spec: &LossSpec, p: &Params) -> Result<()> {
         let eps = p.f64("label_smoothing");
         match p.choice("loss_type") {

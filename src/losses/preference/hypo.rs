@@ -27,13 +27,12 @@
 //! **GPU path**: `hypo.wgsl`, one invocation per pair under the per-sample kernel contract
 //! (the online row's κ sum blocked in f32, `lk_acc`), after the same `K ≥ 2` check.
 
-use super::{
-    gpu_hooks, policy_inputs, pref_gpu_loss, ref_inputs, required_f64, run_rows, sigmoid, softplus,
-};
+use super::{policy_inputs, ref_inputs, required_f64, run_rows, sigmoid, softplus};
 use crate::bail;
-use crate::compute::Compute;
+use crate::compute::{Compute, Plan};
 use crate::error::Result;
 use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::kernel::{GpuKernel, SampleKernel};
 use crate::params::{ParamSpec, ParamValue::F64, Params};
 use crate::spec::{Domain, InputSpec, LossSpec};
 
@@ -69,7 +68,10 @@ pub fn def() -> LossDef {
             "lambda: weight of the online KL term",
         ));
     LossDef::new(spec, Hypo)
-        .gpu(crate::custom_gpu!(Hypo))
+        .gpu(GpuKernel::Sample(SampleKernel::new(
+            &[super::FAMILY_WGSL],
+            include_str!("hypo.wgsl"),
+        )))
         .surrogate_gradient(
             "the online KL term's gradient is the leave-one-out REINFORCE estimator, not the derivative of its Monte-Carlo value",
         )
@@ -92,10 +94,11 @@ fn check_k(c: &Compute<'_>) -> Result<()> {
     Ok(())
 }
 
-pref_gpu_loss!(Hypo, "hypo.wgsl", |_, _, c| check_k(c));
-
 impl LossImpl for Hypo {
-    gpu_hooks!();
+    fn plan(&self, _spec: &LossSpec, _p: &Params, c: &Compute<'_>) -> Result<Plan> {
+        (check_k(c))?;
+        Ok(Plan::default())
+    }
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         check_k(c)?;
         let (b, k) = (c.dim("B"), c.dim("K"));

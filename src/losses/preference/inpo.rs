@@ -17,14 +17,12 @@
 //!
 //! **GPU path**: `inpo.wgsl`, one invocation per pair under the per-sample kernel contract.
 
-use super::{
-    PairIdx, PairOut, gpu_hooks, policy_inputs, pref_gpu_loss, ref_inputs, required_f64,
-    run_pairwise,
-};
+use super::{PairIdx, PairOut, policy_inputs, ref_inputs, required_f64, run_pairwise};
 use crate::bail;
-use crate::compute::Compute;
+use crate::compute::{Compute, Plan};
 use crate::error::Result;
 use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::kernel::{GpuKernel, SampleKernel};
 use crate::params::{ParamSpec, ParamValue::F64, Params};
 use crate::spec::{Domain, InputSpec, LossSpec};
 
@@ -59,7 +57,10 @@ pub fn def() -> LossDef {
             "KL regularisation tau (eta * tau <= 1)",
         ));
     LossDef::new(spec, Inpo)
-        .gpu(crate::custom_gpu!(Inpo))
+        .gpu(GpuKernel::Sample(SampleKernel::new(
+            &[super::FAMILY_WGSL],
+            include_str!("inpo.wgsl"),
+        )))
         .test_params(&[("eta", F64(2.0)), ("tau", F64(0.5))])
         .test_params(&[("tau", F64(0.0)), ("eta", F64(0.3))])
 }
@@ -69,11 +70,11 @@ pub struct Inpo;
 
 const IDX: PairIdx = PairIdx::new(0, 1).refs(2, 3);
 
-pref_gpu_loss!(Inpo, "inpo.wgsl", |s, _, c| super::check_pairs(s, c, IDX)
-    .map(drop));
-
 impl LossImpl for Inpo {
-    gpu_hooks!();
+    fn plan(&self, s: &LossSpec, _p: &Params, c: &Compute<'_>) -> Result<Plan> {
+        (super::check_pairs(s, c, IDX).map(drop))?;
+        Ok(Plan::default())
+    }
     fn check_params(&self, _spec: &LossSpec, p: &Params) -> Result<()> {
         let (eta, tau) = (p.f64("eta"), p.f64("tau"));
         if eta * tau > 1.0 {

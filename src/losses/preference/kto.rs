@@ -24,13 +24,11 @@
 //! bound whole; every invocation takes the same blocked f32 sum (`lk_acc`) for `z₀` (O(M) per
 //! response, meant for a batch's worth of mismatched pairs).
 
-use super::{
-    both_or_neither, check_values, gpu_hooks, input_f64, pref_gpu_loss, required_f64, run_rows,
-    sigmoid,
-};
-use crate::compute::Compute;
+use super::{both_or_neither, check_values, input_f64, required_f64, run_rows, sigmoid};
+use crate::compute::{Compute, Plan};
 use crate::error::Result;
 use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::kernel::{GpuKernel, SampleKernel};
 use crate::params::{
     ParamSpec,
     ParamValue::{Enum, F64},
@@ -97,7 +95,10 @@ pub fn def() -> LossDef {
         "TRL KTOTrainer loss type",
     ));
     LossDef::new(spec, Kto)
-        .gpu(crate::custom_gpu!(Kto))
+        .gpu(GpuKernel::Sample(SampleKernel::new(
+            &[super::FAMILY_WGSL],
+            include_str!("kto.wgsl"),
+        )))
         .test_params(&[
             ("beta", F64(0.5)),
             ("desirable_weight", F64(1.5)),
@@ -129,10 +130,11 @@ fn checked_labels(c: &Compute<'_>) -> Result<(Vec<i64>, bool)> {
     Ok((des, kl))
 }
 
-pref_gpu_loss!(Kto, "kto.wgsl", |_, _, c| checked_labels(c).map(drop));
-
 impl LossImpl for Kto {
-    gpu_hooks!();
+    fn plan(&self, _spec: &LossSpec, _p: &Params, c: &Compute<'_>) -> Result<Plan> {
+        (checked_labels(c).map(drop))?;
+        Ok(Plan::default())
+    }
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let id = "kto";
         let n = c.dim("N");

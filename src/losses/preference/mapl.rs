@@ -23,14 +23,12 @@
 //! **GPU path**: `mapl.wgsl`, one invocation per pair under the per-sample kernel contract,
 //! after the CPU path's checks (mode against reference inputs, the levels read back).
 
-use super::{
-    PairIdx, PairOut, check_pairs, check_values, gpu_hooks, pref_gpu_loss, run_pairwise, sigmoid,
-    softplus,
-};
+use super::{PairIdx, PairOut, check_pairs, check_values, run_pairwise, sigmoid, softplus};
 use crate::bail;
-use crate::compute::Compute;
+use crate::compute::{Compute, Plan};
 use crate::error::Result;
 use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::kernel::{GpuKernel, SampleKernel};
 use crate::params::{ParamSpec, ParamValue::F64, Params};
 use crate::spec::{Domain, InputSpec, LossSpec};
 use crate::text::Text;
@@ -65,7 +63,10 @@ pub fn def() -> LossDef {
     .param(ParamSpec::f64("w_intra", 1.0, 0.0, f64::INFINITY, "weight of intra-sample pairs"))
     .param(ParamSpec::f64("w_inter", 1.0, 0.0, f64::INFINITY, "weight of inter-sample pairs"));
     LossDef::new(spec, Mapl)
-        .gpu(crate::custom_gpu!(Mapl))
+        .gpu(GpuKernel::Sample(SampleKernel::new(
+            &[super::FAMILY_WGSL],
+            include_str!("mapl.wgsl"),
+        )))
         .test_params(&[
             ("w_intra", F64(0.5)),
             ("w_inter", F64(2.0)),
@@ -106,11 +107,11 @@ fn checked_levels(spec: &LossSpec, p: &Params, c: &Compute<'_>) -> Result<Vec<i6
     Ok(level)
 }
 
-pref_gpu_loss!(Mapl, "mapl.wgsl", |s, p, c| checked_levels(s, p, c)
-    .map(drop));
-
 impl LossImpl for Mapl {
-    gpu_hooks!();
+    fn plan(&self, s: &LossSpec, p: &Params, c: &Compute<'_>) -> Result<Plan> {
+        (checked_levels(s, p, c).map(drop))?;
+        Ok(Plan::default())
+    }
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let rm = p.choice("mode") == "rm";
         let level = checked_levels(spec, p, c)?;

@@ -131,64 +131,7 @@ use crate::{bail, err};
 
 /// The family's WGSL helpers (`pf_softplus`, `pf_sigmoid`, `pf_log1mexp`, `pf_param`...),
 /// placed in front of every preference kernel after the losskit prelude.
-#[cfg(feature = "wgpu")]
 pub const FAMILY_WGSL: &str = include_str!("family.wgsl");
-
-/// The GPU hook of a preference loss: its kernel `$file` (next to the loss, per-sample
-/// contract v1, after the losskit prelude and [`FAMILY_WGSL`], built on first use) run once
-/// `$check(spec, params, compute)` (the checks the CPU path makes, shared with it) passed.
-/// `$check` returns `()`, or with `den = $check` the `mean` denominator (`f64`, the same value the
-/// CPU path divides by) for a loss whose mean is not over all rows.
-macro_rules! pref_gpu_loss {
-    ($ty:ty, $file:literal, den = $check:expr) => {
-        $crate::losses::preference::pref_gpu_loss!(@impl $ty, $file, f64, $check, Some);
-    };
-    ($ty:ty, $file:literal, $check:expr) => {
-        $crate::losses::preference::pref_gpu_loss!(@impl $ty, $file, (), $check, |()| None);
-    };
-    (@impl $ty:ty, $file:literal, $ret:ty, $check:expr, $den:expr) => {
-        #[cfg(feature = "wgpu")]
-        impl $crate::exec::gpu::GpuLoss for $ty {
-            fn compute_gpu(
-                &self,
-                dev: &$crate::backend::wgpu::GpuDevice,
-                spec: &$crate::spec::LossSpec,
-                p: &$crate::params::Params,
-                c: &mut $crate::compute::Compute<'_>,
-            ) -> $crate::error::Result<()> {
-                static KERNEL: $crate::backend::wgpu::per_sample::LazyKernel =
-                    $crate::backend::wgpu::per_sample::LazyKernel::new(
-                        &[
-                            $crate::backend::wgpu::PRELUDE,
-                            $crate::losses::preference::FAMILY_WGSL,
-                        ],
-                        include_str!($file),
-                    );
-                let check: fn(
-                    &$crate::spec::LossSpec,
-                    &$crate::params::Params,
-                    &$crate::compute::Compute<'_>,
-                ) -> $crate::error::Result<$ret> = $check;
-                let den: Option<f64> = ($den)(check(spec, p, c)?);
-                KERNEL.run(
-                    dev,
-                    spec,
-                    p,
-                    c,
-                    $crate::backend::wgpu::per_sample::PerSampleOpts { den },
-                )
-            }
-        }
-    };
-}
-pub(crate) use pref_gpu_loss;
-
-/// Formerly the `LossImpl` GPU methods; the GPU path is now declared on the definition
-/// (`.gpu(custom_gpu!(T))`), so this expands to nothing.
-macro_rules! gpu_hooks {
-    () => {};
-}
-pub(crate) use gpu_hooks;
 
 /// Stable `softplus(x) = max(x, 0) + log1p(e^{−|x|})`.
 #[inline]

@@ -21,13 +21,13 @@
 //! first); `log(1 − e^a)` and `expm1` in their f32 forms without cancellation near `a = 0`.
 
 use super::{
-    Pair, PairIdx, PairOut, gpu_hooks, len_inputs, log1mexp, policy_inputs, pref_gpu_loss,
-    run_pairwise, sigmoid, softplus,
+    Pair, PairIdx, PairOut, len_inputs, log1mexp, policy_inputs, run_pairwise, sigmoid, softplus,
 };
 use crate::bail;
-use crate::compute::Compute;
+use crate::compute::{Compute, Plan};
 use crate::error::Result;
 use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::kernel::{GpuKernel, SampleKernel};
 use crate::params::{ParamSpec, ParamValue::F64, Params};
 use crate::spec::LossSpec;
 
@@ -48,7 +48,10 @@ pub fn def() -> LossDef {
         "weight of the odds-ratio term (TRL beta, official alpha)",
     ));
     LossDef::new(spec, Orpo)
-        .gpu(crate::custom_gpu!(Orpo))
+        .gpu(GpuKernel::Sample(SampleKernel::new(
+            &[super::FAMILY_WGSL],
+            include_str!("orpo.wgsl"),
+        )))
         .test_params(&[("lam", F64(1.0))])
         .test_params(&[("lam", F64(0.0))])
 }
@@ -73,13 +76,14 @@ fn check_pair(q: &Pair) -> Result<()> {
     Ok(())
 }
 
-pref_gpu_loss!(Orpo, "orpo.wgsl", |s, _, c| {
-    let v = super::read_pairs(s, c, IDX)?;
-    (0..v.data.rows).try_for_each(|i| check_pair(&v.pair(i)))
-});
-
 impl LossImpl for Orpo {
-    gpu_hooks!();
+    fn plan(&self, s: &LossSpec, _p: &Params, c: &Compute<'_>) -> Result<Plan> {
+        ({
+            let v = super::read_pairs(s, c, IDX)?;
+            (0..v.data.rows).try_for_each(|i| check_pair(&v.pair(i)))
+        })?;
+        Ok(Plan::default())
+    }
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let lam = p.f64("lam");
         run_pairwise(spec, c, IDX, |q| {

@@ -23,13 +23,14 @@
 //! contract, after the CPU path's checks (the strengths are read back and checked).
 
 use super::{
-    PairIdx, PairOut, check_values, gpu_hooks, policy_inputs, pref_gpu_loss, read_f64, ref_inputs,
-    run_pairwise, sigmoid, softplus,
+    PairIdx, PairOut, check_values, policy_inputs, read_f64, ref_inputs, run_pairwise, sigmoid,
+    softplus,
 };
-use crate::compute::Compute;
+use crate::compute::{Compute, Plan};
 use crate::err;
 use crate::error::Result;
 use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::kernel::{GpuKernel, SampleKernel};
 use crate::params::{ParamValue::F64, Params};
 use crate::spec::{Domain, InputSpec, LossSpec};
 
@@ -50,7 +51,10 @@ pub fn def() -> LossDef {
         )
         .param(super::dpo::beta_param(0.1));
     LossDef::new(spec, OspSpce)
-        .gpu(crate::custom_gpu!(OspSpce))
+        .gpu(GpuKernel::Sample(SampleKernel::new(
+            &[super::FAMILY_WGSL],
+            include_str!("osp_spce.wgsl"),
+        )))
         .test_params(&[("beta", F64(0.7))])
 }
 
@@ -73,13 +77,14 @@ fn strengths(c: &Compute<'_>) -> Result<Vec<f64>> {
     Ok(strength)
 }
 
-pref_gpu_loss!(OspSpce, "osp_spce.wgsl", |s, _, c| {
-    strengths(c)?;
-    super::check_pairs(s, c, IDX).map(drop)
-});
-
 impl LossImpl for OspSpce {
-    gpu_hooks!();
+    fn plan(&self, s: &LossSpec, _p: &Params, c: &Compute<'_>) -> Result<Plan> {
+        ({
+            strengths(c)?;
+            super::check_pairs(s, c, IDX).map(drop)
+        })?;
+        Ok(Plan::default())
+    }
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let beta = p.f64("beta");
         let strength = strengths(c)?;

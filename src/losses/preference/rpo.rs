@@ -20,13 +20,11 @@
 //!
 //! **GPU path**: `rpo.wgsl`, one invocation per pair under the per-sample kernel contract.
 
-use super::{
-    PairIdx, PairOut, gpu_hooks, policy_inputs, pref_gpu_loss, ref_inputs, run_pairwise, sigmoid,
-    softplus,
-};
-use crate::compute::Compute;
+use super::{PairIdx, PairOut, policy_inputs, ref_inputs, run_pairwise, sigmoid, softplus};
+use crate::compute::{Compute, Plan};
 use crate::error::Result;
 use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::kernel::{GpuKernel, SampleKernel};
 use crate::params::{
     ParamSpec,
     ParamValue::{Enum, F64},
@@ -65,7 +63,10 @@ pub fn def() -> LossDef {
             "SFT term: eta*beta*(-logps) or eta*(-logps/len)",
         ));
     LossDef::new(spec, Rpo)
-        .gpu(crate::custom_gpu!(Rpo))
+        .gpu(GpuKernel::Sample(SampleKernel::new(
+            &[super::FAMILY_WGSL],
+            include_str!("rpo.wgsl"),
+        )))
         .test_params(&[("beta", F64(0.5)), ("eta", F64(0.3))])
         .test_params(&[("sft_norm", Enum(1)), ("eta", F64(0.5)), ("beta", F64(0.2))])
 }
@@ -75,11 +76,11 @@ pub struct Rpo;
 
 const IDX: PairIdx = PairIdx::new(0, 1).refs(2, 3).lens(Some(4), None);
 
-pref_gpu_loss!(Rpo, "rpo.wgsl", |s, _, c| super::check_pairs(s, c, IDX)
-    .map(drop));
-
 impl LossImpl for Rpo {
-    gpu_hooks!();
+    fn plan(&self, s: &LossSpec, _p: &Params, c: &Compute<'_>) -> Result<Plan> {
+        (super::check_pairs(s, c, IDX).map(drop))?;
+        Ok(Plan::default())
+    }
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let (beta, eta) = (p.f64("beta"), p.f64("eta"));
         let token_mean = p.choice("sft_norm") == "token_mean";

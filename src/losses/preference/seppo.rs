@@ -28,13 +28,13 @@
 //! uses the sign of the f32 difference, which is exact, so both backends pick the same `s`.
 
 use super::{
-    PairIdx, PairOut, check_pairs, check_values, gpu_hooks, pref_gpu_loss, read_f64, run_pairwise,
-    sigmoid, softplus,
+    PairIdx, PairOut, check_pairs, check_values, read_f64, run_pairwise, sigmoid, softplus,
 };
-use crate::compute::Compute;
+use crate::compute::{Compute, Plan};
 use crate::err;
 use crate::error::Result;
 use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::kernel::{GpuKernel, SampleKernel};
 use crate::params::{
     ParamSpec,
     ParamValue::{Enum, F64},
@@ -80,7 +80,10 @@ pub fn def() -> LossDef {
         "anchor: the sample loses iff the policy beats the reference on the winning image; always_lose: Diffusion-DPO",
     ));
     LossDef::new(spec, Seppo)
-        .gpu(crate::custom_gpu!(Seppo))
+        .gpu(GpuKernel::Sample(SampleKernel::new(
+            &[super::FAMILY_WGSL],
+            include_str!("seppo.wgsl"),
+        )))
         .test_params(&[("beta", F64(2.0))])
         .test_params(&[("beta", F64(3.0)), ("criterion", Enum(1))])
         .test_params(&[("criterion", Enum(1))])
@@ -107,10 +110,11 @@ fn check_mses(spec: &LossSpec, c: &Compute<'_>) -> Result<()> {
     check_pairs(spec, c, IDX).map(drop)
 }
 
-pref_gpu_loss!(Seppo, "seppo.wgsl", |s, _, c| check_mses(s, c));
-
 impl LossImpl for Seppo {
-    gpu_hooks!();
+    fn plan(&self, s: &LossSpec, _p: &Params, c: &Compute<'_>) -> Result<Plan> {
+        (check_mses(s, c))?;
+        Ok(Plan::default())
+    }
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         check_mses(spec, c)?;
         let half_beta = 0.5 * p.f64("beta");

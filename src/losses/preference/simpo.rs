@@ -22,10 +22,11 @@
 //! **GPU path**: `simpo.wgsl`, one invocation per pair under the per-sample kernel contract
 //! (the margin loss and the AlphaPO reward are family prelude functions shared with `cpo`).
 
-use super::{PairIdx, PairOut, gpu_hooks, len_inputs, policy_inputs, pref_gpu_loss, run_pairwise};
-use crate::compute::Compute;
+use super::{PairIdx, PairOut, len_inputs, policy_inputs, run_pairwise};
+use crate::compute::{Compute, Plan};
 use crate::error::Result;
 use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::kernel::{GpuKernel, SampleKernel};
 use crate::params::{
     ParamSpec,
     ParamValue::{Enum, F64},
@@ -105,7 +106,10 @@ pub fn def() -> LossDef {
             "weight of the SFT term -logps_chosen/len",
         ));
     LossDef::new(spec, Simpo)
-        .gpu(crate::custom_gpu!(Simpo))
+        .gpu(GpuKernel::Sample(SampleKernel::new(
+            &[super::FAMILY_WGSL],
+            include_str!("simpo.wgsl"),
+        )))
         .test_params(&[("label_smoothing", F64(0.2)), ("sft_weight", F64(0.5))])
         .test_params(&[("loss_type", Enum(1)), ("beta", F64(0.5))])
         .test_params(&[("alpha", F64(0.5))])
@@ -117,11 +121,11 @@ pub struct Simpo;
 
 const IDX: PairIdx = PairIdx::new(0, 1).lens(Some(2), Some(3));
 
-pref_gpu_loss!(Simpo, "simpo.wgsl", |s, _, c| super::check_pairs(s, c, IDX)
-    .map(drop));
-
 impl LossImpl for Simpo {
-    gpu_hooks!();
+    fn plan(&self, s: &LossSpec, _p: &Params, c: &Compute<'_>) -> Result<Plan> {
+        (super::check_pairs(s, c, IDX).map(drop))?;
+        Ok(Plan::default())
+    }
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let (beta, ratio, eps) = (
             p.f64("beta"),

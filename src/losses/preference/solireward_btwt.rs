@@ -27,14 +27,12 @@
 //! **GPU path**: `solireward_btwt.wgsl`, one invocation per pair under the per-sample kernel
 //! contract, after the CPU path's checks.
 
-use super::{
-    PairIdx, PairOut, both_or_neither, gpu_hooks, input_f64, pref_gpu_loss, run_pairwise, sigmoid,
-    softplus,
-};
+use super::{PairIdx, PairOut, both_or_neither, input_f64, run_pairwise, sigmoid, softplus};
 use crate::bail;
-use crate::compute::Compute;
+use crate::compute::{Compute, Plan};
 use crate::error::Result;
 use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::kernel::{GpuKernel, SampleKernel};
 use crate::params::{ParamSpec, ParamValue::F64, Params};
 use crate::spec::{Domain, InputSpec, LossSpec};
 
@@ -95,7 +93,10 @@ pub fn def() -> LossDef {
         .open_max(),
     );
     LossDef::new(spec, SolirewardBtwt)
-        .gpu(crate::custom_gpu!(SolirewardBtwt))
+        .gpu(GpuKernel::Sample(SampleKernel::new(
+            &[super::FAMILY_WGSL],
+            include_str!("solireward_btwt.wgsl"),
+        )))
         .test_needs_optional()
         .test_params(&[("margin", F64(0.0)), ("bt_label_smoothing", F64(0.2))])
         .test_params(&[
@@ -129,13 +130,14 @@ fn check_labels(p: &Params, c: &Compute<'_>) -> Result<bool> {
     Ok(labels)
 }
 
-pref_gpu_loss!(SolirewardBtwt, "solireward_btwt.wgsl", |s, p, c| {
-    check_labels(p, c)?;
-    super::check_pairs(s, c, IDX).map(drop)
-});
-
 impl LossImpl for SolirewardBtwt {
-    gpu_hooks!();
+    fn plan(&self, s: &LossSpec, p: &Params, c: &Compute<'_>) -> Result<Plan> {
+        ({
+            check_labels(p, c)?;
+            super::check_pairs(s, c, IDX).map(drop)
+        })?;
+        Ok(Plan::default())
+    }
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let m = p.f64("margin");
         let eps = p.f64("bt_label_smoothing");

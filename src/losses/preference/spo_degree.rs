@@ -29,11 +29,12 @@
 //! suffix log-sum-exps are built from the back and parked in the row's gradient slots
 //! (O(K²) per row, no scratch array).
 
-use super::{gpu_hooks, input_f64, lengths, lse, pref_gpu_loss, required_f64, run_rows};
+use super::{input_f64, lengths, lse, required_f64, run_rows};
 use crate::bail;
-use crate::compute::Compute;
+use crate::compute::{Compute, Plan};
 use crate::error::Result;
 use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::kernel::{GpuKernel, SampleKernel};
 use crate::params::{
     ParamSpec,
     ParamValue::{Enum, F64},
@@ -91,7 +92,10 @@ pub fn def() -> LossDef {
         "lambda: weight of the degree loss",
     ));
     LossDef::new(spec, SpoDegree)
-        .gpu(crate::custom_gpu!(SpoDegree))
+        .gpu(GpuKernel::Sample(SampleKernel::new(
+            &[super::FAMILY_WGSL],
+            include_str!("spo_degree.wgsl"),
+        )))
         .test_dims(&[("K", 4)])
         .test_params(&[("beta", F64(0.5)), ("weight", F64(0.7))])
         .test_params(&[("objective", Enum(1)), ("beta", F64(0.5))])
@@ -120,13 +124,11 @@ fn checked_lengths(p: &Params, c: &Compute<'_>) -> Result<Vec<f64>> {
     lengths(ID, "variant_len", c, avg.then_some(2), n * k)
 }
 
-pref_gpu_loss!(SpoDegree, "spo_degree.wgsl", |_, p, c| checked_lengths(
-    p, c
-)
-.map(drop));
-
 impl LossImpl for SpoDegree {
-    gpu_hooks!();
+    fn plan(&self, _spec: &LossSpec, p: &Params, c: &Compute<'_>) -> Result<Plan> {
+        (checked_lengths(p, c).map(drop))?;
+        Ok(Plan::default())
+    }
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let len = checked_lengths(p, c)?;
         let (n, k) = (c.dim("N"), c.dim("K"));

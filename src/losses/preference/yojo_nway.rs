@@ -27,13 +27,12 @@
 //! path (the targets, soft targets and padding mask are read back), which also give the
 //! `mean` denominator (the rows not ignored) to the contract's host side.
 
-use super::{
-    check_values, gpu_hooks, input_f64, lse, pref_gpu_loss, read_f64, required_f64, run_rows,
-};
+use super::{check_values, input_f64, lse, read_f64, required_f64, run_rows};
 use crate::bail;
-use crate::compute::Compute;
+use crate::compute::{Compute, Plan};
 use crate::error::Result;
 use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::kernel::{GpuKernel, SampleKernel};
 use crate::exec::targets::checked_targets;
 use crate::params::{ParamSpec, ParamValue::F64, Params};
 use crate::spec::{Domain, InputSpec, LossSpec};
@@ -85,7 +84,10 @@ pub fn def() -> LossDef {
     )
     .param(ParamSpec::ignore_index());
     LossDef::new(spec, YojoNway)
-        .gpu(crate::custom_gpu!(YojoNway))
+        .gpu(GpuKernel::Sample(SampleKernel::new(
+            &[super::FAMILY_WGSL],
+            include_str!("yojo_nway.wgsl"),
+        )))
         .test_needs_optional()
         .test_omit(&["target_probs", "valid"])
         .test_params(&[("temperature", F64(0.5))])
@@ -149,14 +151,12 @@ fn checked_targets_nway(p: &Params, c: &Compute<'_>) -> Result<(Option<Vec<i64>>
     Ok((target, den))
 }
 
-pref_gpu_loss!(
-    YojoNway,
-    "yojo_nway.wgsl",
-    den = |_, p, c| { checked_targets_nway(p, c).map(|(_, den)| den as f64) }
-);
-
 impl LossImpl for YojoNway {
-    gpu_hooks!();
+    fn plan(&self, _spec: &LossSpec, p: &Params, c: &Compute<'_>) -> Result<Plan> {
+        Ok(Plan::with_den(Some(
+            ({ checked_targets_nway(p, c).map(|(_, den)| den as f64) })?,
+        )))
+    }
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let (n, k) = (c.dim("N"), c.dim("K"));
         let tau = p.f64("temperature");
