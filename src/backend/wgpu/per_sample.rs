@@ -7,13 +7,19 @@
 //! divides by the rows), the upstream gradient and the chunking. The source is parsed and
 //! validated with naga when the kernel is built, so a plugin's bad WGSL is refused at
 //! registration with naga's message.
+//!
+//! A call ([`PerSampleWgsl::compute_with_consts`]) runs in steps, one function each: the
+//! argument checks, the call's layout (uniform values, how each input is bound, the rows
+//! per chunk), the bind group layouts and pipelines, then per chunk of rows the input
+//! uploads, the output buffers, the bind groups of the kernel and of the gradient scaling
+//! (with each gradient's destination), one compute pass, the read-back, and the auxiliary
+//! outputs, losses and host gradients written out; the reduction comes last.
 
 use std::collections::BTreeMap;
 
-use super::buffers::{self, Pooled, Window};
+use super::buffers::{self, Pooled, WgpuBuffer, Window};
 use super::launch;
 use super::{BindKind, GpuDevice, PipelineKey};
-use crate::backend::wgpu::buffers::WgpuBuffer;
 use crate::compute::Compute;
 use crate::error::Result;
 use crate::params::{ParamValue, Params};
@@ -560,6 +566,10 @@ impl PerSampleWgsl {
     /// Run the kernel with `opts` and host constants `consts` (builtins only): they follow
     /// the loss's parameters in `lk.params` (constant `j` is parameter slot
     /// `spec.params.len() + j`); parameters and constants together are at most 16.
+    ///
+    /// The steps: the argument checks, the call's layout (uniform values, which inputs are
+    /// chunked, the rows per chunk), the bind group layouts and pipelines, then per chunk of
+    /// rows the uploads, the dispatch and the read-back, and finally the reduction.
     pub fn compute_with_consts(
         &self,
         dev: &GpuDevice,
@@ -570,18 +580,42 @@ impl PerSampleWgsl {
         consts: &[f32],
     ) -> Result<()> {
         let id = spec.id.as_str();
-        if spec.params.len() + consts.len() > 16 {
-            bail!(
-                Internal,
-                "{id}: {} parameters and {} constants exceed the contract's 16 slots",
-                spec.params.len(),
-                consts.len()
-            );
-        }
-        let rows_l = spec.rows.as_str();
-        let n = c.dim(rows_l);
+        check_slots(spec, consts)?;
+        let n = c.dim(spec.rows.as_str());
         let reducer = RowReducer::new(c.reduction, c.grad_output, opts.den.unwrap_or(n as f64));
         let aux_len: Vec<usize> = (0..self.n_aux).map(|a| aux_row_len(spec, c, a)).collect();
+        self.check_aux(spec, c)?;
+        let (uni, inputs) = self.layout(spec, params, c, consts);
+        let chunk = chunk_rows(dev, spec, c, &inputs, &aux_len)?;
+        let pipes = self.pipelines(dev, id)?;
+        let call = Call {
+            dev,
+            spec,
+            id,
+            n_aux: self.n_aux,
+            uni,
+            inputs,
+            aux_len,
+            pipes,
+            scales: (0..n).map(|i| reducer.grad_scale(i) as f32).collect(),
+        };
+        let mut per_row = vec![0f64; n];
+        dev.scoped(id, || {
+            let mut r0 = 0usize;
+            while r0 < n {
+                let r1 = r0 + chunk.min(n - r0);
+                call.run_chunk(c, r0, r1, &mut per_row)?;
+                r0 = r1;
+            }
+            Ok(())
+        })?;
+        reducer.write_loss(&per_row, c.loss);
+        Ok(())
+    }
+
+    /// Refuse auxiliary outputs the kernel does not write.
+    fn check_aux(&self, spec: &LossSpec, c: &Compute<'_>) -> Result<()> {
+        let id = spec.id.as_str();
         for (name, _) in &c.aux {
             let k = spec.aux.iter().position(|a| a.name.as_str() == name);
             if k.is_none_or(|k| k >= self.n_aux) {
@@ -591,6 +625,20 @@ impl PerSampleWgsl {
                 );
             }
         }
+        Ok(())
+    }
+
+    /// The uniform values of the call (shape letters, parameters and constants, present
+    /// inputs) and the layout of its inputs.
+    fn layout(
+        &self,
+        spec: &LossSpec,
+        params: &Params,
+        c: &Compute<'_>,
+        consts: &[f32],
+    ) -> (Uniforms, Inputs) {
+        let rows_l = spec.rows.as_str();
+        let n = c.dim(rows_l);
         let lts = letters(spec);
         let mut dims = [0u32; 8];
         for (k, l) in lts.iter().enumerate() {
@@ -637,29 +685,24 @@ impl PerSampleWgsl {
         let grad_inputs: Vec<usize> = (0..spec.inputs.len())
             .filter(|&k| spec.inputs[k].differentiable)
             .collect();
-        // Rows per chunk: every chunked input and gradient must fit one binding, and one
-        // invocation per row must fit a 1-D dispatch.
-        let maxb = dev.max_binding_bytes();
-        let mut chunk =
-            (dev.limits.max_compute_workgroups_per_dimension as usize) * CONTRACT_WG as usize;
-        for (k, &is_chunked) in chunked.iter().enumerate() {
-            let Some(t) = c.get(k) else { continue };
-            if is_chunked {
-                let (lead, w) = lay[k];
-                chunk = chunk.min(launch::rows_per_chunk(maxb, lead * w, lead * w, 4, 0, id)?);
-            } else if (t.numel() * 4) as u64 > maxb {
-                bail!(
-                    Unsupported,
-                    "{id}: input '{}' ({} elements, not per-sample) exceeds the device's largest binding",
-                    spec.inputs[k].name,
-                    t.numel()
-                );
-            }
-        }
-        for &l in &aux_len {
-            chunk = chunk.min(launch::rows_per_chunk(maxb, l, l, 4, 0, id)?);
-        }
-        chunk = chunk.min((maxb / 4) as usize).max(1);
+        (
+            Uniforms {
+                present,
+                n_letters: lts.len() as u32,
+                dims,
+                pv,
+            },
+            Inputs {
+                chunked,
+                is_lead,
+                lay,
+                grad_inputs,
+            },
+        )
+    }
+
+    /// The bind group layouts and pipelines of the kernel and of the gradient scaling.
+    fn pipelines(&self, dev: &GpuDevice, id: &str) -> Result<Pipes> {
         let (bgl, playout) = dev.layout(
             &format!("per_sample/{id}/{}", self.kinds.len()),
             &self.kinds,
@@ -686,293 +729,538 @@ impl PerSampleWgsl {
             SCALE_WGSL,
             Some(&splayout),
         )?;
-        let scales: Vec<f32> = (0..n).map(|i| reducer.grad_scale(i) as f32).collect();
-        let mut per_row = vec![0f64; n];
-        dev.scoped(id, || {
-            let mut r0 = 0usize;
-            while r0 < n {
-                let rows = chunk.min(n - r0);
-                let r1 = r0 + rows;
-                let mut enc = dev
-                    .device
-                    .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(id) });
-                let mut ins: Vec<Pooled<'_>> = Vec::new();
-                for (k, &is_chunked) in chunked.iter().enumerate() {
-                    let p = match c.get(k) {
-                        Some(t) if is_lead[k] => lead_chunk(
-                            dev,
-                            &mut enc,
-                            id,
-                            &spec.inputs[k].name,
-                            t,
-                            lay[k],
-                            (r0, r1),
-                        )?,
-                        Some(t) => input_chunk(
-                            dev,
-                            &mut enc,
-                            id,
-                            &spec.inputs[k].name,
-                            t,
-                            is_chunked.then_some((r0, r1)),
-                        )?,
-                        None => dev.pool.take(dev, 4, buffers::STORAGE)?,
-                    };
-                    ins.push(p);
+        Ok(Pipes {
+            bgl,
+            pipe,
+            sbgl,
+            scale_pipe,
+        })
+    }
+}
+
+/// Refuse more parameters and constants than the contract's 16 slots.
+fn check_slots(spec: &LossSpec, consts: &[f32]) -> Result<()> {
+    let id = spec.id.as_str();
+    if spec.params.len() + consts.len() > 16 {
+        bail!(
+            Internal,
+            "{id}: {} parameters and {} constants exceed the contract's 16 slots",
+            spec.params.len(),
+            consts.len()
+        );
+    }
+    Ok(())
+}
+
+/// Rows per chunk: every chunked input and gradient must fit one binding, and one
+/// invocation per row must fit a 1-D dispatch. Refuses an input bound whole that does not
+/// fit one binding.
+fn chunk_rows(
+    dev: &GpuDevice,
+    spec: &LossSpec,
+    c: &Compute<'_>,
+    inputs: &Inputs,
+    aux_len: &[usize],
+) -> Result<usize> {
+    let id = spec.id.as_str();
+    let maxb = dev.max_binding_bytes();
+    let mut chunk =
+        (dev.limits.max_compute_workgroups_per_dimension as usize) * CONTRACT_WG as usize;
+    for (k, &is_chunked) in inputs.chunked.iter().enumerate() {
+        let Some(t) = c.get(k) else { continue };
+        if is_chunked {
+            let (lead, w) = inputs.lay[k];
+            chunk = chunk.min(launch::rows_per_chunk(maxb, lead * w, lead * w, 4, 0, id)?);
+        } else if (t.numel() * 4) as u64 > maxb {
+            bail!(
+                Unsupported,
+                "{id}: input '{}' ({} elements, not per-sample) exceeds the device's largest binding",
+                spec.inputs[k].name,
+                t.numel()
+            );
+        }
+    }
+    for &l in aux_len {
+        chunk = chunk.min(launch::rows_per_chunk(maxb, l, l, 4, 0, id)?);
+    }
+    Ok(chunk.min((maxb / 4) as usize).max(1))
+}
+
+/// The uniform values every chunk shares (after its row count and first row).
+struct Uniforms {
+    /// Bitmask of the inputs present.
+    present: u32,
+    /// Number of shape letters.
+    n_letters: u32,
+    dims: [u32; 8],
+    /// Parameters, then the host constants.
+    pv: [f32; 16],
+}
+
+/// How each input is bound.
+struct Inputs {
+    /// Bound chunk-local (else whole).
+    chunked: Vec<bool>,
+    /// Chunked per block of a fixed leading axis.
+    is_lead: Vec<bool>,
+    /// (leading blocks, elements per row within a block).
+    lay: Vec<(usize, usize)>,
+    /// The differentiable inputs, in spec order.
+    grad_inputs: Vec<usize>,
+}
+
+/// The kernel's and the scaling's bind group layouts and pipelines.
+struct Pipes {
+    bgl: std::sync::Arc<wgpu::BindGroupLayout>,
+    pipe: std::sync::Arc<wgpu::ComputePipeline>,
+    sbgl: std::sync::Arc<wgpu::BindGroupLayout>,
+    scale_pipe: std::sync::Arc<wgpu::ComputePipeline>,
+}
+
+/// One call of a per-sample kernel, as every chunk of rows runs it.
+struct Call<'a> {
+    dev: &'a GpuDevice,
+    spec: &'a LossSpec,
+    id: &'a str,
+    n_aux: usize,
+    uni: Uniforms,
+    inputs: Inputs,
+    /// Elements per row of each auxiliary output the kernel writes.
+    aux_len: Vec<usize>,
+    pipes: Pipes,
+    /// Per-row gradient scales (reduction and upstream gradient).
+    scales: Vec<f32>,
+}
+
+/// One scaling dispatch: gradient `grad` (index into the differentiable inputs), one
+/// leading block of it, scaled into its destination.
+struct ScaleGroup {
+    grad: usize,
+    /// Index into the host scratch destinations, or None for a device destination.
+    host: Option<usize>,
+    /// Byte offset of the block's first row in the destination.
+    base: usize,
+    /// Elements between rows in the destination.
+    stride: usize,
+    /// Elements per row.
+    len: usize,
+    /// One past the index of the device destination's buffer among the holders.
+    holder: usize,
+    /// Element offset of the block in the kernel's gradient output.
+    sbase: usize,
+}
+
+/// Where a chunk's scaled gradients go: host scratch buffers (read back afterwards), the
+/// device destinations (held while the chunk runs), and one scaling per leading block.
+struct GradDests<'d> {
+    host_out: Vec<(usize, Pooled<'d>)>,
+    dev_holders: Vec<std::sync::Arc<buffers::BufInner>>,
+    groups: Vec<ScaleGroup>,
+}
+
+/// A chunk's kernel outputs: the per-row losses, the gradients, the auxiliary outputs.
+struct Outputs<'d> {
+    loss_b: Pooled<'d>,
+    gbufs: Vec<Pooled<'d>>,
+    abufs: Vec<Pooled<'d>>,
+}
+
+/// What a chunk reads back: the losses, the host gradients (in `host_out` order), and the
+/// requested auxiliary outputs (aux index, bytes).
+struct ReadBack {
+    lossv: Vec<u8>,
+    hv: Vec<Vec<u8>>,
+    av: Vec<(usize, Vec<u8>)>,
+}
+
+impl<'a> Call<'a> {
+    /// Rows `r0..r1`: uploads, the kernel and the gradient scaling in one pass, the
+    /// read-back, and the results written into `c` and `per_row`.
+    fn run_chunk(
+        &self,
+        c: &mut Compute<'_>,
+        r0: usize,
+        r1: usize,
+        per_row: &mut [f64],
+    ) -> Result<()> {
+        let (dev, id) = (self.dev, self.id);
+        let rows = r1 - r0;
+        let mut enc = dev
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(id) });
+        let ins = self.upload_inputs(&mut enc, c, r0, r1)?;
+        let out = self.outputs(rows)?;
+        let (bg, _ubuf) = self.bind_kernel(rows, r0, &ins, &out);
+        let scale_b = buffers::upload(dev, bytemuck::cast_slice(&self.scales[r0..r1]))?;
+        let dests = self.grad_dests(c, r0, rows)?;
+        let (sbgs, _ubufs) = self.bind_scaling(rows, &dests, &out, &scale_b)?;
+        self.dispatch(&mut enc, &bg, rows, &sbgs)?;
+        let rb = self.read_back(enc, c, rows, &out, &dests)?;
+        self.write_aux(c, r0, rows, &rb);
+        let lf: &[f32] = bytemuck::cast_slice(&rb.lossv);
+        for i in 0..rows {
+            per_row[r0 + i] = lf[i] as f64;
+        }
+        self.write_host_grads(c, r0, rows, &dests, &rb)
+    }
+
+    /// Every input's data for rows `r0..r1` (whole for inputs not chunked; a 4-byte
+    /// placeholder for absent ones), uploaded or copied into `enc`.
+    fn upload_inputs(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        c: &Compute<'_>,
+        r0: usize,
+        r1: usize,
+    ) -> Result<Vec<Pooled<'a>>> {
+        let (dev, id, spec, inp) = (self.dev, self.id, self.spec, &self.inputs);
+        let mut ins: Vec<Pooled<'_>> = Vec::new();
+        for (k, &is_chunked) in inp.chunked.iter().enumerate() {
+            let p = match c.get(k) {
+                Some(t) if inp.is_lead[k] => {
+                    lead_chunk(dev, enc, id, &spec.inputs[k].name, t, inp.lay[k], (r0, r1))?
                 }
-                let loss_b = dev.pool.take(dev, (rows * 4) as u64, buffers::STORAGE)?;
-                let mut gbufs: Vec<Pooled<'_>> = Vec::new();
-                for &k in &grad_inputs {
-                    let len = lay[k].0 * lay[k].1;
-                    gbufs.push(dev.pool.take(
-                        dev,
-                        ((rows * len).max(1) * 4) as u64,
-                        buffers::STORAGE,
-                    )?);
-                }
-                let mut abufs: Vec<Pooled<'_>> = Vec::new();
-                for &l in &aux_len {
-                    abufs.push(dev.pool.take(
-                        dev,
-                        ((rows * l).max(1) * 4) as u64,
-                        buffers::STORAGE,
-                    )?);
-                }
-                let mut u: Vec<u32> = vec![rows as u32, r0 as u32, present, lts.len() as u32];
-                u.extend_from_slice(&dims);
-                u.extend(pv.iter().map(|p| p.to_bits()));
-                let ubuf = buffers::uniform(dev, bytemuck::cast_slice(&u));
-                let mut entries = vec![wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: Window::whole(&ubuf).resource(),
-                }];
-                for (k, p) in ins.iter().enumerate() {
-                    entries.push(wgpu::BindGroupEntry {
-                        binding: 1 + k as u32,
-                        resource: Window::whole(p.buf()).resource(),
-                    });
-                }
-                let nb = 1 + ins.len() as u32;
-                entries.push(wgpu::BindGroupEntry {
-                    binding: nb,
-                    resource: Window::whole(loss_b.buf()).resource(),
-                });
-                for (j, p) in gbufs.iter().chain(&abufs).enumerate() {
-                    entries.push(wgpu::BindGroupEntry {
-                        binding: nb + 1 + j as u32,
-                        resource: Window::whole(p.buf()).resource(),
-                    });
-                }
-                let bg = dev.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some(id),
-                    layout: &bgl,
-                    entries: &entries,
-                });
-                let scale_b = buffers::upload(dev, bytemuck::cast_slice(&scales[r0..r1]))?;
-                // Scaled gradients land here (host) or in the device destination.
-                let mut host_out: Vec<(usize, Pooled<'_>)> = Vec::new();
-                let mut dev_holders = Vec::new();
-                let mut scale_groups = Vec::new();
-                for (j, &k) in grad_inputs.iter().enumerate() {
-                    let (lead, len) = lay[k];
-                    if lead * len == 0 {
-                        continue;
-                    }
-                    // Element offset of the chunk's first row and the strides between rows
-                    // and between leading blocks, in a device destination.
-                    let dev_dst = |offset: usize, row_stride: usize| {
-                        if is_lead[k] {
-                            (offset + r0 * len, len, row_stride)
-                        } else {
-                            (offset + r0 * row_stride, row_stride, 0)
-                        }
-                    };
-                    let (dst_buf, base, stride, bstride) = match &c.grads[k] {
-                        Grad::None => continue,
-                        Grad::Device(o) => {
-                            dev_holders.push(o.data.buffer.wgpu());
-                            let (at, st, bs) = dev_dst(o.data.offset, o.row_stride);
-                            (None, at * 4, st, bs)
-                        }
-                        Grad::InPlace => match c.get(k) {
-                            Some(Tensor {
-                                data: Data::Device(d),
-                                row_stride,
-                                ..
-                            }) => {
-                                dev_holders.push(d.buffer.wgpu());
-                                let (at, st, bs) = dev_dst(d.offset, *row_stride);
-                                (None, at * 4, st, bs)
-                            }
-                            _ => {
-                                // Host in place: through a scratch buffer.
-                                let p = dev.pool.take(
-                                    dev,
-                                    (rows * lead * len * 4) as u64,
-                                    buffers::STORAGE,
-                                )?;
-                                host_out.push((k, p));
-                                (Some(host_out.len() - 1), 0, len, rows * len)
-                            }
-                        },
-                        Grad::Out(_) => {
-                            let p = dev.pool.take(
-                                dev,
-                                (rows * lead * len * 4) as u64,
-                                buffers::STORAGE,
-                            )?;
-                            host_out.push((k, p));
-                            (Some(host_out.len() - 1), 0, len, rows * len)
-                        }
-                    };
-                    for blk in 0..lead {
-                        scale_groups.push((
-                            j,
-                            dst_buf,
-                            base + blk * bstride * 4,
-                            stride,
-                            len,
-                            dev_holders.len(),
-                            blk * rows * len,
-                        ));
-                    }
-                }
-                let mut sbgs = Vec::new();
-                let mut ubufs = Vec::new();
-                for &(j, host_idx, base, stride, len, holder, sbase) in &scale_groups {
-                    let span = (((rows - 1) * stride + len) * 4) as u64;
-                    let w = match host_idx {
-                        Some(h) => Window::new(dev, host_out[h].1.buf(), base as u64, span),
-                        None => Window::new(dev, &dev_holders[holder - 1].buf, base as u64, span),
-                    };
-                    let su = buffers::uniform(
-                        dev,
-                        bytemuck::cast_slice(&[
-                            rows as u32,
-                            len as u32,
-                            w.base,
-                            stride as u32,
-                            sbase as u32,
-                            0,
-                            0,
-                            0,
-                        ]),
-                    );
-                    ubufs.push(su);
-                    let su = ubufs.last().ok_or_else(|| err!(Internal, "uniform"))?;
-                    sbgs.push((
-                        dev.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                            label: Some("scale"),
-                            layout: &sbgl,
-                            entries: &[
-                                wgpu::BindGroupEntry {
-                                    binding: 0,
-                                    resource: Window::whole(su).resource(),
-                                },
-                                wgpu::BindGroupEntry {
-                                    binding: 1,
-                                    resource: Window::whole(gbufs[j].buf()).resource(),
-                                },
-                                wgpu::BindGroupEntry {
-                                    binding: 2,
-                                    resource: Window::whole(scale_b.buf()).resource(),
-                                },
-                                wgpu::BindGroupEntry {
-                                    binding: 3,
-                                    resource: w.resource(),
-                                },
-                            ],
-                        }),
-                        (rows * len) as u64,
-                    ));
-                }
-                {
-                    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                        label: Some(id),
-                        timestamp_writes: None,
-                    });
-                    pass.set_pipeline(&pipe);
-                    pass.set_bind_group(0, &bg, &[]);
-                    pass.dispatch_workgroups((rows as u32).div_ceil(CONTRACT_WG), 1, 1);
-                    pass.set_pipeline(&scale_pipe);
-                    for (sbg, count) in &sbgs {
-                        let (gx, gy) = launch::grid(
-                            count.div_ceil(256),
-                            dev.limits.max_compute_workgroups_per_dimension,
-                        )?;
-                        pass.set_bind_group(0, sbg, &[]);
-                        pass.dispatch_workgroups(gx, gy, 1);
-                    }
-                }
-                let mut lossv = vec![0u8; rows * 4];
-                let mut hv: Vec<Vec<u8>> = host_out
-                    .iter()
-                    .map(|(k, _)| vec![0u8; rows * lay[*k].0 * lay[*k].1 * 4])
-                    .collect();
-                // Requested auxiliary outputs: (aux index, bytes).
-                let mut av: Vec<(usize, Vec<u8>)> = (0..self.n_aux)
-                    .filter(|&a| c.aux.iter().any(|(nm, _)| nm == spec.aux[a].name.as_str()))
-                    .map(|a| (a, vec![0u8; rows * aux_len[a] * 4]))
-                    .collect();
-                {
-                    let mut reads: Vec<(&wgpu::Buffer, u64, &mut [u8])> =
-                        vec![(loss_b.buf(), 0, &mut lossv)];
-                    for ((_, p), v) in host_out.iter().zip(hv.iter_mut()) {
-                        reads.push((p.buf(), 0, v));
-                    }
-                    for (a, v) in av.iter_mut() {
-                        if !v.is_empty() {
-                            reads.push((abufs[*a].buf(), 0, v));
-                        }
-                    }
-                    buffers::submit_and_read(dev, enc, &mut reads)?;
-                }
-                for (a, v) in &av {
-                    let l = aux_len[*a];
-                    let af: &[f32] = bytemuck::cast_slice(v);
-                    let name = spec.aux[*a].name.as_str();
-                    let Some((_, t)) = c.aux.iter_mut().find(|(nm, _)| nm == name) else {
-                        continue;
-                    };
-                    for i in 0..rows {
-                        let at = (r0 + i) * t.row_stride;
-                        t.data[at..at + l].copy_from_slice(&af[i * l..(i + 1) * l]);
-                    }
-                }
-                let lf: &[f32] = bytemuck::cast_slice(&lossv);
-                for i in 0..rows {
-                    per_row[r0 + i] = lf[i] as f64;
-                }
-                for ((k, _), v) in host_out.iter().zip(&hv) {
-                    let k = *k;
-                    let gf: &[f32] = bytemuck::cast_slice(v);
-                    let Compute { inputs, grads, .. } = &mut *c;
-                    let t = inputs[k]
-                        .as_mut()
-                        .ok_or_else(|| err!(Internal, "{id}: input"))?;
-                    let (lead, len) = lay[k];
-                    let (dst, ds): (&mut [f32], usize) = match (&mut t.data, &mut grads[k]) {
-                        (_, Grad::Out(o)) => (&mut *o.data, o.row_stride),
-                        (Data::F32InPlace(d), Grad::InPlace) => (&mut **d, t.row_stride),
-                        _ => bail!(Internal, "{id}: inconsistent gradient slot"),
-                    };
-                    for blk in 0..lead {
-                        for i in 0..rows {
-                            let at = if is_lead[k] {
-                                blk * ds + (r0 + i) * len
-                            } else {
-                                (r0 + i) * ds
-                            };
-                            let from = (blk * rows + i) * len;
-                            dst[at..at + len].copy_from_slice(&gf[from..from + len]);
-                        }
-                    }
-                }
-                r0 = r1;
+                Some(t) => input_chunk(
+                    dev,
+                    enc,
+                    id,
+                    &spec.inputs[k].name,
+                    t,
+                    is_chunked.then_some((r0, r1)),
+                )?,
+                None => dev.pool.take(dev, 4, buffers::STORAGE)?,
+            };
+            ins.push(p);
+        }
+        Ok(ins)
+    }
+
+    /// The kernel's output buffers for `rows` rows.
+    fn outputs(&self, rows: usize) -> Result<Outputs<'a>> {
+        let dev = self.dev;
+        let lay = &self.inputs.lay;
+        let loss_b = dev.pool.take(dev, (rows * 4) as u64, buffers::STORAGE)?;
+        let mut gbufs: Vec<Pooled<'_>> = Vec::new();
+        for &k in &self.inputs.grad_inputs {
+            let len = lay[k].0 * lay[k].1;
+            gbufs.push(
+                dev.pool
+                    .take(dev, ((rows * len).max(1) * 4) as u64, buffers::STORAGE)?,
+            );
+        }
+        let mut abufs: Vec<Pooled<'_>> = Vec::new();
+        for &l in &self.aux_len {
+            abufs.push(
+                dev.pool
+                    .take(dev, ((rows * l).max(1) * 4) as u64, buffers::STORAGE)?,
+            );
+        }
+        Ok(Outputs {
+            loss_b,
+            gbufs,
+            abufs,
+        })
+    }
+
+    /// The kernel's bind group: the uniform `lk`, the inputs, the losses, the gradients and
+    /// the auxiliary outputs (binding order of the contract). Returns the uniform buffer too.
+    fn bind_kernel(
+        &self,
+        rows: usize,
+        r0: usize,
+        ins: &[Pooled<'_>],
+        out: &Outputs<'_>,
+    ) -> (wgpu::BindGroup, wgpu::Buffer) {
+        let (dev, uni) = (self.dev, &self.uni);
+        let mut u: Vec<u32> = vec![rows as u32, r0 as u32, uni.present, uni.n_letters];
+        u.extend_from_slice(&uni.dims);
+        u.extend(uni.pv.iter().map(|p| p.to_bits()));
+        let ubuf = buffers::uniform(dev, bytemuck::cast_slice(&u));
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: Window::whole(&ubuf).resource(),
+        }];
+        for (k, p) in ins.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry {
+                binding: 1 + k as u32,
+                resource: Window::whole(p.buf()).resource(),
+            });
+        }
+        let nb = 1 + ins.len() as u32;
+        entries.push(wgpu::BindGroupEntry {
+            binding: nb,
+            resource: Window::whole(out.loss_b.buf()).resource(),
+        });
+        for (j, p) in out.gbufs.iter().chain(&out.abufs).enumerate() {
+            entries.push(wgpu::BindGroupEntry {
+                binding: nb + 1 + j as u32,
+                resource: Window::whole(p.buf()).resource(),
+            });
+        }
+        let bg = dev.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(self.id),
+            layout: &self.pipes.bgl,
+            entries: &entries,
+        });
+        (bg, ubuf)
+    }
+
+    /// Where each wanted gradient of the chunk's `rows` rows (from `r0`) goes: its device
+    /// destination (a device gradient, or in place over a device input), or a host scratch
+    /// buffer read back afterwards; one scaling per leading block.
+    fn grad_dests(&self, c: &Compute<'_>, r0: usize, rows: usize) -> Result<GradDests<'a>> {
+        let (dev, inp) = (self.dev, &self.inputs);
+        // Scaled gradients land here (host) or in the device destination.
+        let mut host_out: Vec<(usize, Pooled<'_>)> = Vec::new();
+        let mut dev_holders = Vec::new();
+        let mut groups = Vec::new();
+        for (j, &k) in inp.grad_inputs.iter().enumerate() {
+            let (lead, len) = inp.lay[k];
+            if lead * len == 0 {
+                continue;
             }
-            Ok(())
-        })?;
-        reducer.write_loss(&per_row, c.loss);
+            // Element offset of the chunk's first row and the strides between rows
+            // and between leading blocks, in a device destination.
+            let dev_dst = |offset: usize, row_stride: usize| {
+                if inp.is_lead[k] {
+                    (offset + r0 * len, len, row_stride)
+                } else {
+                    (offset + r0 * row_stride, row_stride, 0)
+                }
+            };
+            let (dst_buf, base, stride, bstride) = match &c.grads[k] {
+                Grad::None => continue,
+                Grad::Device(o) => {
+                    dev_holders.push(o.data.buffer.wgpu());
+                    let (at, st, bs) = dev_dst(o.data.offset, o.row_stride);
+                    (None, at * 4, st, bs)
+                }
+                Grad::InPlace => match c.get(k) {
+                    Some(Tensor {
+                        data: Data::Device(d),
+                        row_stride,
+                        ..
+                    }) => {
+                        dev_holders.push(d.buffer.wgpu());
+                        let (at, st, bs) = dev_dst(d.offset, *row_stride);
+                        (None, at * 4, st, bs)
+                    }
+                    _ => {
+                        // Host in place: through a scratch buffer.
+                        let p =
+                            dev.pool
+                                .take(dev, (rows * lead * len * 4) as u64, buffers::STORAGE)?;
+                        host_out.push((k, p));
+                        (Some(host_out.len() - 1), 0, len, rows * len)
+                    }
+                },
+                Grad::Out(_) => {
+                    let p = dev
+                        .pool
+                        .take(dev, (rows * lead * len * 4) as u64, buffers::STORAGE)?;
+                    host_out.push((k, p));
+                    (Some(host_out.len() - 1), 0, len, rows * len)
+                }
+            };
+            for blk in 0..lead {
+                groups.push(ScaleGroup {
+                    grad: j,
+                    host: dst_buf,
+                    base: base + blk * bstride * 4,
+                    stride,
+                    len,
+                    holder: dev_holders.len(),
+                    sbase: blk * rows * len,
+                });
+            }
+        }
+        Ok(GradDests {
+            host_out,
+            dev_holders,
+            groups,
+        })
+    }
+
+    /// The scaling's bind groups (with their element counts) and their uniform buffers.
+    #[allow(clippy::type_complexity)]
+    fn bind_scaling(
+        &self,
+        rows: usize,
+        dests: &GradDests<'_>,
+        out: &Outputs<'_>,
+        scale_b: &Pooled<'_>,
+    ) -> Result<(Vec<(wgpu::BindGroup, u64)>, Vec<wgpu::Buffer>)> {
+        let dev = self.dev;
+        let mut sbgs = Vec::new();
+        let mut ubufs = Vec::new();
+        for g in &dests.groups {
+            let (base, stride, len) = (g.base, g.stride, g.len);
+            let span = (((rows - 1) * stride + len) * 4) as u64;
+            let w = match g.host {
+                Some(h) => Window::new(dev, dests.host_out[h].1.buf(), base as u64, span),
+                None => Window::new(dev, &dests.dev_holders[g.holder - 1].buf, base as u64, span),
+            };
+            let su = buffers::uniform(
+                dev,
+                bytemuck::cast_slice(&[
+                    rows as u32,
+                    len as u32,
+                    w.base,
+                    stride as u32,
+                    g.sbase as u32,
+                    0,
+                    0,
+                    0,
+                ]),
+            );
+            ubufs.push(su);
+            let su = ubufs.last().ok_or_else(|| err!(Internal, "uniform"))?;
+            sbgs.push((
+                dev.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some("scale"),
+                    layout: &self.pipes.sbgl,
+                    entries: &[
+                        wgpu::BindGroupEntry {
+                            binding: 0,
+                            resource: Window::whole(su).resource(),
+                        },
+                        wgpu::BindGroupEntry {
+                            binding: 1,
+                            resource: Window::whole(out.gbufs[g.grad].buf()).resource(),
+                        },
+                        wgpu::BindGroupEntry {
+                            binding: 2,
+                            resource: Window::whole(scale_b.buf()).resource(),
+                        },
+                        wgpu::BindGroupEntry {
+                            binding: 3,
+                            resource: w.resource(),
+                        },
+                    ],
+                }),
+                (rows * len) as u64,
+            ));
+        }
+        Ok((sbgs, ubufs))
+    }
+
+    /// One compute pass: the kernel over the chunk's rows, then every scaling.
+    fn dispatch(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        bg: &wgpu::BindGroup,
+        rows: usize,
+        sbgs: &[(wgpu::BindGroup, u64)],
+    ) -> Result<()> {
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(self.id),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(&self.pipes.pipe);
+        pass.set_bind_group(0, bg, &[]);
+        pass.dispatch_workgroups((rows as u32).div_ceil(CONTRACT_WG), 1, 1);
+        pass.set_pipeline(&self.pipes.scale_pipe);
+        for (sbg, count) in sbgs {
+            let (gx, gy) = launch::grid(
+                count.div_ceil(256),
+                self.dev.limits.max_compute_workgroups_per_dimension,
+            )?;
+            pass.set_bind_group(0, sbg, &[]);
+            pass.dispatch_workgroups(gx, gy, 1);
+        }
+        Ok(())
+    }
+
+    /// Submit `enc` and read back the losses, the host gradients and the requested
+    /// auxiliary outputs.
+    fn read_back(
+        &self,
+        enc: wgpu::CommandEncoder,
+        c: &Compute<'_>,
+        rows: usize,
+        out: &Outputs<'_>,
+        dests: &GradDests<'_>,
+    ) -> Result<ReadBack> {
+        let (spec, lay) = (self.spec, &self.inputs.lay);
+        let mut lossv = vec![0u8; rows * 4];
+        let mut hv: Vec<Vec<u8>> = dests
+            .host_out
+            .iter()
+            .map(|(k, _)| vec![0u8; rows * lay[*k].0 * lay[*k].1 * 4])
+            .collect();
+        // Requested auxiliary outputs: (aux index, bytes).
+        let mut av: Vec<(usize, Vec<u8>)> = (0..self.n_aux)
+            .filter(|&a| c.aux.iter().any(|(nm, _)| nm == spec.aux[a].name.as_str()))
+            .map(|a| (a, vec![0u8; rows * self.aux_len[a] * 4]))
+            .collect();
+        {
+            let mut reads: Vec<(&wgpu::Buffer, u64, &mut [u8])> =
+                vec![(out.loss_b.buf(), 0, &mut lossv)];
+            for ((_, p), v) in dests.host_out.iter().zip(hv.iter_mut()) {
+                reads.push((p.buf(), 0, v));
+            }
+            for (a, v) in av.iter_mut() {
+                if !v.is_empty() {
+                    reads.push((out.abufs[*a].buf(), 0, v));
+                }
+            }
+            buffers::submit_and_read(self.dev, enc, &mut reads)?;
+        }
+        Ok(ReadBack { lossv, hv, av })
+    }
+
+    /// The chunk's rows of the requested auxiliary outputs into their destinations.
+    fn write_aux(&self, c: &mut Compute<'_>, r0: usize, rows: usize, rb: &ReadBack) {
+        for (a, v) in &rb.av {
+            let l = self.aux_len[*a];
+            let af: &[f32] = bytemuck::cast_slice(v);
+            let name = self.spec.aux[*a].name.as_str();
+            let Some((_, t)) = c.aux.iter_mut().find(|(nm, _)| nm == name) else {
+                continue;
+            };
+            for i in 0..rows {
+                let at = (r0 + i) * t.row_stride;
+                t.data[at..at + l].copy_from_slice(&af[i * l..(i + 1) * l]);
+            }
+        }
+    }
+
+    /// The chunk's rows of the host gradients (separate, or in place over a host input)
+    /// into their destinations.
+    fn write_host_grads(
+        &self,
+        c: &mut Compute<'_>,
+        r0: usize,
+        rows: usize,
+        dests: &GradDests<'_>,
+        rb: &ReadBack,
+    ) -> Result<()> {
+        let (id, inp) = (self.id, &self.inputs);
+        for ((k, _), v) in dests.host_out.iter().zip(&rb.hv) {
+            let k = *k;
+            let gf: &[f32] = bytemuck::cast_slice(v);
+            let Compute { inputs, grads, .. } = &mut *c;
+            let t = inputs[k]
+                .as_mut()
+                .ok_or_else(|| err!(Internal, "{id}: input"))?;
+            let (lead, len) = inp.lay[k];
+            let (dst, ds): (&mut [f32], usize) = match (&mut t.data, &mut grads[k]) {
+                (_, Grad::Out(o)) => (&mut *o.data, o.row_stride),
+                (Data::F32InPlace(d), Grad::InPlace) => (&mut **d, t.row_stride),
+                _ => bail!(Internal, "{id}: inconsistent gradient slot"),
+            };
+            for blk in 0..lead {
+                for i in 0..rows {
+                    let at = if inp.is_lead[k] {
+                        blk * ds + (r0 + i) * len
+                    } else {
+                        (r0 + i) * ds
+                    };
+                    let from = (blk * rows + i) * len;
+                    dst[at..at + len].copy_from_slice(&gf[from..from + len]);
+                }
+            }
+        }
         Ok(())
     }
 }

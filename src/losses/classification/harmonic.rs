@@ -59,7 +59,13 @@
 //! row independent of its batch; the backends' `μ` may differ in its last bits, which moves `δ`
 //! only by the rounding of the centred values), its gradients as `Pₛ Σ_c H_ic δ_ic` and
 //! `dl/dP = ½ (Xᵀ E + Wᵀ F)` with `H = G/d` on positive forms, `E_i = Σ_c H_ic δ_ic` and
-//! `F_c = -Σ_i H_ic δ_ic`. Cost: `O(N·C·D)` forward and twice that backward.
+//! `F_c = -Σ_i H_ic δ_ic`. Cost: `O(N·C·D)` forward and twice that backward. In code, one
+//! function per stage: `distances` (with `cosine_distances` and `mahalanobis_distances`),
+//! `softmax_rows` (the softmax over `-n log d`: loss and backward coefficients), and
+//! `backward` to the features and centres (with `chebyshev_backward`, and
+//! `mahalanobis_backward` and `precision_grad` for the precision).
+//!
+//! **GPU path** (`harmonic_gpu.rs`): the same stages on the device.
 //!
 //! **Accuracy of `mahalanobis`** (both paths compute the form in f32, in the same order; a
 //! GPU may fuse multiply-adds and so round differently). With `u = 2⁻²⁴`, `|P|` the
@@ -462,7 +468,414 @@ fn soft_bits(a: &[f32], t: f64) -> Vec<f32> {
         .collect()
 }
 
+/// The sizes of one call.
+#[derive(Clone, Copy)]
+struct Sizes {
+    n: usize,
+    classes: usize,
+    d: usize,
+}
+
+/// The forward of the CPU path: the raw pairwise reductions and the transformed operands
+/// that some metrics use (and their gradients read again).
+struct Distances {
+    /// `[N, C]` raw reductions (the rows' pass turns them into the first backward
+    /// coefficients).
+    raw: Vec<f32>,
+    /// `[N, C]` Bray–Curtis denominator sums (empty for the other metrics).
+    raw2: Vec<f32>,
+    /// `[N, C]` Chebyshev arg-max (empty for the other metrics).
+    argmax: Vec<u32>,
+    /// Cosine: unit rows and their norms.
+    hat: Option<Normalised>,
+    /// Hamming: the soft bits of the features and of the centres.
+    bits: Option<(Vec<f32>, Vec<f32>)>,
+    /// Mahalanobis: the symmetric precision `Pₛ` (empty for the other metrics).
+    psym: Vec<f32>,
+    /// Mahalanobis: the centred features and centres.
+    centred: Option<(Vec<f32>, Vec<f32>)>,
+}
+
+/// The gradients of the features, the centres and the precision.
+struct Grads {
+    gx: Vec<f32>,
+    gw: Vec<f32>,
+    gp: Option<Vec<f32>>,
+}
+
+/// Forward: the raw pairwise reduction `[N, C]` of the metric (and a second one for
+/// Bray–Curtis), by the tiled pairwise kernels.
+fn distances(s: &Setup, c: &Compute<'_>, x: &[f32], w: &[f32], z: Sizes) -> Distances {
+    let (n, classes, d) = (z.n, z.classes, z.d);
+    let eps32 = s.eps as f32;
+    let nc = n * classes;
+    let mut f = Distances {
+        raw: vec![0.0f32; nc],
+        raw2: Vec::new(),
+        argmax: Vec::new(),
+        hat: None,
+        bits: None,
+        psym: Vec::new(),
+        centred: None,
+    };
+    let raw = &mut f.raw;
+    let (lx, rw) = (Operand::new(x, n), Operand::new(w, classes));
+    match s.metric {
+        Metric::Euclidean => pair_reduce(&SqDiff, lx, rw, d, raw, None),
+        Metric::Manhattan => pair_reduce(&AbsDiff, lx, rw, d, raw, None),
+        Metric::Minkowski => pair_reduce(&PowDiff(s.p as f32), lx, rw, d, raw, None),
+        Metric::Chebyshev => {
+            f.argmax = vec![0u32; nc];
+            pair_reduce(&MaxAbsDiff, lx, rw, d, raw, Some(&mut f.argmax));
+        }
+        Metric::Cosine => f.hat = Some(cosine_distances(x, w, z, raw)),
+        Metric::BrayCurtis => {
+            pair_reduce(&AbsDiff, lx, rw, d, raw, None);
+            f.raw2 = vec![0.0f32; nc];
+            pair_reduce(&AbsSum, lx, rw, d, &mut f.raw2, None);
+        }
+        Metric::Canberra => pair_reduce(&CanberraTerm(eps32), lx, rw, d, raw, None),
+        Metric::Hamming => {
+            let (sx, sw) = (soft_bits(x, s.temp), soft_bits(w, s.temp));
+            pair_reduce(
+                &AbsDiff,
+                Operand::new(&sx, n),
+                Operand::new(&sw, classes),
+                d,
+                raw,
+                None,
+            );
+            f.bits = Some((sx, sw));
+        }
+        Metric::Mahalanobis => {
+            let (psym, centred) = mahalanobis_distances(c, x, w, z, raw);
+            f.psym = psym;
+            f.centred = Some(centred);
+        }
+    }
+    f
+}
+
+/// Cosine: `1 - x̂·ŵ = ½‖x̂ - ŵ‖² + h(x) + h(w)` into `raw`, without the cancellation of
+/// `1 - x̂·ŵ` near parallel rows; returns the unit rows and their norms.
+fn cosine_distances(x: &[f32], w: &[f32], z: Sizes, raw: &mut [f32]) -> Normalised {
+    let (n, classes, d) = (z.n, z.classes, z.d);
+    let (xh, xn) = normalise(x, n, d);
+    let (wh, wn) = normalise(w, classes, d);
+    // 1 - x̂·ŵ = ½‖x̂ - ŵ‖² + h(x) + h(w), without the cancellation of 1 - x̂·ŵ
+    // near parallel rows.
+    pair_reduce(
+        &SqDiff,
+        Operand::new(&xh, n),
+        Operand::new(&wh, classes),
+        d,
+        raw,
+        None,
+    );
+    if classes > 0 {
+        raw.par_chunks_mut(classes)
+            .enumerate()
+            .for_each(|(i, row)| {
+                let hx = cosine_half_defect(xn[i]);
+                for (v, &nw) in row.iter_mut().zip(&wn) {
+                    *v = (0.5 * *v as f64 + hx + cosine_half_defect(nw)) as f32;
+                }
+            });
+    }
+    (xh, xn, wh, wn)
+}
+
+/// Mahalanobis: the form `δᵀPₛδ` of every pair into `raw`, on the centred rows; returns
+/// `Pₛ` and the centred features and centres.
+fn mahalanobis_distances(
+    c: &Compute<'_>,
+    x: &[f32],
+    w: &[f32],
+    z: Sizes,
+    raw: &mut [f32],
+) -> (Vec<f32>, (Vec<f32>, Vec<f32>)) {
+    let (n, classes, d) = (z.n, z.classes, z.d);
+    let pm: Vec<f32> = match c.get(3) {
+        Some(t) => t.to_f32_vec(),
+        None => {
+            let mut e = vec![0.0f32; d * d];
+            for k in 0..d {
+                e[k * d + k] = 1.0;
+            }
+            e
+        }
+    };
+    let mut psym = vec![0.0f32; d * d];
+    for a in 0..d {
+        for b in 0..d {
+            psym[a * d + b] = 0.5 * (pm[a * d + b] + pm[b * d + a]);
+        }
+    }
+    let (xc, wc) = centre(x, n, w, classes, d);
+    let px = matmul(&xc, &psym, n, d, d);
+    let pw = matmul(&wc, &psym, classes, d, d);
+    pair_reduce(
+        &QuadForm,
+        Operand::with(&xc, &px, n),
+        Operand::with(&wc, &pw, classes),
+        d,
+        raw,
+        None,
+    );
+    (psym, (xc, wc))
+}
+
+/// Rows: the softmax over `-n log d` of every contributing row, its loss, and `G` turned
+/// into the backward coefficients in place over `raw` (the second coefficients, for
+/// Bray–Curtis, into the returned vector). Returns the per-row losses and that vector.
+#[allow(clippy::too_many_arguments)]
+fn softmax_rows(
+    s: &Setup,
+    raw: &mut [f32],
+    raw2: &[f32],
+    target: &[i64],
+    ig: i64,
+    reducer: &RowReducer<'_>,
+    want_grad: bool,
+    z: Sizes,
+) -> (Vec<f64>, Vec<f32>) {
+    let (n, classes) = (z.n, z.classes);
+    let nc = n * classes;
+    let mut coef2 = if raw2.is_empty() {
+        Vec::new()
+    } else {
+        vec![0.0f32; nc]
+    };
+    let per_row: Vec<f64> = {
+        let raw2r = raw2;
+        let body = |i: usize, row: &mut [f32], c2: Option<&mut [f32]>| -> f64 {
+            let y = target[i];
+            if y == ig {
+                row.fill(0.0);
+                if let Some(c2) = c2 {
+                    c2.fill(0.0);
+                }
+                return 0.0;
+            }
+            let y = y as usize;
+            let r2 = |j: usize| {
+                if raw2r.is_empty() {
+                    0.0
+                } else {
+                    raw2r[i * classes + j]
+                }
+            };
+            let dist: Vec<f64> = (0..classes).map(|j| s.distance(row[j], r2(j))).collect();
+            let logits: Vec<f64> = dist.iter().map(|&v| -s.n * v.ln()).collect();
+            let m = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let lse = m + logits.iter().map(|&v| (v - m).exp()).sum::<f64>().ln();
+            let loss = lse - logits[y];
+            if want_grad {
+                let scale = reducer.grad_scale(i);
+                let mut c2 = c2;
+                for j in 0..classes {
+                    let pi = (logits[j] - lse).exp();
+                    let hot = if j == y { 1.0 } else { 0.0 };
+                    let g = scale * -s.n * (pi - hot) / dist[j];
+                    let (a1, a2) = s.coefs(g, row[j], r2(j), dist[j]);
+                    row[j] = a1;
+                    if let Some(c2) = c2.as_deref_mut() {
+                        c2[j] = a2;
+                    }
+                }
+            }
+            loss
+        };
+        if classes == 0 {
+            vec![0.0; n]
+        } else if coef2.is_empty() {
+            raw.par_chunks_mut(classes)
+                .enumerate()
+                .map(|(i, row)| body(i, row, None))
+                .collect()
+        } else {
+            raw.par_chunks_mut(classes)
+                .zip(coef2.par_chunks_mut(classes))
+                .enumerate()
+                .map(|(i, (row, c2))| body(i, row, Some(c2)))
+                .collect()
+        }
+    };
+    (per_row, coef2)
+}
+
+/// Backward to the features and the centres (and, for Mahalanobis, the precision): the
+/// contractions of the coefficients `a1` (and `a2`) with the metric's pair derivative.
+fn backward(
+    s: &Setup,
+    f: &Distances,
+    a2: Option<&[f32]>,
+    x: &[f32],
+    w: &[f32],
+    (want_x, want_w, want_p): (bool, bool, bool),
+    z: Sizes,
+) -> Result<Grads> {
+    let id = "harmonic";
+    let (n, classes, d) = (z.n, z.classes, z.d);
+    let eps32 = s.eps as f32;
+    let a1 = &f.raw[..];
+    let mut gx = vec![0.0f32; n * d];
+    let mut gw = vec![0.0f32; classes * d];
+    let gp: Option<Vec<f32>> = None;
+    macro_rules! contract {
+        ($t:expr, $xs:expr, $ws:expr) => {{
+            let b = Bwd {
+                t: $t,
+                a1,
+                a2,
+                x: $xs,
+                w: $ws,
+                n,
+                c: classes,
+                d,
+            };
+            if want_x {
+                pair_grad_left(&b, &mut gx);
+            }
+            if want_w {
+                pair_grad_right(&b, &mut gw);
+            }
+        }};
+    }
+    match s.metric {
+        Metric::Euclidean => contract!(&DiffDeriv(2.0), x, w),
+        Metric::Manhattan => contract!(&SignDeriv, x, w),
+        Metric::Minkowski => contract!(&PowDeriv(s.p as f32), x, w),
+        Metric::Chebyshev => chebyshev_backward(f, x, w, (want_x, want_w), z, &mut gx, &mut gw),
+        Metric::Cosine => {
+            let (xh, xn, wh, wn) = f.hat.as_ref().ok_or_else(|| err!(Internal, "{id}"))?;
+            contract!(&ProductDeriv, xh, wh);
+            if want_x {
+                through_normalise(&mut gx, xh, xn, d);
+            }
+            if want_w {
+                through_normalise(&mut gw, wh, wn, d);
+            }
+        }
+        Metric::BrayCurtis => contract!(&BrayCurtisDeriv, x, w),
+        Metric::Canberra => contract!(&CanberraDeriv(eps32), x, w),
+        Metric::Hamming => {
+            let (sx, sw) = f.bits.as_ref().ok_or_else(|| err!(Internal, "{id}"))?;
+            contract!(&SignDeriv, sx, sw);
+            let t = s.temp as f32;
+            for (g, &v) in gx.iter_mut().zip(sx) {
+                *g *= v * (1.0 - v) / t;
+            }
+            for (g, &v) in gw.iter_mut().zip(sw) {
+                *g *= v * (1.0 - v) / t;
+            }
+        }
+        Metric::Mahalanobis => {
+            let (x, w) = f.centred.as_ref().ok_or_else(|| err!(Internal, "{id}"))?;
+            return Ok(mahalanobis_backward(
+                a1,
+                x,
+                w,
+                &f.psym,
+                (want_x, want_w, want_p),
+                z,
+                Grads { gx, gw, gp },
+            ));
+        }
+    }
+    Ok(Grads { gx, gw, gp })
+}
+
+/// Chebyshev: each pair's coefficient through the sign of its first arg-max coordinate,
+/// into the features (over centres) and the centres (over rows).
+fn chebyshev_backward(
+    f: &Distances,
+    x: &[f32],
+    w: &[f32],
+    (want_x, want_w): (bool, bool),
+    z: Sizes,
+    gx: &mut [f32],
+    gw: &mut [f32],
+) {
+    let (n, classes, d) = (z.n, z.classes, z.d);
+    let (a1, argmax) = (&f.raw, &f.argmax);
+    if want_x {
+        gx.par_chunks_mut(d.max(1)).enumerate().for_each(|(i, g)| {
+            for j in 0..classes {
+                let a = a1[i * classes + j];
+                if a != 0.0 && d > 0 {
+                    let k = argmax[i * classes + j] as usize;
+                    g[k] += a * sgn(x[i * d + k] - w[j * d + k]);
+                }
+            }
+        });
+    }
+    if want_w {
+        gw.par_chunks_mut(d.max(1)).enumerate().for_each(|(j, g)| {
+            for i in 0..n {
+                let a = a1[i * classes + j];
+                if a != 0.0 && d > 0 {
+                    let k = argmax[i * classes + j] as usize;
+                    g[k] -= a * sgn(x[i * d + k] - w[j * d + k]);
+                }
+            }
+        });
+    }
+}
+
+/// Mahalanobis, from the centred rows `x`, `w`: `E_i = Σ_c H_ic δ_ic` and
+/// `F_c = Σ_i H_ic (w_c - x_i)`, then the feature and centre gradients `E Pₛ`, `F Pₛ`,
+/// and the precision gradient `½ (Xᵀ E + Wᵀ F)`.
+fn mahalanobis_backward(
+    a1: &[f32],
+    x: &[f32],
+    w: &[f32],
+    psym: &[f32],
+    (want_x, want_w, want_p): (bool, bool, bool),
+    z: Sizes,
+    mut g: Grads,
+) -> Grads {
+    let (n, classes, d) = (z.n, z.classes, z.d);
+    // E_i = Σ_c H_ic δ_ic and F_c = Σ_i H_ic (w_c - x_i), from the centred rows.
+    let (mut e, mut f) = (vec![0.0f32; n * d], vec![0.0f32; classes * d]);
+    let b = Bwd {
+        t: &DiffDeriv(1.0),
+        a1,
+        a2: None,
+        x,
+        w,
+        n,
+        c: classes,
+        d,
+    };
+    pair_grad_left(&b, &mut e);
+    pair_grad_right(&b, &mut f);
+    if want_x {
+        g.gx = matmul(&e, psym, n, d, d);
+    }
+    if want_w {
+        g.gw = matmul(&f, psym, classes, d, d);
+    }
+    if want_p {
+        g.gp = Some(precision_grad(x, w, &e, &f, z));
+    }
+    g
+}
+
+/// `dl/dP = ½ (Xᵀ E + Wᵀ F)` (f64 sum of the two products).
+fn precision_grad(x: &[f32], w: &[f32], e: &[f32], f: &[f32], z: Sizes) -> Vec<f32> {
+    let (n, classes, d) = (z.n, z.classes, z.d);
+    let xe = matmul_tn(x, e, n, d, d);
+    let wf = matmul_tn(w, f, classes, d, d);
+    xe.iter()
+        .zip(&wf)
+        .map(|(&a, &b)| (0.5 * (a as f64 + b as f64)) as f32)
+        .collect()
+}
+
 impl LossImpl for Harmonic {
+    /// The stages in order: inputs and targets, `distances`, `softmax_rows` (loss and
+    /// backward coefficients), `backward`, the gradients written out.
     fn compute_cpu(&self, _spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let id = "harmonic";
         let s = Setup {
@@ -474,6 +887,7 @@ impl LossImpl for Harmonic {
         };
         let ig = p.i64("ignore_index");
         let (n, classes, d) = (c.dim("N"), c.dim("C"), c.dim("D"));
+        let z = Sizes { n, classes, d };
         let get = |k: usize| -> Result<Vec<f32>> {
             Ok(c.get(k)
                 .ok_or_else(|| err!(Internal, "{id}: input #{k} missing"))?
@@ -488,771 +902,35 @@ impl LossImpl for Harmonic {
             classes,
             ig,
         )?;
-        let eps32 = s.eps as f32;
 
-        // Forward: the raw pairwise reduction [N, C] (and a second one for Bray–Curtis).
-        let nc = n * classes;
-        let mut raw = vec![0.0f32; nc];
-        let mut raw2: Vec<f32> = Vec::new();
-        let mut argmax: Vec<u32> = Vec::new();
-        let (lx, rw) = (Operand::new(&x, n), Operand::new(&w, classes));
-        // Transformed operands used by some metrics (and by their gradients).
-        let mut hat: Option<Normalised> = None;
-        let mut bits: Option<(Vec<f32>, Vec<f32>)> = None;
-        let mut psym: Vec<f32> = Vec::new();
-        let mut centred: Option<(Vec<f32>, Vec<f32>)> = None;
-        match s.metric {
-            Metric::Euclidean => pair_reduce(&SqDiff, lx, rw, d, &mut raw, None),
-            Metric::Manhattan => pair_reduce(&AbsDiff, lx, rw, d, &mut raw, None),
-            Metric::Minkowski => pair_reduce(&PowDiff(s.p as f32), lx, rw, d, &mut raw, None),
-            Metric::Chebyshev => {
-                argmax = vec![0u32; nc];
-                pair_reduce(&MaxAbsDiff, lx, rw, d, &mut raw, Some(&mut argmax));
-            }
-            Metric::Cosine => {
-                let (xh, xn) = normalise(&x, n, d);
-                let (wh, wn) = normalise(&w, classes, d);
-                // 1 - x̂·ŵ = ½‖x̂ - ŵ‖² + h(x) + h(w), without the cancellation of 1 - x̂·ŵ
-                // near parallel rows.
-                pair_reduce(
-                    &SqDiff,
-                    Operand::new(&xh, n),
-                    Operand::new(&wh, classes),
-                    d,
-                    &mut raw,
-                    None,
-                );
-                if classes > 0 {
-                    raw.par_chunks_mut(classes)
-                        .enumerate()
-                        .for_each(|(i, row)| {
-                            let hx = cosine_half_defect(xn[i]);
-                            for (v, &nw) in row.iter_mut().zip(&wn) {
-                                *v = (0.5 * *v as f64 + hx + cosine_half_defect(nw)) as f32;
-                            }
-                        });
-                }
-                hat = Some((xh, xn, wh, wn));
-            }
-            Metric::BrayCurtis => {
-                pair_reduce(&AbsDiff, lx, rw, d, &mut raw, None);
-                raw2 = vec![0.0f32; nc];
-                pair_reduce(&AbsSum, lx, rw, d, &mut raw2, None);
-            }
-            Metric::Canberra => pair_reduce(&CanberraTerm(eps32), lx, rw, d, &mut raw, None),
-            Metric::Hamming => {
-                let (sx, sw) = (soft_bits(&x, s.temp), soft_bits(&w, s.temp));
-                pair_reduce(
-                    &AbsDiff,
-                    Operand::new(&sx, n),
-                    Operand::new(&sw, classes),
-                    d,
-                    &mut raw,
-                    None,
-                );
-                bits = Some((sx, sw));
-            }
-            Metric::Mahalanobis => {
-                let pm: Vec<f32> = match c.get(3) {
-                    Some(t) => t.to_f32_vec(),
-                    None => {
-                        let mut e = vec![0.0f32; d * d];
-                        for k in 0..d {
-                            e[k * d + k] = 1.0;
-                        }
-                        e
-                    }
-                };
-                psym = vec![0.0f32; d * d];
-                for a in 0..d {
-                    for b in 0..d {
-                        psym[a * d + b] = 0.5 * (pm[a * d + b] + pm[b * d + a]);
-                    }
-                }
-                let (xc, wc) = centre(&x, n, &w, classes, d);
-                let px = matmul(&xc, &psym, n, d, d);
-                let pw = matmul(&wc, &psym, classes, d, d);
-                pair_reduce(
-                    &QuadForm,
-                    Operand::with(&xc, &px, n),
-                    Operand::with(&wc, &pw, classes),
-                    d,
-                    &mut raw,
-                    None,
-                );
-                centred = Some((xc, wc));
-            }
-        }
+        let mut f = distances(&s, c, &x, &w, z);
 
-        // Rows: loss, and G turned into the backward coefficients in place.
         let contributing = target.iter().filter(|&&y| y != ig).count();
         let reducer = RowReducer::new(c.reduction, c.grad_output, contributing as f64);
         let want_grad = c.wants_grad(0) || c.wants_grad(1) || c.wants_grad(3);
-        let mut coef2 = if raw2.is_empty() {
-            Vec::new()
-        } else {
-            vec![0.0f32; nc]
-        };
-        let per_row: Vec<f64> = {
-            let raw2r = &raw2;
-            let body = |i: usize, row: &mut [f32], c2: Option<&mut [f32]>| -> f64 {
-                let y = target[i];
-                if y == ig {
-                    row.fill(0.0);
-                    if let Some(c2) = c2 {
-                        c2.fill(0.0);
-                    }
-                    return 0.0;
-                }
-                let y = y as usize;
-                let r2 = |j: usize| {
-                    if raw2r.is_empty() {
-                        0.0
-                    } else {
-                        raw2r[i * classes + j]
-                    }
-                };
-                let dist: Vec<f64> = (0..classes).map(|j| s.distance(row[j], r2(j))).collect();
-                let logits: Vec<f64> = dist.iter().map(|&v| -s.n * v.ln()).collect();
-                let m = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                let lse = m + logits.iter().map(|&v| (v - m).exp()).sum::<f64>().ln();
-                let loss = lse - logits[y];
-                if want_grad {
-                    let scale = reducer.grad_scale(i);
-                    let mut c2 = c2;
-                    for j in 0..classes {
-                        let pi = (logits[j] - lse).exp();
-                        let hot = if j == y { 1.0 } else { 0.0 };
-                        let g = scale * -s.n * (pi - hot) / dist[j];
-                        let (a1, a2) = s.coefs(g, row[j], r2(j), dist[j]);
-                        row[j] = a1;
-                        if let Some(c2) = c2.as_deref_mut() {
-                            c2[j] = a2;
-                        }
-                    }
-                }
-                loss
-            };
-            if classes == 0 {
-                vec![0.0; n]
-            } else if coef2.is_empty() {
-                raw.par_chunks_mut(classes)
-                    .enumerate()
-                    .map(|(i, row)| body(i, row, None))
-                    .collect()
-            } else {
-                raw.par_chunks_mut(classes)
-                    .zip(coef2.par_chunks_mut(classes))
-                    .enumerate()
-                    .map(|(i, (row, c2))| body(i, row, Some(c2)))
-                    .collect()
-            }
-        };
+        let (per_row, coef2) =
+            softmax_rows(&s, &mut f.raw, &f.raw2, &target, ig, &reducer, want_grad, z);
         reducer.write_loss(&per_row, c.loss);
         if !want_grad {
             return Ok(());
         }
 
-        // Backward.
-        let a1 = &raw;
         let a2 = if coef2.is_empty() {
             None
         } else {
             Some(&coef2[..])
         };
-        let mut gx = vec![0.0f32; n * d];
-        let mut gw = vec![0.0f32; classes * d];
-        let mut gp: Option<Vec<f32>> = None;
-        let (want_x, want_w) = (c.wants_grad(0), c.wants_grad(1));
-        macro_rules! contract {
-            ($t:expr, $xs:expr, $ws:expr) => {{
-                let b = Bwd {
-                    t: $t,
-                    a1,
-                    a2,
-                    x: $xs,
-                    w: $ws,
-                    n,
-                    c: classes,
-                    d,
-                };
-                if want_x {
-                    pair_grad_left(&b, &mut gx);
-                }
-                if want_w {
-                    pair_grad_right(&b, &mut gw);
-                }
-            }};
-        }
-        match s.metric {
-            Metric::Euclidean => contract!(&DiffDeriv(2.0), &x, &w),
-            Metric::Manhattan => contract!(&SignDeriv, &x, &w),
-            Metric::Minkowski => contract!(&PowDeriv(s.p as f32), &x, &w),
-            Metric::Chebyshev => {
-                if want_x {
-                    gx.par_chunks_mut(d.max(1)).enumerate().for_each(|(i, g)| {
-                        for j in 0..classes {
-                            let a = a1[i * classes + j];
-                            if a != 0.0 && d > 0 {
-                                let k = argmax[i * classes + j] as usize;
-                                g[k] += a * sgn(x[i * d + k] - w[j * d + k]);
-                            }
-                        }
-                    });
-                }
-                if want_w {
-                    gw.par_chunks_mut(d.max(1)).enumerate().for_each(|(j, g)| {
-                        for i in 0..n {
-                            let a = a1[i * classes + j];
-                            if a != 0.0 && d > 0 {
-                                let k = argmax[i * classes + j] as usize;
-                                g[k] -= a * sgn(x[i * d + k] - w[j * d + k]);
-                            }
-                        }
-                    });
-                }
-            }
-            Metric::Cosine => {
-                let (xh, xn, wh, wn) = hat.as_ref().ok_or_else(|| err!(Internal, "{id}"))?;
-                contract!(&ProductDeriv, xh, wh);
-                if want_x {
-                    through_normalise(&mut gx, xh, xn, d);
-                }
-                if want_w {
-                    through_normalise(&mut gw, wh, wn, d);
-                }
-            }
-            Metric::BrayCurtis => contract!(&BrayCurtisDeriv, &x, &w),
-            Metric::Canberra => contract!(&CanberraDeriv(eps32), &x, &w),
-            Metric::Hamming => {
-                let (sx, sw) = bits.as_ref().ok_or_else(|| err!(Internal, "{id}"))?;
-                contract!(&SignDeriv, sx, sw);
-                let t = s.temp as f32;
-                for (g, &v) in gx.iter_mut().zip(sx) {
-                    *g *= v * (1.0 - v) / t;
-                }
-                for (g, &v) in gw.iter_mut().zip(sw) {
-                    *g *= v * (1.0 - v) / t;
-                }
-            }
-            Metric::Mahalanobis => {
-                // E_i = Σ_c H_ic δ_ic and F_c = Σ_i H_ic (w_c - x_i), from the centred rows.
-                let (x, w) = centred.as_ref().ok_or_else(|| err!(Internal, "{id}"))?;
-                let (mut e, mut f) = (vec![0.0f32; n * d], vec![0.0f32; classes * d]);
-                let b = Bwd {
-                    t: &DiffDeriv(1.0),
-                    a1,
-                    a2: None,
-                    x,
-                    w,
-                    n,
-                    c: classes,
-                    d,
-                };
-                pair_grad_left(&b, &mut e);
-                pair_grad_right(&b, &mut f);
-                if want_x {
-                    gx = matmul(&e, &psym, n, d, d);
-                }
-                if want_w {
-                    gw = matmul(&f, &psym, classes, d, d);
-                }
-                if c.wants_grad(3) {
-                    let xe = matmul_tn(x, &e, n, d, d);
-                    let wf = matmul_tn(w, &f, classes, d, d);
-                    gp = Some(
-                        xe.iter()
-                            .zip(&wf)
-                            .map(|(&a, &b)| (0.5 * (a as f64 + b as f64)) as f32)
-                            .collect(),
-                    );
-                }
-            }
-        }
-        write_grad(&mut c.grads[0], &gx, n, d);
-        write_grad(&mut c.grads[1], &gw, classes, d);
-        let gp = gp.unwrap_or_else(|| vec![0.0f32; d * d]);
+        let wants = (c.wants_grad(0), c.wants_grad(1), c.wants_grad(3));
+        let g = backward(&s, &f, a2, &x, &w, wants, z)?;
+        write_grad(&mut c.grads[0], &g.gx, n, d);
+        write_grad(&mut c.grads[1], &g.gw, classes, d);
+        let gp = g.gp.unwrap_or_else(|| vec![0.0f32; d * d]);
         write_grad(&mut c.grads[3], &gp, d, d);
         Ok(())
     }
 }
 
-/// The GPU path: the same steps as the CPU path on the tiled pairwise kernels of
-/// [`crate::backend::wgpu::pairwise`], with the per-row part in `harmonic.wgsl` (one
-/// workgroup per row). Only `[N, C]`-sized scratch (the raw reductions, the backward
-/// coefficients, the Chebyshev arg-max) besides the operands' own shapes.
+/// The GPU path (`harmonic_gpu.rs`).
 #[cfg(feature = "wgpu")]
-mod gpu {
-    use super::{Harmonic, METRICS, Metric};
-    use crate::backend::wgpu::pairwise::{
-        FwdOp, GradArgs, GradOp, Kernels, Mat, route_grad, stage_input,
-    };
-    use crate::backend::wgpu::{BindKind, GpuDevice, PRELUDE};
-    use crate::compute::Compute;
-    use crate::err;
-    use crate::error::Result;
-    use crate::exec::gpu::GpuLoss;
-    use crate::exec::targets::checked_targets;
-    use crate::params::Params;
-    use crate::reduction::RowReducer;
-    use crate::spec::LossSpec;
-
-    const ROWS_WGSL: &str = include_str!("harmonic.wgsl");
-
-    fn rows_source() -> &'static str {
-        static S: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        S.get_or_init(|| format!("{PRELUDE}\n{ROWS_WGSL}"))
-    }
-
-    impl GpuLoss for Harmonic {
-        fn compute_gpu(
-            &self,
-            dev: &GpuDevice,
-            _spec: &LossSpec,
-            p: &Params,
-            c: &mut Compute<'_>,
-        ) -> Result<()> {
-            let id = "harmonic";
-            let name = p.choice("metric");
-            let metric = Metric::parse(name);
-            let code = METRICS.iter().position(|m| *m == name).unwrap_or(0) as u32;
-            let ig = p.i64("ignore_index");
-            let classes = c.dim("C");
-            let target = checked_targets(
-                id,
-                c.get(2)
-                    .ok_or_else(|| err!(Internal, "{id}: target missing"))?,
-                classes,
-                ig,
-            )?;
-            let contributing = target.iter().filter(|&&y| y != ig).count();
-            let reducer = RowReducer::new(c.reduction, c.grad_output, contributing as f64);
-            let tg: Vec<i32> = target
-                .iter()
-                .map(|&y| if y == ig { -1 } else { y as i32 })
-                .collect();
-            let scales: Vec<f32> = (0..tg.len())
-                .map(|i| reducer.grad_scale(i) as f32)
-                .collect();
-            let vals = Vals {
-                metric,
-                code,
-                n: p.f64("n") as f32,
-                eps: p.f64("eps") as f32,
-                p: p.f64("p") as f32,
-                temp: p.f64("hamming_temperature") as f32,
-            };
-            let per_row = dev.scoped(id, || run(dev, c, &vals, &tg, &scales))?;
-            let losses: Vec<f64> = per_row.iter().map(|&v| v as f64).collect();
-            reducer.write_loss(&losses, c.loss);
-            Ok(())
-        }
-    }
-
-    struct Vals {
-        metric: Metric,
-        code: u32,
-        n: f32,
-        eps: f32,
-        p: f32,
-        temp: f32,
-    }
-
-    fn run(
-        dev: &GpuDevice,
-        c: &mut Compute<'_>,
-        v: &Vals,
-        tg: &[i32],
-        scales: &[f32],
-    ) -> Result<Vec<f32>> {
-        let id = "harmonic";
-        let (n, classes, d) = (c.dim("N"), c.dim("C"), c.dim("D"));
-        let nc = n * classes;
-        let (want_x, want_w, want_p) = (c.wants_grad(0), c.wants_grad(1), c.wants_grad(3));
-        let want_grad = want_x || want_w || want_p;
-        let mut kn = Kernels::new(dev, id)?;
-        let xb = stage_input(&mut kn, c, 0, "x")?;
-        let wb = stage_input(&mut kn, c, 1, "centers")?;
-        let (x, w) = (xb.buf(), wb.buf());
-        let raw = kn.scratch("the [N, C] distances", nc)?;
-        let bray = v.metric == Metric::BrayCurtis;
-        let cheb = v.metric == Metric::Chebyshev;
-        let raw2 = if bray {
-            Some(kn.scratch("the [N, C] Bray-Curtis denominators", nc)?)
-        } else {
-            None
-        };
-        let amax = if cheb {
-            Some(kn.scratch("the [N, C] Chebyshev arg-max", nc)?)
-        } else {
-            None
-        };
-        let fwd_plain = |kn: &mut Kernels<'_>, op: FwdOp, l: &wgpu::Buffer, r: &wgpu::Buffer| {
-            kn.fwd(
-                op,
-                Mat::rows(l, n, d),
-                None,
-                Mat::rows(r, classes, d),
-                None,
-                d,
-                raw.buf(),
-                classes,
-                None,
-                amax.as_ref().map(|p| p.buf()),
-            )
-        };
-        // Transformed operands (cosine, hamming) and the Mahalanobis matrices.
-        let mut hat = None;
-        let mut bits = None;
-        let mut psym = None;
-        match v.metric {
-            Metric::Euclidean => fwd_plain(&mut kn, FwdOp::SqDiff, x, w)?,
-            Metric::Manhattan => fwd_plain(&mut kn, FwdOp::AbsDiff, x, w)?,
-            Metric::Minkowski => fwd_plain(&mut kn, FwdOp::PowDiff(v.p), x, w)?,
-            Metric::Chebyshev => fwd_plain(&mut kn, FwdOp::MaxAbsDiff, x, w)?,
-            Metric::Canberra => fwd_plain(&mut kn, FwdOp::Canberra(v.eps), x, w)?,
-            Metric::BrayCurtis => kn.fwd(
-                FwdOp::BrayCurtis,
-                Mat::rows(x, n, d),
-                None,
-                Mat::rows(w, classes, d),
-                None,
-                d,
-                raw.buf(),
-                classes,
-                raw2.as_ref().map(|p| p.buf()),
-                None,
-            )?,
-            Metric::Cosine => {
-                let xh = kn.scratch("unit features", n * d)?;
-                let xn = kn.scratch("feature norms", n)?;
-                let wh = kn.scratch("unit centres", classes * d)?;
-                let wn = kn.scratch("centre norms", classes)?;
-                kn.misc("norm_rows", n, d, 0.0, x, None, xh.buf(), Some(xn.buf()))?;
-                kn.misc(
-                    "norm_rows",
-                    classes,
-                    d,
-                    0.0,
-                    w,
-                    None,
-                    wh.buf(),
-                    Some(wn.buf()),
-                )?;
-                fwd_plain(&mut kn, FwdOp::SqDiff, xh.buf(), wh.buf())?;
-                kn.misc(
-                    "cos_dist",
-                    nc,
-                    classes,
-                    0.0,
-                    xn.buf(),
-                    Some(wn.buf()),
-                    raw.buf(),
-                    None,
-                )?;
-                hat = Some((xh, xn, wh, wn));
-            }
-            Metric::Hamming => {
-                let sx = kn.scratch("feature bits", n * d)?;
-                let sw = kn.scratch("centre bits", classes * d)?;
-                kn.misc("soft_bits", n * d, 1, v.temp, x, None, sx.buf(), None)?;
-                kn.misc("soft_bits", classes * d, 1, v.temp, w, None, sw.buf(), None)?;
-                fwd_plain(&mut kn, FwdOp::AbsDiff, sx.buf(), sw.buf())?;
-                bits = Some((sx, sw));
-            }
-            Metric::Mahalanobis => {
-                let pm = match c.get(3) {
-                    Some(_) => stage_input(&mut kn, c, 3, "precision")?,
-                    None => {
-                        let mut e = vec![0.0f32; d * d];
-                        for k in 0..d {
-                            e[k * d + k] = 1.0;
-                        }
-                        kn.upload("precision", bytemuck::cast_slice(&e))?
-                    }
-                };
-                let ps = kn.scratch("symmetric precision", d * d)?;
-                kn.misc("sym", d * d, d, 0.5, pm.buf(), None, ps.buf(), None)?;
-                kn.keep(pm);
-                // The rows centred (translation invariant; smaller terms in the form).
-                let (xc, wc) = kn.centre(x, n, w, classes, d)?;
-                let (x, w) = (xc.buf(), wc.buf());
-                // P_s x and P_s w (P_s is symmetric: its rows are its columns).
-                let px = kn.scratch("P x", n * d)?;
-                let pw = kn.scratch("P w", classes * d)?;
-                let psm = Mat::rows(ps.buf(), d, d);
-                kn.fwd(
-                    FwdOp::Product,
-                    Mat::rows(x, n, d),
-                    None,
-                    psm,
-                    None,
-                    d,
-                    px.buf(),
-                    d,
-                    None,
-                    None,
-                )?;
-                kn.fwd(
-                    FwdOp::Product,
-                    Mat::rows(w, classes, d),
-                    None,
-                    psm,
-                    None,
-                    d,
-                    pw.buf(),
-                    d,
-                    None,
-                    None,
-                )?;
-                kn.fwd(
-                    FwdOp::QuadForm,
-                    Mat::rows(x, n, d),
-                    Some(px.buf()),
-                    Mat::rows(w, classes, d),
-                    Some(pw.buf()),
-                    d,
-                    raw.buf(),
-                    classes,
-                    None,
-                    None,
-                )?;
-                kn.keep(px);
-                kn.keep(pw);
-                psym = Some((ps, xc, wc));
-            }
-        }
-
-        // Rows: loss, and the backward coefficients over the raw values.
-        let tgb = kn.upload("targets", bytemuck::cast_slice(tg))?;
-        let scb = kn.upload("gradient scales", bytemuck::cast_slice(scales))?;
-        let lossb = kn.scratch("per-row losses", n)?;
-        let u: [u32; 8] = [
-            n as u32,
-            classes as u32,
-            want_grad as u32,
-            0,
-            v.n.to_bits(),
-            v.eps.to_bits(),
-            v.p.to_bits(),
-            0,
-        ];
-        let dw = kn.dummy_write();
-        let grid = kn.grid(n)?;
-        {
-            use BindKind::*;
-            kn.custom(
-                "harmonic_rows",
-                rows_source(),
-                "rows",
-                &[("METRIC", v.code as f64)],
-                &[Uniform, ReadWrite, ReadWrite, Read, Read, ReadWrite],
-                &u,
-                &[
-                    raw.buf(),
-                    raw2.as_ref().map_or(&dw, |p| p.buf()),
-                    tgb.buf(),
-                    scb.buf(),
-                    lossb.buf(),
-                ],
-                grid,
-            )?;
-        }
-
-        // Backward.
-        let mut host = Vec::new();
-        if want_grad {
-            let a1 = raw.buf();
-            let a2 = raw2.as_ref().map(|p| p.buf());
-            let idx = amax.as_ref().map(|p| p.buf());
-            let contract = |kn: &mut Kernels<'_>,
-                            op: GradOp,
-                            left: bool,
-                            l: &wgpu::Buffer,
-                            r: &wgpu::Buffer,
-                            out: &wgpu::Buffer| {
-                kn.grad(&GradArgs {
-                    op,
-                    left,
-                    own: if left { l } else { r },
-                    m: if left { n } else { classes },
-                    partner: if left { r } else { l },
-                    n: if left { classes } else { n },
-                    k: d,
-                    c1: a1,
-                    c2: a2,
-                    c_rs: if left { classes } else { 1 },
-                    c_ps: if left { 1 } else { classes },
-                    idx,
-                    out,
-                })
-            };
-            let gx = kn.scratch("the feature gradient", n * d)?;
-            let gw = kn.scratch("the centre gradient", classes * d)?;
-            let simple = match v.metric {
-                Metric::Euclidean => Some(GradOp::Diff(2.0)),
-                Metric::Manhattan => Some(GradOp::Sign),
-                Metric::Minkowski => Some(GradOp::Pow(v.p)),
-                Metric::Chebyshev => Some(GradOp::ArgmaxSign),
-                Metric::BrayCurtis => Some(GradOp::BrayCurtis),
-                Metric::Canberra => Some(GradOp::Canberra(v.eps)),
-                _ => None,
-            };
-            let mut gp = None;
-            if let Some(op) = simple {
-                if want_x {
-                    contract(&mut kn, op, true, x, w, gx.buf())?;
-                }
-                if want_w {
-                    contract(&mut kn, op, false, x, w, gw.buf())?;
-                }
-            } else if let Some((xh, xn, wh, wn)) = &hat {
-                if want_x {
-                    contract(&mut kn, GradOp::Product, true, xh.buf(), wh.buf(), gx.buf())?;
-                    kn.thru_norm(n, d, xh.buf(), xn.buf(), gx.buf())?;
-                }
-                if want_w {
-                    contract(
-                        &mut kn,
-                        GradOp::Product,
-                        false,
-                        xh.buf(),
-                        wh.buf(),
-                        gw.buf(),
-                    )?;
-                    kn.thru_norm(classes, d, wh.buf(), wn.buf(), gw.buf())?;
-                }
-            } else if let Some((sx, sw)) = &bits {
-                if want_x {
-                    contract(&mut kn, GradOp::Sign, true, sx.buf(), sw.buf(), gx.buf())?;
-                    kn.misc(
-                        "sigmoid_chain",
-                        n * d,
-                        1,
-                        v.temp,
-                        sx.buf(),
-                        None,
-                        gx.buf(),
-                        None,
-                    )?;
-                }
-                if want_w {
-                    contract(&mut kn, GradOp::Sign, false, sx.buf(), sw.buf(), gw.buf())?;
-                    kn.misc(
-                        "sigmoid_chain",
-                        classes * d,
-                        1,
-                        v.temp,
-                        sw.buf(),
-                        None,
-                        gw.buf(),
-                        None,
-                    )?;
-                }
-            } else if let Some((ps, xc, wc)) = &psym {
-                let (x, w) = (xc.buf(), wc.buf());
-                // E_i = Σ_c H_ic (x_i - w_c), F_c = Σ_i H_ic (w_c - x_i).
-                let e = kn.scratch("E", n * d)?;
-                let f = kn.scratch("F", classes * d)?;
-                if want_x || want_p {
-                    contract(&mut kn, GradOp::Diff(1.0), true, x, w, e.buf())?;
-                }
-                if want_w || want_p {
-                    contract(&mut kn, GradOp::Diff(1.0), false, x, w, f.buf())?;
-                }
-                let psm = Mat::rows(ps.buf(), d, d);
-                if want_x {
-                    let em = Mat::rows(e.buf(), n, d);
-                    kn.fwd(
-                        FwdOp::Product,
-                        em,
-                        None,
-                        psm,
-                        None,
-                        d,
-                        gx.buf(),
-                        d,
-                        None,
-                        None,
-                    )?;
-                }
-                if want_w {
-                    let fm = Mat::rows(f.buf(), classes, d);
-                    kn.fwd(
-                        FwdOp::Product,
-                        fm,
-                        None,
-                        psm,
-                        None,
-                        d,
-                        gw.buf(),
-                        d,
-                        None,
-                        None,
-                    )?;
-                }
-                if want_p {
-                    // ½ (Xᵀ E + Wᵀ F).
-                    let xe = kn.scratch("X^T E", d * d)?;
-                    let wf = kn.scratch("W^T F", d * d)?;
-                    kn.fwd(
-                        FwdOp::Product,
-                        Mat::cols(x, n, d),
-                        None,
-                        Mat::cols(e.buf(), n, d),
-                        None,
-                        n,
-                        xe.buf(),
-                        d,
-                        None,
-                        None,
-                    )?;
-                    kn.fwd(
-                        FwdOp::Product,
-                        Mat::cols(w, classes, d),
-                        None,
-                        Mat::cols(f.buf(), classes, d),
-                        None,
-                        classes,
-                        wf.buf(),
-                        d,
-                        None,
-                        None,
-                    )?;
-                    let g = kn.scratch("the precision gradient", d * d)?;
-                    kn.misc(
-                        "add_scaled",
-                        d * d,
-                        1,
-                        0.5,
-                        xe.buf(),
-                        Some(wf.buf()),
-                        g.buf(),
-                        None,
-                    )?;
-                    kn.keep(xe);
-                    kn.keep(wf);
-                    gp = Some(g);
-                }
-                kn.keep(e);
-                kn.keep(f);
-            }
-            if want_p && gp.is_none() {
-                gp = Some(kn.zeros("the precision gradient", d * d)?);
-            }
-            route_grad(&mut kn, c, 0, gx, n, d, &mut host)?;
-            route_grad(&mut kn, c, 1, gw, classes, d, &mut host)?;
-            if let Some(g) = gp {
-                route_grad(&mut kn, c, 3, g, d, d, &mut host)?;
-            }
-        }
-        let mut lossv = vec![0u8; n * 4];
-        {
-            let lb = lossb.buf().clone();
-            let mut reads: Vec<(&wgpu::Buffer, &mut [u8])> = vec![(&lb, &mut lossv)];
-            kn.submit(c, &mut reads, host)?;
-        }
-        drop((xb, wb, raw, raw2, amax, hat, bits, psym, tgb, scb, lossb));
-        Ok(bytemuck::cast_slice::<u8, f32>(&lossv).to_vec())
-    }
-}
+#[path = "harmonic_gpu.rs"]
+mod gpu;

@@ -28,6 +28,13 @@
 //!
 //! Products accumulate in f32 (as the CPU's GEMM); `lse` and the column sums use the
 //! prelude's blocked sums (`lk_acc`: Kahan compensation can be optimised away by drivers).
+//!
+//! Code layout: `compute` validates the call as the CPU path does and reduces the per-row
+//! results; `run` is the driver that calls one function per step in order: the [`Plan`]
+//! (chunk sizes and switches), the [`Kernels`], the uploads (`upload_vinfo`, `upload_c`,
+//! `row_chunks`) and the [`Scratch`], then the passes on [`Passes`]: `forward` (pass 1 and
+//! the merge), `sort_vocab`, `tile_max`, `backward` (per row chunk `backward_chunk` and
+//! `scatter_de`, then `read_grads`), and `read_rows` for the per-row loss and `lse`.
 
 use super::{ID, IN_B, IN_C, IN_E, IN_T, IN_W, tile_sizes};
 use crate::backend::wgpu::buffers::WgpuBuffer;
@@ -336,115 +343,176 @@ struct RChunk<'a> {
     rinfo: Pooled<'a>,
 }
 
-fn run(dev: &GpuDevice, job: &Job, c: &mut Compute<'_>) -> Result<Vec<(f32, f32)>> {
-    let (n, d, v) = (job.n, job.d, job.v);
-    let nv = job.rows.len();
-    let Compute { inputs, grads, .. } = c;
-    let [ge, gc, _, gb, _] = &mut grads[..] else {
-        bail!(Internal, "{ID}: expected 5 gradient slots");
-    };
-    let mut de = dst(ge)?;
-    let mut dc = dst(gc)?;
-    let mut db = dst(gb)?;
-    let et = inputs[IN_E]
-        .as_ref()
-        .ok_or_else(|| err!(Internal, "{ID}: e missing"))?;
-    let ct = inputs[IN_C]
-        .as_ref()
-        .ok_or_else(|| err!(Internal, "{ID}: c missing"))?;
+/// The sizes and switches of one call, fixed before anything is uploaded.
+struct Plan {
+    /// Contributing rows per row chunk.
+    rc: usize,
+    /// Entries per vocabulary chunk.
+    qc: usize,
+    /// 64-entry blocks of the vocabulary.
+    nb: usize,
+    /// Row tiles and vocabulary tiles of the filtering.
+    nrt: usize,
+    nqt: usize,
+    /// The backward drops tiles (`filter_eps > 0` and a gradient wanted).
+    filtering: bool,
+    /// Some gradient is wanted.
+    want_any: bool,
+    /// The forward keeps each row chunk's logits for the backward (no filtering).
+    panel: bool,
+    /// The vocabulary is sorted before the tiles are formed.
+    presort: bool,
+}
 
-    if nv == 0 {
-        zero_dst(dev, &mut de, n, d)?;
-        zero_dst(dev, &mut dc, v, d)?;
-        zero_dst(dev, &mut db, 1, v)?;
+impl Plan {
+    /// Chunk sizes and switches for `job`, with the classifier's and its gradient's row
+    /// strides; refuses shapes that need more workgroups than the device allows.
+    fn new(dev: &GpuDevice, job: &Job, c_rs: usize, dc_rs: usize) -> Result<Plan> {
+        let (d, v) = (job.d, job.v);
+        let nv = job.rows.len();
+        let filtering = job.eps > 0.0 && (job.want_e || job.want_c || job.want_b);
+        let want_any = job.want_e || job.want_c || job.want_b;
+        // Without filtering the forward keeps each row chunk's logits for the backward.
+        let panel = want_any && !filtering;
+        let (rc, qc) = chunks(dev, job, c_rs, dc_rs, panel)?;
+        let nb = v.div_ceil(TILE);
+        let maxd = dev.limits.max_compute_workgroups_per_dimension as usize;
+        if rc.div_ceil(TILE) > maxd || qc.div_ceil(TILE) > maxd || d.div_ceil(TILE) > maxd {
+            bail!(
+                Unsupported,
+                "{ID}: the shape needs more workgroups per dimension than the device allows ({maxd})"
+            );
+        }
+        Ok(Plan {
+            rc,
+            qc,
+            nb,
+            nrt: nv.div_ceil(job.bn),
+            nqt: v.div_ceil(job.bv),
+            filtering,
+            want_any,
+            panel,
+            presort: filtering && job.sort,
+        })
+    }
+}
+
+/// The bind group layout and the pipeline of every entry point.
+struct Kernels {
+    bgl: Arc<wgpu::BindGroupLayout>,
+    /// `logits` in its five modes (0 statistics, 1 column-sum block, 2 tile maxima,
+    /// 3 recomputed `G`, 4 statistics with the panel kept).
+    logits: Vec<Arc<wgpu::ComputePipeline>>,
+    merge: Arc<wgpu::ComputePipeline>,
+    zgrad: Arc<wgpu::ComputePipeline>,
+    colsum: Arc<wgpu::ComputePipeline>,
+    de: Arc<wgpu::ComputePipeline>,
+    dc: Arc<wgpu::ComputePipeline>,
+}
+
+impl Kernels {
+    fn new(dev: &GpuDevice) -> Result<Kernels> {
+        let (bgl, playout) = dev.layout("cut_cross_entropy", &kinds());
+        let source = format!("{PRELUDE}\n{SOURCE}");
+        let pipe = |entry: &str, ov: &[(&str, f64)]| {
+            dev.pipelines.get_with_layout(
+                dev,
+                &PipelineKey::new(KERNEL, &source, entry, WG, ov),
+                &source,
+                Some(&playout),
+            )
+        };
+        let logits: Vec<_> = (0..5)
+            .map(|m| pipe("logits", &[("MODE", m as f64)]))
+            .collect::<Result<_>>()?;
+        Ok(Kernels {
+            logits,
+            merge: pipe("merge", &[])?,
+            zgrad: pipe("zgrad", &[])?,
+            colsum: pipe("colsum", &[])?,
+            de: pipe("bwd", &[("TRANS", 0.0)])?,
+            dc: pipe("bwd", &[("TRANS", 1.0)])?,
+            bgl,
+        })
+    }
+}
+
+/// Two dummies for unused bindings: one buffer may not be bound read-only and read-write
+/// in one dispatch.
+struct Dummies<'a> {
+    w: Pooled<'a>,
+    r: Pooled<'a>,
+}
+
+impl<'a> Dummies<'a> {
+    fn new(dev: &'a GpuDevice) -> Result<Dummies<'a>> {
+        Ok(Dummies {
+            w: dev.pool.take(dev, 256, buffers::STORAGE)?,
+            r: dev.pool.take(dev, 256, buffers::STORAGE)?,
+        })
+    }
+}
+
+/// The per-entry records (bias, filtering tile) for the tile of every entry.
+fn vinfo_data(job: &Job, tiles: &[u32]) -> Vec<f32> {
+    let mut x = Vec::with_capacity(2 * job.v);
+    for (j, &t) in tiles.iter().enumerate() {
+        x.push(job.bias.as_ref().map_or(0.0, |b| b[j]));
+        x.push(t as f32);
+    }
+    x
+}
+
+/// Upload the per-entry records with the entries in their natural order.
+fn upload_vinfo<'a>(dev: &'a GpuDevice, job: &Job) -> Result<Pooled<'a>> {
+    let vtile_natural: Vec<u32> = (0..job.v).map(|j| (j / job.bv) as u32).collect();
+    buffers::upload(dev, bytemuck::cast_slice(&vinfo_data(job, &vtile_natural)))
+}
+
+/// A host classifier, uploaded one vocabulary chunk per buffer (nothing for a device one).
+fn upload_c<'a>(
+    dev: &'a GpuDevice,
+    plan: &Plan,
+    ct: &Tensor<'_>,
+    c_dev: &Option<DevMat>,
+    d: usize,
+    v: usize,
+) -> Result<Vec<Pooled<'a>>> {
+    if c_dev.is_some() {
         return Ok(Vec::new());
     }
-
-    let c_dev = dev_mat(ct);
-    let c_rs = c_dev.as_ref().map_or(d, |m| m.rs);
-    let dc_rs = match &dc {
-        Dst::Device(m) => m.rs,
-        _ => d,
-    };
-    let filtering = job.eps > 0.0 && (job.want_e || job.want_c || job.want_b);
-    let want_any = job.want_e || job.want_c || job.want_b;
-    // Without filtering the forward keeps each row chunk's logits for the backward.
-    let panel = want_any && !filtering;
-    let (rc, qc) = chunks(dev, job, c_rs, dc_rs, panel)?;
-    let nb = v.div_ceil(TILE);
-    let maxd = dev.limits.max_compute_workgroups_per_dimension as usize;
-    if rc.div_ceil(TILE) > maxd || qc.div_ceil(TILE) > maxd || d.div_ceil(TILE) > maxd {
-        bail!(
-            Unsupported,
-            "{ID}: the shape needs more workgroups per dimension than the device allows ({maxd})"
-        );
+    let src = ct
+        .f32_data()
+        .ok_or_else(|| err!(Internal, "{ID}: c not f32"))?;
+    let mut out = Vec::new();
+    for q0 in (0..v).step_by(plan.qc) {
+        let qn = plan.qc.min(v - q0);
+        let mut x = Vec::with_capacity(qn * d);
+        for j in q0..q0 + qn {
+            x.extend_from_slice(&src[j * ct.row_stride..j * ct.row_stride + d]);
+        }
+        out.push(buffers::upload(dev, bytemuck::cast_slice(&x))?);
     }
-    let presort = filtering && job.sort;
-    let nrt = nv.div_ceil(job.bn);
-    let nqt = v.div_ceil(job.bv);
+    Ok(out)
+}
 
-    let (bgl, playout) = dev.layout("cut_cross_entropy", &kinds());
-    let source = format!("{PRELUDE}\n{SOURCE}");
-    let pipe = |entry: &str, ov: &[(&str, f64)]| {
-        dev.pipelines.get_with_layout(
-            dev,
-            &PipelineKey::new(KERNEL, &source, entry, WG, ov),
-            &source,
-            Some(&playout),
-        )
-    };
-    let p_logits: Vec<_> = (0..5)
-        .map(|m| pipe("logits", &[("MODE", m as f64)]))
-        .collect::<Result<_>>()?;
-    let p_merge = pipe("merge", &[])?;
-    let p_zgrad = pipe("zgrad", &[])?;
-    let p_colsum = pipe("colsum", &[])?;
-    let p_de = pipe("bwd", &[("TRANS", 0.0)])?;
-    let p_dc = pipe("bwd", &[("TRANS", 1.0)])?;
-
-    // Two dummies: one buffer may not be bound read-only and read-write in one dispatch.
-    let dummy = dev.pool.take(dev, 256, buffers::STORAGE)?;
-    let dummy_ro = dev.pool.take(dev, 256, buffers::STORAGE)?;
-    let dummy_w = || Window::new(dev, dummy.buf(), 0, 256);
-    let dummy_r = || Window::new(dev, dummy_ro.buf(), 0, 256);
-
-    // Per-entry records (bias, filtering tile).
-    let vtile_natural: Vec<u32> = (0..v).map(|j| (j / job.bv) as u32).collect();
-    let vinfo_data = |tiles: &[u32]| -> Vec<f32> {
-        let mut x = Vec::with_capacity(2 * v);
-        for (j, &t) in tiles.iter().enumerate() {
-            x.push(job.bias.as_ref().map_or(0.0, |b| b[j]));
-            x.push(t as f32);
-        }
-        x
-    };
-    let vinfo = buffers::upload(dev, bytemuck::cast_slice(&vinfo_data(&vtile_natural)))?;
-
-    // The classifier, bound one vocabulary chunk at a time.
-    let c_host: Vec<Pooled<'_>> = match &c_dev {
-        Some(_) => Vec::new(),
-        None => {
-            let src = ct
-                .f32_data()
-                .ok_or_else(|| err!(Internal, "{ID}: c not f32"))?;
-            let mut out = Vec::new();
-            for q0 in (0..v).step_by(qc) {
-                let qn = qc.min(v - q0);
-                let mut x = Vec::with_capacity(qn * d);
-                for j in q0..q0 + qn {
-                    x.extend_from_slice(&src[j * ct.row_stride..j * ct.row_stride + d]);
-                }
-                out.push(buffers::upload(dev, bytemuck::cast_slice(&x))?);
-            }
-            out
-        }
-    };
-    let cchunks: Vec<CChunk<'_>> = (0..v)
+/// The classifier's vocabulary chunks as bound: windows of the caller's device matrix, or
+/// the uploaded chunks.
+fn c_chunks<'b>(
+    dev: &GpuDevice,
+    plan: &Plan,
+    c_dev: &'b Option<DevMat>,
+    c_host: &'b [Pooled<'_>],
+    d: usize,
+    v: usize,
+) -> Vec<CChunk<'b>> {
+    let qc = plan.qc;
+    (0..v)
         .step_by(qc)
         .enumerate()
         .map(|(k, q0)| {
             let qn = qc.min(v - q0);
-            match &c_dev {
+            match c_dev {
                 Some(m) => CChunk {
                     q0,
                     qn,
@@ -464,13 +532,21 @@ fn run(dev: &GpuDevice, job: &Job, c: &mut Compute<'_>) -> Result<Vec<(f32, f32)
                 },
             }
         })
-        .collect();
+        .collect()
+}
 
-    // Row chunks: compact e and the row records.
+/// The row chunks: the contributing rows of `e`, compacted (copied on the device into `enc`
+/// for a device `e`, uploaded for a host one), and their row records (weight, target).
+fn row_chunks<'a>(
+    dev: &'a GpuDevice,
+    job: &Job,
+    plan: &Plan,
+    et: &Tensor<'_>,
+    enc: &mut wgpu::CommandEncoder,
+) -> Result<Vec<RChunk<'a>>> {
+    let (d, rc) = (job.d, plan.rc);
+    let nv = job.rows.len();
     let e_dev = dev_mat(et);
-    let mut enc = dev
-        .device
-        .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(ID) });
     let mut rch: Vec<RChunk<'_>> = Vec::new();
     for r0 in (0..nv).step_by(rc) {
         let rows = rc.min(nv - r0);
@@ -516,50 +592,148 @@ fn run(dev: &GpuDevice, job: &Job, c: &mut Compute<'_>) -> Result<Vec<(f32, f32)
         let rinfo = buffers::upload(dev, bytemuck::cast_slice(&ri))?;
         rch.push(RChunk { r0, rows, e, rinfo });
     }
-    let part = dev.pool.take(dev, (rc * nb * 8) as u64, buffers::STORAGE)?;
-    let sblk = if (want_any || presort) && !panel {
-        Some(dev.pool.take(dev, (rc * qc * 4) as u64, buffers::STORAGE)?)
-    } else {
-        None
-    };
-    // The panel: one block per vocabulary chunk.
-    let pan: Vec<Pooled<'_>> = if panel {
-        cchunks
-            .iter()
-            .map(|q| dev.pool.take(dev, (rc * q.qn * 4) as u64, buffers::STORAGE))
-            .collect::<Result<_>>()?
-    } else {
-        Vec::new()
-    };
-    let sblk_w = |qi: usize, rows: usize, qn: usize| match (&sblk, pan.get(qi)) {
-        (Some(p), _) | (None, Some(p)) => Window::new(dev, p.buf(), 0, (rows * qn * 4) as u64),
-        (None, None) => dummy_w(),
-    };
+    Ok(rch)
+}
 
-    let base = Uni {
-        d: d as u32,
-        nb: nb as u32,
-        bn: job.bn as u32,
-        nqt: nqt as u32,
-        cap: job.cap,
-        lambda: job.lambda,
-        eps: job.eps,
-        ..Uni::default()
-    };
-    let chunk_uni = |r: &RChunk<'_>, q: &CChunk<'_>| Uni {
-        rows: r.rows as u32,
-        r0: r.r0 as u32,
-        qn: q.qn as u32,
-        q0: q.q0 as u32,
-        c_base: q.win.base,
-        c_rs: q.rs as u32,
-        v_base: ((q.q0 * 8) as u64 % buffers::window_slack(dev) / 8) as u32,
-        s_rs: q.qn as u32,
-        ..base
-    };
-    let vinfo_w = |vinfo, q: &CChunk<'_>| vinfo_win(dev, vinfo, q);
-    let bind = |u: &Uni, w: [Window<'_>; 8]| -> (wgpu::BindGroup, wgpu::Buffer) {
-        let ub = buffers::uniform(dev, bytemuck::cast_slice(&u.words()));
+/// The scratch of the passes: the per-row partials, and the logits block (recomputed
+/// logits) or the panel (kept logits, one block per vocabulary chunk).
+struct Scratch<'a> {
+    part: Pooled<'a>,
+    sblk: Option<Pooled<'a>>,
+    pan: Vec<Pooled<'a>>,
+}
+
+impl<'a> Scratch<'a> {
+    fn new(dev: &'a GpuDevice, plan: &Plan, cchunks: &[CChunk<'_>]) -> Result<Scratch<'a>> {
+        let (rc, qc) = (plan.rc, plan.qc);
+        let part = dev
+            .pool
+            .take(dev, (rc * plan.nb * 8) as u64, buffers::STORAGE)?;
+        let sblk = if (plan.want_any || plan.presort) && !plan.panel {
+            Some(dev.pool.take(dev, (rc * qc * 4) as u64, buffers::STORAGE)?)
+        } else {
+            None
+        };
+        let pan: Vec<Pooled<'_>> = if plan.panel {
+            cchunks
+                .iter()
+                .map(|q| dev.pool.take(dev, (rc * q.qn * 4) as u64, buffers::STORAGE))
+                .collect::<Result<_>>()?
+        } else {
+            Vec::new()
+        };
+        Ok(Scratch { part, sblk, pan })
+    }
+}
+
+/// The device buffers of the backward that outlive a row chunk: dC's host staging (one per
+/// vocabulary chunk), dbias, and one row chunk's dE.
+struct BwdBufs<'a> {
+    dc_host: Vec<Pooled<'a>>,
+    dbias: Option<Pooled<'a>>,
+    de_s: Option<Pooled<'a>>,
+}
+
+/// What every pass reads: the call, its plan, the kernels and the buffers bound in every
+/// dispatch.
+struct Passes<'p> {
+    dev: &'p GpuDevice,
+    job: &'p Job,
+    plan: &'p Plan,
+    k: &'p Kernels,
+    dummy: &'p Dummies<'p>,
+    vinfo: &'p Pooled<'p>,
+    cchunks: &'p [CChunk<'p>],
+    s: &'p Scratch<'p>,
+    /// The uniforms every dispatch shares.
+    base: Uni,
+}
+
+fn encoder(dev: &GpuDevice) -> wgpu::CommandEncoder {
+    dev.device
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(ID) })
+}
+
+fn dispatch(
+    enc: &mut wgpu::CommandEncoder,
+    p: &wgpu::ComputePipeline,
+    bg: &wgpu::BindGroup,
+    x: usize,
+    y: usize,
+) {
+    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+        label: Some(ID),
+        timestamp_writes: None,
+    });
+    pass.set_pipeline(p);
+    pass.set_bind_group(0, bg, &[]);
+    pass.dispatch_workgroups(x as u32, y as u32, 1);
+}
+
+impl<'p> Passes<'p> {
+    fn dummy_w(&self) -> Window<'p> {
+        Window::new(self.dev, self.dummy.w.buf(), 0, 256)
+    }
+
+    fn dummy_r(&self) -> Window<'p> {
+        Window::new(self.dev, self.dummy.r.buf(), 0, 256)
+    }
+
+    /// The first `bytes` (at least 4) of a scratch buffer.
+    fn win<'b>(&self, p: &'b Pooled<'_>, bytes: usize) -> Window<'b> {
+        win_len(self.dev, p, bytes)
+    }
+
+    /// The logits block of vocabulary chunk `qi` for `rows x qn` (the panel's block when the
+    /// logits are kept).
+    fn sblk_w(&self, qi: usize, rows: usize, qn: usize) -> Window<'p> {
+        match (&self.s.sblk, self.s.pan.get(qi)) {
+            (Some(p), _) | (None, Some(p)) => {
+                Window::new(self.dev, p.buf(), 0, (rows * qn * 4) as u64)
+            }
+            (None, None) => self.dummy_w(),
+        }
+    }
+
+    fn vinfo_w(&self, q: &CChunk<'_>) -> Window<'p> {
+        vinfo_win(self.dev, self.vinfo, q)
+    }
+
+    /// The filtering tile table, or a dummy.
+    fn tmax_w<'b>(&self, tmax: Option<&'b Pooled<'_>>) -> Window<'b>
+    where
+        'p: 'b,
+    {
+        match tmax {
+            Some(t) => Window::new(
+                self.dev,
+                t.buf(),
+                0,
+                (self.plan.nrt * self.plan.nqt * 4) as u64,
+            ),
+            None => self.dummy_w(),
+        }
+    }
+
+    /// The uniforms of one (row chunk, vocabulary chunk) pair.
+    fn chunk_uni(&self, r: &RChunk<'_>, q: &CChunk<'_>) -> Uni {
+        Uni {
+            rows: r.rows as u32,
+            r0: r.r0 as u32,
+            qn: q.qn as u32,
+            q0: q.q0 as u32,
+            c_base: q.win.base,
+            c_rs: q.rs as u32,
+            v_base: ((q.q0 * 8) as u64 % buffers::window_slack(self.dev) / 8) as u32,
+            s_rs: q.qn as u32,
+            ..self.base
+        }
+    }
+
+    /// A bind group of the uniforms `u` and the eight storage windows (binding order of the
+    /// WGSL); the uniform buffer is returned to be kept alive until the dispatch.
+    fn bind(&self, u: &Uni, w: [Window<'_>; 8]) -> (wgpu::BindGroup, wgpu::Buffer) {
+        let ub = buffers::uniform(self.dev, bytemuck::cast_slice(&u.words()));
         let mut entries = vec![wgpu::BindGroupEntry {
             binding: 0,
             resource: ub.as_entire_binding(),
@@ -570,57 +744,49 @@ fn run(dev: &GpuDevice, job: &Job, c: &mut Compute<'_>) -> Result<Vec<(f32, f32)
                 resource: x.resource(),
             });
         }
-        let bg = dev.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(ID),
-            layout: &bgl,
-            entries: &entries,
-        });
+        let bg = self
+            .dev
+            .device
+            .create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(ID),
+                layout: &self.k.bgl,
+                entries: &entries,
+            });
         (bg, ub)
-    };
-    let dispatch = |enc: &mut wgpu::CommandEncoder,
-                    p: &wgpu::ComputePipeline,
-                    bg: &wgpu::BindGroup,
-                    x: usize,
-                    y: usize| {
-        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some(ID),
-            timestamp_writes: None,
-        });
-        pass.set_pipeline(p);
-        pass.set_bind_group(0, bg, &[]);
-        pass.dispatch_workgroups(x as u32, y as u32, 1);
-    };
-    let win_len = |p, bytes| win_len(dev, p, bytes);
+    }
 
-    // Pass 1: statistics (and, with the panel, the logits kept), then the per-row merge.
-    let pass1 = |enc: &mut wgpu::CommandEncoder, r: &RChunk<'_>| {
-        let ew = self::win_len(dev, &r.e, r.rows * d * 4);
-        let rw = self::win_len(dev, &r.rinfo, r.rows * 32);
-        let pw = self::win_len(dev, &part, r.rows * nb * 8);
-        for (qi, q) in cchunks.iter().enumerate() {
-            let u = chunk_uni(r, q);
+    /// Pass 1 over one row chunk: the statistics of every (row, 64-entry block), and with
+    /// the panel the logits kept; then the per-row merge into `lse`, the loss and the
+    /// gradient factor.
+    fn forward_chunk(&self, enc: &mut wgpu::CommandEncoder, r: &RChunk<'_>) {
+        let (d, nb, panel) = (self.job.d, self.plan.nb, self.plan.panel);
+        let ew = self.win(&r.e, r.rows * d * 4);
+        let rw = self.win(&r.rinfo, r.rows * 32);
+        let pw = self.win(&self.s.part, r.rows * nb * 8);
+        for (qi, q) in self.cchunks.iter().enumerate() {
+            let u = self.chunk_uni(r, q);
             let sw = if panel {
-                sblk_w(qi, r.rows, q.qn)
+                self.sblk_w(qi, r.rows, q.qn)
             } else {
-                dummy_w()
+                self.dummy_w()
             };
-            let (bg, _ub) = bind(
+            let (bg, _ub) = self.bind(
                 &u,
                 [
                     ew,
                     q.win,
-                    vinfo_w(&vinfo, q),
+                    self.vinfo_w(q),
                     rw,
                     pw,
                     sw,
-                    dummy_w(),
-                    dummy_w(),
+                    self.dummy_w(),
+                    self.dummy_w(),
                 ],
             );
             let mode = if panel { 4 } else { 0 };
             dispatch(
                 enc,
-                &p_logits[mode],
+                &self.k.logits[mode],
                 &bg,
                 q.qn.div_ceil(TILE),
                 r.rows.div_ceil(TILE),
@@ -629,68 +795,73 @@ fn run(dev: &GpuDevice, job: &Job, c: &mut Compute<'_>) -> Result<Vec<(f32, f32)
         let u = Uni {
             rows: r.rows as u32,
             r0: r.r0 as u32,
-            ..base
+            ..self.base
         };
-        let (bg, _ub) = bind(
+        let (bg, _ub) = self.bind(
             &u,
             [
                 ew,
-                dummy_r(),
-                dummy_r(),
+                self.dummy_r(),
+                self.dummy_r(),
                 rw,
                 pw,
-                dummy_w(),
-                dummy_w(),
-                dummy_w(),
+                self.dummy_w(),
+                self.dummy_w(),
+                self.dummy_w(),
             ],
         );
-        dispatch(enc, &p_merge, &bg, r.rows.div_ceil(WG as usize), 1);
-    };
-    if !panel {
-        for r in &rch {
-            pass1(&mut enc, r);
-        }
+        dispatch(enc, &self.k.merge, &bg, r.rows.div_ceil(WG as usize), 1);
     }
-    dev.submit_wait(vec![enc.finish()])?;
 
-    if presort {
-        // Column sums of the logits over the contributing rows, then the vocabulary order.
+    /// The forward of every row chunk, after the uploads recorded in `enc`; with the panel
+    /// the forward runs inside the backward instead (one row chunk's panel at a time).
+    fn forward(&self, mut enc: wgpu::CommandEncoder, rch: &[RChunk<'_>]) -> Result<()> {
+        if !self.plan.panel {
+            for r in rch {
+                self.forward_chunk(&mut enc, r);
+            }
+        }
+        self.dev.submit_wait(vec![enc.finish()])
+    }
+
+    /// `sort_vocab`: the column sums of the logits over the contributing rows, read back and
+    /// sorted on the host; the per-entry records get the tiles of the sorted order.
+    fn sort_vocab(&self, rch: &[RChunk<'_>]) -> Result<()> {
+        let (dev, job, d, v) = (self.dev, self.job, self.job.d, self.job.v);
         let acc = dev.pool.take(dev, (v * 4) as u64, buffers::STORAGE)?;
-        let mut enc = dev
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(ID) });
+        let mut enc = encoder(dev);
         for (ri, r) in rch.iter().enumerate() {
-            let ew = win_len(&r.e, r.rows * d * 4);
-            let rw = win_len(&r.rinfo, r.rows * 32);
-            for (qi, q) in cchunks.iter().enumerate() {
-                let sw = sblk_w(qi, r.rows, q.qn);
+            let ew = self.win(&r.e, r.rows * d * 4);
+            let rw = self.win(&r.rinfo, r.rows * 32);
+            for (qi, q) in self.cchunks.iter().enumerate() {
+                let sw = self.sblk_w(qi, r.rows, q.qn);
                 let ow = Window::new(dev, acc.buf(), (q.q0 * 4) as u64, (q.qn * 4) as u64);
                 let u = Uni {
                     o_base: ow.base,
                     acc: (ri > 0) as u32,
-                    ..chunk_uni(r, q)
+                    ..self.chunk_uni(r, q)
                 };
-                let (bg, _ub) = bind(
+                let (bg, _ub) = self.bind(
                     &u,
                     [
                         ew,
                         q.win,
-                        vinfo_w(&vinfo, q),
+                        self.vinfo_w(q),
                         rw,
-                        dummy_w(),
+                        self.dummy_w(),
                         sw,
                         ow,
-                        dummy_w(),
+                        self.dummy_w(),
                     ],
                 );
                 dispatch(
                     &mut enc,
-                    &p_logits[1],
+                    &self.k.logits[1],
                     &bg,
                     q.qn.div_ceil(TILE),
                     r.rows.div_ceil(TILE),
                 );
-                dispatch(&mut enc, &p_colsum, &bg, q.qn.div_ceil(WG as usize), 1);
+                dispatch(&mut enc, &self.k.colsum, &bg, q.qn.div_ceil(WG as usize), 1);
             }
         }
         let mut raw = vec![0u8; v * 4];
@@ -704,14 +875,18 @@ fn run(dev: &GpuDevice, job: &Job, c: &mut Compute<'_>) -> Result<Vec<(f32, f32)
         }
         buffers::write_padded(
             dev,
-            vinfo.buf(),
+            self.vinfo.buf(),
             0,
-            bytemuck::cast_slice(&vinfo_data(&tiles)),
+            bytemuck::cast_slice(&vinfo_data(job, &tiles)),
         );
+        Ok(())
     }
 
-    let tmax = if filtering {
-        let bytes = (nrt * nqt * 4) as u64;
+    /// Filtering: the logits recomputed to fold each entry's `|p - onehot|` into its
+    /// (row tile, vocabulary tile) maximum; returns the tile table.
+    fn tile_max(&self, rch: &[RChunk<'_>]) -> Result<Pooled<'p>> {
+        let (dev, d) = (self.dev, self.job.d);
+        let bytes = (self.plan.nrt * self.plan.nqt * 4) as u64;
         if bytes > dev.max_binding_bytes() {
             bail!(
                 Unsupported,
@@ -719,32 +894,30 @@ fn run(dev: &GpuDevice, job: &Job, c: &mut Compute<'_>) -> Result<Vec<(f32, f32)
             );
         }
         let t = dev.pool.take(dev, bytes, buffers::STORAGE)?;
-        let mut enc = dev
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(ID) });
+        let mut enc = encoder(dev);
         enc.clear_buffer(t.buf(), 0, Some(bytes.div_ceil(4) * 4));
         let tw = Window::new(dev, t.buf(), 0, bytes);
-        for r in &rch {
-            let ew = win_len(&r.e, r.rows * d * 4);
-            let rw = win_len(&r.rinfo, r.rows * 32);
-            for q in &cchunks {
-                let u = chunk_uni(r, q);
-                let (bg, _ub) = bind(
+        for r in rch {
+            let ew = self.win(&r.e, r.rows * d * 4);
+            let rw = self.win(&r.rinfo, r.rows * 32);
+            for q in self.cchunks {
+                let u = self.chunk_uni(r, q);
+                let (bg, _ub) = self.bind(
                     &u,
                     [
                         ew,
                         q.win,
-                        vinfo_w(&vinfo, q),
+                        self.vinfo_w(q),
                         rw,
-                        dummy_w(),
-                        dummy_w(),
-                        dummy_w(),
+                        self.dummy_w(),
+                        self.dummy_w(),
+                        self.dummy_w(),
                         tw,
                     ],
                 );
                 dispatch(
                     &mut enc,
-                    &p_logits[2],
+                    &self.k.logits[2],
                     &bg,
                     q.qn.div_ceil(TILE),
                     r.rows.div_ceil(TILE),
@@ -752,19 +925,14 @@ fn run(dev: &GpuDevice, job: &Job, c: &mut Compute<'_>) -> Result<Vec<(f32, f32)
             }
         }
         dev.submit_wait(vec![enc.finish()])?;
-        Some(t)
-    } else {
-        None
-    };
-    let tmax_w = || match &tmax {
-        Some(t) => Window::new(dev, t.buf(), 0, (nrt * nqt * 4) as u64),
-        None => dummy_w(),
-    };
+        Ok(t)
+    }
 
-    if want_any {
-        // Host destinations of dC: one scratch per vocabulary chunk.
+    /// The backward buffers: dC's host staging, dbias, one row chunk's dE.
+    fn bwd_bufs(&self, dc: &Dst<'_>) -> Result<BwdBufs<'p>> {
+        let (dev, job, d) = (self.dev, self.job, self.job.d);
         let dc_host: Vec<Pooled<'_>> = if matches!(dc, Dst::Host(..)) {
-            cchunks
+            self.cchunks
                 .iter()
                 .map(|q| {
                     dev.pool
@@ -775,162 +943,180 @@ fn run(dev: &GpuDevice, job: &Job, c: &mut Compute<'_>) -> Result<Vec<(f32, f32)
             Vec::new()
         };
         let dbias = if job.want_b {
-            Some(dev.pool.take(dev, (v * 4) as u64, buffers::STORAGE)?)
+            Some(dev.pool.take(dev, (job.v * 4) as u64, buffers::STORAGE)?)
         } else {
             None
         };
         let de_s = if job.want_e {
             Some(
                 dev.pool
-                    .take(dev, (rc * d * 4).max(4) as u64, buffers::STORAGE)?,
+                    .take(dev, (self.plan.rc * d * 4).max(4) as u64, buffers::STORAGE)?,
             )
         } else {
             None
         };
-        if let Dst::Host(x, rs) = &mut de {
-            for i in 0..n {
-                x[i * *rs..i * *rs + d].fill(0.0);
+        Ok(BwdBufs {
+            dc_host,
+            dbias,
+            de_s,
+        })
+    }
+
+    /// The backward of row chunk `ri` against every vocabulary chunk: `G` (from the panel
+    /// by `zgrad`, or recomputed), then `dE_R (+)= G C_Q`, `dC_Q (+)= Gᵀ E_R` and the
+    /// column sums of `G` into dbias.
+    fn backward_chunk(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        ri: usize,
+        r: &RChunk<'_>,
+        tw: Window<'_>,
+        b: &BwdBufs<'_>,
+        dc: &Dst<'_>,
+    ) -> Result<()> {
+        let (dev, job, d) = (self.dev, self.job, self.job.d);
+        let filtering = self.plan.filtering;
+        let ew = self.win(&r.e, r.rows * d * 4);
+        let rw = self.win(&r.rinfo, r.rows * 32);
+        for (qi, q) in self.cchunks.iter().enumerate() {
+            let sw = self.sblk_w(qi, r.rows, q.qn);
+            let vw = self.vinfo_w(q);
+            let cu = self.chunk_uni(r, q);
+            let (bg, _ub) = self.bind(
+                &cu,
+                [ew, q.win, vw, rw, self.dummy_w(), sw, self.dummy_w(), tw],
+            );
+            if self.plan.panel {
+                let (gx, gy) = launch::grid(
+                    ((r.rows * q.qn) as u64).div_ceil(WG as u64),
+                    dev.limits.max_compute_workgroups_per_dimension,
+                )?;
+                dispatch(enc, &self.k.zgrad, &bg, gx as usize, gy as usize);
+            } else {
+                dispatch(
+                    enc,
+                    &self.k.logits[3],
+                    &bg,
+                    q.qn.div_ceil(TILE),
+                    r.rows.div_ceil(TILE),
+                );
             }
-        }
-        let mut enc = dev
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(ID) });
-        if let Dst::Device(m) = &de {
-            // Ignored rows get zeros.
-            let mut contributes = vec![false; n];
-            for &i in &job.rows {
-                contributes[i] = true;
+            if let Some(s) = &b.de_s {
+                let ow = self.win(s, r.rows * d * 4);
+                let u = Uni {
+                    o_base: 0,
+                    o_rs: d as u32,
+                    acc: (qi > 0) as u32,
+                    mask_on: (filtering && job.filter_e) as u32,
+                    ..cu
+                };
+                let (bg, _ub) = self.bind(&u, [ew, q.win, vw, rw, self.dummy_w(), sw, ow, tw]);
+                dispatch(
+                    enc,
+                    &self.k.de,
+                    &bg,
+                    d.div_ceil(TILE),
+                    r.rows.div_ceil(TILE),
+                );
             }
-            clear_rows(&mut enc, m, runs((0..n).filter(|&i| !contributes[i])), d);
-        }
-        for (ri, r) in rch.iter().enumerate() {
-            let ew = win_len(&r.e, r.rows * d * 4);
-            let rw = win_len(&r.rinfo, r.rows * 32);
-            if panel {
-                pass1(&mut enc, r);
-            }
-            for (qi, q) in cchunks.iter().enumerate() {
-                let sw = sblk_w(qi, r.rows, q.qn);
-                let vw = vinfo_w(&vinfo, q);
-                let cu = chunk_uni(r, q);
-                let (bg, _ub) = bind(&cu, [ew, q.win, vw, rw, dummy_w(), sw, dummy_w(), tmax_w()]);
-                if panel {
-                    let (gx, gy) = launch::grid(
-                        ((r.rows * q.qn) as u64).div_ceil(WG as u64),
-                        dev.limits.max_compute_workgroups_per_dimension,
-                    )?;
-                    dispatch(&mut enc, &p_zgrad, &bg, gx as usize, gy as usize);
-                } else {
-                    dispatch(
-                        &mut enc,
-                        &p_logits[3],
-                        &bg,
-                        q.qn.div_ceil(TILE),
-                        r.rows.div_ceil(TILE),
-                    );
-                }
-                if let Some(s) = &de_s {
-                    let ow = win_len(s, r.rows * d * 4);
-                    let u = Uni {
-                        o_base: 0,
-                        o_rs: d as u32,
-                        acc: (qi > 0) as u32,
-                        mask_on: (filtering && job.filter_e) as u32,
-                        ..cu
-                    };
-                    let (bg, _ub) = bind(&u, [ew, q.win, vw, rw, dummy_w(), sw, ow, tmax_w()]);
-                    dispatch(
-                        &mut enc,
-                        &p_de,
-                        &bg,
-                        d.div_ceil(TILE),
-                        r.rows.div_ceil(TILE),
-                    );
-                }
-                if job.want_c {
-                    let (ow, o_rs) = match &dc {
-                        Dst::Device(m) => (
-                            Window::new(
-                                dev,
-                                &m.buf.buf,
-                                ((m.off + q.q0 * m.rs) * 4) as u64,
-                                (((q.qn - 1) * m.rs + d) * 4) as u64,
-                            ),
-                            m.rs,
+            if job.want_c {
+                let (ow, o_rs) = match dc {
+                    Dst::Device(m) => (
+                        Window::new(
+                            dev,
+                            &m.buf.buf,
+                            ((m.off + q.q0 * m.rs) * 4) as u64,
+                            (((q.qn - 1) * m.rs + d) * 4) as u64,
                         ),
-                        _ => (win_len(&dc_host[qi], q.qn * d * 4), d),
-                    };
-                    let u = Uni {
-                        o_base: ow.base,
-                        o_rs: o_rs as u32,
-                        acc: (ri > 0) as u32,
-                        mask_on: (filtering && job.filter_c) as u32,
-                        ..cu
-                    };
-                    let (bg, _ub) = bind(&u, [ew, q.win, vw, rw, dummy_w(), sw, ow, tmax_w()]);
-                    dispatch(&mut enc, &p_dc, &bg, d.div_ceil(TILE), q.qn.div_ceil(TILE));
-                }
-                if let Some(b) = &dbias {
-                    let ow = Window::new(dev, b.buf(), (q.q0 * 4) as u64, (q.qn * 4) as u64);
-                    let u = Uni {
-                        o_base: ow.base,
-                        acc: (ri > 0) as u32,
-                        mask_on: (filtering && job.filter_e && job.filter_c) as u32,
-                        ..cu
-                    };
-                    let (bg, _ub) = bind(&u, [ew, q.win, vw, rw, dummy_w(), sw, ow, tmax_w()]);
-                    dispatch(&mut enc, &p_colsum, &bg, q.qn.div_ceil(WG as usize), 1);
-                }
+                        m.rs,
+                    ),
+                    _ => (self.win(&b.dc_host[qi], q.qn * d * 4), d),
+                };
+                let u = Uni {
+                    o_base: ow.base,
+                    o_rs: o_rs as u32,
+                    acc: (ri > 0) as u32,
+                    mask_on: (filtering && job.filter_c) as u32,
+                    ..cu
+                };
+                let (bg, _ub) = self.bind(&u, [ew, q.win, vw, rw, self.dummy_w(), sw, ow, tw]);
+                dispatch(enc, &self.k.dc, &bg, d.div_ceil(TILE), q.qn.div_ceil(TILE));
             }
-            // This row chunk's dE: to its rows.
-            if let Some(s) = &de_s {
-                let sel = &job.rows[r.r0..r.r0 + r.rows];
-                match &mut de {
-                    Dst::Device(m) => {
-                        if d > 0 {
-                            for (st, l) in runs(sel.iter().copied()) {
-                                let k = sel.partition_point(|&x| x < st);
-                                let per = if m.rs == d { l } else { 1 };
-                                for t in (0..l).step_by(per) {
-                                    enc.copy_buffer_to_buffer(
-                                        s.buf(),
-                                        ((k + t) * d * 4) as u64,
-                                        &m.buf.buf,
-                                        ((m.off + (st + t) * m.rs) * 4) as u64,
-                                        (per * d * 4) as u64,
-                                    );
-                                }
-                            }
-                        }
-                        let next =
-                            dev.device
-                                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                                    label: Some(ID),
-                                });
-                        dev.submit_wait(vec![std::mem::replace(&mut enc, next).finish()])?;
-                    }
-                    Dst::Host(x, rs) => {
-                        let mut raw = vec![0u8; r.rows * d * 4];
-                        let next =
-                            dev.device
-                                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                                    label: Some(ID),
-                                });
-                        let done = std::mem::replace(&mut enc, next);
-                        buffers::submit_and_read(dev, done, &mut [(s.buf(), 0, &mut raw)])?;
-                        let g: &[f32] = bytemuck::cast_slice(&raw);
-                        for (k, &i) in sel.iter().enumerate() {
-                            x[i * *rs..i * *rs + d].copy_from_slice(&g[k * d..(k + 1) * d]);
-                        }
-                    }
-                    Dst::None => {}
-                }
+            if let Some(bb) = &b.dbias {
+                let ow = Window::new(dev, bb.buf(), (q.q0 * 4) as u64, (q.qn * 4) as u64);
+                let u = Uni {
+                    o_base: ow.base,
+                    acc: (ri > 0) as u32,
+                    mask_on: (filtering && job.filter_e && job.filter_c) as u32,
+                    ..cu
+                };
+                let (bg, _ub) = self.bind(&u, [ew, q.win, vw, rw, self.dummy_w(), sw, ow, tw]);
+                dispatch(enc, &self.k.colsum, &bg, q.qn.div_ceil(WG as usize), 1);
             }
         }
-        // Final reads: dC chunks, dbias.
-        let mut reads_c: Vec<Vec<u8>> = dc_host
+        Ok(())
+    }
+
+    /// This row chunk's dE (in `s`) to its rows of the destination: copied on the device,
+    /// or read back and scattered on the host. Submits `enc` (and replaces it).
+    fn scatter_de(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        r: &RChunk<'_>,
+        s: &Pooled<'_>,
+        de: &mut Dst<'_>,
+    ) -> Result<()> {
+        let (dev, d) = (self.dev, self.job.d);
+        let sel = &self.job.rows[r.r0..r.r0 + r.rows];
+        match de {
+            Dst::Device(m) => {
+                if d > 0 {
+                    for (st, l) in runs(sel.iter().copied()) {
+                        let k = sel.partition_point(|&x| x < st);
+                        let per = if m.rs == d { l } else { 1 };
+                        for t in (0..l).step_by(per) {
+                            enc.copy_buffer_to_buffer(
+                                s.buf(),
+                                ((k + t) * d * 4) as u64,
+                                &m.buf.buf,
+                                ((m.off + (st + t) * m.rs) * 4) as u64,
+                                (per * d * 4) as u64,
+                            );
+                        }
+                    }
+                }
+                let next = encoder(dev);
+                dev.submit_wait(vec![std::mem::replace(enc, next).finish()])?;
+            }
+            Dst::Host(x, rs) => {
+                let mut raw = vec![0u8; r.rows * d * 4];
+                let next = encoder(dev);
+                let done = std::mem::replace(enc, next);
+                buffers::submit_and_read(dev, done, &mut [(s.buf(), 0, &mut raw)])?;
+                let g: &[f32] = bytemuck::cast_slice(&raw);
+                for (k, &i) in sel.iter().enumerate() {
+                    x[i * *rs..i * *rs + d].copy_from_slice(&g[k * d..(k + 1) * d]);
+                }
+            }
+            Dst::None => {}
+        }
+        Ok(())
+    }
+
+    /// Submit `enc` and read back dC (host destinations, per vocabulary chunk) and dbias
+    /// (copied on the device for a device destination).
+    fn read_grads(
+        &self,
+        mut enc: wgpu::CommandEncoder,
+        b: &BwdBufs<'_>,
+        dc: &mut Dst<'_>,
+        db: &mut Dst<'_>,
+    ) -> Result<()> {
+        let (d, v) = (self.job.d, self.job.v);
+        let mut reads_c: Vec<Vec<u8>> = b
+            .dc_host
             .iter()
-            .zip(&cchunks)
+            .zip(self.cchunks)
             .map(|(_, q)| vec![0u8; q.qn * d * 4])
             .collect();
         let mut raw_b = vec![
@@ -941,21 +1127,21 @@ fn run(dev: &GpuDevice, job: &Job, c: &mut Compute<'_>) -> Result<Vec<(f32, f32)
                 0
             }
         ];
-        if let (Some(b), Dst::Device(m)) = (&dbias, &db) {
-            enc.copy_buffer_to_buffer(b.buf(), 0, &m.buf.buf, (m.off * 4) as u64, (v * 4) as u64);
+        if let (Some(bb), Dst::Device(m)) = (&b.dbias, &*db) {
+            enc.copy_buffer_to_buffer(bb.buf(), 0, &m.buf.buf, (m.off * 4) as u64, (v * 4) as u64);
         }
         {
             let mut reads: Vec<(&wgpu::Buffer, u64, &mut [u8])> = Vec::new();
-            for (p, r) in dc_host.iter().zip(reads_c.iter_mut()) {
+            for (p, r) in b.dc_host.iter().zip(reads_c.iter_mut()) {
                 reads.push((p.buf(), 0, &mut r[..]));
             }
-            if let (Some(b), false) = (&dbias, raw_b.is_empty()) {
-                reads.push((b.buf(), 0, &mut raw_b[..]));
+            if let (Some(bb), false) = (&b.dbias, raw_b.is_empty()) {
+                reads.push((bb.buf(), 0, &mut raw_b[..]));
             }
-            buffers::submit_and_read(dev, enc, &mut reads)?;
+            buffers::submit_and_read(self.dev, enc, &mut reads)?;
         }
-        if let Dst::Host(x, rs) = &mut dc {
-            for (q, raw) in cchunks.iter().zip(&reads_c) {
+        if let Dst::Host(x, rs) = dc {
+            for (q, raw) in self.cchunks.iter().zip(&reads_c) {
                 let g: &[f32] = bytemuck::cast_slice(raw);
                 for j in 0..q.qn {
                     let row = (q.q0 + j) * *rs;
@@ -963,16 +1149,58 @@ fn run(dev: &GpuDevice, job: &Job, c: &mut Compute<'_>) -> Result<Vec<(f32, f32)
                 }
             }
         }
-        if let Dst::Host(x, _) = &mut db {
+        if let Dst::Host(x, _) = db {
             x[..v].copy_from_slice(bytemuck::cast_slice(&raw_b));
         }
+        Ok(())
     }
 
-    // Per-row loss and lse.
+    /// The whole backward: ignored rows of dE zeroed, then per row chunk (its forward first
+    /// when the logits are kept in the panel) the products and dE to its rows, then dC and
+    /// dbias read back.
+    fn backward(
+        &self,
+        rch: &[RChunk<'_>],
+        tmax: Option<&Pooled<'_>>,
+        de: &mut Dst<'_>,
+        dc: &mut Dst<'_>,
+        db: &mut Dst<'_>,
+    ) -> Result<()> {
+        let (dev, job, n, d) = (self.dev, self.job, self.job.n, self.job.d);
+        let b = self.bwd_bufs(dc)?;
+        if let Dst::Host(x, rs) = de {
+            for i in 0..n {
+                x[i * *rs..i * *rs + d].fill(0.0);
+            }
+        }
+        let mut enc = encoder(dev);
+        if let Dst::Device(m) = &*de {
+            // Ignored rows get zeros.
+            let mut contributes = vec![false; n];
+            for &i in &job.rows {
+                contributes[i] = true;
+            }
+            clear_rows(&mut enc, m, runs((0..n).filter(|&i| !contributes[i])), d);
+        }
+        let tw = self.tmax_w(tmax);
+        for (ri, r) in rch.iter().enumerate() {
+            if self.plan.panel {
+                self.forward_chunk(&mut enc, r);
+            }
+            self.backward_chunk(&mut enc, ri, r, tw, &b, dc)?;
+            if let Some(s) = &b.de_s {
+                self.scatter_de(&mut enc, r, s, de)?;
+            }
+        }
+        self.read_grads(enc, &b, dc, db)
+    }
+}
+
+/// Read back the row records: per contributing row, (loss before the sample weight, lse).
+fn read_rows(dev: &GpuDevice, rch: &[RChunk<'_>]) -> Result<Vec<(f32, f32)>> {
+    let nv = rch.iter().map(|r| r.rows).sum();
     let mut out = Vec::with_capacity(nv);
-    let enc = dev
-        .device
-        .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(ID) });
+    let enc = encoder(dev);
     let mut raws: Vec<Vec<u8>> = rch.iter().map(|r| vec![0u8; r.rows * 32]).collect();
     {
         let mut reads: Vec<(&wgpu::Buffer, u64, &mut [u8])> = rch
@@ -989,6 +1217,83 @@ fn run(dev: &GpuDevice, job: &Job, c: &mut Compute<'_>) -> Result<Vec<(f32, f32)
         }
     }
     Ok(out)
+}
+
+/// The passes of one call, in order: plan, kernels, uploads (classifier chunks, compacted
+/// row chunks), the forward, the vocabulary sort, the filtering tile maxima, the backward,
+/// and the per-row read-back.
+fn run(dev: &GpuDevice, job: &Job, c: &mut Compute<'_>) -> Result<Vec<(f32, f32)>> {
+    let (n, d, v) = (job.n, job.d, job.v);
+    let Compute { inputs, grads, .. } = c;
+    let [ge, gc, _, gb, _] = &mut grads[..] else {
+        bail!(Internal, "{ID}: expected 5 gradient slots");
+    };
+    let mut de = dst(ge)?;
+    let mut dc = dst(gc)?;
+    let mut db = dst(gb)?;
+    let et = inputs[IN_E]
+        .as_ref()
+        .ok_or_else(|| err!(Internal, "{ID}: e missing"))?;
+    let ct = inputs[IN_C]
+        .as_ref()
+        .ok_or_else(|| err!(Internal, "{ID}: c missing"))?;
+
+    if job.rows.is_empty() {
+        zero_dst(dev, &mut de, n, d)?;
+        zero_dst(dev, &mut dc, v, d)?;
+        zero_dst(dev, &mut db, 1, v)?;
+        return Ok(Vec::new());
+    }
+
+    let c_dev = dev_mat(ct);
+    let c_rs = c_dev.as_ref().map_or(d, |m| m.rs);
+    let dc_rs = match &dc {
+        Dst::Device(m) => m.rs,
+        _ => d,
+    };
+    let plan = Plan::new(dev, job, c_rs, dc_rs)?;
+    let kernels = Kernels::new(dev)?;
+    let dummy = Dummies::new(dev)?;
+    let vinfo = upload_vinfo(dev, job)?;
+    let c_host = upload_c(dev, &plan, ct, &c_dev, d, v)?;
+    let cchunks = c_chunks(dev, &plan, &c_dev, &c_host, d, v);
+    let mut enc = encoder(dev);
+    let rch = row_chunks(dev, job, &plan, et, &mut enc)?;
+    let scratch = Scratch::new(dev, &plan, &cchunks)?;
+    let passes = Passes {
+        dev,
+        job,
+        plan: &plan,
+        k: &kernels,
+        dummy: &dummy,
+        vinfo: &vinfo,
+        cchunks: &cchunks,
+        s: &scratch,
+        base: Uni {
+            d: d as u32,
+            nb: plan.nb as u32,
+            bn: job.bn as u32,
+            nqt: plan.nqt as u32,
+            cap: job.cap,
+            lambda: job.lambda,
+            eps: job.eps,
+            ..Uni::default()
+        },
+    };
+
+    passes.forward(enc, &rch)?;
+    if plan.presort {
+        passes.sort_vocab(&rch)?;
+    }
+    let tmax = if plan.filtering {
+        Some(passes.tile_max(&rch)?)
+    } else {
+        None
+    };
+    if plan.want_any {
+        passes.backward(&rch, tmax.as_ref(), &mut de, &mut dc, &mut db)?;
+    }
+    read_rows(dev, &rch)
 }
 
 /// The per-entry records of a vocabulary chunk.

@@ -1,291 +1,17 @@
-//! CPU executors and fast math shared by the losses.
-//!
-//! - [`map_rows`]: run a per-row function over `[N, C]` rows in parallel (rayon), reading
-//!   the input and optionally writing its gradient, either into a separate buffer or over
-//!   the input itself (in place). Results come back in row order, so every reduction over
-//!   them is deterministic whatever the thread count.
-//! - [`exp_f32`], [`max_sumexp`], [`softmax_affine`]: the exp-bound inner loops of every
-//!   softmax loss, written in 16 independent lanes so that they vectorise, and compiled for
-//!   AVX-512 and AVX2+FMA with run-time dispatch. The lane layout is fixed, so the result
-//!   is bit-identical on every instruction set.
+//! The softmax kernels: the exp-bound inner loops of every softmax loss (row max and sum of
+//! exponentials, log-sum-exp, `a·softmax + b·w` gradient rows, the two-pass [`SoftmaxRow`],
+//! the one-pass [`SoftmaxStats`]/[`RefStats`] and the log-softmax backward row). The bodies
+//! are written in 16 independent lanes so that they vectorise, and are portable:
+//! [`super::simd`] compiles them per instruction set and picks one at run time.
 
-use rayon::prelude::*;
-
-/// One row of a row-wise computation: the input row and where its gradient goes.
-pub enum RowIo<'r> {
-    /// Read only (no gradient wanted).
-    Read(&'r [f32]),
-    /// Input row and a separate gradient row.
-    Separate(&'r [f32], &'r mut [f32]),
-    /// The row holds the input and receives the gradient.
-    InPlace(&'r mut [f32]),
-}
-
-impl RowIo<'_> {
-    /// The input row.
-    #[inline]
-    pub fn x(&self) -> &[f32] {
-        match self {
-            RowIo::Read(x) => x,
-            RowIo::Separate(x, _) => x,
-            RowIo::InPlace(x) => x,
-        }
-    }
-    /// True when a gradient must be written.
-    #[inline]
-    pub fn wants_grad(&self) -> bool {
-        !matches!(self, RowIo::Read(_))
-    }
-    /// Write `g[c] = f(c, x[c])` for every element (no-op without a gradient).
-    #[inline]
-    pub fn map_grad(&mut self, mut f: impl FnMut(usize, f32) -> f32) {
-        match self {
-            RowIo::Read(_) => {}
-            RowIo::Separate(x, g) => {
-                for (c, (o, &v)) in g.iter_mut().zip(x.iter()).enumerate() {
-                    *o = f(c, v);
-                }
-            }
-            RowIo::InPlace(x) => {
-                for (c, v) in x.iter_mut().enumerate() {
-                    *v = f(c, *v);
-                }
-            }
-        }
-    }
-    /// The gradient row, for a final fix-up after a bulk write (e.g. the target entry).
-    #[inline]
-    pub fn grad_mut(&mut self) -> Option<&mut [f32]> {
-        match self {
-            RowIo::Read(_) => None,
-            RowIo::Separate(_, g) => Some(g),
-            RowIo::InPlace(x) => Some(x),
-        }
-    }
-    /// Zero the gradient (ignored rows).
-    #[inline]
-    pub fn zero_grad(&mut self) {
-        if let Some(g) = self.grad_mut() {
-            g.fill(0.0);
-        }
-    }
-}
-
-/// Where the rows of a row-wise computation come from and go to.
-pub enum RowsIo<'s> {
-    /// Read only.
-    Read {
-        /// Input buffer.
-        x: &'s [f32],
-        /// Input row stride.
-        stride: usize,
-    },
-    /// Separate input and gradient buffers.
-    Separate {
-        /// Input buffer.
-        x: &'s [f32],
-        /// Input row stride.
-        stride: usize,
-        /// Gradient buffer.
-        g: &'s mut [f32],
-        /// Gradient row stride.
-        gstride: usize,
-    },
-    /// The input buffer receives the gradient.
-    InPlace {
-        /// Input and gradient buffer.
-        x: &'s mut [f32],
-        /// Row stride.
-        stride: usize,
-    },
-}
-
-/// Run `f(i, row)` for `n` rows of `len` elements, in parallel, results in row order.
-pub fn map_rows<R, F>(io: RowsIo<'_>, n: usize, len: usize, f: F) -> Vec<R>
-where
-    R: Send,
-    F: Fn(usize, RowIo<'_>) -> R + Sync + Send,
-{
-    if n == 0 {
-        return Vec::new();
-    }
-    let min_len = (16384 / len.max(1)).max(1);
-    match io {
-        RowsIo::Read { x, stride } => (0..n)
-            .into_par_iter()
-            .with_min_len(min_len)
-            .map(|i| f(i, RowIo::Read(&x[i * stride..i * stride + len])))
-            .collect(),
-        RowsIo::Separate {
-            x,
-            stride,
-            g,
-            gstride,
-        } => g
-            .par_chunks_mut(gstride.max(1))
-            .take(n)
-            .enumerate()
-            .with_min_len(min_len)
-            .map(|(i, gr)| {
-                f(
-                    i,
-                    RowIo::Separate(&x[i * stride..i * stride + len], &mut gr[..len]),
-                )
-            })
-            .collect(),
-        RowsIo::InPlace { x, stride } => x
-            .par_chunks_mut(stride.max(1))
-            .take(n)
-            .enumerate()
-            .with_min_len(min_len)
-            .map(|(i, r)| f(i, RowIo::InPlace(&mut r[..len])))
-            .collect(),
-    }
-}
-
-/// Split a row source into its `n` rows of `len` elements (rows of a zero-length row are
-/// empty read-only rows).
-fn split_rows<'s>(io: RowsIo<'s>, n: usize, len: usize) -> Vec<RowIo<'s>> {
-    if len == 0 {
-        return (0..n).map(|_| RowIo::Read(&[])).collect();
-    }
-    match io {
-        RowsIo::Read { x, stride } => (0..n)
-            .map(|i| RowIo::Read(&x[i * stride..i * stride + len]))
-            .collect(),
-        RowsIo::Separate {
-            x,
-            stride,
-            g,
-            gstride,
-        } => g
-            .chunks_mut(gstride.max(1))
-            .take(n)
-            .enumerate()
-            .map(|(i, gr)| RowIo::Separate(&x[i * stride..i * stride + len], &mut gr[..len]))
-            .collect(),
-        RowsIo::InPlace { x, stride } => x
-            .chunks_mut(stride.max(1))
-            .take(n)
-            .map(|r| RowIo::InPlace(&mut r[..len]))
-            .collect(),
-    }
-}
-
-/// Run `f(i, rows)` over `n` rows of `K` same-shaped `[n, len]` sources at once (e.g. the
-/// student and teacher logits of a distillation loss, each with its own gradient), in
-/// parallel, results in row order. Returns None when a source holds fewer than `n` rows
-/// (the callers validate lengths first, so this is an internal error).
-pub fn map_rows_k<const K: usize, R, F>(
-    ios: [RowsIo<'_>; K],
-    n: usize,
-    len: usize,
-    f: F,
-) -> Option<Vec<R>>
-where
-    R: Send,
-    F: Fn(usize, [RowIo<'_>; K]) -> R + Sync + Send,
-{
-    if n == 0 {
-        return Some(Vec::new());
-    }
-    let mut cols = ios.map(|io| split_rows(io, n, len).into_iter());
-    let mut rows: Vec<[RowIo<'_>; K]> = Vec::with_capacity(n);
-    for _ in 0..n {
-        let r: [Option<RowIo<'_>>; K] = std::array::from_fn(|k| cols[k].next());
-        if r.iter().any(Option::is_none) {
-            return None;
-        }
-        rows.push(r.map(|v| v.unwrap_or(RowIo::Read(&[]))));
-    }
-    let min_len = (16384 / (K * len).max(1)).max(1);
-    Some(
-        rows.into_par_iter()
-            .enumerate()
-            .with_min_len(min_len)
-            .map(|(i, r)| f(i, r))
-            .collect(),
-    )
-}
-
-thread_local! {
-    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Run `f` with a per-thread scratch buffer of `len` f32 (contents unspecified), so that a
-/// row function needing a temporary row does not allocate per row.
-pub fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    SCRATCH.with(|s| match s.try_borrow_mut() {
-        Ok(mut v) => {
-            if v.len() < len {
-                v.resize(len, 0.0);
-            }
-            f(&mut v[..len])
-        }
-        // Re-entered on this thread (work stealing inside `f`): use a fresh buffer.
-        Err(_) => f(&mut vec![0.0; len]),
-    })
-}
+use super::math::{exp_f32, exp_nonpos};
+use super::simd;
+use super::simd::{max_sumexp, max_sumexp_scaled};
 
 const LANES: usize = 16;
-const EXP_HI: f32 = 88.722_83;
-const EXP_LO: f32 = -87.336_55;
-
-/// `e^x` in f32, within 2 ulp, branch-free so that loops over it vectorise. Returns 0 below
-/// about -87.3 (the normal range), +inf above 88.7, and propagates NaN.
-#[inline(always)]
-pub fn exp_f32(x: f32) -> f32 {
-    // clamp keeps NaN, so NaN flows through to the result.
-    let xc = x.clamp(EXP_LO, EXP_HI);
-    // k = round(x / ln 2) via the 1.5 * 2^23 trick (round half to even).
-    const SHIFT: f32 = 12_582_912.0;
-    // Fused multiply-adds: one rounding each, so the result is the same on every target
-    // (hardware FMA where the CPU has it, the correctly rounded libm `fmaf` elsewhere).
-    let t = xc.mul_add(std::f32::consts::LOG2_E, SHIFT);
-    let k = t - SHIFT;
-    let r = k.mul_add(-0.693_145_75, xc);
-    let r = k.mul_add(-1.428_606_8e-6, r);
-    let mut p = r.mul_add(1.388_888_9e-3, 8.333_334e-3);
-    p = p.mul_add(r, 4.166_666_8e-2);
-    p = p.mul_add(r, 1.666_666_7e-1);
-    p = p.mul_add(r, 0.5);
-    p = p.mul_add(r, 1.0);
-    p = p.mul_add(r, 1.0);
-    let bits = ((t.to_bits() as i32 - 0x4B40_0000 + 127) << 23) as u32;
-    let v = p * f32::from_bits(bits);
-    if x < EXP_LO {
-        0.0
-    } else if x > EXP_HI {
-        f32::INFINITY
-    } else {
-        v
-    }
-}
-
-/// [`exp_f32`] for arguments `<= 0` (or NaN), as in a softmax after subtracting the max:
-/// the same bits for those arguments, two operations fewer (no upper clamp).
-#[inline(always)]
-fn exp_nonpos(x: f32) -> f32 {
-    // NaN < EXP_LO is false, so NaN flows through to the result.
-    let xc = if x < EXP_LO { EXP_LO } else { x };
-    const SHIFT: f32 = 12_582_912.0;
-    let t = xc.mul_add(std::f32::consts::LOG2_E, SHIFT);
-    let k = t - SHIFT;
-    let r = k.mul_add(-0.693_145_75, xc);
-    let r = k.mul_add(-1.428_606_8e-6, r);
-    let mut p = r.mul_add(1.388_888_9e-3, 8.333_334e-3);
-    p = p.mul_add(r, 4.166_666_8e-2);
-    p = p.mul_add(r, 1.666_666_7e-1);
-    p = p.mul_add(r, 0.5);
-    p = p.mul_add(r, 1.0);
-    p = p.mul_add(r, 1.0);
-    let bits = ((t.to_bits() as i32 - 0x4B40_0000 + 127) << 23) as u32;
-    let v = p * f32::from_bits(bits);
-    if x < EXP_LO { 0.0 } else { v }
-}
 
 #[inline(always)]
-fn max_sumexp_impl(x: &[f32]) -> (f32, f64) {
+pub(super) fn max_sumexp_impl(x: &[f32]) -> (f32, f64) {
     const BLOCK: usize = 2048;
     let mut m = f32::NEG_INFINITY;
     let mut s = 0.0f64;
@@ -334,7 +60,7 @@ fn max_sumexp_impl(x: &[f32]) -> (f32, f64) {
 }
 
 #[inline(always)]
-fn softmax_affine_impl(
+pub(super) fn softmax_affine_impl(
     src: Option<&[f32]>,
     dst: &mut [f32],
     lse: f32,
@@ -456,7 +182,11 @@ fn block_max(x: &[f32]) -> f32 {
 }
 
 #[inline(always)]
-fn softmax_store_impl(src: Option<&[f32]>, dst: &mut [f32], shifts: &mut Vec<f32>) -> (f32, f64) {
+pub(super) fn softmax_store_impl(
+    src: Option<&[f32]>,
+    dst: &mut [f32],
+    shifts: &mut Vec<f32>,
+) -> (f32, f64) {
     shifts.clear();
     let mut m = f32::NEG_INFINITY;
     let mut s = 0.0f64;
@@ -493,7 +223,7 @@ fn softmax_store_impl(src: Option<&[f32]>, dst: &mut [f32], shifts: &mut Vec<f32
 }
 
 #[inline(always)]
-fn softmax_finish_impl(
+pub(super) fn softmax_finish_impl(
     dst: &mut [f32],
     shifts: &[f32],
     m: f32,
@@ -523,7 +253,7 @@ fn softmax_finish_impl(
 }
 
 #[inline(always)]
-fn max_sumexp_scaled_impl(x: &[f32], k: f32) -> (f32, f64) {
+pub(super) fn max_sumexp_scaled_impl(x: &[f32], k: f32) -> (f32, f64) {
     let mut lm = [f32::NEG_INFINITY; LANES];
     let mut it = x.chunks_exact(LANES);
     for c in &mut it {
@@ -564,161 +294,6 @@ fn max_sumexp_scaled_impl(x: &[f32], k: f32) -> (f32, f64) {
     (k * m, s)
 }
 
-#[cfg(target_arch = "x86_64")]
-mod simd {
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-    pub(super) fn max_sumexp_avx512(x: &[f32]) -> (f32, f64) {
-        super::max_sumexp_impl(x)
-    }
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) fn max_sumexp_avx2(x: &[f32]) -> (f32, f64) {
-        super::max_sumexp_impl(x)
-    }
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-    pub(super) fn max_sumexp_scaled_avx512(x: &[f32], k: f32) -> (f32, f64) {
-        super::max_sumexp_scaled_impl(x, k)
-    }
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) fn max_sumexp_scaled_avx2(x: &[f32], k: f32) -> (f32, f64) {
-        super::max_sumexp_scaled_impl(x, k)
-    }
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-    pub(super) fn softmax_affine_avx512(
-        src: Option<&[f32]>,
-        dst: &mut [f32],
-        lse: f32,
-        a: f32,
-        b: f32,
-        w: Option<&[f32]>,
-    ) {
-        super::softmax_affine_impl(src, dst, lse, a, b, w)
-    }
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) fn softmax_affine_avx2(
-        src: Option<&[f32]>,
-        dst: &mut [f32],
-        lse: f32,
-        a: f32,
-        b: f32,
-        w: Option<&[f32]>,
-    ) {
-        super::softmax_affine_impl(src, dst, lse, a, b, w)
-    }
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-    pub(super) fn softmax_store_avx512(
-        src: Option<&[f32]>,
-        dst: &mut [f32],
-        shifts: &mut Vec<f32>,
-    ) -> (f32, f64) {
-        super::softmax_store_impl(src, dst, shifts)
-    }
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) fn softmax_store_avx2(
-        src: Option<&[f32]>,
-        dst: &mut [f32],
-        shifts: &mut Vec<f32>,
-    ) -> (f32, f64) {
-        super::softmax_store_impl(src, dst, shifts)
-    }
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-    pub(super) fn softmax_finish_avx512(
-        dst: &mut [f32],
-        shifts: &[f32],
-        m: f32,
-        s: f64,
-        a: f32,
-        b: f32,
-        w: Option<&[f32]>,
-    ) {
-        super::softmax_finish_impl(dst, shifts, m, s, a, b, w)
-    }
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) fn softmax_finish_avx2(
-        dst: &mut [f32],
-        shifts: &[f32],
-        m: f32,
-        s: f64,
-        a: f32,
-        b: f32,
-        w: Option<&[f32]>,
-    ) {
-        super::softmax_finish_impl(dst, shifts, m, s, a, b, w)
-    }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Isa {
-    Generic,
-    #[cfg(target_arch = "x86_64")]
-    Avx2,
-    #[cfg(target_arch = "x86_64")]
-    Avx512,
-}
-
-fn isa() -> Isa {
-    use std::sync::OnceLock;
-    static ISA: OnceLock<Isa> = OnceLock::new();
-    *ISA.get_or_init(|| {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::env::var_os("LOSSKIT_CPU_GENERIC").is_none() {
-                if is_x86_feature_detected!("avx512f")
-                    && is_x86_feature_detected!("avx512bw")
-                    && is_x86_feature_detected!("avx512dq")
-                    && is_x86_feature_detected!("avx512vl")
-                    && is_x86_feature_detected!("fma")
-                {
-                    return Isa::Avx512;
-                }
-                if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                    return Isa::Avx2;
-                }
-            }
-        }
-        Isa::Generic
-    })
-}
-
-/// The name of the instruction set the CPU kernels use (`avx512`, `avx2`, `generic`).
-pub fn isa_name() -> &'static str {
-    match isa() {
-        Isa::Generic => "generic",
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => "avx2",
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => "avx512",
-    }
-}
-
-/// Row maximum `m` and `sum_c exp(x_c - m)` (f64), in one streaming pass (blockwise online
-/// rescaling). For an empty row: `(-inf, 0)`. A NaN anywhere makes the sum NaN.
-pub fn max_sumexp(x: &[f32]) -> (f32, f64) {
-    match isa() {
-        // SAFETY: the features were detected at run time.
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { simd::max_sumexp_avx512(x) },
-        // SAFETY: the features were detected at run time.
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { simd::max_sumexp_avx2(x) },
-        Isa::Generic => max_sumexp_impl(x),
-    }
-}
-
-/// For a temperature-scaled row `k·x` with `k > 0`: `(k·m, sum_c exp(k·(x_c - m)))` where
-/// `m = max_c x_c`, so `LSE(k·x) = k·m + ln(sum)`. Two passes (max, then sum). For an empty
-/// row: `(-inf, 0)`; a NaN makes the sum NaN.
-pub fn max_sumexp_scaled(x: &[f32], k: f32) -> (f32, f64) {
-    match isa() {
-        // SAFETY: the features were detected at run time.
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { simd::max_sumexp_scaled_avx512(x, k) },
-        // SAFETY: the features were detected at run time.
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { simd::max_sumexp_scaled_avx2(x, k) },
-        Isa::Generic => max_sumexp_scaled_impl(x, k),
-    }
-}
-
 /// `LSE(k·x)` of a row for `k > 0` (f64); see [`max_sumexp_scaled`].
 pub fn logsumexp_scaled(x: &[f32], k: f32) -> f64 {
     let (m, s) = max_sumexp_scaled(x, k);
@@ -745,27 +320,6 @@ pub fn logsumexp(x: &[f32]) -> f64 {
     m as f64 + s.ln()
 }
 
-/// `dst[c] = a * exp(x[c] - lse) + b * w[c]` (`w[c] = 1` when `w` is None); `x = src`, or
-/// `dst` itself when `src` is None (in place).
-pub fn softmax_affine(
-    src: Option<&[f32]>,
-    dst: &mut [f32],
-    lse: f32,
-    a: f32,
-    b: f32,
-    w: Option<&[f32]>,
-) {
-    match isa() {
-        // SAFETY: the features were detected at run time.
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { simd::softmax_affine_avx512(src, dst, lse, a, b, w) },
-        // SAFETY: the features were detected at run time.
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { simd::softmax_affine_avx2(src, dst, lse, a, b, w) },
-        Isa::Generic => softmax_affine_impl(src, dst, lse, a, b, w),
-    }
-}
-
 /// A softmax row in two passes, for gradients: [`SoftmaxRow::store`] writes the unnormalised
 /// exponentials into the destination while it finds the row's max and sum (one `exp` per
 /// element, one read of the source), and [`SoftmaxRow::finish`] turns them into
@@ -785,15 +339,7 @@ impl SoftmaxRow {
     /// [`max_sumexp`] gives for the same row.
     pub fn store(&mut self, src: Option<&[f32]>, dst: &mut [f32]) {
         let sh = &mut self.shifts;
-        let (m, s) = match isa() {
-            // SAFETY: the features were detected at run time.
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => unsafe { simd::softmax_store_avx512(src, dst, sh) },
-            // SAFETY: the features were detected at run time.
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => unsafe { simd::softmax_store_avx2(src, dst, sh) },
-            Isa::Generic => softmax_store_impl(src, dst, sh),
-        };
+        let (m, s) = simd::softmax_store(src, dst, sh);
         self.m = m;
         self.s = s;
     }
@@ -812,42 +358,7 @@ impl SoftmaxRow {
     /// when `w` is None), `p = softmax(x)`.
     pub fn finish(&self, dst: &mut [f32], a: f32, b: f32, w: Option<&[f32]>) {
         let (sh, m, s) = (&self.shifts[..], self.m, self.s);
-        match isa() {
-            // SAFETY: the features were detected at run time.
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => unsafe { simd::softmax_finish_avx512(dst, sh, m, s, a, b, w) },
-            // SAFETY: the features were detected at run time.
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => unsafe { simd::softmax_finish_avx2(dst, sh, m, s, a, b, w) },
-            Isa::Generic => softmax_finish_impl(dst, sh, m, s, a, b, w),
-        }
-    }
-}
-
-/// Numerically stable `softplus(x) = ln(1 + e^x)` in f64.
-#[inline]
-pub fn softplus(x: f64) -> f64 {
-    x.max(0.0) + (-x.abs()).exp().ln_1p()
-}
-
-/// Logistic sigmoid in f64.
-#[inline]
-pub fn sigmoid(x: f64) -> f64 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (1.0 + e)
-    }
-}
-
-/// `ln(1 - e^x)` for `x <= 0`, accurate at both ends.
-#[inline]
-pub fn log1mexp(x: f64) -> f64 {
-    if x > -std::f64::consts::LN_2 {
-        (-x.exp_m1()).ln()
-    } else {
-        (-x.exp()).ln_1p()
+        simd::softmax_finish(dst, sh, m, s, a, b, w);
     }
 }
 
@@ -947,7 +458,7 @@ impl RefStats {
 }
 
 #[inline(always)]
-fn softmax_stats_impl(x: &[f32], r: Option<&[f32]>, k: f32) -> (SoftmaxStats, RefStats) {
+pub(super) fn softmax_stats_impl(x: &[f32], r: Option<&[f32]>, k: f32) -> (SoftmaxStats, RefStats) {
     const BLOCK: usize = 2048;
     let mut p = SoftmaxStats::default();
     let mut q = RefStats::default();
@@ -1090,7 +601,12 @@ fn vjp_loop<const HB: bool, const HR: bool>(
 }
 
 #[inline(always)]
-fn log_softmax_vjp_impl(src: Option<&[f32]>, dst: &mut [f32], r: Option<&[f32]>, c: VjpCoef) {
+pub(super) fn log_softmax_vjp_impl(
+    src: Option<&[f32]>,
+    dst: &mut [f32],
+    r: Option<&[f32]>,
+    c: VjpCoef,
+) {
     match (c.b != 0.0, r) {
         (false, None) => vjp_loop::<false, false>(src, dst, &[], c),
         (true, None) => vjp_loop::<true, false>(src, dst, &[], c),
@@ -1099,79 +615,10 @@ fn log_softmax_vjp_impl(src: Option<&[f32]>, dst: &mut [f32], r: Option<&[f32]>,
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-mod simd_stats {
-    use super::{RefStats, SoftmaxStats, VjpCoef};
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-    pub(super) fn stats_avx512(x: &[f32], r: Option<&[f32]>, k: f32) -> (SoftmaxStats, RefStats) {
-        super::softmax_stats_impl(x, r, k)
-    }
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) fn stats_avx2(x: &[f32], r: Option<&[f32]>, k: f32) -> (SoftmaxStats, RefStats) {
-        super::softmax_stats_impl(x, r, k)
-    }
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-    pub(super) fn vjp_avx512(src: Option<&[f32]>, dst: &mut [f32], r: Option<&[f32]>, c: VjpCoef) {
-        super::log_softmax_vjp_impl(src, dst, r, c)
-    }
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) fn vjp_avx2(src: Option<&[f32]>, dst: &mut [f32], r: Option<&[f32]>, c: VjpCoef) {
-        super::log_softmax_vjp_impl(src, dst, r, c)
-    }
-}
-
-/// [`SoftmaxStats`] of `k·x` and, when `r` is given (same length as `x`), [`RefStats`] of
-/// `k·r` against it, in one streaming pass over both rows (blockwise online rescaling, 16
-/// vector lanes, f64 across blocks). `k` must be `> 0`. Entries at `-inf` contribute 0.
-pub fn softmax_stats(x: &[f32], r: Option<&[f32]>, k: f32) -> (SoftmaxStats, RefStats) {
-    match isa() {
-        // SAFETY: the features were detected at run time.
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { simd_stats::stats_avx512(x, r, k) },
-        // SAFETY: the features were detected at run time.
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { simd_stats::stats_avx2(x, r, k) },
-        Isa::Generic => softmax_stats_impl(x, r, k),
-    }
-}
-
-/// The backward row of every log-softmax statistic:
-/// `dst[v] = a·π_v + b·π_v·log π_v + kq·q_v`, with `π = softmax(k·x)` (from `c.lse`),
-/// `q = softmax(k·r)` (from `c.lse_r`; pass `r = None` when `kq = 0`), and
-/// `x = src`, or `dst` itself when `src` is None (in place).
-pub fn log_softmax_vjp(src: Option<&[f32]>, dst: &mut [f32], r: Option<&[f32]>, c: VjpCoef) {
-    match isa() {
-        // SAFETY: the features were detected at run time.
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { simd_stats::vjp_avx512(src, dst, r, c) },
-        // SAFETY: the features were detected at run time.
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { simd_stats::vjp_avx2(src, dst, r, c) },
-        Isa::Generic => log_softmax_vjp_impl(src, dst, r, c),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::simd::{log_softmax_vjp, softmax_affine, softmax_stats};
     use super::*;
-
-    #[test]
-    fn exp_matches_std() {
-        let mut worst = 0.0f64;
-        let mut x = -87.0f32;
-        while x < 88.0 {
-            let a = exp_f32(x) as f64;
-            let b = (x as f64).exp();
-            worst = worst.max(((a - b) / b).abs());
-            x += 0.013;
-        }
-        assert!(worst < 3e-7, "worst relative error {worst}");
-        assert_eq!(exp_f32(-100.0), 0.0);
-        assert_eq!(exp_f32(f32::NEG_INFINITY), 0.0);
-        assert_eq!(exp_f32(100.0), f32::INFINITY);
-        assert!(exp_f32(f32::NAN).is_nan());
-        assert_eq!(exp_f32(0.0), 1.0);
-    }
 
     #[test]
     fn lse_matches_reference_and_is_isa_independent() {
@@ -1188,25 +635,6 @@ mod tests {
         let (dm, ds) = max_sumexp(&x);
         assert_eq!(gm, dm);
         assert_eq!(gs.to_bits(), ds.to_bits());
-    }
-
-    #[test]
-    fn exp_nonpos_is_exp_f32_for_nonpositive_arguments() {
-        let mut x = 0.0f32;
-        while x > -120.0 {
-            assert_eq!(exp_nonpos(x).to_bits(), exp_f32(x).to_bits(), "x = {x}");
-            x -= 0.0037;
-        }
-        for v in [
-            -0.0f32,
-            f32::NEG_INFINITY,
-            -f32::MIN_POSITIVE,
-            EXP_LO,
-            -87.0,
-        ] {
-            assert_eq!(exp_nonpos(v).to_bits(), exp_f32(v).to_bits(), "x = {v}");
-        }
-        assert!(exp_nonpos(f32::NAN).is_nan());
     }
 
     #[test]
@@ -1233,39 +661,6 @@ mod tests {
         }
         assert_eq!(logsumexp_scaled(&[], 2.0), f64::NEG_INFINITY);
         assert!(logsumexp_scaled(&[1.0, f32::NAN], 2.0).is_nan());
-    }
-
-    #[test]
-    fn map_rows_k_pairs_rows() {
-        let a: Vec<f32> = (0..12).map(|v| v as f32).collect();
-        let b: Vec<f32> = (0..12).map(|v| 100.0 + v as f32).collect();
-        let mut g = vec![0.0f32; 12];
-        let out = map_rows_k(
-            [
-                RowsIo::Read { x: &a, stride: 4 },
-                RowsIo::Separate {
-                    x: &b,
-                    stride: 4,
-                    g: &mut g,
-                    gstride: 4,
-                },
-            ],
-            3,
-            4,
-            |i, [ra, mut rb]| {
-                let s: f32 = ra.x().iter().sum::<f32>() + rb.x()[0];
-                rb.map_grad(|c, v| v + c as f32 + i as f32);
-                s
-            },
-        )
-        .unwrap();
-        assert_eq!(out, vec![106.0, 126.0, 146.0]);
-        assert_eq!(g[5], 105.0 + 1.0 + 1.0);
-        with_scratch(5, |s| {
-            s.fill(1.0);
-            with_scratch(3, |t| t.fill(2.0));
-            assert!(s.iter().all(|&v| v == 1.0));
-        });
     }
 
     #[test]
