@@ -54,7 +54,7 @@ want() { [[ " $langs " == *" $1 "* ]]; }
 
 if want cpp; then
   tmp="$(mktemp -d)"
-  printf '#include <losskit.h>\nint main(void) { return lk_abi_version() == LK_ABI_VERSION ? 0 : 1; }\n' > "$tmp/h.c"
+  printf '#include <losskit.h>\n#include <losskit_plugin.h>\nint main(void) { return lk_abi_version() == LK_ABI_VERSION && LK_PLUGIN_ABI_VERSION ? 0 : 1; }\n' > "$tmp/h.c"
   step "header as C99" gcc -std=c99 -Wall -Wextra -Wpedantic -Werror -I"$root/include" -fsyntax-only "$tmp/h.c"
   step "header as C11" gcc -std=c11 -Wall -Wextra -Wpedantic -Werror -I"$root/include" -fsyntax-only "$tmp/h.c"
   rm -rf "$tmp"

@@ -24,7 +24,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "losskit.h"
+#include "losskit_plugin.h" /* the plugin ABI; it includes losskit.h */
 
 static const lk_host_api_v1 *host;
 

@@ -172,8 +172,8 @@ pub unsafe extern "C" fn lk_loss_count(ctx: *const lk_context) -> usize {
 ///
 /// @param ctx A live context.
 /// @param index Position in the catalogue.
-/// @return The id (see the module lifetime rule), or NULL when ctx is NULL or index is out
-///         of range.
+/// @return The id (a builtin's lives forever, a plugin loss's as long as the context), or
+///         NULL when ctx is NULL or index is out of range.
 ///
 /// # Safety
 /// `ctx` must be NULL or live.

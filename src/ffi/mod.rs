@@ -93,9 +93,14 @@ pub(crate) unsafe fn str_arg<'a>(p: *const c_char, what: &str) -> Result<&'a str
         .map_err(|_| err!(InvalidArg, "{what} is not valid UTF-8"))
 }
 
-/// The C header as the pinned cbindgen generates it from this source (for the header test).
+/// The C header as build.rs generates it from this source (for the header test).
 #[doc(hidden)]
 pub const GENERATED_HEADER: &str = include_str!(concat!(env!("OUT_DIR"), "/losskit.h"));
+
+/// The plugin ABI header as build.rs generates it from `plugin::abi` (for the header test).
+#[doc(hidden)]
+pub const GENERATED_PLUGIN_HEADER: &str =
+    include_str!(concat!(env!("OUT_DIR"), "/losskit_plugin.h"));
 
 #[cfg(test)]
 mod tests {

@@ -2,7 +2,7 @@
 #include "losskit.h"
 
 int main(void) {
-    float logits[2 * 3] = {2.0f, 0.5f, -1.0f, 0.1f, 0.2f, 3.0f}; /* [N=2, C=3], row-major */
+    float logits[2 * 3] = {2.0f, 0.5f, -1.0f, 0.1f, 0.2f, 3.0f}; // [N=2, C=3], row-major
     int64_t target[2] = {0, 2};
     float loss = 0.0f, grad[2 * 3];
     int64_t shape_x[2] = {2, 3}, shape_t[1] = {2};

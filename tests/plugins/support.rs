@@ -2,7 +2,7 @@
 //! `#[path = "plugins/support.rs"] mod plugin_support;`).
 //!
 //! - C plugins are compiled with `$CC` (default `cc`) as C99 with `-Wall -Wextra -Wpedantic
-//!   -Werror`, against `include/losskit.h` only, into `<target>/plugins/`.
+//!   -Werror`, against `include/` only (`losskit_plugin.h`), into `<target>/plugins/`.
 //! - The Rust example is built with cargo, in the tests' profile, into its own target
 //!   directory `<target>/example_rust` (building it into `<target>` itself would replace
 //!   `deps/liblosskit.so` with the dependency's build without the plugin host, which cargo

@@ -17,7 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "losskit.h"
+#include "losskit_plugin.h" /* the plugin ABI; it includes losskit.h */
 
 static const lk_host_api_v1 *host;
 static int live_states; /* states created and not destroyed yet */

@@ -5,12 +5,14 @@
 //  2. LibLossKit.jl wraps every function of the header (the whole C API);
 //  3. every struct of the header has a Julia struct with the same fields, in order, of
 //     matching types (so the memory layouts agree), and opaque types exist;
-//  4. every constant (#define and enum value) of the header has a Julia const of the same
-//     value.
+//  4. every constant (#define and enum value) of the header, and every #define of the plugin
+//     ABI header include/losskit_plugin.h, has a Julia const of the same value, and every
+//     Julia LK_ const is one of them. The plugin tables themselves (the structs and
+//     callback types a plugin author fills in) are not mirrored: this is a host binding.
 // It first runs itself on deliberately broken copies of the binding and fails if it does
 // not notice, so it cannot pass vacuously.
 //
-// Usage: node check_ccalls.mjs [header] [julia package dir]
+// Usage: node check_ccalls.mjs [header] [julia package dir] [plugin header]
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, dirname, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 const headerPath = process.argv[2] ?? join(here, '..', '..', '..', 'include', 'losskit.h');
 const pkgDir = process.argv[3] ?? join(here, '..', 'LossKit');
+const pluginHeaderPath = process.argv[4] ?? join(dirname(headerPath), 'losskit_plugin.h');
 
 // ---------------------------------------------------------------------------------------
 // C header
@@ -55,35 +58,16 @@ function cType(t, enums) {
   return base;
 }
 
-// Declarations documented as "PLUGIN ABI v1..." are the tables a plugin author implements
-// (function-pointer fields and callback typedefs); the Julia binding is a host binding
-// and does not mirror them, so they are cut out before parsing. The host functions that
-// load and describe plugins are ordinary functions and are checked like the others.
-function dropPluginAbi(text) {
-  let out = '';
-  let pos = 0;
-  const re = /\/\*\*([\s\S]*?)\*\/\s*/g;
-  let m;
-  while ((m = re.exec(text))) {
-    if (m.index < pos || !/^\s*\*?\s*PLUGIN ABI v1\b/.test(m[1])) continue;
-    const start = m.index + m[0].length;
-    const rest = text.slice(start);
-    const end = /^typedef\s+struct\s+\w+\s*\{/.test(rest) ? rest.search(/\}\s*\w+\s*;/) : rest.indexOf(';');
-    if (end < 0) throw new Error(`unterminated PLUGIN ABI declaration at ${start}`);
-    const stop = start + rest.slice(end).indexOf(';') + end + 1;
-    out += text.slice(pos, m.index);
-    pos = stop;
-    re.lastIndex = stop;
-  }
-  return out + text.slice(pos);
-}
-
-function parseHeader(text) {
-  text = dropPluginAbi(text);
+function defines(text) {
   const consts = {};
   for (const m of text.matchAll(/^#define\s+(LK_\w+)\s+(.+)$/gm)) {
     consts[m[1]] = evalInt(m[2].trim(), consts);
   }
+  return consts;
+}
+
+function parseHeader(text) {
+  const consts = defines(text);
   const src = stripComments(text).replace(/^#.*$/gm, ' ');
   const enums = new Set();
   for (const m of src.matchAll(/enum\s+(\w+)\s*(?::\s*\w+\s*)?\{([^}]*)\}/g)) {
@@ -232,10 +216,16 @@ function jType(t, aliases) {
 // The check
 // ---------------------------------------------------------------------------------------
 
-function check(header, files) {
+function check(header, pluginHeader, files) {
   const h = parseHeader(header);
   const j = parseJulia(files);
   const errors = [...j.problems];
+  const pluginConsts = defines(pluginHeader);
+  if (!('LK_PLUGIN_ABI_VERSION' in pluginConsts)) errors.push('the plugin header defines no LK_PLUGIN_ABI_VERSION');
+  for (const [name, v] of Object.entries(pluginConsts)) {
+    if (name in h.consts) errors.push(`${name} is defined by both headers`);
+    h.consts[name] = v;
+  }
   if (Object.keys(h.fns).length < 10) errors.push(`header parse found only ${Object.keys(h.fns).length} functions`);
   const wrapped = new Set();
   for (const c of j.ccalls) {
@@ -299,6 +289,7 @@ function collect(path, acc) {
 }
 
 const header = readFileSync(headerPath, 'utf8');
+const pluginHeader = readFileSync(pluginHeaderPath, 'utf8');
 const files = collect(pkgDir, []);
 
 // Self-test: each mutation of the binding must be caught.
@@ -313,6 +304,7 @@ const mutations = {
   'unknown symbol': (s) => s.replace(':lk_loss_free,', ':lk_loss_release,'),
   'struct field': (s) => s.replace('    ndim::Int32\n', '    ndim::Int64\n'),
   'constant value': (s) => s.replace('LK_ERR_INVALID_TARGET = Int32(8)', 'LK_ERR_INVALID_TARGET = Int32(9)'),
+  'plugin constant value': (s) => s.replace('LK_DOMAIN_CLASS = Int32(6)', 'LK_DOMAIN_CLASS = Int32(7)'),
   'argument count': (s) => s.replace('(Ptr{lk_context}, Csize_t), ctx, index)', '(Ptr{lk_context},), ctx, index)'),
 };
 for (const [name, mutate] of Object.entries(mutations)) {
@@ -321,14 +313,14 @@ for (const [name, mutate] of Object.entries(mutations)) {
     console.error(`self-test: the '${name}' mutation no longer applies; update the checker`);
     process.exit(2);
   }
-  const r = check(header, files.map((f) => (f === lib ? { ...f, text } : f)));
+  const r = check(header, pluginHeader, files.map((f) => (f === lib ? { ...f, text } : f)));
   if (r.errors.length === 0) {
     console.error(`self-test failed: a broken ${name} was not detected`);
     process.exit(2);
   }
 }
 
-const r = check(header, files);
+const r = check(header, pluginHeader, files);
 for (const e of r.errors) console.log(`FAILED  ${e}`);
 console.log(`${r.nccalls} ccalls checked against ${r.nfns} header functions, ${r.nstructs} structs, ${r.nconsts} constants: ` +
             (r.errors.length ? `${r.errors.length} problem(s)` : 'all match'));

@@ -1,5 +1,8 @@
 // The smallest complete use of the installed package: a loss, its gradient, an error.
 #include <losskit.hpp>
+#include <losskit_plugin.h>  // installed beside losskit.h, for plugin authors
+
+static_assert(LK_PLUGIN_ABI_VERSION == 1, "the installed plugin ABI header is v1");
 
 #include <cstdio>
 

@@ -43,7 +43,8 @@ const liblosskit = _find_library()
 const LK_DEVICE_CPU = Int32(1)
 const LK_DEVICE_CUDA_HOST = Int32(3)
 const LK_DEVICE_LKBUFFER = Int32(12)
-# Plugin ABI constants (for plugin authors; the plugin tables themselves are not mirrored).
+# Plugin ABI constants, from include/losskit_plugin.h (for plugin authors; the plugin tables
+# themselves are not mirrored).
 const LK_PLUGIN_ABI_VERSION = 1
 const LK_LOG_ERROR = Int32(0)
 const LK_LOG_WARN = Int32(1)
