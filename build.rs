@@ -285,9 +285,15 @@ struct_size covers it. The element types of the arrays (lk_plugin_input_v1,
 lk_plugin_param_v1, lk_plugin_aux_v1) are frozen; a later version adds new arrays at the
 end of lk_plugin_loss_v1 instead of growing them.";
 
+/// The sources of losskit.h: the C API and the types and versions it shares with the
+/// plugin ABI.
+const CORE_SRCS: &[&str] = &["src/ffi/mod.rs", "src/cabi.rs", "src/version.rs"];
+
 fn main() {
     for path in [
         "src/ffi",
+        "src/cabi.rs",
+        "src/version.rs",
         "src/plugin/abi.rs",
         "cbindgen.toml",
         "build.rs",
@@ -305,11 +311,11 @@ fn main() {
     let config =
         cbindgen::Config::from_file(format!("{dir}/cbindgen.toml")).expect("cbindgen.toml");
 
-    let core = split_items(&run_cbindgen(&config, &dir, &["src/ffi/mod.rs"]));
+    let core = split_items(&run_cbindgen(&config, &dir, CORE_SRCS));
     let all = split_items(&run_cbindgen(
         &config,
         &dir,
-        &["src/ffi/mod.rs", "src/plugin/abi.rs"],
+        &[CORE_SRCS, &["src/plugin/abi.rs"]].concat(),
     ));
     let core_names: HashSet<&str> = core.iter().map(|i| i.name.as_str()).collect();
     let plugin: Vec<Item> = all

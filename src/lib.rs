@@ -32,6 +32,7 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod cabi;
 pub mod compute;
 pub mod context;
 pub mod device;
@@ -48,6 +49,7 @@ pub mod spec;
 pub mod tensor;
 pub mod testing;
 pub mod text;
+pub mod version;
 
 pub use backend::BackendKind;
 pub use compute::Compute;

@@ -2,17 +2,9 @@
 
 use std::ffi::c_char;
 
-/// Major version of losskit.
-pub const LK_VERSION_MAJOR: u32 = 0;
-/// Minor version of losskit.
-pub const LK_VERSION_MINOR: u32 = 1;
-/// Patch version of losskit.
-pub const LK_VERSION_PATCH: u32 = 0;
-/// MAJOR * 1000000 + MINOR * 1000 + PATCH, compare with lk_version_number().
-pub const LK_VERSION_NUMBER: u32 =
-    LK_VERSION_MAJOR * 1_000_000 + LK_VERSION_MINOR * 1_000 + LK_VERSION_PATCH;
-/// Bumped on every breaking change of the C ABI; compare with lk_abi_version().
-pub const LK_ABI_VERSION: u32 = 0;
+pub use crate::version::{
+    LK_ABI_VERSION, LK_VERSION_MAJOR, LK_VERSION_MINOR, LK_VERSION_NUMBER, LK_VERSION_PATCH,
+};
 
 static VERSION: &[u8] = concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes();
 

@@ -15,7 +15,7 @@
 
 use std::ffi::{c_char, c_void};
 
-pub use crate::ffi::tensor::{lk_device, lk_dtype, lk_tensor};
+pub use crate::cabi::{lk_device, lk_dtype, lk_tensor};
 
 /// The plugin ABI version this header describes; a plugin puts it in
 /// lk_plugin_v1.abi_version. The host refuses any other value with

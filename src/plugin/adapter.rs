@@ -14,11 +14,11 @@ use super::abi::{
     lk_plugin_call_v1, lk_plugin_compute_fn, lk_plugin_create_fn, lk_plugin_destroy_fn,
     lk_plugin_input_v1, lk_plugin_loss_v1, lk_plugin_param_v1, lk_tensor, min_size,
 };
+use crate::cabi::{LK_DEVICE_CPU, LK_DTYPE_CODE_FLOAT, LK_DTYPE_CODE_INT, lk_dtype};
 use crate::compute::Compute;
 use crate::error::{ErrorKind, LkError, Result};
 use crate::exec::def::{LossDef, LossImpl};
 use crate::exec::kernel::{GpuKernel, SampleKernel};
-use crate::ffi::tensor::{LK_DEVICE_CPU, LK_DTYPE_CODE_FLOAT, LK_DTYPE_CODE_INT, lk_dtype};
 use crate::params::{ParamKind, ParamSpec, ParamValue, Params};
 use crate::reduction::{Reduction, RowReducer};
 use crate::spec::{AuxSpec, Domain, InputSpec, LossSpec};

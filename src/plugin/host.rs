@@ -16,8 +16,8 @@ use super::adapter::{self, PluginLoss};
 use super::{PluginInfo, stem_entry};
 use crate::context::Context;
 use crate::error::{ErrorKind, LkError, Result};
-use crate::ffi::version::LK_VERSION_NUMBER;
 use crate::registry::{LossDef, Text};
+use crate::version::LK_VERSION_NUMBER;
 
 /// Longest message kept from a plugin (bytes).
 const MAX_MSG: usize = 4096;
