@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::error::Result;
 use crate::reduction::Reduction;
-use crate::spec::LossSpec;
+use crate::spec::{Domain, LossSpec};
 use crate::tensor::{Data, Grad, Tensor, TensorMut};
 use crate::{bail, err};
 
@@ -26,8 +26,11 @@ pub struct Compute<'a> {
     pub grads: Vec<Grad<'a>>,
     /// Requested auxiliary outputs by name.
     pub aux: Vec<(String, TensorMut<'a>)>,
-    /// Sizes of the shape letters, filled in by [`Compute::validate`].
-    pub dims: BTreeMap<String, usize>,
+    /// Every shape letter of the loss's spec (inputs, auxiliary outputs, the per-sample
+    /// letter), filled in by [`Compute::validate`]: its size in this call, or None when no
+    /// tensor of the call has it (it occurs only in absent optional inputs or auxiliary
+    /// outputs not asked for). Read it with [`Compute::dim`] / [`Compute::bound_dim`].
+    pub dims: BTreeMap<String, Option<usize>>,
     /// What the loss's validation produced for this call, before dispatch; both backends
     /// execute it (see [`Plan`]).
     pub plan: Plan,
@@ -114,9 +117,31 @@ impl<'a> Compute<'a> {
         self
     }
 
-    /// Size of a shape letter (after validation).
+    /// Size of a shape letter of the spec in this call (after validation); 0 when no tensor
+    /// of the call has the letter (see [`Compute::bound_dim`]). A letter the spec does not
+    /// have is a programming error inside the library and panics, in every build profile
+    /// (the C boundary turns the panic into `LK_ERR_PANIC`).
+    #[track_caller]
     pub fn dim(&self, letter: &str) -> usize {
-        self.dims.get(letter).copied().unwrap_or(0)
+        self.bound_dim(letter).unwrap_or(0)
+    }
+    /// Size of a shape letter of the spec in this call, or None when the letter occurs only
+    /// in absent optional inputs (or auxiliary outputs not asked for). Panics like
+    /// [`Compute::dim`] for a letter the spec does not have.
+    #[track_caller]
+    pub fn bound_dim(&self, letter: &str) -> Option<usize> {
+        match self.dims.get(letter) {
+            Some(&n) => n,
+            None => panic!(
+                "losskit internal error: shape letter '{letter}' is not in the loss's spec (letters: {}){}",
+                self.dims.keys().cloned().collect::<Vec<_>>().join(", "),
+                if self.dims.is_empty() {
+                    "; the call is not validated yet"
+                } else {
+                    ""
+                }
+            ),
+        }
     }
     /// Input `i` if present.
     pub fn get(&self, i: usize) -> Option<&Tensor<'a>> {
@@ -326,7 +351,24 @@ impl<'a> Compute<'a> {
             }
             t.check_len(&format!("{id}: auxiliary output '{name}'"))?;
         }
-        self.dims = dims;
+        let mut all: BTreeMap<String, Option<usize>> =
+            dims.into_iter().map(|(l, n)| (l, Some(n))).collect();
+        let declared = spec
+            .inputs
+            .iter()
+            .flat_map(|i| i.dims())
+            .chain(spec.inputs.iter().filter_map(|i| match &i.domain {
+                Domain::Class(l) => Some(l.as_str()),
+                _ => None,
+            }))
+            .chain(spec.aux.iter().flat_map(|a| a.dims()))
+            .chain(std::iter::once(rows_letter));
+        for l in declared {
+            if l.parse::<usize>().is_err() {
+                all.entry(l.to_string()).or_insert(None);
+            }
+        }
+        self.dims = all;
         Ok(())
     }
 }

@@ -1,15 +1,16 @@
 //! The safe Rust API: [`Context`] (backend + registry view) and [`Loss`] (a configured loss).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::backend::{BackendKind, DeviceInfo};
-use crate::bail;
 use crate::compute::Compute;
 use crate::device::DeviceBuffer;
 use crate::error::Result;
-use crate::params::{ParamValue, Params};
+use crate::params::{ParamKind, ParamValue, Params};
 use crate::plugin::PluginInfo;
 use crate::registry::{LossDef, builtins};
+use crate::{bail, err};
 
 /// Shared state of a context; losses keep it alive.
 pub(crate) struct ContextInner {
@@ -273,6 +274,7 @@ impl Context {
         Ok(Loss {
             params: def.spec.default_params(),
             def,
+            checked: AtomicBool::new(false),
             _ctx: self.inner.clone(),
         })
     }
@@ -308,11 +310,31 @@ fn check_new(registered: &[Arc<LossDef>], pending: &[LossDef], def: &LossDef) ->
 
 /// A configured loss. Configure it with the setters, then call [`Loss::compute`] (which takes
 /// `&self`, so one configured loss may compute from many threads at once).
-#[derive(Clone)]
+///
+/// Configuration is order-free: a setter checks the value against its own type and range
+/// only; the checks that involve several parameters (the loss's
+/// [`LossImpl::check_params`](crate::registry::LossImpl::check_params), for a plugin loss its
+/// `create` callback) run in [`Loss::check`], which [`Loss::compute`] calls before anything
+/// is launched or written.
 pub struct Loss {
     def: Arc<LossDef>,
     params: Params,
+    /// `params` passed the combination checks. Cleared by every set; a clone starts
+    /// unchecked. Set by [`Loss::check`] through `&self` (any thread; a race only repeats
+    /// the check).
+    checked: AtomicBool,
     _ctx: Arc<ContextInner>,
+}
+
+impl Clone for Loss {
+    fn clone(&self) -> Self {
+        Loss {
+            def: self.def.clone(),
+            params: self.params.clone(),
+            checked: AtomicBool::new(false),
+            _ctx: self._ctx.clone(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Loss {
@@ -337,13 +359,13 @@ impl Loss {
     pub fn params(&self) -> &Params {
         &self.params
     }
-    /// Set a parameter (checked against its type and range; the old value is kept on error).
+    /// Set a parameter, checked against its own type and range (the old value is kept on
+    /// error). Combinations with other parameters are checked by [`Loss::check`], so the
+    /// parameters may be set in any order.
     pub fn set(&mut self, name: &str, v: ParamValue) -> Result<()> {
         let id = self.def.spec.id.as_str();
-        let mut p = self.params.clone();
-        p.set(id, name, v)?;
-        self.def.imp.check_params(&self.def.spec, &p)?;
-        self.params = p;
+        self.params.set(id, name, v)?;
+        *self.checked.get_mut() = false;
         Ok(())
     }
     /// Set a float parameter.
@@ -361,10 +383,8 @@ impl Loss {
     /// Set an enum parameter by choice name.
     pub fn set_enum(&mut self, name: &str, choice: &str) -> Result<()> {
         let id = self.def.spec.id.as_str();
-        let mut p = self.params.clone();
-        p.set_enum(id, name, choice)?;
-        self.def.imp.check_params(&self.def.spec, &p)?;
-        self.params = p;
+        self.params.set_enum(id, name, choice)?;
+        *self.checked.get_mut() = false;
         Ok(())
     }
     /// Set a parameter from text (`0.1`, `-100`, `true`, `gce`), as the CLI does.
@@ -376,6 +396,104 @@ impl Loss {
         let v = self.params.specs()[i].parse(id, value)?;
         self.set(name, v)
     }
+    /// The raw value of a parameter (`UnknownParam` when the loss has none of that name).
+    pub fn get(&self, name: &str) -> Result<ParamValue> {
+        self.params.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self
+                .params
+                .specs()
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect();
+            err!(
+                UnknownParam,
+                "{}: no parameter '{name}' (parameters: {})",
+                self.id(),
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            )
+        })
+    }
+    fn get_typed<T>(
+        &self,
+        name: &str,
+        want: &str,
+        pick: impl FnOnce(ParamValue) -> Option<T>,
+    ) -> Result<T> {
+        let v = self.get(name)?;
+        pick(v).ok_or_else(|| {
+            let actual = self
+                .params
+                .index(name)
+                .map_or("?", |i| self.params.specs()[i].type_name());
+            err!(
+                InvalidParam,
+                "{}: {name} is of type {actual}, not {want}",
+                self.id()
+            )
+        })
+    }
+    /// A float parameter (`UnknownParam` for an unknown name, `InvalidParam` for another type).
+    pub fn get_f64(&self, name: &str) -> Result<f64> {
+        self.get_typed(name, "f64", |v| match v {
+            ParamValue::F64(x) => Some(x),
+            _ => None,
+        })
+    }
+    /// An integer parameter (errors as [`Loss::get_f64`]).
+    pub fn get_i64(&self, name: &str) -> Result<i64> {
+        self.get_typed(name, "i64", |v| match v {
+            ParamValue::I64(x) => Some(x),
+            _ => None,
+        })
+    }
+    /// A boolean parameter (errors as [`Loss::get_f64`]).
+    pub fn get_bool(&self, name: &str) -> Result<bool> {
+        self.get_typed(name, "bool", |v| match v {
+            ParamValue::Bool(x) => Some(x),
+            _ => None,
+        })
+    }
+    /// The chosen name of an enum parameter (errors as [`Loss::get_f64`]). The text lives in
+    /// the loss's registry entry (`def().spec.params`), so the C API can hand out a pointer
+    /// that lives as long as that entry.
+    pub fn get_enum(&self, name: &str) -> Result<&crate::registry::Text> {
+        let k = self.get_typed(name, "enum", |v| match v {
+            ParamValue::Enum(k) => Some(k),
+            _ => None,
+        })?;
+        let spec = self
+            .def
+            .spec
+            .params
+            .iter()
+            .find(|p| p.name.as_str() == name);
+        match spec.map(|p| &p.kind) {
+            Some(ParamKind::Enum(c)) if k < c.len() => Ok(&c[k]),
+            _ => bail!(
+                Internal,
+                "{}: enum parameter {name} holds choice #{k}, which its spec lacks",
+                self.id()
+            ),
+        }
+    }
+    /// Check the configured parameters together: the combinations that no single setter
+    /// can check (e.g. `dpo`'s `loss_type = exo_pair` needs `label_smoothing > 0`; a plugin
+    /// loss's `create` callback). [`Loss::compute`] runs it first, so a bad combination is
+    /// refused before anything is launched or written, with the same error on every
+    /// backend; the result is remembered until the next set. `InvalidParam` names the
+    /// parameters involved.
+    pub fn check(&self) -> Result<()> {
+        if self.checked.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.def.imp.check_params(&self.def.spec, &self.params)?;
+        self.checked.store(true, Ordering::Release);
+        Ok(())
+    }
     /// Compute the loss (and the gradients asked for) described by `c`.
     ///
     /// On a WGPU context the loss's GPU path runs (on AUTO only for device-buffer calls,
@@ -383,6 +501,7 @@ impl Loss {
     /// Device tensors need the GPU path.
     pub fn compute(&self, c: &mut Compute<'_>) -> Result<()> {
         let spec = &self.def.spec;
+        self.check()?;
         c.validate(spec)?;
         let id = spec.id.as_str();
         let device_args = c.inputs.iter().flatten().any(|t| t.is_device())

@@ -361,52 +361,87 @@ impl Params {
         self.values[i] = v;
         Ok(())
     }
-    /// Raw value by name.
+    /// Raw value by name (None when the loss has no such parameter, e.g. an optional
+    /// `ignore_index` that only some losses declare).
     pub fn get(&self, name: &str) -> Option<ParamValue> {
         self.index(name).map(|i| self.values[i])
     }
-    /// A float parameter (0.0 if absent or of another type: a programming error caught by tests).
+
+    /// The value of a parameter the caller knows the loss declares. A name the loss does not
+    /// have is a programming error inside the library: it panics with the name and the
+    /// loss's parameters, in every build profile (the C boundary turns the panic into
+    /// `LK_ERR_PANIC`), and the generic configuration test (`tests/config.rs`) computes
+    /// every loss under each of its parameter sets so that a misspelt name fails there.
+    #[track_caller]
+    fn declared(&self, name: &str, want: &str) -> (usize, ParamValue) {
+        match self.index(name) {
+            Some(i) => (i, self.values[i]),
+            None => {
+                let known: Vec<&str> = self.specs.iter().map(|p| p.name.as_str()).collect();
+                panic!(
+                    "losskit internal error: {want} parameter '{name}' is not declared (parameters: {})",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                )
+            }
+        }
+    }
+
+    #[track_caller]
+    fn wrong_type(&self, i: usize, want: &str) -> ! {
+        let p = &self.specs[i];
+        panic!(
+            "losskit internal error: parameter '{}' is {}, read as {want}",
+            p.name,
+            p.type_name()
+        )
+    }
+
+    /// A float parameter. Panics when the loss declares no such parameter or it is not a
+    /// float (a programming error, see [`Params::get`] for optional ones).
+    #[track_caller]
     pub fn f64(&self, name: &str) -> f64 {
-        match self.get(name) {
-            Some(ParamValue::F64(x)) => x,
-            other => {
-                debug_assert!(false, "parameter {name} is not f64: {other:?}");
-                0.0
-            }
+        match self.declared(name, "f64") {
+            (_, ParamValue::F64(x)) => x,
+            (i, _) => self.wrong_type(i, "f64"),
         }
     }
-    /// An integer parameter.
+    /// An integer parameter. Panics like [`Params::f64`].
+    #[track_caller]
     pub fn i64(&self, name: &str) -> i64 {
-        match self.get(name) {
-            Some(ParamValue::I64(x)) => x,
-            other => {
-                debug_assert!(false, "parameter {name} is not i64: {other:?}");
-                0
-            }
+        match self.declared(name, "i64") {
+            (_, ParamValue::I64(x)) => x,
+            (i, _) => self.wrong_type(i, "i64"),
         }
     }
-    /// A boolean parameter.
+    /// A boolean parameter. Panics like [`Params::f64`].
+    #[track_caller]
     pub fn bool(&self, name: &str) -> bool {
-        match self.get(name) {
-            Some(ParamValue::Bool(x)) => x,
-            other => {
-                debug_assert!(false, "parameter {name} is not bool: {other:?}");
-                false
-            }
+        match self.declared(name, "bool") {
+            (_, ParamValue::Bool(x)) => x,
+            (i, _) => self.wrong_type(i, "bool"),
         }
     }
-    /// The chosen name of an enum parameter.
+    /// The index of the chosen choice of an enum parameter (in the spec's choice order).
+    /// Panics like [`Params::f64`].
+    #[track_caller]
+    pub fn choice_index(&self, name: &str) -> usize {
+        self.enum_value(name).0
+    }
+    /// The chosen name of an enum parameter. Panics like [`Params::f64`].
+    #[track_caller]
     pub fn choice(&self, name: &str) -> &str {
-        let Some(i) = self.index(name) else {
-            debug_assert!(false, "no parameter {name}");
-            return "";
-        };
-        match (&self.specs[i].kind, self.values[i]) {
-            (ParamKind::Enum(c), ParamValue::Enum(k)) => c[k].as_str(),
-            _ => {
-                debug_assert!(false, "parameter {name} is not an enum");
-                ""
-            }
+        self.enum_value(name).1
+    }
+    #[track_caller]
+    fn enum_value(&self, name: &str) -> (usize, &str) {
+        let (i, v) = self.declared(name, "enum");
+        match (&self.specs[i].kind, v) {
+            (ParamKind::Enum(c), ParamValue::Enum(k)) if k < c.len() => (k, c[k].as_str()),
+            _ => self.wrong_type(i, "enum"),
         }
     }
 }

@@ -117,6 +117,12 @@ fn introspection_from_c() {
 }
 
 #[test]
+fn parameters_from_c() {
+    let out = compile_and_run("params", &[]);
+    assert!(out.contains("checked together"), "{out}");
+}
+
+#[test]
 fn header_compiles_as_cpp() {
     let dir = out_dir();
     let src = dir.join("header_check.cpp");

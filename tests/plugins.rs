@@ -545,12 +545,17 @@ fn toy_class_targets_ignore_index_enum_and_aux() {
     l.set_f64("scale", 2.0).unwrap();
     let (loss, _, _) = run(&l, &[2, 0], Reduction::Sum).unwrap();
     assert_eq!(loss, [14.0]);
-    // The plugin's create rejects a value: the setter fails with its message, the old
-    // configuration stays.
-    let e = err_of(l.set_f64("scale", 7.0));
-    assert_eq!(e.kind, ErrorKind::InvalidParam);
-    assert!(e.msg.contains("scale 7 is unlucky"), "{}", e.msg);
-    assert_eq!(l.params().f64("scale"), 2.0);
+    // The plugin's create rejects a configuration: the setter (which checks the value
+    // against its declared range only, so that any order of sets works) takes it; the
+    // check of the configuration and every compute refuse it with the plugin's message.
+    l.set_f64("scale", 7.0).unwrap();
+    for e in [err_of(l.check()), err_of(run(&l, &[2, 0], Reduction::Sum))] {
+        assert_eq!(e.kind, ErrorKind::InvalidParam);
+        assert!(e.msg.contains("scale 7 is unlucky"), "{}", e.msg);
+    }
+    assert_eq!(l.params().f64("scale"), 7.0);
+    l.set_f64("scale", 2.0).unwrap();
+    l.check().unwrap();
     check_gradients(&l, "toy_class", &dims(&[("N", 5), ("C", 4)]), true);
 }
 
@@ -850,7 +855,8 @@ fn load_cycle() {
         let case = Case::random(&l, &dims(&[("N", 3), ("C", 4)]), 1, true);
         case.run(&l, Reduction::Mean, true, None).unwrap();
     }
-    let _ = l.set_f64("scale", 7.0).unwrap_err();
+    l.set_f64("scale", 7.0).unwrap();
+    let _ = l.check().unwrap_err();
     let a = ctx.loss("asymmetric_loss").unwrap();
     let case = Case::random(&a, &dims(&[("N", 3), ("C", 4)]), 1, true);
     case.run(&a, Reduction::Mean, true, None).unwrap();

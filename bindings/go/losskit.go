@@ -84,6 +84,22 @@ static int32_t lkgo_get_f64(const lk_loss *l, const char *name, double *v, char 
 static int32_t lkgo_get_i64(const lk_loss *l, const char *name, int64_t *v, char **msg) {
 	LKGO_CALL(lk_loss_get_i64(l, name, v));
 }
+static int32_t lkgo_get_bool(const lk_loss *l, const char *name, int *v, char **msg) {
+	bool b = false;
+	int32_t s = lk_loss_get_bool(l, name, &b);
+	if (s != LK_OK) {
+		*msg = lkgo_error_copy();
+		return s;
+	}
+	*v = b ? 1 : 0;
+	return s;
+}
+static int32_t lkgo_get_enum(const lk_loss *l, const char *name, const char **v, char **msg) {
+	LKGO_CALL(lk_loss_get_enum(l, name, v));
+}
+static int32_t lkgo_loss_check(const lk_loss *l, char **msg) {
+	LKGO_CALL(lk_loss_check(l));
+}
 static int32_t lkgo_plugin_load(const lk_context *ctx, const char *path, const char *entry, char **msg) {
 	LKGO_CALL(lk_plugin_load(ctx, path, entry));
 }
@@ -693,7 +709,8 @@ func (l *Loss) set(name string, call func(*C.lk_loss, *C.char, **C.char) C.int32
 }
 
 // SetF64 sets a float parameter. A value out of range gives ErrInvalidParam (never a
-// clamp; the previous value is kept), an unknown name ErrUnknownParam.
+// clamp; the previous value is kept), an unknown name ErrUnknownParam. Combinations with
+// other parameters are checked by Check and by every compute, so any order of sets works.
 func (l *Loss) SetF64(name string, v float64) error {
 	return l.set(name, func(p *C.lk_loss, n *C.char, m **C.char) C.int32_t { return C.lkgo_set_f64(p, n, C.double(v), m) })
 }
@@ -753,6 +770,39 @@ func (l *Loss) GetI64(name string) (int64, error) {
 	var v C.int64_t
 	err := l.get(name, func(p *C.lk_loss, n *C.char, m **C.char) C.int32_t { return C.lkgo_get_i64(p, n, &v, m) })
 	return int64(v), err
+}
+
+// GetBool reads a boolean parameter.
+func (l *Loss) GetBool(name string) (bool, error) {
+	var v C.int
+	err := l.get(name, func(p *C.lk_loss, n *C.char, m **C.char) C.int32_t { return C.lkgo_get_bool(p, n, &v, m) })
+	return v != 0, err
+}
+
+// GetEnum reads the chosen choice of an enum parameter.
+func (l *Loss) GetEnum(name string) (string, error) {
+	var v *C.char
+	err := l.get(name, func(p *C.lk_loss, n *C.char, m **C.char) C.int32_t { return C.lkgo_get_enum(p, n, &v, m) })
+	if err != nil {
+		return "", err
+	}
+	// The choice name belongs to the loss's registry entry; copied into Go memory.
+	return C.GoString(v), nil
+}
+
+// Check checks the parameters together, as every compute does first. The setters check
+// each value against its own range only, so parameters may be set in any order; a
+// combination the loss refuses gives ErrInvalidParam with a message naming the parameters.
+func (l *Loss) Check() error {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.ptr == nil {
+		return errorf(ErrNullArg, "losskit: Loss used after Close")
+	}
+	var msg *C.char
+	err := status(C.lkgo_loss_check(l.ptr, &msg), msg)
+	runtime.KeepAlive(l)
+	return err
 }
 
 func (l *Loss) get(name string, call func(*C.lk_loss, *C.char, **C.char) C.int32_t) error {

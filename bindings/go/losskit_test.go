@@ -217,6 +217,10 @@ func TestErrors(t *testing.T) {
 	}
 	_, err = l.GetI64("label_smoothing")
 	wantCode(t, err, ErrInvalidParam, "label_smoothing")
+	_, err = l.GetBool("label_smoothing")
+	wantCode(t, err, ErrInvalidParam, "label_smoothing")
+	_, err = l.GetEnum("nope")
+	wantCode(t, err, ErrUnknownParam, "nope")
 
 	out := []float32{-7}
 	g := make([]float32, n*c)
@@ -334,4 +338,53 @@ func TestFinalizers(t *testing.T) {
 	}
 	runtime.GC()
 	runtime.GC()
+}
+
+func TestOrderFreeConfigurationAndTypedGetters(t *testing.T) {
+	ctx, err := NewContext(BackendCPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctx.Close()
+	dpo, err := ctx.NewLoss("dpo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dpo.Close()
+	if v, err := dpo.GetEnum("loss_type"); err != nil || v != "sigmoid" {
+		t.Fatalf("loss_type = %q, %v", v, err)
+	}
+	// exo_pair needs label_smoothing > 0: the setter takes it, Check refuses the combination.
+	if err := dpo.SetEnum("loss_type", "exo_pair"); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := dpo.GetEnum("loss_type"); v != "exo_pair" {
+		t.Fatalf("loss_type = %q", v)
+	}
+	err = dpo.Check()
+	wantCode(t, err, ErrInvalidParam, "label_smoothing")
+	wantCode(t, err, ErrInvalidParam, "loss_type")
+	if err := dpo.SetF64("label_smoothing", 0.1); err != nil {
+		t.Fatal(err)
+	}
+	if err := dpo.Check(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = dpo.GetEnum("beta")
+	wantCode(t, err, ErrInvalidParam, "beta")
+
+	cce, err := ctx.NewLoss("cut_cross_entropy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cce.Close()
+	if v, err := cce.GetBool("filter_e_grad"); err != nil || !v {
+		t.Fatalf("filter_e_grad = %v, %v", v, err)
+	}
+	if err := cce.SetBool("filter_e_grad", false); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := cce.GetBool("filter_e_grad"); err != nil || v {
+		t.Fatalf("filter_e_grad = %v, %v", v, err)
+	}
 }

@@ -12,8 +12,13 @@ use crate::spec::LossSpec;
 /// What a loss does. The family drivers implement this for builtins; the plugin host
 /// implements it over a plugin's C callbacks.
 pub trait LossImpl: Send + Sync {
-    /// Check a combination of parameters beyond each one's own range (called before the
-    /// first compute). The default accepts everything.
+    /// Check a combination of parameters beyond each one's own range: the conditions that
+    /// involve several parameters (or a value that the spec's range cannot express). A
+    /// setter never calls it, so every configuration is reachable in any order of sets;
+    /// `Loss::check` calls it, and `Loss::compute` through it before anything is launched
+    /// or written, on either backend. It must depend on `params` only and be cheap (its
+    /// success is remembered until the next set). An error is `InvalidParam` and names every
+    /// parameter involved, with its value. The default accepts everything.
     fn check_params(&self, _spec: &LossSpec, _params: &Params) -> Result<()> {
         Ok(())
     }

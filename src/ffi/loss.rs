@@ -130,8 +130,9 @@ unsafe fn set_param(
 
 /// Set a float parameter.
 ///
-/// The value is checked against the parameter's type and range; on error the previous
-/// value is kept (never clamped).
+/// The value is checked against the parameter's own type and range; on error the previous
+/// value is kept (never clamped). Conditions involving other parameters are checked by
+/// lk_loss_check and lk_loss_compute, so parameters may be set in any order.
 ///
 /// @param loss The loss (must not be computing on another thread).
 /// @param name Parameter name (borrowed for the call).
@@ -212,6 +213,29 @@ pub unsafe extern "C" fn lk_loss_set_enum(
     }
 }
 
+/// # Safety
+/// `loss` NULL or live; `name` NULL or a C string; `out_value` NULL or writable.
+unsafe fn get_param<T>(
+    loss: *const lk_loss,
+    name: *const c_char,
+    out_value: *mut T,
+    read: impl FnOnce(&Loss, &str) -> Result<T>,
+) -> lk_status {
+    guard(|| {
+        // SAFETY: caller contract.
+        let l = unsafe { ref_arg(loss, "loss") }?;
+        // SAFETY: caller contract.
+        let name = unsafe { str_arg(name, "parameter name") }?;
+        if out_value.is_null() {
+            bail!(NullArg, "out_value is NULL");
+        }
+        let v = read(&l.inner, name)?;
+        // SAFETY: checked non-NULL; the caller provides writable storage.
+        unsafe { out_value.write(v) };
+        Ok(())
+    })
+}
+
 /// Read a float parameter's current value.
 ///
 /// @param loss The loss.
@@ -227,28 +251,8 @@ pub unsafe extern "C" fn lk_loss_get_f64(
     name: *const c_char,
     out_value: *mut f64,
 ) -> lk_status {
-    guard(|| {
-        // SAFETY: caller contract.
-        let l = unsafe { ref_arg(loss, "loss") }?;
-        // SAFETY: caller contract.
-        let name = unsafe { str_arg(name, "parameter name") }?;
-        if out_value.is_null() {
-            bail!(NullArg, "out_value is NULL");
-        }
-        match l.inner.params().get(name) {
-            Some(ParamValue::F64(v)) => {
-                // SAFETY: checked non-NULL.
-                unsafe { *out_value = v };
-                Ok(())
-            }
-            Some(_) => bail!(
-                InvalidParam,
-                "{}: {name} is not an f64 parameter",
-                l.inner.id()
-            ),
-            None => bail!(UnknownParam, "{}: no parameter '{name}'", l.inner.id()),
-        }
-    })
+    // SAFETY: forwarded caller contract.
+    unsafe { get_param(loss, name, out_value, |l, n| l.get_f64(n)) }
 }
 
 /// Read an integer parameter's current value.
@@ -266,28 +270,83 @@ pub unsafe extern "C" fn lk_loss_get_i64(
     name: *const c_char,
     out_value: *mut i64,
 ) -> lk_status {
-    guard(|| {
-        // SAFETY: caller contract.
-        let l = unsafe { ref_arg(loss, "loss") }?;
-        // SAFETY: caller contract.
-        let name = unsafe { str_arg(name, "parameter name") }?;
-        if out_value.is_null() {
-            bail!(NullArg, "out_value is NULL");
-        }
-        match l.inner.params().get(name) {
-            Some(ParamValue::I64(v)) => {
-                // SAFETY: checked non-NULL.
-                unsafe { *out_value = v };
-                Ok(())
-            }
-            Some(_) => bail!(
-                InvalidParam,
-                "{}: {name} is not an i64 parameter",
-                l.inner.id()
-            ),
-            None => bail!(UnknownParam, "{}: no parameter '{name}'", l.inner.id()),
-        }
-    })
+    // SAFETY: forwarded caller contract.
+    unsafe { get_param(loss, name, out_value, |l, n| l.get_i64(n)) }
+}
+
+/// Read a boolean parameter's current value.
+///
+/// @param loss The loss.
+/// @param name Parameter name.
+/// @param out_value Receives the value on LK_OK.
+/// @return LK_OK, LK_ERR_NULL_ARG, LK_ERR_UNKNOWN_PARAM, LK_ERR_INVALID_PARAM (not a boolean).
+///
+/// # Safety
+/// As lk_loss_get_f64.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lk_loss_get_bool(
+    loss: *const lk_loss,
+    name: *const c_char,
+    out_value: *mut bool,
+) -> lk_status {
+    // SAFETY: forwarded caller contract.
+    unsafe { get_param(loss, name, out_value, |l, n| l.get_bool(n)) }
+}
+
+/// Read an enum parameter's current choice, by name (e.g. "sigmoid").
+///
+/// @param loss The loss.
+/// @param name Parameter name.
+/// @param out_value Receives the choice name on LK_OK: a NUL-terminated string that lives
+///        as long as the loss's registry entry, like the introspection strings (forever for
+///        a builtin; for a plugin loss, as long as its context or a loss created from it).
+/// @return LK_OK, LK_ERR_NULL_ARG, LK_ERR_UNKNOWN_PARAM, LK_ERR_INVALID_PARAM (not an enum).
+///
+/// # Safety
+/// As lk_loss_get_f64.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lk_loss_get_enum(
+    loss: *const lk_loss,
+    name: *const c_char,
+    out_value: *mut *const c_char,
+) -> lk_status {
+    // SAFETY: forwarded caller contract.
+    unsafe {
+        get_param(loss, name, out_value, |l, n| {
+            l.get_enum(n).map(|t| t.as_c_str().as_ptr())
+        })
+    }
+}
+
+/// Check the loss's parameters together.
+///
+/// Each lk_loss_set_* checks a value against its own type and range only, so parameters
+/// may be set in any order; the conditions that involve several parameters (e.g. dpo's
+/// loss_type "exo_pair" needs label_smoothing > 0) are checked here, and by lk_loss_compute
+/// before it reads or writes anything. The result is the status and message such a compute
+/// would give for the configuration.
+///
+/// @param loss The configured loss (const: may be used by several threads at once).
+/// @return LK_OK, LK_ERR_NULL_ARG, LK_ERR_INVALID_PARAM (a combination the loss refuses;
+///         the message names the parameters), LK_ERR_PLUGIN_FAILED, LK_ERR_PANIC.
+///
+/// # Safety
+/// `loss` must be NULL or live.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lk_loss_check(loss: *const lk_loss) -> lk_status {
+    // SAFETY: caller contract.
+    let l = match unsafe { ref_arg(loss, "lk_loss_check: loss") } {
+        Ok(l) => l,
+        Err(e) => return super::fail(&e),
+    };
+    let status = guard(|| {
+        check_poison(l)?;
+        l.inner.check()
+    });
+    if status == lk_status::LK_ERR_PANIC {
+        l.poisoned.store(true, Ordering::Relaxed);
+    }
+    status
 }
 
 /// Compute a loss and, when asked, the gradients of its differentiable inputs.
@@ -296,9 +355,9 @@ pub unsafe extern "C" fn lk_loss_get_i64(
 /// each input whose gradient slot has non-NULL data, multiplied by `grad_output` (the
 /// upstream gradient of autodiff systems; 1 when NULL).
 ///
-/// Every argument is validated before anything is written: NULLs, dtypes, ranks, shapes
-/// against the loss's spec, target ranges, weights, overlapping buffers. Nothing is
-/// written on error.
+/// Every argument is validated before anything is written: the parameter combination (as
+/// lk_loss_check), NULLs, dtypes, ranks, shapes against the loss's spec, target ranges,
+/// weights, overlapping buffers. Nothing is written on error.
 ///
 /// A gradient may be written over its own input (in place) by passing the same view as the
 /// input and as its gradient; this is the fast path of cross_entropy (the logits are
@@ -323,7 +382,8 @@ pub unsafe extern "C" fn lk_loss_get_i64(
 /// @param n_grads Number of slots in `grads` (at most n_inputs).
 /// @param aux NULL, or `n_aux` named auxiliary outputs to fill (lk_loss_describe_aux).
 /// @param n_aux Number of entries in `aux`.
-/// @return LK_OK, LK_ERR_NULL_ARG, LK_ERR_INVALID_ARG, LK_ERR_SHAPE_MISMATCH, LK_ERR_DTYPE,
+/// @return LK_OK, LK_ERR_NULL_ARG, LK_ERR_INVALID_ARG, LK_ERR_INVALID_PARAM (a parameter
+///         combination, see lk_loss_check), LK_ERR_SHAPE_MISMATCH, LK_ERR_DTYPE,
 ///         LK_ERR_INVALID_TARGET, LK_ERR_INVALID_INPUT, LK_ERR_UNSUPPORTED,
 ///         LK_ERR_BUFFER_TOO_SMALL, LK_ERR_BACKEND_UNAVAILABLE, LK_ERR_GPU,
 ///         LK_ERR_PLUGIN_FAILED, LK_ERR_PANIC.
@@ -353,6 +413,8 @@ pub unsafe extern "C" fn lk_loss_compute(
     let status = guard(|| {
         check_poison(l)?;
         let id = l.inner.id();
+        // The parameter combination first, as lk_loss_check gives it.
+        l.inner.check()?;
         if inputs.is_null() && n_inputs > 0 {
             bail!(NullArg, "{id}: inputs is NULL");
         }

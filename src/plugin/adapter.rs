@@ -602,6 +602,9 @@ impl PluginLoss {
 }
 
 impl LossImpl for PluginLoss {
+    /// The plugin's own combination check is its `create` on the whole configuration (the
+    /// state is cached for the compute that follows); the setters only check each value
+    /// against the range the plugin declared.
     fn check_params(&self, _spec: &LossSpec, params: &Params) -> Result<()> {
         self.state(params).map(|_| ())
     }

@@ -492,7 +492,7 @@ class Loss {
  public:
   Loss(const Context& ctx, const std::string& id) {
     lk_loss* p = nullptr;
-    check(lk_loss_create(ctx.native(), id.c_str(), &p));
+    lk::check(lk_loss_create(ctx.native(), id.c_str(), &p));
     ptr_.reset(p);
     info_ = std::make_shared<const LossInfo>(ctx.describe(id));
   }
@@ -503,21 +503,23 @@ class Loss {
   const LossInfo& info() const noexcept { return *info_; }
 
   // Typed setters. Out-of-range values throw lk::Error (LK_ERR_INVALID_PARAM) and keep the
-  // previous value; unknown names throw LK_ERR_UNKNOWN_PARAM.
+  // previous value; unknown names throw LK_ERR_UNKNOWN_PARAM. Each setter checks the value
+  // against its own range only, so parameters may be set in any order; combinations are
+  // checked by check() and by every compute.
   Loss& set_f64(const std::string& name, double v) {
-    check(lk_loss_set_f64(ptr_.get(), name.c_str(), v));
+    lk::check(lk_loss_set_f64(ptr_.get(), name.c_str(), v));
     return *this;
   }
   Loss& set_i64(const std::string& name, int64_t v) {
-    check(lk_loss_set_i64(ptr_.get(), name.c_str(), v));
+    lk::check(lk_loss_set_i64(ptr_.get(), name.c_str(), v));
     return *this;
   }
   Loss& set_bool(const std::string& name, bool v) {
-    check(lk_loss_set_bool(ptr_.get(), name.c_str(), v));
+    lk::check(lk_loss_set_bool(ptr_.get(), name.c_str(), v));
     return *this;
   }
   Loss& set_enum(const std::string& name, const std::string& choice) {
-    check(lk_loss_set_enum(ptr_.get(), name.c_str(), choice.c_str()));
+    lk::check(lk_loss_set_enum(ptr_.get(), name.c_str(), choice.c_str()));
     return *this;
   }
   /// Set by C++ type: floating point -> f64, bool -> bool, other integers -> i64,
@@ -541,14 +543,29 @@ class Loss {
 
   double get_f64(const std::string& name) const {
     double v = 0;
-    check(lk_loss_get_f64(ptr_.get(), name.c_str(), &v));
+    lk::check(lk_loss_get_f64(ptr_.get(), name.c_str(), &v));
     return v;
   }
   int64_t get_i64(const std::string& name) const {
     int64_t v = 0;
-    check(lk_loss_get_i64(ptr_.get(), name.c_str(), &v));
+    lk::check(lk_loss_get_i64(ptr_.get(), name.c_str(), &v));
     return v;
   }
+  bool get_bool(const std::string& name) const {
+    bool v = false;
+    lk::check(lk_loss_get_bool(ptr_.get(), name.c_str(), &v));
+    return v;
+  }
+  /// The chosen choice of an enum parameter.
+  std::string get_enum(const std::string& name) const {
+    const char* v = nullptr;
+    lk::check(lk_loss_get_enum(ptr_.get(), name.c_str(), &v));
+    return detail::str(v);
+  }
+
+  /// Check the parameters together (what compute checks first): throws lk::Error
+  /// (LK_ERR_INVALID_PARAM, naming the parameters) for a combination the loss refuses.
+  void check() const { lk::check(lk_loss_check(ptr_.get())); }
 
   /// Low-level compute: the C call with views. `grads[k]` receives the gradient of
   /// `inputs[k]` (a default OutputView = not wanted); pass the same view as an input and as
@@ -567,7 +584,7 @@ class Loss {
     for (const auto& a : aux) ax.push_back(lk_aux_output{a.name.c_str(), a.view.c()});
     const lk_tensor out = loss_out.c();
     const lk_tensor go = grad_output.c();
-    check(lk_loss_compute(ptr_.get(), in.empty() ? nullptr : in.data(), in.size(), static_cast<int32_t>(reduction),
+    lk::check(lk_loss_compute(ptr_.get(), in.empty() ? nullptr : in.data(), in.size(), static_cast<int32_t>(reduction),
                           grad_output.present() ? &go : nullptr, &out, gs.empty() ? nullptr : gs.data(), gs.size(),
                           ax.empty() ? nullptr : ax.data(), ax.size()));
   }

@@ -159,8 +159,8 @@ void test_params_optional_inputs_and_aux(const lk::Context& ctx) {
       switch (p.type) {
         case lk::ParamType::F64: l.set(p.name, p.default_f64); CHECK(l.get_f64(p.name) == p.default_f64); break;
         case lk::ParamType::I64: l.set(p.name, p.default_i64); CHECK(l.get_i64(p.name) == p.default_i64); break;
-        case lk::ParamType::Bool: l.set(p.name, p.default_bool); break;
-        case lk::ParamType::Enum: l.set(p.name, p.default_enum); break;
+        case lk::ParamType::Bool: l.set(p.name, p.default_bool); CHECK(l.get_bool(p.name) == p.default_bool); break;
+        case lk::ParamType::Enum: l.set(p.name, p.default_enum); CHECK(l.get_enum(p.name) == p.default_enum); break;
       }
     }
   }

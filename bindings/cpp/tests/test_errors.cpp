@@ -75,6 +75,22 @@ void test_params(const lk::Context& ctx) {
     if (std::isfinite(p.max_f64)) CHECK_ERROR(LK_ERR_INVALID_PARAM, p.name, loss.set(p.name, p.max_f64 + 1.0));
     if (std::isfinite(p.min_f64)) CHECK_ERROR(LK_ERR_INVALID_PARAM, p.name, loss.set(p.name, p.min_f64 - 1.0));
   }
+
+  // Order-free configuration: the setters check each value alone; a combination the loss
+  // refuses is reported by check() and by compute, naming both parameters.
+  lk::Loss dpo = ctx.loss("dpo");
+  dpo.set_enum("loss_type", "exo_pair");
+  CHECK(dpo.get_enum("loss_type") == "exo_pair");
+  CHECK_ERROR(LK_ERR_INVALID_PARAM, "label_smoothing", dpo.check());
+  CHECK_ERROR(LK_ERR_INVALID_PARAM, "loss_type", dpo.check());
+  dpo.set_f64("label_smoothing", 0.1);
+  dpo.check();
+  CHECK_ERROR(LK_ERR_INVALID_PARAM, "beta", (void)dpo.get_bool("beta"));
+  CHECK_ERROR(LK_ERR_INVALID_PARAM, "beta", (void)dpo.get_enum("beta"));
+  CHECK_ERROR(LK_ERR_UNKNOWN_PARAM, "nope", (void)dpo.get_enum("nope"));
+  CHECK_ERROR(LK_ERR_NULL_ARG, "", lk::check(lk_loss_get_bool(dpo.native(), "beta", nullptr)));
+  CHECK_ERROR(LK_ERR_NULL_ARG, "", lk::check(lk_loss_get_enum(dpo.native(), "loss_type", nullptr)));
+  CHECK_ERROR(LK_ERR_NULL_ARG, "", lk::check(lk_loss_check(nullptr)));
 }
 
 void test_wrapper_prechecks(const lk::Loss& loss) {

@@ -169,7 +169,7 @@ impl LossImpl for DpaSemantic {
         if core & cond == 0 {
             bail!(
                 InvalidParam,
-                "{ID}: core = {core} and cond = {cond} share no world (core & cond = 0); set cond first"
+                "{ID}: core = {core} and cond = {cond} share no world (core & cond = 0)"
             );
         }
         Ok(())

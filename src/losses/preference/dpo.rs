@@ -413,17 +413,11 @@ const IDX: PairIdx = PairIdx::new(0, 1)
     .weight(6);
 
 fn loss_type_index(p: &Params) -> usize {
-    match p.get("loss_type") {
-        Some(ParamValue::Enum(k)) => k,
-        _ => 0,
-    }
+    p.choice_index("loss_type")
 }
 
 fn f_index(p: &Params) -> usize {
-    match p.get("f_divergence") {
-        Some(ParamValue::Enum(k)) => k,
-        _ => 0,
-    }
+    p.choice_index("f_divergence")
 }
 
 impl LossImpl for Dpo {
@@ -440,7 +434,7 @@ impl LossImpl for Dpo {
             ),
             "exo_pair" if eps <= 0.0 => bail!(
                 InvalidParam,
-                "dpo: loss_type exo_pair needs label_smoothing > 0 (set it before the loss type)"
+                "dpo: loss_type exo_pair needs label_smoothing > 0, got {eps}"
             ),
             _ => Ok(()),
         }

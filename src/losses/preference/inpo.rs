@@ -78,7 +78,11 @@ impl LossImpl for Inpo {
     fn check_params(&self, _spec: &LossSpec, p: &Params) -> Result<()> {
         let (eta, tau) = (p.f64("eta"), p.f64("tau"));
         if eta * tau > 1.0 {
-            bail!(InvalidParam, "inpo: eta * tau = {} must be <= 1", eta * tau);
+            bail!(
+                InvalidParam,
+                "inpo: eta * tau = {} must be <= 1 (eta = {eta}, tau = {tau})",
+                eta * tau
+            );
         }
         Ok(())
     }

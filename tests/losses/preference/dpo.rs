@@ -166,8 +166,18 @@ fn bad_parameters_are_rejected() {
     );
     // The value is kept on error, never clamped.
     let mut l = with(&[("label_smoothing", F64(0.1)), ("loss_type", lt("exo_pair"))]);
-    assert!(l.set_f64("label_smoothing", 0.0).is_err());
+    assert!(l.set_f64("label_smoothing", 1.0).is_err());
     assert_eq!(l.params().f64("label_smoothing"), 0.1);
+    // A value inside its own range that the loss type refuses: the setter takes it, the
+    // check of the configuration refuses it, naming both parameters.
+    l.set_f64("label_smoothing", 0.0).unwrap();
+    let e = l.check().unwrap_err();
+    assert_eq!(e.kind, p);
+    assert!(
+        e.msg.contains("loss_type") && e.msg.contains("label_smoothing"),
+        "{}",
+        e.msg
+    );
 }
 
 #[test]

@@ -58,15 +58,13 @@ fn set_json(l: &mut Loss, name: &str, v: &Value) {
     .unwrap_or_else(|e| panic!("set {name} = {v}: {e:?}"));
 }
 
-/// A loss configured by a JSON parameter object. Label smoothing goes first so that a loss
-/// type that needs it (exo_pair) can be chosen after it.
+/// A loss configured by a JSON parameter object (in the object's key order: configuration
+/// is order-free).
 pub fn configured(id: &str, params: &Value) -> Loss {
     let mut l = loss(id);
     let obj = params.as_object().expect("params object");
-    let mut keys: Vec<&String> = obj.keys().collect();
-    keys.sort_by_key(|k| matches!(k.as_str(), "loss_type" | "mask_mode" | "variant"));
-    for k in keys {
-        set_json(&mut l, k, &obj[k]);
+    for (k, v) in obj {
+        set_json(&mut l, k, v);
     }
     l
 }
@@ -333,13 +331,19 @@ pub fn gradcheck_with(id: &str, dims: &[(&str, usize)], optional: &[bool]) {
     }
 }
 
-/// The error kind of setting a parameter.
+/// The error kind of refusing `name = v` after the settings `pre`: the setter refuses a
+/// value outside its own range; a combination with other parameters is accepted by the
+/// setter (configuration is order-free) and refused by the check of the whole
+/// configuration (`Loss::check`, which every compute runs first).
 pub fn set_err(id: &str, pre: &[(&str, ParamValue)], name: &str, v: ParamValue) -> ErrorKind {
     let mut l = loss(id);
     for (n, x) in pre {
         l.set(n, *x).unwrap();
     }
-    l.set(name, v).expect_err("must be rejected").kind
+    match l.set(name, v) {
+        Err(e) => e.kind,
+        Ok(()) => l.check().expect_err("must be rejected").kind,
+    }
 }
 
 /// Loss values of `[B]` inputs given by name (others absent), reduction none.

@@ -303,6 +303,20 @@ function lk_loss_get_i64(loss, name, out_value)
           loss, name, out_value)
 end
 
+function lk_loss_get_bool(loss, name, out_value)
+    ccall((:lk_loss_get_bool, liblosskit), lk_status, (Ptr{lk_loss}, Cstring, Ptr{Bool}),
+          loss, name, out_value)
+end
+
+function lk_loss_get_enum(loss, name, out_value)
+    ccall((:lk_loss_get_enum, liblosskit), lk_status, (Ptr{lk_loss}, Cstring, Ptr{Ptr{Cchar}}),
+          loss, name, out_value)
+end
+
+function lk_loss_check(loss)
+    ccall((:lk_loss_check, liblosskit), lk_status, (Ptr{lk_loss},), loss)
+end
+
 function lk_loss_compute(loss, inputs, n_inputs, reduction, grad_output, loss_out, grads, n_grads,
                          aux, n_aux)
     ccall((:lk_loss_compute, liblosskit), lk_status,

@@ -28,7 +28,8 @@ module LossKit
 include("LibLossKit.jl")
 using .LibLossKit
 
-export LossKitError, Context, Loss, compute, lossvalue, describe, losses, setparam!, getparam
+export LossKitError, Context, Loss, compute, lossvalue, describe, losses, setparam!, getparam,
+       checkparams
 export load_plugin, plugin_count, Buffer, DeviceArray, upload!, download!, compute_device
 
 # ---------------------------------------------------------------------------------------
@@ -326,19 +327,43 @@ end
 """
     getparam(loss, name)
 
-Current value of an `:f64` or `:i64` parameter.
+Current value of a parameter: a `Float64`, an `Int64`, a `Bool`, or the chosen choice of an
+`:enum` parameter as a `String`.
 """
 function getparam(l::Loss, name::Union{Symbol,AbstractString})
     n = String(name)
     idx = findfirst(p -> p.name == n, l.info.params)
-    if idx !== nothing && l.info.params[idx].type === :i64
+    type = idx === nothing ? :f64 : l.info.params[idx].type
+    if type === :i64
         vi = Ref{Int64}(0)
         check(lk_loss_get_i64(l, n, vi))
         return vi[]
+    elseif type === :bool
+        vb = Ref{Bool}(false)
+        check(lk_loss_get_bool(l, n, vb))
+        return vb[]
+    elseif type === :enum
+        # The choice name lives in the loss's registry entry; copied into a String.
+        vs = Ref{Ptr{Cchar}}(C_NULL)
+        check(lk_loss_get_enum(l, n, vs))
+        return unsafe_string(convert(Ptr{UInt8}, vs[]))
     end
     vf = Ref{Cdouble}(0.0)
     check(lk_loss_get_f64(l, n, vf))
     return vf[]
+end
+
+"""
+    checkparams(loss)
+
+Check the parameters together, as every `compute` does first. `setparam!` checks each value
+against its own range only, so parameters may be set in any order; a combination the loss
+refuses throws `LossKitError` with `LK_ERR_INVALID_PARAM` and a message naming the
+parameters.
+"""
+function checkparams(l::Loss)
+    check(lk_loss_check(l))
+    return l
 end
 
 # ---------------------------------------------------------------------------------------

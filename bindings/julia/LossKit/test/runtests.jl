@@ -103,6 +103,22 @@ const labels1 = labels0 .+ 1     # 1-based
         @test getparam(l, :label_smoothing) == 0.0
         e = err(() -> setparam!(l, :nope, 1.0))
         @test e isa LossKitError && e.code == LK_ERR_UNKNOWN_PARAM
+        # Order-free configuration: a combination is refused by checkparams and compute.
+        d = Loss(:dpo)
+        @test getparam(d, :loss_type) == "sigmoid"
+        setparam!(d, :loss_type, :exo_pair)
+        @test getparam(d, :loss_type) == "exo_pair"
+        e = err(() -> checkparams(d))
+        @test e isa LossKitError && e.code == LK_ERR_INVALID_PARAM &&
+              occursin("label_smoothing", e.msg) && occursin("loss_type", e.msg)
+        setparam!(d, :label_smoothing, 0.1)
+        @test checkparams(d) === d
+        close(d)
+        c = Loss(:cut_cross_entropy)
+        @test getparam(c, :filter_e_grad) === true
+        setparam!(c, :filter_e_grad, false)
+        @test getparam(c, :filter_e_grad) === false
+        close(c)
         e = err(() -> compute(l, logits, Int64[2, 4, 3]))
         @test e isa LossKitError && e.code == LK_ERR_INVALID_TARGET && occursin("target[1] = 4", e.msg)
         e = err(() -> compute(l, logits, Int64[1, 2]))
