@@ -35,6 +35,7 @@ pub mod backend;
 pub mod compute;
 pub mod context;
 pub mod error;
+pub mod exec;
 pub mod ffi;
 pub mod losses;
 pub mod params;

@@ -24,9 +24,10 @@
 //! (margin loss and AlphaPO reward from the family prelude, as `simpo`).
 
 use super::simpo::{alpha_param, alpha_reward, margin_loss, smoothing_param};
-use super::{PairIdx, PairOut, gpu_hooks, len_inputs, policy_inputs, pref_gpu_loss, run_pairwise};
+use super::{gpu_hooks, len_inputs, policy_inputs, pref_gpu_loss};
 use crate::compute::Compute;
 use crate::error::Result;
+use crate::exec::pairs::{PairIdx, PairOut, run_pairwise};
 use crate::params::{
     ParamSpec,
     ParamValue::{Enum, F64},
@@ -73,8 +74,10 @@ pub struct Cpo;
 
 const IDX: PairIdx = PairIdx::new(0, 1).lens(Some(2), Some(3));
 
-pref_gpu_loss!(Cpo, "cpo.wgsl", |s, _, c| super::check_pairs(s, c, IDX)
-    .map(drop));
+pref_gpu_loss!(Cpo, "cpo.wgsl", |s, _, c| crate::exec::pairs::check_pairs(
+    s, c, IDX
+)
+.map(drop));
 
 impl LossImpl for Cpo {
     gpu_hooks!();

@@ -40,13 +40,12 @@
 //! contract (the four worlds in registers, max-shifted log-sum-exps over the masks), after
 //! the CPU path's checks (for the odds link the average log-probs are read back).
 
-use super::{
-    Pair, PairIdx, PairOut, gpu_hooks, len_inputs, log_sigmoid, log1mexp, lse, policy_inputs,
-    pref_gpu_loss, ref_inputs, run_pairwise, sigmoid,
-};
+use super::{gpu_hooks, len_inputs, policy_inputs, pref_gpu_loss, ref_inputs};
+use crate::backend::cpu::{log_sigmoid, log1mexp, lse, sigmoid};
 use crate::bail;
 use crate::compute::Compute;
 use crate::error::Result;
+use crate::exec::pairs::{Pair, PairIdx, PairOut, run_pairwise};
 use crate::params::{
     ParamSpec,
     ParamValue::{Enum, F64, I64},
@@ -122,9 +121,9 @@ fn check_odds(q: &Pair) -> Result<()> {
 
 pref_gpu_loss!(DpaSemantic, "dpa_semantic.wgsl", |s, p, c| {
     if p.choice("link") != "odds" {
-        return super::check_pairs(s, c, IDX).map(drop);
+        return crate::exec::pairs::check_pairs(s, c, IDX).map(drop);
     }
-    let v = super::read_pairs(s, c, IDX)?;
+    let v = crate::exec::pairs::read_pairs(s, c, IDX)?;
     (0..v.data.rows).try_for_each(|i| check_odds(&v.pair(i)))
 });
 

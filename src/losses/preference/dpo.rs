@@ -44,13 +44,12 @@
 //! `e^{log σ(x/τ) − x}` at 88, which only matters where the CPU's f32 result is already
 //! near or past the f32 range (log-ratios below −88).
 
-use super::{
-    PairIdx, PairOut, gpu_hooks, len_inputs, log_sigmoid, policy_inputs, pref_gpu_loss, ref_inputs,
-    run_pairwise, sigmoid, softplus,
-};
+use super::{gpu_hooks, len_inputs, policy_inputs, pref_gpu_loss, ref_inputs};
+use crate::backend::cpu::{log_sigmoid, sigmoid, softplus};
 use crate::bail;
 use crate::compute::Compute;
 use crate::error::Result;
+use crate::exec::pairs::{PairIdx, PairOut, run_pairwise};
 use crate::params::{ParamSpec, ParamValue, Params};
 use crate::registry::{Domain, InputSpec, LossDef, LossImpl, LossSpec};
 
@@ -407,8 +406,10 @@ const IDX: PairIdx = PairIdx::new(0, 1)
     .lens(Some(4), Some(5))
     .weight(6);
 
-pref_gpu_loss!(Dpo, "dpo.wgsl", |s, _, c| super::check_pairs(s, c, IDX)
-    .map(drop));
+pref_gpu_loss!(Dpo, "dpo.wgsl", |s, _, c| crate::exec::pairs::check_pairs(
+    s, c, IDX
+)
+.map(drop));
 
 fn loss_type_index(p: &Params) -> usize {
     match p.get("loss_type") {

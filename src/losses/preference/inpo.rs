@@ -17,13 +17,11 @@
 //!
 //! **GPU path**: `inpo.wgsl`, one invocation per pair under the per-sample kernel contract.
 
-use super::{
-    PairIdx, PairOut, gpu_hooks, policy_inputs, pref_gpu_loss, ref_inputs, required_f64,
-    run_pairwise,
-};
+use super::{gpu_hooks, policy_inputs, pref_gpu_loss, ref_inputs};
 use crate::bail;
 use crate::compute::Compute;
 use crate::error::Result;
+use crate::exec::pairs::{PairIdx, PairOut, required, run_pairwise};
 use crate::params::{ParamSpec, ParamValue::F64, Params};
 use crate::registry::{Domain, InputSpec, LossDef, LossImpl, LossSpec};
 
@@ -67,8 +65,9 @@ pub struct Inpo;
 
 const IDX: PairIdx = PairIdx::new(0, 1).refs(2, 3);
 
-pref_gpu_loss!(Inpo, "inpo.wgsl", |s, _, c| super::check_pairs(s, c, IDX)
-    .map(drop));
+pref_gpu_loss!(Inpo, "inpo.wgsl", |s, _, c| {
+    crate::exec::pairs::check_pairs(s, c, IDX).map(drop)
+});
 
 impl LossImpl for Inpo {
     gpu_hooks!();
@@ -82,11 +81,12 @@ impl LossImpl for Inpo {
 
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let (eta, tau) = (p.f64("eta"), p.f64("tau"));
-        let prev_c = required_f64("inpo", c, 4)?;
-        let prev_r = required_f64("inpo", c, 5)?;
+        let prev_c = required("inpo", c, 4)?;
+        let prev_r = required("inpo", c, 5)?;
         let et = eta * tau;
         run_pairwise(spec, c, IDX, |q| {
-            let h = (q.pc - q.pr) - et * (q.rc - q.rr) - (1.0 - et) * (prev_c[q.i] - prev_r[q.i]);
+            let h =
+                (q.pc - q.pr) - et * (q.rc - q.rr) - (1.0 - et) * (prev_c.at(q.i) - prev_r.at(q.i));
             let d = h - eta / 2.0;
             Ok(PairOut {
                 loss: d * d,

@@ -23,13 +23,12 @@
 //! **GPU path**: `mapl.wgsl`, one invocation per pair under the per-sample kernel contract,
 //! after the CPU path's checks (mode against reference inputs, the levels read back).
 
-use super::{
-    PairIdx, PairOut, check_pairs, check_values, gpu_hooks, pref_gpu_loss, run_pairwise, sigmoid,
-    softplus,
-};
+use super::{gpu_hooks, pref_gpu_loss};
+use crate::backend::cpu::{sigmoid, softplus};
 use crate::bail;
 use crate::compute::Compute;
 use crate::error::Result;
+use crate::exec::pairs::{PairIdx, PairOut, check_pairs, check_values, run_pairwise};
 use crate::params::{ParamSpec, ParamValue::F64, Params};
 use crate::registry::{Domain, InputSpec, LossDef, LossImpl, LossSpec, Text};
 

@@ -20,13 +20,12 @@
 //! after the same checks as the CPU path (the average log-probs are read back and checked
 //! first); `log(1 − e^a)` and `expm1` in their f32 forms without cancellation near `a = 0`.
 
-use super::{
-    Pair, PairIdx, PairOut, gpu_hooks, len_inputs, log1mexp, policy_inputs, pref_gpu_loss,
-    run_pairwise, sigmoid, softplus,
-};
+use super::{gpu_hooks, len_inputs, policy_inputs, pref_gpu_loss};
+use crate::backend::cpu::{log1mexp, sigmoid, softplus};
 use crate::bail;
 use crate::compute::Compute;
 use crate::error::Result;
+use crate::exec::pairs::{Pair, PairIdx, PairOut, run_pairwise};
 use crate::params::{ParamSpec, ParamValue::F64, Params};
 use crate::registry::{LossDef, LossImpl, LossSpec};
 
@@ -72,7 +71,7 @@ fn check_pair(q: &Pair) -> Result<()> {
 }
 
 pref_gpu_loss!(Orpo, "orpo.wgsl", |s, _, c| {
-    let v = super::read_pairs(s, c, IDX)?;
+    let v = crate::exec::pairs::read_pairs(s, c, IDX)?;
     (0..v.data.rows).try_for_each(|i| check_pair(&v.pair(i)))
 });
 

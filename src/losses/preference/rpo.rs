@@ -20,12 +20,11 @@
 //!
 //! **GPU path**: `rpo.wgsl`, one invocation per pair under the per-sample kernel contract.
 
-use super::{
-    PairIdx, PairOut, gpu_hooks, policy_inputs, pref_gpu_loss, ref_inputs, run_pairwise, sigmoid,
-    softplus,
-};
+use super::{gpu_hooks, policy_inputs, pref_gpu_loss, ref_inputs};
+use crate::backend::cpu::{sigmoid, softplus};
 use crate::compute::Compute;
 use crate::error::Result;
+use crate::exec::pairs::{PairIdx, PairOut, run_pairwise};
 use crate::params::{
     ParamSpec,
     ParamValue::{Enum, F64},
@@ -73,8 +72,10 @@ pub struct Rpo;
 
 const IDX: PairIdx = PairIdx::new(0, 1).refs(2, 3).lens(Some(4), None);
 
-pref_gpu_loss!(Rpo, "rpo.wgsl", |s, _, c| super::check_pairs(s, c, IDX)
-    .map(drop));
+pref_gpu_loss!(Rpo, "rpo.wgsl", |s, _, c| crate::exec::pairs::check_pairs(
+    s, c, IDX
+)
+.map(drop));
 
 impl LossImpl for Rpo {
     gpu_hooks!();

@@ -27,13 +27,12 @@
 //! after the CPU path's checks (the MSEs are read back and checked). The anchor decision
 //! uses the sign of the f32 difference, which is exact, so both backends pick the same `s`.
 
-use super::{
-    PairIdx, PairOut, check_pairs, check_values, gpu_hooks, pref_gpu_loss, read_f64, run_pairwise,
-    sigmoid, softplus,
-};
+use super::{gpu_hooks, pref_gpu_loss};
+use crate::backend::cpu::{sigmoid, softplus};
 use crate::compute::Compute;
 use crate::err;
 use crate::error::Result;
+use crate::exec::pairs::{PairIdx, PairOut, check_pairs, check_values, read_f64, run_pairwise};
 use crate::params::{
     ParamSpec,
     ParamValue::{Enum, F64},

@@ -22,9 +22,10 @@
 //! **GPU path**: `simpo.wgsl`, one invocation per pair under the per-sample kernel contract
 //! (the margin loss and the AlphaPO reward are family prelude functions shared with `cpo`).
 
-use super::{PairIdx, PairOut, gpu_hooks, len_inputs, policy_inputs, pref_gpu_loss, run_pairwise};
+use super::{gpu_hooks, len_inputs, policy_inputs, pref_gpu_loss};
 use crate::compute::Compute;
 use crate::error::Result;
+use crate::exec::pairs::{PairIdx, PairOut, run_pairwise};
 use crate::params::{
     ParamSpec,
     ParamValue::{Enum, F64},
@@ -43,7 +44,7 @@ pub fn alpha_reward(alpha: f64, a: f64) -> (f64, f64) {
 
 /// `ℓ(x)` and `dℓ/dx` of the sigmoid (with smoothing ε) or hinge margin loss.
 pub fn margin_loss(hinge: bool, eps: f64, x: f64) -> (f64, f64) {
-    use super::{sigmoid, softplus};
+    use crate::backend::cpu::{sigmoid, softplus};
     if hinge {
         ((1.0 - x).max(0.0), if x < 1.0 { -1.0 } else { 0.0 })
     } else {
@@ -115,8 +116,9 @@ pub struct Simpo;
 
 const IDX: PairIdx = PairIdx::new(0, 1).lens(Some(2), Some(3));
 
-pref_gpu_loss!(Simpo, "simpo.wgsl", |s, _, c| super::check_pairs(s, c, IDX)
-    .map(drop));
+pref_gpu_loss!(Simpo, "simpo.wgsl", |s, _, c| {
+    crate::exec::pairs::check_pairs(s, c, IDX).map(drop)
+});
 
 impl LossImpl for Simpo {
     gpu_hooks!();
