@@ -245,10 +245,10 @@ where
     let mut lay = vec![RowLayout::default(); nin];
     let mut want = vec![false; nin];
     let mut row_elems = 0;
-    for k in 0..nin {
+    for (k, is) in spec.inputs.iter().enumerate() {
         if let Some(t) = c.get(k) {
             row_elems += t.numel() / rows.max(1);
-            if spec.inputs[k].differentiable {
+            if is.differentiable {
                 lay[k] = row_layout(spec, k, &t.shape);
                 want[k] = c.wants_grad(k);
             }
