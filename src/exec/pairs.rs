@@ -80,8 +80,7 @@ pub fn values<'a>(c: &Compute<'a>, k: usize) -> Result<Option<Values<'a>>> {
     let n = t.numel();
     let contiguous = t.rows() <= 1 || t.row_stride == t.row_len();
     let v = match &t.data {
-        Data::F32(d) if contiguous => {
-            let d: &'a [f32] = *d;
+        &Data::F32(d) if contiguous => {
             let d = d
                 .get(..n)
                 .ok_or_else(|| err!(Internal, "input #{k}: buffer shorter than its shape"))?;
