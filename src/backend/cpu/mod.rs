@@ -21,7 +21,7 @@ mod rows;
 mod simd;
 mod softmax;
 
-pub use math::{exp_f32, log1mexp, sigmoid, softplus};
+pub use math::{exp_f32, log_sigmoid, log1mexp, lse, sigmoid, softplus};
 pub use rows::{RowIo, RowsIo, map_rows, map_rows_k, with_scratch};
 pub use simd::{
     isa_name, log_softmax_vjp, max_sumexp, max_sumexp_scaled, softmax_affine, softmax_stats,

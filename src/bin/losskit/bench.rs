@@ -1,20 +1,27 @@
-//! `losskit bench`: time the memory-bound losses at realistic shapes against the machine's
-//! own in-place memory bandwidth, measured in the same run on the same buffer.
+//! `losskit bench`: time losses at realistic shapes against the machine's own in-place
+//! memory bandwidth, measured in the same run on the same buffer.
 //!
-//! For every shape `NxV` and every benchmarked loss present in the registry
-//! ([`CASES`]: `cross_entropy`, `token_logprobs`, `cut_cross_entropy`), the command builds
-//! random valid inputs from the loss's spec (letters `N`/`T` = rows, `C`/`V` = classes, `D`
-//! from `--size`), then alternates, `reps` times after a warm-up:
+//! Two kinds of case:
+//! - bandwidth cases: for every shape `NxV` and every loss of [`CASES`] present in the
+//!   registry (`cross_entropy`, `token_logprobs`, `cut_cross_entropy`), letters `N`/`T` =
+//!   rows, `C`/`V` = classes, `D` from `--size`;
+//! - fixed-size cases ([`args::FIXED`], or `--case ID:L=n,...`): the preference and RL losses
+//!   at training-batch sizes (`grpo` at `N=64, T=4096`, `dpo` at `B=65536`, ...).
+//!
+//! Inputs come from the library's generator ([`losskit::testing::random_case`], the one the
+//! test suites use, without ignored targets, with the optional inputs a loss's defaults
+//! need). Each case then alternates, `reps` times after a warm-up:
 //! 1. one forward+backward call (the gradient written over the first input when the loss
 //!    allows it, else into separate buffers);
 //! 2. one STREAM-style in-place scale `a[i] = s * a[i]` over the same first-input buffer,
-//!    split statically over all rayon threads (the "roof").
+//!    split statically over all rayon threads (the "roof", [`roof::scale_in_place`]).
 //!
-//! Reported: best and median time, effective GB/s (bytes of every input read once plus every
-//! gradient written once, divided by the best time), the roof's GB/s (2 x 4 bytes per element
-//! over its best time) and their ratio. Losses whose cost is matrix products (`D` in their
-//! inputs) also get GFLOP/s from [`model_flops`]. Interleaving the two measurements makes
-//! them see the same machine state; the ratio is the figure to compare across machines.
+//! Reported ([`report`]): best and median time, effective GB/s (bytes of every input read
+//! once plus every gradient written once, divided by the best time), the roof's GB/s (2 x 4
+//! bytes per element over its best time) and their ratio. Losses whose cost is matrix
+//! products (`D` in their inputs) also get GFLOP/s from [`model_flops`]. Interleaving the two
+//! measurements makes them see the same machine state; the ratio is the figure to compare
+//! across machines. `RAYON_NUM_THREADS` sets the thread count (1 = the serial cost).
 //!
 //! Backends: `cpu`, plus every other backend the build offers (`--backend auto`), each timed
 //! through [`time_host`] with host buffers. On `wgpu` every loss is also timed with
@@ -23,101 +30,27 @@
 //! compute-shader copy of a buffer the size of the first input (read + write). The fuller
 //! GPU benchmark (host, device and CPU paths per case) is `cargo bench --bench gpu`.
 
+#[path = "bench_args.rs"]
+mod args;
+#[path = "bench_report.rs"]
+mod report;
+#[path = "bench_roof.rs"]
+mod roof;
+
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use losskit::testing::Rng;
-use losskit::{BackendKind, Compute, Context, DType, Domain, Loss, LossSpec, Reduction, Tensor};
+use losskit::testing::{OwnedData, OwnedTensor, random_case};
+use losskit::{BackendKind, Compute, Context, DType, Loss, LossDef, LossSpec, Reduction, Tensor};
 use losskit::{TensorMut, backend_available};
-use rayon::prelude::*;
 
 use crate::progress::Progress;
-use crate::{CliResult, Fail, Global, value};
+use crate::{CliResult, Fail, Global};
+use report::{Path, Row};
+use roof::{cpu_name, cpu_ns, mem_available, scale_in_place};
 
-/// Loss ids the benchmark times when they are registered, in table order.
+/// Loss ids of the bandwidth cases, timed when they are registered, in table order.
 pub const CASES: &[&str] = &["cross_entropy", "token_logprobs", "cut_cross_entropy"];
-
-/// Default shapes (`N x V`).
-const SHAPES: &[(usize, usize)] = &[(4096, 32000), (8192, 50257)];
-/// `--quick` shapes.
-const QUICK_SHAPES: &[(usize, usize)] = &[(1024, 32000)];
-
-/// How data reach the backend.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Path {
-    /// Host (CPU memory) buffers passed to `Loss::compute`.
-    Host,
-    /// Device buffers (`lk_buffer`) on a WGPU context; the roof is a device copy.
-    Device,
-}
-
-impl Path {
-    fn name(self) -> &'static str {
-        match self {
-            Path::Host => "host",
-            Path::Device => "dev",
-        }
-    }
-}
-
-/// One line of results.
-#[derive(Clone, Debug)]
-pub struct Row {
-    /// Loss id.
-    pub loss: String,
-    /// Backend name.
-    pub backend: String,
-    /// Data path.
-    pub path: Path,
-    /// Letter sizes.
-    pub dims: BTreeMap<String, usize>,
-    /// `NxV` label.
-    pub shape: String,
-    /// Best time per call, ms.
-    pub best_ms: f64,
-    /// Median time per call, ms.
-    pub median_ms: f64,
-    /// Bytes moved per call (inputs read once + gradients written once).
-    pub bytes: f64,
-    /// Model FLOPs per call, when the loss is compute-bound.
-    pub flops: Option<f64>,
-    /// Best time of the in-place scale over the same buffer, ms.
-    pub roof_ms: f64,
-    /// Bytes the in-place scale moves (read + write).
-    pub roof_bytes: f64,
-    /// Loss value of the first call (sanity).
-    pub first_loss: f32,
-    /// Share of the best call's wall time x threads that the process's threads ran (Linux;
-    /// well below 1 means other processes took the CPUs and the figure is pessimistic).
-    pub on_cpu: Option<f64>,
-    /// The same for the best in-place scale.
-    pub roof_on_cpu: Option<f64>,
-    /// Least CPU time per thread of one call (ms): an estimate of the undisturbed time when
-    /// other processes share the CPUs.
-    pub cpu_ms: Option<f64>,
-    /// The same for the in-place scale.
-    pub roof_cpu_ms: Option<f64>,
-}
-
-impl Row {
-    /// Effective GB/s of the loss.
-    pub fn gbps(&self) -> f64 {
-        self.bytes / (self.best_ms * 1e-3) / 1e9
-    }
-    /// GB/s of the in-place scale.
-    pub fn roof_gbps(&self) -> f64 {
-        self.roof_bytes / (self.roof_ms * 1e-3) / 1e9
-    }
-    /// Loss GB/s over roof GB/s.
-    pub fn ratio(&self) -> f64 {
-        self.gbps() / self.roof_gbps()
-    }
-    /// The same ratio from CPU times instead of wall times.
-    pub fn cpu_ratio(&self) -> Option<f64> {
-        let (c, r) = (self.cpu_ms?, self.roof_cpu_ms?);
-        Some((self.bytes / c) / (self.roof_bytes / r))
-    }
-}
 
 /// FLOPs of the matrix products of a compute-bound loss (None for memory-bound losses).
 /// `cut_cross_entropy`: logits `E W^T` forward plus `dE` and `dW` backward, `6 N D V`.
@@ -129,141 +62,31 @@ pub fn model_flops(id: &str, dims: &BTreeMap<String, usize>) -> Option<f64> {
     }
 }
 
-struct Opts {
-    json: Option<String>,
-    shapes: Vec<(usize, usize)>,
-    reps: usize,
-    extra: BTreeMap<String, usize>,
-    only: Vec<String>,
+/// One planned measurement.
+struct Planned {
+    backend: BackendKind,
+    path: Path,
+    id: String,
+    dims: BTreeMap<String, usize>,
+    label: String,
 }
 
-fn parse_shape(s: &str) -> CliResult<(usize, usize)> {
-    let bad = || {
-        Fail::usage(format!(
-            "shape '{s}' is not of the form NxV (e.g. 4096x32000)"
-        ))
-    };
-    let (a, b) = s.split_once(['x', 'X']).ok_or_else(bad)?;
-    let n = a.trim().parse::<usize>().map_err(|_| bad())?;
-    let v = b.trim().parse::<usize>().map_err(|_| bad())?;
-    if n == 0 || v == 0 {
-        return Err(bad());
-    }
-    Ok((n, v))
-}
-
-fn parse_opts(args: &[String]) -> CliResult<Opts> {
-    let mut o = Opts {
-        json: None,
-        shapes: Vec::new(),
-        reps: 10,
-        extra: BTreeMap::new(),
-        only: Vec::new(),
-    };
-    let mut quick = false;
-    let mut reps: Option<usize> = None;
-    let mut it = args.iter().cloned();
-    while let Some(a) = it.next() {
-        let (flag, inline) = match a.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (a.clone(), None),
-        };
-        match flag.as_str() {
-            "--json" => o.json = Some(value(&flag, inline, &mut it)?),
-            "--shapes" => {
-                for s in value(&flag, inline, &mut it)?.split(',') {
-                    o.shapes.push(parse_shape(s)?);
-                }
-            }
-            "--quick" => quick = true,
-            "--reps" => {
-                let v = value(&flag, inline, &mut it)?;
-                reps = Some(v.parse::<usize>().ok().filter(|r| *r > 0).ok_or_else(|| {
-                    Fail::usage(format!("--reps '{v}' is not a positive integer"))
-                })?);
-            }
-            "--size" => {
-                for part in value(&flag, inline, &mut it)?.split(',') {
-                    let (k, v) = part
-                        .split_once('=')
-                        .ok_or_else(|| Fail::usage(format!("--size entry '{part}' is not L=n")))?;
-                    let n = v
-                        .parse::<usize>()
-                        .map_err(|_| Fail::usage(format!("--size {k}={v}: not an integer")))?;
-                    o.extra.insert(k.to_string(), n);
-                }
-            }
-            "--loss" => o.only.push(value(&flag, inline, &mut it)?),
-            f => return Err(Fail::usage(format!("bench: unknown argument '{f}'"))),
-        }
-    }
-    if o.shapes.is_empty() {
-        o.shapes = if quick { QUICK_SHAPES } else { SHAPES }.to_vec();
-    }
-    o.reps = reps.unwrap_or(if quick { 3 } else { 10 });
-    o.extra
-        .entry("D".into())
-        .or_insert(if quick { 256 } else { 1024 });
-    Ok(o)
-}
-
-/// One planned measurement: backend, data path, loss id, letter sizes, shape label.
-type Planned<'a> = (BackendKind, Path, &'a str, BTreeMap<String, usize>, String);
-
-/// `losskit bench [--json FILE] [--shapes NxV,...] [--quick] [--reps K] [--size D=n] [--loss ID]`
-pub fn main(g: &Global, args: &[String]) -> CliResult {
-    let o = parse_opts(args)?;
-    let backends: Vec<BackendKind> = match g.backend {
-        BackendKind::Auto => [BackendKind::Cpu, BackendKind::Wgpu]
-            .into_iter()
-            .filter(|b| backend_available(*b))
-            .collect(),
-        b => vec![b],
-    };
-    let ids: Vec<&str> = CASES
-        .iter()
-        .copied()
-        .filter(|id| o.only.is_empty() || o.only.iter().any(|x| x == id))
-        .filter(|id| g.ctx.find(id).is_ok())
-        .collect();
+/// `losskit bench [--json FILE] [--shapes NxV,...] [--case ID:L=n,...] [--quick] [--reps K]
+/// [--size D=n] [--loss ID]`
+pub fn main(g: &Global, argv: &[String]) -> CliResult {
+    let o = args::parse_opts(argv)?;
     for id in &o.only {
         if g.ctx.find(id).is_err() {
             return Err(Fail::from(format!("bench: no loss '{id}' in the registry")));
         }
     }
-    let threads = rayon::current_num_threads();
-    let avail = mem_available();
-    let mut skipped: Vec<String> = Vec::new();
-    let mut plan: Vec<Planned<'_>> = Vec::new();
-    for &b in &backends {
-        for &(n, v) in &o.shapes {
-            for &id in &ids {
-                let def = g.ctx.find(id)?;
-                if b == BackendKind::Wgpu && !def.has_gpu() {
-                    skipped.push(format!(
-                        "{id} on wgpu: no GPU kernel yet (it would run its CPU path)"
-                    ));
-                    continue;
-                }
-                let spec = &def.spec;
-                let dims = letter_sizes(spec, n, v, &o.extra);
-                let need = footprint(spec, &dims);
-                let label = format!("{n}x{v}");
-                if avail.is_some_and(|a| need as f64 > 0.8 * a as f64) {
-                    skipped.push(format!(
-                        "{id} {label}: needs {:.1} GB of memory, {:.1} GB available",
-                        need as f64 / 1e9,
-                        avail.unwrap_or(0) as f64 / 1e9
-                    ));
-                    continue;
-                }
-                if b == BackendKind::Wgpu {
-                    plan.push((b, Path::Device, id, dims.clone(), label.clone()));
-                }
-                plan.push((b, Path::Host, id, dims, label));
-            }
+    for (id, _) in &o.fixed {
+        if g.ctx.find(id).is_err() {
+            return Err(Fail::from(format!("bench: no loss '{id}' in the registry")));
         }
     }
+    let threads = rayon::current_num_threads();
+    let (plan, skipped) = plan_cases(g, &o)?;
     println!(
         "losskit bench: {}, {threads} threads, kernels {}, best of {} after 1 warm-up",
         cpu_name(),
@@ -272,46 +95,110 @@ pub fn main(g: &Global, args: &[String]) -> CliResult {
     );
     let steps: usize = plan
         .iter()
-        .map(|(_, _, id, dims, _)| {
-            1 + if model_flops(id, dims).is_some() {
-                o.reps.min(3)
-            } else {
-                o.reps
-            }
-        })
+        .map(|p| 1 + reps_for(&p.id, &p.dims, o.reps))
         .sum();
     let mut bar = Progress::new(steps, "bench");
     let mut rows: Vec<Row> = Vec::new();
-    for (b, path, id, dims, label) in &plan {
-        let ctx =
-            if *b == g.ctx.backend() || *b == BackendKind::Cpu && g.backend == BackendKind::Auto {
-                g.ctx.clone()
-            } else {
-                Context::new(*b)?
-            };
-        let loss = ctx.loss(id)?;
-        // Matmul-bound losses take seconds per call on a CPU: fewer repetitions.
-        let reps = if model_flops(id, dims).is_some() {
-            o.reps.min(3)
+    for p in &plan {
+        let b = p.backend;
+        let ctx = if b == g.ctx.backend() || b == BackendKind::Cpu && g.backend == BackendKind::Auto
+        {
+            g.ctx.clone()
         } else {
-            o.reps
+            Context::new(b)?
         };
-        let row = match path {
-            Path::Host => time_host(&loss, b.name(), dims, label, reps, &mut bar)?,
-            Path::Device => time_device(&loss, &ctx, b.name(), dims, label, reps, &mut bar)?,
+        let loss = ctx.loss(&p.id)?;
+        let reps = reps_for(&p.id, &p.dims, o.reps);
+        let row = match p.path {
+            Path::Host => time_host(&loss, b.name(), &p.dims, &p.label, reps, &mut bar)?,
+            Path::Device => time_device(&loss, &ctx, b.name(), &p.dims, &p.label, reps, &mut bar)?,
         };
         rows.push(row);
     }
     bar.finish();
-    print_table(&rows);
+    report::print_table(&rows);
     for s in &skipped {
         println!("skipped: {s}");
     }
     if let Some(p) = &o.json {
-        std::fs::write(p, to_json(&rows, threads))
+        std::fs::write(p, report::to_json(&rows, threads))
             .map_err(|e| Fail::from(format!("cannot write '{p}': {e}")))?;
     }
     Ok(())
+}
+
+/// Matmul-bound losses take seconds per call on a CPU: fewer repetitions.
+fn reps_for(id: &str, dims: &BTreeMap<String, usize>, reps: usize) -> usize {
+    if model_flops(id, dims).is_some() {
+        reps.min(3)
+    } else {
+        reps
+    }
+}
+
+/// The measurements to make (backend x case, the device path too on wgpu), and the cases
+/// left out with the reason.
+fn plan_cases(g: &Global, o: &args::Opts) -> CliResult<(Vec<Planned>, Vec<String>)> {
+    let backends: Vec<BackendKind> = match g.backend {
+        BackendKind::Auto => [BackendKind::Cpu, BackendKind::Wgpu]
+            .into_iter()
+            .filter(|b| backend_available(*b))
+            .collect(),
+        b => vec![b],
+    };
+    let wanted = |id: &str| o.only.is_empty() || o.only.iter().any(|x| x == id);
+    // (loss, letter sizes, label) of every case, bandwidth cases first.
+    let mut cases: Vec<(String, BTreeMap<String, usize>, String)> = Vec::new();
+    for &(n, v) in &o.shapes {
+        for &id in CASES {
+            if let (true, Ok(def)) = (wanted(id), g.ctx.find(id)) {
+                let dims = letter_sizes(&def.spec, n, v, &o.extra);
+                cases.push((id.to_string(), dims, format!("{n}x{v}")));
+            }
+        }
+    }
+    for (id, dims) in o.fixed.iter().filter(|(id, _)| wanted(id)) {
+        let label: Vec<String> = dims.iter().map(|(l, n)| format!("{l}={n}")).collect();
+        cases.push((id.clone(), dims.clone(), label.join(",")));
+    }
+    let avail = mem_available();
+    let mut skipped = Vec::new();
+    let mut plan = Vec::new();
+    for &backend in &backends {
+        for (id, dims, label) in &cases {
+            let def = g.ctx.find(id)?;
+            if backend == BackendKind::Wgpu && !def.has_gpu() {
+                skipped.push(format!(
+                    "{id} on wgpu: no GPU kernel yet (it would run its CPU path)"
+                ));
+                continue;
+            }
+            let need = footprint(&def, dims);
+            if avail.is_some_and(|a| need as f64 > 0.8 * a as f64) {
+                skipped.push(format!(
+                    "{id} {label}: needs {:.1} GB of memory, {:.1} GB available",
+                    need as f64 / 1e9,
+                    avail.unwrap_or(0) as f64 / 1e9
+                ));
+                continue;
+            }
+            let paths: &[Path] = if backend == BackendKind::Wgpu {
+                &[Path::Device, Path::Host]
+            } else {
+                &[Path::Host]
+            };
+            for &path in paths {
+                plan.push(Planned {
+                    backend,
+                    path,
+                    id: id.clone(),
+                    dims: dims.clone(),
+                    label: label.clone(),
+                });
+            }
+        }
+    }
+    Ok((plan, skipped))
 }
 
 /// Sizes of the spec's letters for shape `n x v` (`n` rows, or `n` tokens when the loss has a
@@ -347,25 +234,25 @@ fn letter_sizes(
     d
 }
 
-fn numel(is: &losskit::InputSpec, dims: &BTreeMap<String, usize>) -> usize {
-    is.dims()
-        .iter()
-        .map(|l| {
-            dims.get(*l)
-                .copied()
-                .unwrap_or_else(|| l.parse().unwrap_or(1))
-        })
-        .product()
-}
-
-/// Bytes the inputs and gradient buffers take.
-fn footprint(spec: &LossSpec, dims: &BTreeMap<String, usize>) -> usize {
+/// Bytes the inputs and gradient buffers of a case take (the optional inputs the loss's
+/// defaults need included; letters not given count 1).
+fn footprint(def: &LossDef, dims: &BTreeMap<String, usize>) -> usize {
+    let spec = &def.spec;
     let mut total = 0;
     for (k, is) in spec.inputs.iter().enumerate() {
-        if is.optional {
+        if is.optional && !def.test_needs_optional {
             continue;
         }
-        let bytes = numel(is, dims) * if is.dtype == DType::F32 { 4 } else { 8 };
+        let numel: usize = is
+            .dims()
+            .iter()
+            .map(|l| {
+                dims.get(*l)
+                    .copied()
+                    .unwrap_or_else(|| l.parse().unwrap_or(1))
+            })
+            .product();
+        let bytes = numel * if is.dtype == DType::F32 { 4 } else { 8 };
         total += bytes;
         if is.differentiable && !(spec.in_place && k == 0) {
             total += bytes;
@@ -374,69 +261,27 @@ fn footprint(spec: &LossSpec, dims: &BTreeMap<String, usize>) -> usize {
     total
 }
 
-/// Owned inputs for one benchmark case.
-enum Buf {
-    F32(Vec<f32>),
-    I64(Vec<i64>),
-}
-
-/// Fill `n` values of a domain in parallel, deterministically (per-chunk seeds).
-fn fill_f32(n: usize, dom: &Domain, seed: u64) -> Vec<f32> {
-    let mut v = vec![0.0f32; n];
-    let f = |u: f64| -> f32 {
-        (match dom {
-            Domain::Real => 8.0 * u - 4.0,
-            Domain::Positive => 0.2 + 1.8 * u,
-            Domain::NonNegative => 0.1 + 1.9 * u,
-            Domain::Unit => 0.05 + 0.9 * u,
-            Domain::LogProb => -(0.05 + 3.0 * u),
-            Domain::Binary => (u < 0.5) as u8 as f64,
-            Domain::Class(_) => 0.0,
-        }) as f32
-    };
-    v.par_chunks_mut(1 << 16).enumerate().for_each(|(c, ch)| {
-        let mut r = Rng::new(seed ^ (c as u64).wrapping_mul(0x9E37_79B9));
-        for x in ch {
-            *x = f(r.uniform());
-        }
-    });
-    v
-}
-
+/// Inputs of one case from the library's generator: the loss's test sizes under `dims`, no
+/// ignored targets, the optional inputs its defaults need (less those it leaves out of the
+/// generic suites), its own value generators where it has them.
 fn make_inputs(
-    spec: &LossSpec,
+    def: &LossDef,
     dims: &BTreeMap<String, usize>,
     seed: u64,
-) -> Vec<Option<(Buf, Vec<usize>)>> {
-    let mut rng = Rng::new(seed);
-    spec.inputs
-        .iter()
-        .enumerate()
-        .map(|(k, is)| {
-            if is.optional {
-                return None;
-            }
-            let shape: Vec<usize> = is
-                .dims()
-                .iter()
-                .map(|l| {
-                    dims.get(*l)
-                        .copied()
-                        .unwrap_or_else(|| l.parse().unwrap_or(1))
-                })
-                .collect();
-            let n: usize = shape.iter().product();
-            let buf = match (is.dtype, &is.domain) {
-                (DType::I64, Domain::Class(l)) => {
-                    let c = dims.get(l.as_str()).copied().unwrap_or(1) as u64;
-                    Buf::I64((0..n).map(|_| rng.below(c) as i64).collect())
-                }
-                (DType::I64, _) => Buf::I64((0..n).map(|_| rng.below(2) as i64).collect()),
-                (DType::F32, d) => Buf::F32(fill_f32(n, d, seed.wrapping_add(k as u64 + 1))),
-            };
-            Some((buf, shape))
-        })
-        .collect()
+) -> (Vec<Option<OwnedTensor>>, BTreeMap<String, usize>) {
+    let mut all: BTreeMap<String, usize> = def.test_dims.iter().cloned().collect();
+    all.extend(dims.iter().map(|(l, n)| (l.clone(), *n)));
+    let mut case = random_case(&def.spec, None, &all, seed, def.test_needs_optional);
+    for (k, is) in def.spec.inputs.iter().enumerate() {
+        if is.optional && def.test_omit.iter().any(|n| n == is.name.as_str()) {
+            case.inputs[k] = None;
+        }
+        let values = def.test_values.iter().find(|(n, _)| n == is.name.as_str());
+        if let (Some((_, f)), Some(t)) = (values, case.inputs[k].as_mut()) {
+            t.data = OwnedData::F32(f(&t.shape, seed.wrapping_add(k as u64)));
+        }
+    }
+    (case.inputs, case.dims)
 }
 
 /// Time `loss` on host buffers, interleaved with the in-place scale over its first input.
@@ -448,8 +293,9 @@ fn time_host(
     reps: usize,
     bar: &mut Progress,
 ) -> CliResult<Row> {
-    let spec = loss.def().spec.clone();
-    let mut inputs = make_inputs(&spec, dims, 7);
+    let def = loss.def();
+    let spec = def.spec.clone();
+    let (mut inputs, dims) = make_inputs(def, dims, 7);
     let in_place = spec.in_place;
     // Separate gradient buffers for every differentiable input but an in-place first one.
     let mut grads: Vec<Option<(Vec<f32>, Vec<usize>)>> = spec
@@ -457,14 +303,14 @@ fn time_host(
         .iter()
         .enumerate()
         .map(|(k, is)| match &inputs[k] {
-            Some((Buf::F32(v), s)) if is.differentiable && !(in_place && k == 0) => {
-                Some((vec![0.0f32; v.len()], s.clone()))
+            Some(t) if is.differentiable && !(in_place && k == 0) => {
+                Some((vec![0.0f32; t.f32().len()], t.shape.clone()))
             }
             _ => None,
         })
         .collect();
     let bytes = moved_bytes(&spec, &inputs);
-    let call = |inputs: &mut Vec<Option<(Buf, Vec<usize>)>>,
+    let call = |inputs: &mut Vec<Option<OwnedTensor>>,
                 grads: &mut Vec<Option<(Vec<f32>, Vec<usize>)>>|
      -> CliResult<(f64, f32)> {
         let mut lossv = [0.0f32];
@@ -473,14 +319,20 @@ fn time_host(
             let mut c = Compute::new(Reduction::Mean, &mut lossv);
             for (k, d) in inputs.iter_mut().enumerate() {
                 c = match d {
-                    Some((Buf::F32(v), s)) => {
+                    Some(OwnedTensor {
+                        data: OwnedData::F32(v),
+                        shape,
+                    }) => {
                         if in_place && k == 0 {
-                            c.input(Tensor::f32_in_place(v, s))
+                            c.input(Tensor::f32_in_place(v, shape))
                         } else {
-                            c.input(Tensor::f32(v, s))
+                            c.input(Tensor::f32(v, shape))
                         }
                     }
-                    Some((Buf::I64(v), s)) => c.input(Tensor::i64(v, s)),
+                    Some(OwnedTensor {
+                        data: OwnedData::I64(v),
+                        shape,
+                    }) => c.input(Tensor::i64(v, shape)),
                     None => c.absent(),
                 };
             }
@@ -507,20 +359,20 @@ fn time_host(
     let mut roof: Vec<(f64, Option<f64>)> = Vec::with_capacity(reps);
     // CPU ms per thread spent in the call: close to the wall time of an undisturbed run
     // (memory stalls count, time the threads were descheduled does not).
-    let on_cpu = |c0: Option<u64>, _ms: f64| -> Option<f64> {
+    let on_cpu = |c0: Option<u64>| -> Option<f64> {
         Some((cpu_ns()?.saturating_sub(c0?)) as f64 / 1e6 / threads)
     };
     for r in 0..reps {
         let c0 = cpu_ns();
         let ms = call(&mut inputs, &mut grads)?.0;
-        times.push((ms, on_cpu(c0, ms)));
+        times.push((ms, on_cpu(c0)));
         let buf = first_buffer(&mut inputs).unwrap_or(&mut []);
         let s = if r % 2 == 0 { 2.0 } else { 0.5 };
         let c0 = cpu_ns();
         let t0 = Instant::now();
         scale_in_place(buf, s);
         let ms = t0.elapsed().as_secs_f64() * 1e3;
-        roof.push((ms, on_cpu(c0, ms)));
+        roof.push((ms, on_cpu(c0)));
         bar.inc(&format!("{} {label}", spec.id));
     }
     times.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -529,14 +381,14 @@ fn time_host(
         loss: spec.id.to_string(),
         backend: backend.to_string(),
         path: Path::Host,
-        dims: dims.clone(),
+        flops: model_flops(&spec.id, &dims),
+        dims,
         shape: label.to_string(),
         best_ms: times[0].0,
         median_ms: times[times.len() / 2].0,
         on_cpu: times[0].1.map(|c| c / times[0].0),
         cpu_ms: times.iter().filter_map(|t| t.1).min_by(f64::total_cmp),
         bytes,
-        flops: model_flops(&spec.id, dims),
         roof_ms: roof[0].0,
         roof_on_cpu: roof[0].1.map(|c| c / roof[0].0),
         roof_cpu_ms: roof.iter().filter_map(|t| t.1).min_by(f64::total_cmp),
@@ -546,17 +398,17 @@ fn time_host(
 }
 
 /// Bytes of every input read once plus every gradient written once.
-fn moved_bytes(spec: &LossSpec, inputs: &[Option<(Buf, Vec<usize>)>]) -> f64 {
+fn moved_bytes(spec: &LossSpec, inputs: &[Option<OwnedTensor>]) -> f64 {
     let mut bytes = 0.0;
     for (k, d) in inputs.iter().enumerate() {
-        match d {
-            Some((Buf::F32(v), _)) => {
+        match d.as_ref().map(|t| &t.data) {
+            Some(OwnedData::F32(v)) => {
                 bytes += 4.0 * v.len() as f64;
                 if spec.inputs[k].differentiable {
                     bytes += 4.0 * v.len() as f64;
                 }
             }
-            Some((Buf::I64(v), _)) => bytes += 8.0 * v.len() as f64,
+            Some(OwnedData::I64(v)) => bytes += 8.0 * v.len() as f64,
             None => {}
         }
     }
@@ -578,25 +430,26 @@ fn time_device(
 ) -> CliResult<Row> {
     use losskit::backend::DeviceBuffer;
     use losskit::tensor::DeviceOut;
-    let spec = loss.def().spec.clone();
+    let def = loss.def();
+    let spec = def.spec.clone();
     let dev = ctx
         .gpu_device()
         .ok_or_else(|| Fail::from("bench: device path needs a WGPU context".to_string()))?
         .clone();
-    let host = make_inputs(&spec, dims, 7);
+    let (host, dims) = make_inputs(def, dims, 7);
     let bytes = moved_bytes(&spec, &host);
     let in_place = spec.in_place;
     let mut bufs: Vec<Option<(DeviceBuffer, DType, Vec<usize>)>> = Vec::new();
     let mut grads: Vec<Option<(DeviceBuffer, Vec<usize>)>> = Vec::new();
     let mut roof_len = 0usize;
     for (k, d) in host.iter().enumerate() {
-        let Some((b, s)) = d else {
+        let Some(OwnedTensor { data, shape: s }) = d else {
             bufs.push(None);
             grads.push(None);
             continue;
         };
-        let (buf, dt) = match b {
-            Buf::F32(v) => {
+        let (buf, dt) = match data {
+            OwnedData::F32(v) => {
                 let buf = ctx.buffer((v.len() * 4).max(4) as u64)?;
                 buf.write_f32(0, v)?;
                 if roof_len == 0 {
@@ -604,14 +457,14 @@ fn time_device(
                 }
                 (buf, DType::F32)
             }
-            Buf::I64(v) => {
+            OwnedData::I64(v) => {
                 let buf = ctx.buffer((v.len() * 8).max(8) as u64)?;
                 buf.write_i64(0, v)?;
                 (buf, DType::I64)
             }
         };
-        let g = match b {
-            Buf::F32(v) if spec.inputs[k].differentiable && !(in_place && k == 0) => {
+        let g = match data {
+            OwnedData::F32(v) if spec.inputs[k].differentiable && !(in_place && k == 0) => {
                 Some((ctx.buffer((v.len() * 4).max(4) as u64)?, s.clone()))
             }
             _ => None,
@@ -667,14 +520,14 @@ fn time_device(
         loss: spec.id.to_string(),
         backend: backend.to_string(),
         path: Path::Device,
-        dims: dims.clone(),
+        flops: model_flops(&spec.id, &dims),
+        dims,
         shape: label.to_string(),
         best_ms: times[0],
         median_ms: times[times.len() / 2],
         on_cpu: None,
         cpu_ms: None,
         bytes,
-        flops: model_flops(&spec.id, dims),
         roof_ms: roof[0],
         roof_on_cpu: None,
         roof_cpu_ms: None,
@@ -699,233 +552,13 @@ fn time_device(
     ))
 }
 
-fn first_buffer(inputs: &mut [Option<(Buf, Vec<usize>)>]) -> Option<&mut [f32]> {
+/// The first f32 input's buffer (the roof's buffer).
+fn first_buffer(inputs: &mut [Option<OwnedTensor>]) -> Option<&mut [f32]> {
     inputs.iter_mut().find_map(|d| match d {
-        Some((Buf::F32(v), _)) => Some(v.as_mut_slice()),
+        Some(OwnedTensor {
+            data: OwnedData::F32(v),
+            ..
+        }) => Some(v.as_mut_slice()),
         _ => None,
     })
-}
-
-/// `a[i] *= s` over all rayon threads, one contiguous part per thread (STREAM's static split).
-pub fn scale_in_place(a: &mut [f32], s: f32) {
-    let threads = rayon::current_num_threads().max(1);
-    let part = a.len().div_ceil(threads).div_ceil(16) * 16;
-    a.par_chunks_mut(part.max(16))
-        .for_each(|c| scale_part(c, s));
-}
-
-fn scale_generic(a: &mut [f32], s: f32) {
-    for v in a {
-        *v *= s;
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn scale_avx512(a: &mut [f32], s: f32) {
-    scale_generic(a, s)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn scale_avx2(a: &mut [f32], s: f32) {
-    scale_generic(a, s)
-}
-
-/// The widest vector loop the CPU has, so the roof is not limited by instruction width.
-fn scale_part(a: &mut [f32], s: f32) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if is_x86_feature_detected!("avx512f") {
-            // SAFETY: the feature was detected at run time.
-            return unsafe { scale_avx512(a, s) };
-        }
-        if is_x86_feature_detected!("avx2") {
-            // SAFETY: the feature was detected at run time.
-            return unsafe { scale_avx2(a, s) };
-        }
-    }
-    scale_generic(a, s)
-}
-
-fn print_table(rows: &[Row]) {
-    println!(
-        "{:18} {:7} {:5} {:>12} {:>9} {:>9} {:>8} {:>9} {:>8} {:>9}",
-        "loss",
-        "backend",
-        "path",
-        "shape",
-        "best ms",
-        "median ms",
-        "GB/s",
-        "roof GB/s",
-        "of roof",
-        "GFLOP/s"
-    );
-    for r in rows {
-        // The bandwidth ratio means something only for memory-bound losses.
-        let of_roof = match r.flops {
-            None => format!("{:.0}%", 100.0 * r.ratio()),
-            Some(_) => "-".into(),
-        };
-        let pct = |v: Option<f64>| v.map_or("?".to_string(), |v| format!("{:.0}%", 100.0 * v));
-        println!(
-            "{:18} {:7} {:5} {:>12} {:>9.2} {:>9.2} {:>8.1} {:>9.1} {:>8} {:>9} {:>11} {:>18}",
-            r.loss,
-            r.backend,
-            r.path.name(),
-            r.shape,
-            r.best_ms,
-            r.median_ms,
-            r.gbps(),
-            r.roof_gbps(),
-            of_roof,
-            r.flops
-                .map(|f| format!("{:.1}", f / (r.best_ms * 1e-3) / 1e9))
-                .unwrap_or_else(|| "-".into()),
-            format!("{}/{}", pct(r.on_cpu), pct(r.roof_on_cpu)),
-            match r.flops {
-                None => pct(r.cpu_ratio()),
-                Some(_) => "-".into(),
-            }
-        );
-    }
-    println!(
-        "GB/s = (inputs read once + gradients written once) / best time; roof = in-place \
-         a[i] = s*a[i] over the same buffer in the same run, all threads; on-CPU = share of \
-         the best loss/roof call the threads actually ran (well below 100% = other processes \
-         took the CPUs, and both ratios are only indicative; the last column is the ratio of \
-         the threads' CPU times, which descheduling does not inflate)."
-    );
-    if rows.iter().any(|r| r.path == Path::Device) {
-        println!(
-            "path dev: inputs and gradients in device buffers; its roof is a compute-shader \
-             copy of a buffer the size of the first input on the same device, same run."
-        );
-    }
-}
-
-fn json_str(s: &str) -> String {
-    let mut o = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
-
-fn json_num(v: f64) -> String {
-    if v.is_finite() {
-        format!("{v}")
-    } else {
-        "null".into()
-    }
-}
-
-/// The results as JSON (read by `benches/compare_jax.py`).
-pub fn to_json(rows: &[Row], threads: usize) -> String {
-    let mut o = String::new();
-    o.push_str("{\n");
-    o.push_str(&format!(
-        "  \"machine\": {{\"cpu\": {}, \"threads\": {threads}, \"kernels\": {}}},\n",
-        json_str(&cpu_name()),
-        json_str(losskit::backend::cpu::isa_name())
-    ));
-    o.push_str("  \"rows\": [\n");
-    for (k, r) in rows.iter().enumerate() {
-        let dims: Vec<String> = r
-            .dims
-            .iter()
-            .map(|(l, n)| format!("{}: {n}", json_str(l)))
-            .collect();
-        o.push_str(&format!(
-            "    {{\"loss\": {}, \"backend\": {}, \"path\": {}, \"shape\": {}, \"dims\": {{{}}}, \
-             \"best_ms\": {}, \"median_ms\": {}, \"bytes\": {}, \"gbps\": {}, \"roof_gbps\": {}, \
-             \"ratio_to_roof\": {}, \"flops\": {}, \"loss_value\": {}, \"on_cpu\": {}, \
-             \"roof_on_cpu\": {}, \"cpu_ms\": {}, \"roof_cpu_ms\": {}, \"ratio_to_roof_cpu_time\": {}}}{}\n",
-            json_str(&r.loss),
-            json_str(&r.backend),
-            json_str(r.path.name()),
-            json_str(&r.shape),
-            dims.join(", "),
-            json_num(r.best_ms),
-            json_num(r.median_ms),
-            json_num(r.bytes),
-            json_num(r.gbps()),
-            json_num(r.roof_gbps()),
-            json_num(r.ratio()),
-            r.flops.map_or("null".into(), json_num),
-            json_num(r.first_loss as f64),
-            r.on_cpu.map_or("null".into(), json_num),
-            r.roof_on_cpu.map_or("null".into(), json_num),
-            r.cpu_ms.map_or("null".into(), json_num),
-            r.roof_cpu_ms.map_or("null".into(), json_num),
-            r.cpu_ratio().map_or("null".into(), json_num),
-            if k + 1 < rows.len() { "," } else { "" }
-        ));
-    }
-    o.push_str("  ]\n}\n");
-    o
-}
-
-/// The CPU's model name (Linux), or the architecture.
-pub fn cpu_name() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
-}
-
-/// CPU time (ns) the calling thread has run, from `clock_gettime(CLOCK_THREAD_CPUTIME_ID)`
-/// (64-bit Linux; None elsewhere).
-#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
-fn thread_cpu_ns() -> Option<u64> {
-    #[repr(C)]
-    struct Timespec {
-        tv_sec: i64,
-        tv_nsec: i64,
-    }
-    unsafe extern "C" {
-        fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
-    }
-    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-    let mut t = Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `t` is a valid, writable `struct timespec` (two 64-bit fields on 64-bit Linux)
-    // for the duration of the call; the C library's clock_gettime only writes it.
-    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut t) };
-    (rc == 0).then(|| t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64)
-}
-
-#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
-fn thread_cpu_ns() -> Option<u64> {
-    None
-}
-
-/// CPU time (ns) the calling thread and every rayon worker thread have run so far (each
-/// thread reads its own clock). The calling thread counts because rayon runs a parallel
-/// loop that never splits (one chunk) on the caller.
-fn cpu_ns() -> Option<u64> {
-    let workers: Option<u64> = rayon::broadcast(|_| thread_cpu_ns()).into_iter().sum();
-    Some(workers? + thread_cpu_ns()?)
-}
-
-/// Available memory in bytes (Linux `MemAvailable`), if known.
-fn mem_available() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let l = s.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kb: u64 = l.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
 }

@@ -34,10 +34,12 @@
 //! in f64 like every reduction. Values are f32; the order can differ from the CPU's only
 //! where two margins differ by less than f32 rounding.
 
-use super::{finish_batch, policy_inputs, ref_inputs, required_f64, sigmoid, softplus};
+use super::{policy_inputs, ref_inputs};
+use crate::backend::cpu::{sigmoid, softplus};
 use crate::compute::Compute;
 use crate::error::Result;
 use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::pairs::{finish_batch, required_f64};
 use crate::params::{
     ParamSpec,
     ParamValue::{Enum, F64},

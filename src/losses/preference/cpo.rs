@@ -24,11 +24,12 @@
 //! (margin loss and AlphaPO reward from the family prelude, as `simpo`).
 
 use super::simpo::{alpha_param, alpha_reward, margin_loss, smoothing_param};
-use super::{PairIdx, PairOut, len_inputs, policy_inputs, run_pairwise};
+use super::{len_inputs, policy_inputs};
 use crate::compute::{Compute, Plan};
 use crate::error::Result;
 use crate::exec::def::{LossDef, LossImpl};
 use crate::exec::kernel::{GpuKernel, SampleKernel};
+use crate::exec::pairs::{PairIdx, PairOut, run_pairwise};
 use crate::params::{
     ParamSpec,
     ParamValue::{Enum, F64},
@@ -81,7 +82,7 @@ const IDX: PairIdx = PairIdx::new(0, 1).lens(Some(2), Some(3));
 
 impl LossImpl for Cpo {
     fn plan(&self, s: &LossSpec, _p: &Params, c: &Compute<'_>) -> Result<Plan> {
-        (super::check_pairs(s, c, IDX).map(drop))?;
+        (crate::exec::pairs::check_pairs(s, c, IDX).map(drop))?;
         Ok(Plan::default())
     }
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {

@@ -40,15 +40,14 @@
 //! contract (the four worlds in registers, max-shifted log-sum-exps over the masks), after
 //! the CPU path's checks (for the odds link the average log-probs are read back).
 
-use super::{
-    Pair, PairIdx, PairOut, len_inputs, log_sigmoid, log1mexp, lse, policy_inputs, ref_inputs,
-    run_pairwise, sigmoid,
-};
+use super::{len_inputs, policy_inputs, ref_inputs};
+use crate::backend::cpu::{log_sigmoid, log1mexp, lse, sigmoid};
 use crate::bail;
 use crate::compute::{Compute, Plan};
 use crate::error::Result;
 use crate::exec::def::{LossDef, LossImpl};
 use crate::exec::kernel::{GpuKernel, SampleKernel};
+use crate::exec::pairs::{Pair, PairIdx, PairOut, run_pairwise};
 use crate::params::{
     ParamSpec,
     ParamValue::{Enum, F64, I64},
@@ -157,9 +156,9 @@ pub fn semantic(zw: f64, zl: f64, core: u32, cond: u32) -> (f64, f64, f64) {
 impl LossImpl for DpaSemantic {
     fn plan(&self, s: &LossSpec, p: &Params, c: &Compute<'_>) -> Result<Plan> {
         if p.choice("link") != "odds" {
-            super::check_pairs(s, c, IDX)?;
+            crate::exec::pairs::check_pairs(s, c, IDX)?;
         } else {
-            let v = super::read_pairs(s, c, IDX)?;
+            let v = crate::exec::pairs::read_pairs(s, c, IDX)?;
             (0..v.data.rows).try_for_each(|i| check_odds(&v.pair(i)))?;
         }
         Ok(Plan::default())
@@ -169,7 +168,7 @@ impl LossImpl for DpaSemantic {
         if core & cond == 0 {
             bail!(
                 InvalidParam,
-                "{ID}: core = {core} and cond = {cond} share no world (core & cond = 0)"
+                "{ID}: core = {core} and cond = {cond} share no world (core & cond = 0); set cond first"
             );
         }
         Ok(())

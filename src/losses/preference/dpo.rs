@@ -44,15 +44,14 @@
 //! `e^{log σ(x/τ) − x}` at 88, which only matters where the CPU's f32 result is already
 //! near or past the f32 range (log-ratios below −88).
 
-use super::{
-    PairIdx, PairOut, len_inputs, log_sigmoid, policy_inputs, ref_inputs, run_pairwise, sigmoid,
-    softplus,
-};
+use super::{len_inputs, policy_inputs, ref_inputs};
+use crate::backend::cpu::{log_sigmoid, sigmoid, softplus};
 use crate::bail;
 use crate::compute::{Compute, Plan};
 use crate::error::Result;
 use crate::exec::def::{LossDef, LossImpl};
 use crate::exec::kernel::{GpuKernel, SampleKernel};
+use crate::exec::pairs::{PairIdx, PairOut, run_pairwise};
 use crate::params::{ParamSpec, ParamValue, Params};
 use crate::spec::{Domain, InputSpec, LossSpec};
 
@@ -413,16 +412,22 @@ const IDX: PairIdx = PairIdx::new(0, 1)
     .weight(6);
 
 fn loss_type_index(p: &Params) -> usize {
-    p.choice_index("loss_type")
+    match p.get("loss_type") {
+        Some(ParamValue::Enum(k)) => k,
+        _ => 0,
+    }
 }
 
 fn f_index(p: &Params) -> usize {
-    p.choice_index("f_divergence")
+    match p.get("f_divergence") {
+        Some(ParamValue::Enum(k)) => k,
+        _ => 0,
+    }
 }
 
 impl LossImpl for Dpo {
     fn plan(&self, s: &LossSpec, _p: &Params, c: &Compute<'_>) -> Result<Plan> {
-        (super::check_pairs(s, c, IDX).map(drop))?;
+        (crate::exec::pairs::check_pairs(s, c, IDX).map(drop))?;
         Ok(Plan::default())
     }
     fn check_params(&self, _spec: &LossSpec, p: &Params) -> Result<()> {
@@ -434,7 +439,7 @@ impl LossImpl for Dpo {
             ),
             "exo_pair" if eps <= 0.0 => bail!(
                 InvalidParam,
-                "dpo: loss_type exo_pair needs label_smoothing > 0, got {eps}"
+                "dpo: loss_type exo_pair needs label_smoothing > 0 (set it before the loss type)"
             ),
             _ => Ok(()),
         }

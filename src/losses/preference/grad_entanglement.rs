@@ -25,13 +25,13 @@
 //! reduction (deterministic); rows are chunked to fit a binding. llvmpipe (lavapipe) stops a
 //! loop after 65535 iterations, so there D is limited to 256·65535 ≈ 16.7M per pair.
 
-use super::run_rows;
 use crate::compute::Compute;
-use crate::err;
 use crate::error::Result;
 use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::pairs::{required, run_rows};
 use crate::params::{ParamSpec, ParamValue::F64, Params};
 use crate::spec::{AuxSpec, InputSpec, LossSpec};
+use rayon::prelude::*;
 
 const ID: &str = "grad_entanglement";
 
@@ -202,24 +202,18 @@ impl LossImpl for GradEntanglement {
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let (b, d) = (c.dim("B"), c.dim("D"));
         let (lw, ll) = (p.f64("lambda_w"), p.f64("lambda_l"));
-        let gw = c
-            .get(0)
-            .ok_or_else(|| err!(Internal, "{ID}: grad_chosen missing"))?
-            .to_f32_vec();
-        let gl = c
-            .get(1)
-            .ok_or_else(|| err!(Internal, "{ID}: grad_rejected missing"))?
-            .to_f32_vec();
-        let mut all = Vec::with_capacity(b * 8);
-        run_rows(spec, c, b, b as f64, |i, _| {
-            let s = stats(&gw[i * d..(i + 1) * d], &gl[i * d..(i + 1) * d], lw, ll);
-            all.extend_from_slice(&s);
-            Ok(s[3])
-        })?;
+        let gw = required(ID, c, 0)?;
+        let gl = required(ID, c, 1)?;
+        let (gw, gl) = (gw.as_f32(), gl.as_f32());
+        let all: Vec<[f64; 8]> = (0..b)
+            .into_par_iter()
+            .map(|i| stats(&gw[i * d..(i + 1) * d], &gl[i * d..(i + 1) * d], lw, ll))
+            .collect();
+        run_rows(spec, c, b, b as f64, |i, _| Ok(all[i][3]))?;
         if let Some(dst) = c.take_aux("stats").as_mut() {
-            for i in 0..b {
-                for j in 0..8 {
-                    dst.data[i * dst.row_stride + j] = all[i * 8 + j] as f32;
+            for (i, s) in all.iter().enumerate() {
+                for (j, v) in s.iter().enumerate() {
+                    dst.data[i * dst.row_stride + j] = *v as f32;
                 }
             }
         }

@@ -27,12 +27,14 @@
 //! **GPU path**: `hypo.wgsl`, one invocation per pair under the per-sample kernel contract
 //! (the online row's κ sum blocked in f32, `lk_acc`), after the same `K ≥ 2` check.
 
-use super::{policy_inputs, ref_inputs, required_f64, run_rows, sigmoid, softplus};
+use super::{policy_inputs, ref_inputs};
+use crate::backend::cpu::{sigmoid, softplus};
 use crate::bail;
 use crate::compute::{Compute, Plan};
 use crate::error::Result;
 use crate::exec::def::{LossDef, LossImpl};
 use crate::exec::kernel::{GpuKernel, SampleKernel};
+use crate::exec::pairs::{required, run_rows};
 use crate::params::{ParamSpec, ParamValue::F64, Params};
 use crate::spec::{Domain, InputSpec, LossSpec};
 
@@ -103,11 +105,11 @@ impl LossImpl for Hypo {
         check_k(c)?;
         let (b, k) = (c.dim("B"), c.dim("K"));
         let (beta, lam) = (p.f64("beta"), p.f64("lam"));
-        let [pc, pr, rc, rr, on, onr] = [0, 1, 2, 3, 4, 5].map(|j| required_f64(ID, c, j));
+        let [pc, pr, rc, rr, on, onr] = [0, 1, 2, 3, 4, 5].map(|j| required(ID, c, j));
         let (pc, pr, rc, rr, on, onr) = (pc?, pr?, rc?, rr?, on?, onr?);
         let kf = k as f64;
         run_rows(spec, c, b, b as f64, |i, g| {
-            let x = beta * ((pc[i] - rc[i]) - (pr[i] - rr[i]));
+            let x = beta * ((pc.at(i) - rc.at(i)) - (pr.at(i) - rr.at(i)));
             let gd = -beta * sigmoid(-x);
             if !g.at(0).is_empty() {
                 g.set(0, 0, gd);
@@ -115,7 +117,7 @@ impl LossImpl for Hypo {
             if !g.at(1).is_empty() {
                 g.set(1, 0, -gd);
             }
-            let kappa = |j: usize| on[i * k + j] - onr[i * k + j];
+            let kappa = |j: usize| on.at(i * k + j) - onr.at(i * k + j);
             let total: f64 = (0..k).map(kappa).sum();
             let go = g.at(4);
             if !go.is_empty() {

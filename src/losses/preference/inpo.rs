@@ -17,12 +17,13 @@
 //!
 //! **GPU path**: `inpo.wgsl`, one invocation per pair under the per-sample kernel contract.
 
-use super::{PairIdx, PairOut, policy_inputs, ref_inputs, required_f64, run_pairwise};
+use super::{policy_inputs, ref_inputs};
 use crate::bail;
 use crate::compute::{Compute, Plan};
 use crate::error::Result;
 use crate::exec::def::{LossDef, LossImpl};
 use crate::exec::kernel::{GpuKernel, SampleKernel};
+use crate::exec::pairs::{PairIdx, PairOut, required, run_pairwise};
 use crate::params::{ParamSpec, ParamValue::F64, Params};
 use crate::spec::{Domain, InputSpec, LossSpec};
 
@@ -72,28 +73,25 @@ const IDX: PairIdx = PairIdx::new(0, 1).refs(2, 3);
 
 impl LossImpl for Inpo {
     fn plan(&self, s: &LossSpec, _p: &Params, c: &Compute<'_>) -> Result<Plan> {
-        (super::check_pairs(s, c, IDX).map(drop))?;
+        ({ crate::exec::pairs::check_pairs(s, c, IDX).map(drop) })?;
         Ok(Plan::default())
     }
     fn check_params(&self, _spec: &LossSpec, p: &Params) -> Result<()> {
         let (eta, tau) = (p.f64("eta"), p.f64("tau"));
         if eta * tau > 1.0 {
-            bail!(
-                InvalidParam,
-                "inpo: eta * tau = {} must be <= 1 (eta = {eta}, tau = {tau})",
-                eta * tau
-            );
+            bail!(InvalidParam, "inpo: eta * tau = {} must be <= 1", eta * tau);
         }
         Ok(())
     }
 
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let (eta, tau) = (p.f64("eta"), p.f64("tau"));
-        let prev_c = required_f64("inpo", c, 4)?;
-        let prev_r = required_f64("inpo", c, 5)?;
+        let prev_c = required("inpo", c, 4)?;
+        let prev_r = required("inpo", c, 5)?;
         let et = eta * tau;
         run_pairwise(spec, c, IDX, |q| {
-            let h = (q.pc - q.pr) - et * (q.rc - q.rr) - (1.0 - et) * (prev_c[q.i] - prev_r[q.i]);
+            let h =
+                (q.pc - q.pr) - et * (q.rc - q.rr) - (1.0 - et) * (prev_c.at(q.i) - prev_r.at(q.i));
             let d = h - eta / 2.0;
             Ok(PairOut {
                 loss: d * d,

@@ -24,11 +24,12 @@
 //! bound whole; every invocation takes the same blocked f32 sum (`lk_acc`) for `z₀` (O(M) per
 //! response, meant for a batch's worth of mismatched pairs).
 
-use super::{both_or_neither, check_values, input_f64, required_f64, run_rows, sigmoid};
+use crate::backend::cpu::sigmoid;
 use crate::compute::{Compute, Plan};
 use crate::error::Result;
 use crate::exec::def::{LossDef, LossImpl};
 use crate::exec::kernel::{GpuKernel, SampleKernel};
+use crate::exec::pairs::{both_or_neither, check_values, required, run_rows, values};
 use crate::params::{
     ParamSpec,
     ParamValue::{Enum, F64},
@@ -141,22 +142,19 @@ impl LossImpl for Kto {
         let beta = p.f64("beta");
         let (wd, wu) = (p.f64("desirable_weight"), p.f64("undesirable_weight"));
         let kto = p.choice("loss_type") == "kto";
-        let lp = required_f64(id, c, 0)?;
-        let rf = required_f64(id, c, 1)?;
+        let lp = required(id, c, 0)?;
+        let rf = required(id, c, 1)?;
         let (des, kl) = checked_labels(c)?;
         let mut z0 = 0.0;
         if kl && kto {
-            let (a, b) = (
-                input_f64(c, 3).unwrap_or_default(),
-                input_f64(c, 4).unwrap_or_default(),
-            );
-            if !a.is_empty() {
-                let m: f64 = a.iter().zip(&b).map(|(x, y)| x - y).sum::<f64>() / a.len() as f64;
+            let (a, b) = (values(c, 3)?, values(c, 4)?);
+            if let Some((a, b)) = a.zip(b).filter(|(a, _)| !a.is_empty()) {
+                let m: f64 = (0..a.len()).map(|j| a.at(j) - b.at(j)).sum::<f64>() / a.len() as f64;
                 z0 = m.max(0.0);
             }
         }
         run_rows(spec, c, n, n as f64, |i, g| {
-            let x = beta * (lp[i] - rf[i] - z0);
+            let x = beta * (lp.at(i) - rf.at(i) - z0);
             let d = beta * sigmoid(x) * sigmoid(-x);
             let (loss, dl) = if des[i] == 1 {
                 (wd * (1.0 - sigmoid(x)), -wd * d)

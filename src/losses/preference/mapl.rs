@@ -23,12 +23,13 @@
 //! **GPU path**: `mapl.wgsl`, one invocation per pair under the per-sample kernel contract,
 //! after the CPU path's checks (mode against reference inputs, the levels read back).
 
-use super::{PairIdx, PairOut, check_pairs, check_values, run_pairwise, sigmoid, softplus};
+use crate::backend::cpu::{sigmoid, softplus};
 use crate::bail;
 use crate::compute::{Compute, Plan};
 use crate::error::Result;
 use crate::exec::def::{LossDef, LossImpl};
 use crate::exec::kernel::{GpuKernel, SampleKernel};
+use crate::exec::pairs::{PairIdx, PairOut, check_pairs, check_values, run_pairwise};
 use crate::params::{ParamSpec, ParamValue::F64, Params};
 use crate::spec::{Domain, InputSpec, LossSpec};
 use crate::text::Text;

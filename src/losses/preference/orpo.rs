@@ -20,14 +20,14 @@
 //! after the same checks as the CPU path (the average log-probs are read back and checked
 //! first); `log(1 − e^a)` and `expm1` in their f32 forms without cancellation near `a = 0`.
 
-use super::{
-    Pair, PairIdx, PairOut, len_inputs, log1mexp, policy_inputs, run_pairwise, sigmoid, softplus,
-};
+use super::{len_inputs, policy_inputs};
+use crate::backend::cpu::{log1mexp, sigmoid, softplus};
 use crate::bail;
 use crate::compute::{Compute, Plan};
 use crate::error::Result;
 use crate::exec::def::{LossDef, LossImpl};
 use crate::exec::kernel::{GpuKernel, SampleKernel};
+use crate::exec::pairs::{Pair, PairIdx, PairOut, run_pairwise};
 use crate::params::{ParamSpec, ParamValue::F64, Params};
 use crate::spec::LossSpec;
 
@@ -79,7 +79,7 @@ fn check_pair(q: &Pair) -> Result<()> {
 impl LossImpl for Orpo {
     fn plan(&self, s: &LossSpec, _p: &Params, c: &Compute<'_>) -> Result<Plan> {
         ({
-            let v = super::read_pairs(s, c, IDX)?;
+            let v = crate::exec::pairs::read_pairs(s, c, IDX)?;
             (0..v.data.rows).try_for_each(|i| check_pair(&v.pair(i)))
         })?;
         Ok(Plan::default())

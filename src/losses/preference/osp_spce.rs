@@ -22,15 +22,13 @@
 //! **GPU path**: `osp_spce.wgsl`, one invocation per pair under the per-sample kernel
 //! contract, after the CPU path's checks (the strengths are read back and checked).
 
-use super::{
-    PairIdx, PairOut, check_values, policy_inputs, read_f64, ref_inputs, run_pairwise, sigmoid,
-    softplus,
-};
+use super::{policy_inputs, ref_inputs};
+use crate::backend::cpu::{sigmoid, softplus};
 use crate::compute::{Compute, Plan};
-use crate::err;
 use crate::error::Result;
 use crate::exec::def::{LossDef, LossImpl};
 use crate::exec::kernel::{GpuKernel, SampleKernel};
+use crate::exec::pairs::{PairIdx, PairOut, Values, check_values, required, run_pairwise};
 use crate::params::{ParamValue::F64, Params};
 use crate::spec::{Domain, InputSpec, LossSpec};
 
@@ -64,13 +62,12 @@ pub struct OspSpce;
 const IDX: PairIdx = PairIdx::new(0, 1).refs(2, 3);
 
 /// The strengths, checked to lie in `[0, 1]`.
-fn strengths(c: &Compute<'_>) -> Result<Vec<f64>> {
-    let strength =
-        read_f64(c, 4)?.ok_or_else(|| err!(Internal, "osp_spce: required input #4 missing"))?;
+fn strengths<'a>(c: &Compute<'a>) -> Result<Values<'a>> {
+    let strength = required("osp_spce", c, 4)?;
     check_values(
         "osp_spce",
         "strength",
-        &strength,
+        strength.as_f32(),
         |s| (0.0..=1.0).contains(&s),
         "is outside [0, 1]",
     )?;
@@ -81,7 +78,7 @@ impl LossImpl for OspSpce {
     fn plan(&self, s: &LossSpec, _p: &Params, c: &Compute<'_>) -> Result<Plan> {
         ({
             strengths(c)?;
-            super::check_pairs(s, c, IDX).map(drop)
+            crate::exec::pairs::check_pairs(s, c, IDX).map(drop)
         })?;
         Ok(Plan::default())
     }
@@ -89,7 +86,7 @@ impl LossImpl for OspSpce {
         let beta = p.f64("beta");
         let strength = strengths(c)?;
         run_pairwise(spec, c, IDX, |q| {
-            let s = strength[q.i];
+            let s = strength.at(q.i);
             let x = beta * (q.lr_w() - q.lr_l());
             let g = beta * (sigmoid(x) - s);
             Ok(PairOut {

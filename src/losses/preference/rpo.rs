@@ -20,11 +20,13 @@
 //!
 //! **GPU path**: `rpo.wgsl`, one invocation per pair under the per-sample kernel contract.
 
-use super::{PairIdx, PairOut, policy_inputs, ref_inputs, run_pairwise, sigmoid, softplus};
+use super::{policy_inputs, ref_inputs};
+use crate::backend::cpu::{sigmoid, softplus};
 use crate::compute::{Compute, Plan};
 use crate::error::Result;
 use crate::exec::def::{LossDef, LossImpl};
 use crate::exec::kernel::{GpuKernel, SampleKernel};
+use crate::exec::pairs::{PairIdx, PairOut, run_pairwise};
 use crate::params::{
     ParamSpec,
     ParamValue::{Enum, F64},
@@ -78,7 +80,7 @@ const IDX: PairIdx = PairIdx::new(0, 1).refs(2, 3).lens(Some(4), None);
 
 impl LossImpl for Rpo {
     fn plan(&self, s: &LossSpec, _p: &Params, c: &Compute<'_>) -> Result<Plan> {
-        (super::check_pairs(s, c, IDX).map(drop))?;
+        (crate::exec::pairs::check_pairs(s, c, IDX).map(drop))?;
         Ok(Plan::default())
     }
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {

@@ -53,10 +53,10 @@
 //! loops up to `2K² + 5K` times, so on llvmpipe, which stops loops after 65535 iterations,
 //! K ≤ 179 (a larger K is refused there as `Unsupported`).
 
-use super::{check_values, read_f64, run_rows};
 use crate::compute::Compute;
 use crate::error::Result;
 use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::pairs::{check_values, read_f64, run_rows};
 use crate::params::{
     ParamSpec,
     ParamValue::{F64, I64},
@@ -64,6 +64,7 @@ use crate::params::{
 };
 use crate::spec::{AuxSpec, Domain, InputSpec, LossSpec};
 use crate::{bail, err};
+use rayon::prelude::*;
 
 const ID: &str = "rso_accept";
 
@@ -193,18 +194,19 @@ struct Checked {
 }
 
 impl Checked {
-    /// Prompt `i` through [`prompt`] into rows `i` of `acc` and `prob` (`[N, K]`).
+    /// Prompt `i` through [`prompt`] into `acc` and `prob` (its rows of the `[N, K]`
+    /// outputs, `K` each).
     fn prompt(&self, i: usize, acc: &mut [f64], prob: &mut [f64]) -> f64 {
         let k = self.k;
         let row = i * k..(i + 1) * k;
         prompt(
             &self.r[row.clone()],
             &self.u[i * k * k..(i + 1) * k * k],
-            &self.valid[row.clone()],
+            &self.valid[row],
             self.beta,
             self.m,
-            &mut acc[row.clone()],
-            &mut prob[row],
+            acc,
+            prob,
         )
     }
 }
@@ -347,7 +349,8 @@ impl crate::exec::gpu::GpuLoss for RsoAccept {
         // column): redone on the host by the CPU path's own function.
         for i in 0..n {
             if acc[i * k] == UNDECIDED {
-                per_row[i] = x.prompt(i, &mut acc, &mut prob);
+                let row = i * k..(i + 1) * k;
+                per_row[i] = x.prompt(i, &mut acc[row.clone()], &mut prob[row]);
             }
         }
         RowReducer::new(c.reduction, c.grad_output, n as f64).write_loss(&per_row, c.loss);
@@ -362,9 +365,13 @@ impl LossImpl for RsoAccept {
         let (n, k) = (x.n, x.k);
         let mut acc = vec![-1.0f64; n * k];
         let mut prob = vec![0.0f64; n * k];
-        run_rows(spec, c, n, n as f64, |i, _| {
-            Ok(x.prompt(i, &mut acc, &mut prob))
-        })?;
+        let means: Vec<f64> = acc
+            .par_chunks_mut(k.max(1))
+            .zip(prob.par_chunks_mut(k.max(1)))
+            .enumerate()
+            .map(|(i, (a, pr))| x.prompt(i, a, pr))
+            .collect();
+        run_rows(spec, c, n, n as f64, |i, _| Ok(means[i]))?;
         write_aux(c, k, &acc, &prob);
         Ok(())
     }

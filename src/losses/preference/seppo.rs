@@ -27,14 +27,12 @@
 //! after the CPU path's checks (the MSEs are read back and checked). The anchor decision
 //! uses the sign of the f32 difference, which is exact, so both backends pick the same `s`.
 
-use super::{
-    PairIdx, PairOut, check_pairs, check_values, read_f64, run_pairwise, sigmoid, softplus,
-};
+use crate::backend::cpu::{sigmoid, softplus};
 use crate::compute::{Compute, Plan};
-use crate::err;
 use crate::error::Result;
 use crate::exec::def::{LossDef, LossImpl};
 use crate::exec::kernel::{GpuKernel, SampleKernel};
+use crate::exec::pairs::{PairIdx, PairOut, check_pairs, check_values, required, run_pairwise};
 use crate::params::{
     ParamSpec,
     ParamValue::{Enum, F64},
@@ -97,12 +95,11 @@ const IDX: PairIdx = PairIdx::new(0, 2).refs(1, 3);
 /// The checks of both backends: no negative MSE (NaN propagates), then the pair checks.
 fn check_mses(spec: &LossSpec, c: &Compute<'_>) -> Result<()> {
     for (k, name) in NAMES.iter().enumerate() {
-        let v =
-            read_f64(c, k)?.ok_or_else(|| err!(Internal, "{ID}: required input #{k} missing"))?;
+        let v = required(ID, c, k)?;
         check_values(
             ID,
             name,
-            &v,
+            v.as_f32(),
             |x| x >= 0.0 || x.is_nan(),
             "is a negative MSE",
         )?;

@@ -22,11 +22,12 @@
 //! **GPU path**: `simpo.wgsl`, one invocation per pair under the per-sample kernel contract
 //! (the margin loss and the AlphaPO reward are family prelude functions shared with `cpo`).
 
-use super::{PairIdx, PairOut, len_inputs, policy_inputs, run_pairwise};
+use super::{len_inputs, policy_inputs};
 use crate::compute::{Compute, Plan};
 use crate::error::Result;
 use crate::exec::def::{LossDef, LossImpl};
 use crate::exec::kernel::{GpuKernel, SampleKernel};
+use crate::exec::pairs::{PairIdx, PairOut, run_pairwise};
 use crate::params::{
     ParamSpec,
     ParamValue::{Enum, F64},
@@ -45,7 +46,7 @@ pub fn alpha_reward(alpha: f64, a: f64) -> (f64, f64) {
 
 /// `ℓ(x)` and `dℓ/dx` of the sigmoid (with smoothing ε) or hinge margin loss.
 pub fn margin_loss(hinge: bool, eps: f64, x: f64) -> (f64, f64) {
-    use super::{sigmoid, softplus};
+    use crate::backend::cpu::{sigmoid, softplus};
     if hinge {
         ((1.0 - x).max(0.0), if x < 1.0 { -1.0 } else { 0.0 })
     } else {
@@ -123,7 +124,7 @@ const IDX: PairIdx = PairIdx::new(0, 1).lens(Some(2), Some(3));
 
 impl LossImpl for Simpo {
     fn plan(&self, s: &LossSpec, _p: &Params, c: &Compute<'_>) -> Result<Plan> {
-        (super::check_pairs(s, c, IDX).map(drop))?;
+        ({ crate::exec::pairs::check_pairs(s, c, IDX).map(drop) })?;
         Ok(Plan::default())
     }
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {

@@ -27,12 +27,13 @@
 //! **GPU path**: `solireward_btwt.wgsl`, one invocation per pair under the per-sample kernel
 //! contract, after the CPU path's checks.
 
-use super::{PairIdx, PairOut, both_or_neither, input_f64, run_pairwise, sigmoid, softplus};
+use crate::backend::cpu::{sigmoid, softplus};
 use crate::bail;
 use crate::compute::{Compute, Plan};
 use crate::error::Result;
 use crate::exec::def::{LossDef, LossImpl};
 use crate::exec::kernel::{GpuKernel, SampleKernel};
+use crate::exec::pairs::{PairIdx, PairOut, both_or_neither, run_pairwise, values};
 use crate::params::{ParamSpec, ParamValue::F64, Params};
 use crate::spec::{Domain, InputSpec, LossSpec};
 
@@ -134,7 +135,7 @@ impl LossImpl for SolirewardBtwt {
     fn plan(&self, s: &LossSpec, p: &Params, c: &Compute<'_>) -> Result<Plan> {
         ({
             check_labels(p, c)?;
-            super::check_pairs(s, c, IDX).map(drop)
+            crate::exec::pairs::check_pairs(s, c, IDX).map(drop)
         })?;
         Ok(Plan::default())
     }
@@ -144,7 +145,7 @@ impl LossImpl for SolirewardBtwt {
         let (wbt, wtie, wbce) = (p.f64("bt_weight"), p.f64("tie_weight"), p.f64("bce_weight"));
         let eb = p.f64("bce_label_smoothing");
         let quality = if check_labels(p, c)? {
-            input_f64(c, 2).zip(input_f64(c, 3))
+            values(c, 2)?.zip(values(c, 3)?)
         } else {
             None
         };
@@ -154,7 +155,7 @@ impl LossImpl for SolirewardBtwt {
             let d = rw - rl;
             let tie = quality
                 .as_ref()
-                .is_some_and(|(a, b)| a[pair.i] == b[pair.i]);
+                .is_some_and(|(a, b)| a.at(pair.i) == b.at(pair.i));
             let (loss, gd) = if tie {
                 (
                     wtie * (softplus(m - d) + softplus(m + d)),
@@ -172,7 +173,7 @@ impl LossImpl for SolirewardBtwt {
                 d_pr: -gd,
             };
             if let (true, Some((qa, qb))) = (wbce > 0.0, &quality) {
-                let (yw, yl) = (target(qa[pair.i]), target(qb[pair.i]));
+                let (yw, yl) = (target(qa.at(pair.i)), target(qb.at(pair.i)));
                 o.loss += wbce * 0.5 * (softplus(rw) - yw * rw + softplus(rl) - yl * rl);
                 o.d_pc += wbce * 0.5 * (sigmoid(rw) - yw);
                 o.d_pr += wbce * 0.5 * (sigmoid(rl) - yl);

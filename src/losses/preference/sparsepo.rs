@@ -42,11 +42,12 @@
 //! refused (`Unsupported`). The heavy
 //! part stays `token_logprobs` with `ref_logits` upstream.
 
-use super::{check_values, input_f64, required_f64, run_rows, sigmoid, softplus};
+use crate::backend::cpu::{sigmoid, softplus};
 use crate::bail;
 use crate::compute::Compute;
 use crate::error::Result;
 use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::pairs::{check_values, required, run_rows, values};
 use crate::params::{
     ParamSpec,
     ParamValue::{Enum, F64},
@@ -155,7 +156,7 @@ fn sign(x: f64) -> f64 {
 }
 
 /// The checks of a call (both paths): `kl_mask` only in `independent` mode, a 0/1 `mask`.
-fn check_call(p: &Params, c: &Compute<'_>, mask: &[f64]) -> Result<()> {
+fn check_call(p: &Params, c: &Compute<'_>, mask: &[f32]) -> Result<()> {
     if p.choice("mask_mode") == "common" && c.get(MD).is_some() {
         bail!(
             InvalidParam,
@@ -185,7 +186,6 @@ impl crate::exec::gpu::GpuLoss for Sparsepo {
             .get(MASK)
             .ok_or_else(|| crate::err!(Internal, "{ID}: mask missing"))?
             .read_f32()?;
-        let mask: Vec<f64> = mask.into_iter().map(f64::from).collect();
         check_call(p, c, &mask)?;
         // Two passes over both blocks of the row.
         let iters = 4 * c.dim("T") as u64;
@@ -201,20 +201,20 @@ impl LossImpl for Sparsepo {
         let beta = p.f64("beta");
         let common = p.choice("mask_mode") == "common";
         let (l1u, l1d) = (p.f64("l1_reward"), p.f64("l1_kl"));
-        let lp = required_f64(ID, c, LP)?;
-        let rf = required_f64(ID, c, REF)?;
-        let kl = required_f64(ID, c, KL)?;
-        let mask = required_f64(ID, c, MASK)?;
-        check_call(p, c, &mask)?;
-        let mu = input_f64(c, MU);
-        let md = input_f64(c, MD);
+        let lp = required(ID, c, LP)?;
+        let rf = required(ID, c, REF)?;
+        let kl = required(ID, c, KL)?;
+        let mask = required(ID, c, MASK)?;
+        check_call(p, c, mask.as_f32())?;
+        let mu = values(c, MU)?;
+        let md = values(c, MD)?;
         let at = |blk: usize, i: usize, j: usize| (blk * b + i) * t + j;
-        let m_u = |e: usize| mu.as_ref().map_or(1.0, |m| m[e]);
+        let m_u = |e: usize| mu.as_ref().map_or(1.0, |m| m.at(e));
         let m_d = |e: usize| {
             if common {
                 m_u(e)
             } else {
-                md.as_ref().map_or(1.0, |m| m[e])
+                md.as_ref().map_or(1.0, |m| m.at(e))
             }
         };
         // L1 weights of the reward and KL masks (common: one mask, half of each).
@@ -229,16 +229,16 @@ impl LossImpl for Sparsepo {
                 let s = if blk == 0 { 1.0 } else { -1.0 };
                 for j in 0..t {
                     let e = at(blk, i, j);
-                    if mask[e] == 0.0 {
+                    if mask.at(e) == 0.0 {
                         continue;
                     }
-                    u += s * m_u(e) * (lp[e] - rf[e]);
-                    d += s * m_d(e) * kl[e];
+                    u += s * m_u(e) * (lp.at(e) - rf.at(e));
+                    d += s * m_d(e) * kl.at(e);
                     if let Some(m) = &mu {
-                        pen += wu * m[e].abs();
+                        pen += wu * m.at(e).abs();
                     }
                     if let (false, Some(m)) = (common, &md) {
-                        pen += wd * m[e].abs();
+                        pen += wd * m.at(e).abs();
                     }
                 }
             }
@@ -248,7 +248,7 @@ impl LossImpl for Sparsepo {
                 let s = if blk == 0 { 1.0 } else { -1.0 };
                 for j in 0..t {
                     let e = at(blk, i, j);
-                    if mask[e] == 0.0 {
+                    if mask.at(e) == 0.0 {
                         continue;
                     }
                     let o = blk * t + j;
@@ -259,11 +259,11 @@ impl LossImpl for Sparsepo {
                         g.set(KL, o, -s * gz * m_d(e));
                     }
                     if !g.at(MU).is_empty() {
-                        let r = lp[e] - rf[e] - if common { kl[e] } else { 0.0 };
+                        let r = lp.at(e) - rf.at(e) - if common { kl.at(e) } else { 0.0 };
                         g.set(MU, o, s * gz * r + wu * sign(m_u(e)));
                     }
                     if !g.at(MD).is_empty() {
-                        g.set(MD, o, -s * gz * kl[e] + wd * sign(m_d(e)));
+                        g.set(MD, o, -s * gz * kl.at(e) + wd * sign(m_d(e)));
                     }
                 }
             }

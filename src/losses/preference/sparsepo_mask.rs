@@ -25,13 +25,14 @@
 //! row; `activations` bound whole, which must fit one binding; `token_mask` as its auxiliary
 //! output), in f32. The layer and mask checks run on the host first (the CPU's code).
 
-use super::{check_values, required_f64, run_rows};
 use crate::bail;
 use crate::compute::Compute;
 use crate::error::Result;
 use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::pairs::{check_values, required, run_rows};
 use crate::params::Params;
 use crate::spec::{AuxSpec, Domain, InputSpec, LossSpec};
+use rayon::prelude::*;
 
 const ID: &str = "sparsepo_mask";
 
@@ -65,7 +66,7 @@ pub fn def() -> LossDef {
 pub struct SparsepoMask;
 
 /// The checks of a call (both paths): at least one layer, a 0/1 mask.
-fn check_call(c: &Compute<'_>, mask: &[f64]) -> Result<()> {
+fn check_call(c: &Compute<'_>, mask: &[f32]) -> Result<()> {
     let (nl, n, t) = (c.dim("L"), c.dim("N"), c.dim("T"));
     if nl == 0 && n * t > 0 {
         bail!(InvalidInput, "{ID}: activations have no layer (L = 0)");
@@ -89,7 +90,7 @@ impl crate::exec::gpu::GpuLoss for SparsepoMask {
             .get(1)
             .ok_or_else(|| crate::err!(Internal, "{ID}: mask missing"))?
             .read_f32()?;
-        check_call(c, &mask.into_iter().map(f64::from).collect::<Vec<_>>())?;
+        check_call(c, &mask)?;
         // Per row: a pass over T, two per layer, one more over T.
         let iters = (2 * c.dim("L") as u64 + 2) * c.dim("T") as u64;
         crate::backend::wgpu::per_sample::check_loop_iterations(dev, ID, iters)?;
@@ -101,26 +102,25 @@ impl crate::exec::gpu::GpuLoss for SparsepoMask {
 impl LossImpl for SparsepoMask {
     fn compute_cpu(&self, spec: &LossSpec, _p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let (nl, n, t) = (c.dim("L"), c.dim("N"), c.dim("T"));
-        let a = required_f64(ID, c, 0)?;
-        let mask = required_f64(ID, c, 1)?;
-        check_call(c, &mask)?;
-        let mut out = vec![0.0f64; n * t];
-        run_rows(spec, c, n, n as f64, |i, _| {
-            let row = &mut out[i * t..(i + 1) * t];
-            let on = |j: usize| mask[i * t + j] == 1.0;
+        let a = required(ID, c, 0)?;
+        let mask = required(ID, c, 1)?;
+        check_call(c, mask.as_f32())?;
+        // The token mask of row `i` into `row`, returning its sum (the row's value).
+        let mask_row = |i: usize, row: &mut [f64]| -> f64 {
+            let on = |j: usize| mask.at(i * t + j) == 1.0;
             if !(0..t).any(on) {
-                return Ok(0.0);
+                return 0.0;
             }
             for l in 0..nl {
-                let x = &a[(l * n + i) * t..(l * n + i + 1) * t];
+                let x = |j: usize| a.at((l * n + i) * t + j);
                 let (lo, hi) = (0..t)
                     .filter(|&j| on(j))
                     .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), j| {
-                        (lo.min(x[j]), hi.max(x[j]))
+                        (lo.min(x(j)), hi.max(x(j)))
                     });
                 for j in (0..t).filter(|&j| on(j)) {
                     row[j] += if hi > lo {
-                        (x[j] - lo) / (hi - lo)
+                        (x(j) - lo) / (hi - lo)
                     } else {
                         1.0
                     };
@@ -129,8 +129,18 @@ impl LossImpl for SparsepoMask {
             for v in row.iter_mut() {
                 *v /= nl as f64;
             }
-            Ok(row.iter().sum())
-        })?;
+            row.iter().sum()
+        };
+        let mut out = vec![0.0f64; n * t];
+        let sums: Vec<f64> = if t == 0 {
+            vec![0.0; n]
+        } else {
+            out.par_chunks_mut(t)
+                .enumerate()
+                .map(|(i, row)| mask_row(i, row))
+                .collect()
+        };
+        run_rows(spec, c, n, n as f64, |i, _| Ok(sums[i]))?;
         if let Some(dst) = c.take_aux("token_mask").as_mut() {
             for i in 0..n {
                 for j in 0..t {

@@ -29,12 +29,13 @@
 //! suffix log-sum-exps are built from the back and parked in the row's gradient slots
 //! (O(K²) per row, no scratch array).
 
-use super::{input_f64, lengths, lse, required_f64, run_rows};
+use crate::backend::cpu::lse;
 use crate::bail;
 use crate::compute::{Compute, Plan};
 use crate::error::Result;
 use crate::exec::def::{LossDef, LossImpl};
 use crate::exec::kernel::{GpuKernel, SampleKernel};
+use crate::exec::pairs::{Lengths, lengths, required, run_rows, values};
 use crate::params::{
     ParamSpec,
     ParamValue::{Enum, F64},
@@ -112,8 +113,8 @@ pub struct SpoDegree;
 
 /// The checks of both backends: `K ≥ 2`, no negative length (avg score). Returns the
 /// lengths `max(len, 1)` (1 for the ratio score).
-fn checked_lengths(p: &Params, c: &Compute<'_>) -> Result<Vec<f64>> {
-    let (n, k) = (c.dim("N"), c.dim("K"));
+fn checked_lengths<'a>(p: &Params, c: &Compute<'a>) -> Result<Lengths<'a>> {
+    let k = c.dim("K");
     if k < 2 {
         bail!(
             InvalidInput,
@@ -121,7 +122,7 @@ fn checked_lengths(p: &Params, c: &Compute<'_>) -> Result<Vec<f64>> {
         );
     }
     let avg = p.choice("score") == "avg";
-    lengths(ID, "variant_len", c, avg.then_some(2), n * k)
+    lengths(ID, "variant_len", c, avg.then_some(2))
 }
 
 impl LossImpl for SpoDegree {
@@ -136,17 +137,19 @@ impl LossImpl for SpoDegree {
         let lam = p.f64("weight");
         let avg = p.choice("score") == "avg";
         let pl = p.choice("objective") == "plackett_luce";
-        let s = required_f64(ID, c, 0)?;
-        let rf = if avg { None } else { input_f64(c, 1) };
-        let mut z = vec![0.0; k];
-        let mut jac = vec![0.0; k];
+        let s = required(ID, c, 0)?;
+        let rf = if avg { None } else { values(c, 1)? };
         run_rows(spec, c, n, n as f64, |i, g| {
+            let (mut z, mut jac) = (vec![0.0; k], vec![0.0; k]);
             for j in 0..k {
                 let e = i * k + j;
                 (z[j], jac[j]) = if avg {
-                    (beta * s[e] / len[e], beta / len[e])
+                    (beta * s.at(e) / len.at(e), beta / len.at(e))
                 } else {
-                    (beta * (s[e] - rf.as_ref().map_or(0.0, |r| r[e])), beta)
+                    (
+                        beta * (s.at(e) - rf.as_ref().map_or(0.0, |r| r.at(e))),
+                        beta,
+                    )
                 };
             }
             let gr = g.at(0);

@@ -27,12 +27,13 @@
 //! path (the targets, soft targets and padding mask are read back), which also give the
 //! `mean` denominator (the rows not ignored) to the contract's host side.
 
-use super::{check_values, input_f64, lse, read_f64, required_f64, run_rows};
+use crate::backend::cpu::lse;
 use crate::bail;
 use crate::compute::{Compute, Plan};
 use crate::error::Result;
 use crate::exec::def::{LossDef, LossImpl};
 use crate::exec::kernel::{GpuKernel, SampleKernel};
+use crate::exec::pairs::{check_values, read_f64, required, run_rows, values};
 use crate::exec::targets::checked_targets;
 use crate::params::{ParamSpec, ParamValue::F64, Params};
 use crate::spec::{Domain, InputSpec, LossSpec};
@@ -162,18 +163,18 @@ impl LossImpl for YojoNway {
         let tau = p.f64("temperature");
         let ig = p.i64("ignore_index");
         let (target, den) = checked_targets_nway(p, c)?;
-        let q = input_f64(c, 2);
-        let valid = input_f64(c, 3);
-        let is_valid = |i: usize, j: usize| valid.as_ref().is_none_or(|v| v[i * k + j] == 1.0);
-        let scores = required_f64(ID, c, 0)?;
-        let mut z = vec![0.0; k];
+        let q = values(c, 2)?;
+        let valid = values(c, 3)?;
+        let is_valid = |i: usize, j: usize| valid.as_ref().is_none_or(|v| v.at(i * k + j) == 1.0);
+        let scores = required(ID, c, 0)?;
         run_rows(spec, c, n, den as f64, |i, g| {
             if target.as_ref().is_some_and(|t| t[i] == ig) {
                 return Ok(0.0);
             }
+            let mut z = vec![0.0; k];
             for (j, zj) in z.iter_mut().enumerate() {
                 *zj = if is_valid(i, j) {
-                    scores[i * k + j] / tau
+                    scores.at(i * k + j) / tau
                 } else {
                     f64::NEG_INFINITY
                 };
@@ -182,7 +183,7 @@ impl LossImpl for YojoNway {
             // Target weights: one-hot for a hard target, q for soft targets.
             let w = |j: usize| match (&target, &q) {
                 (Some(t), _) => f64::from(u8::from(t[i] == j as i64)),
-                (None, Some(q)) => q[i * k + j],
+                (None, Some(q)) => q.at(i * k + j),
                 _ => 0.0,
             };
             let mass: f64 = (0..k).map(w).sum();

@@ -34,12 +34,12 @@
 //! functions before the launch.
 
 use super::ppo_clip::mask_input;
-use super::{agg_param, clipped_surrogate, max_len_param, run_tokens};
+use super::{agg_param, clipped_surrogate, max_len_param};
 use crate::bail;
 use crate::compute::Compute;
 use crate::error::Result;
 use crate::exec::def::{LossDef, LossImpl};
-use crate::losses::preference::{input_f64, required_f64};
+use crate::exec::pairs::{required, run_tokens, values};
 use crate::params::{
     ParamSpec,
     ParamValue::{Enum, F64, I64},
@@ -217,19 +217,19 @@ impl LossImpl for Grpo {
         let g = p.i64("group_size") as usize;
         check_call(p, c)?;
         let beta = p.f64("beta");
-        let lp = required_f64(id, c, 0)?;
-        let mask = required_f64(id, c, 1)?;
-        let rewards = required_f64(id, c, 2)?;
-        let old = input_f64(c, 3);
-        let rf = input_f64(c, 4);
+        let lp = required(id, c, 0)?;
+        let mask = required(id, c, 1)?;
+        let rewards = required(id, c, 2)?.to_f64();
+        let old = values(c, 3)?;
+        let rf = values(c, 4)?;
         let adv = advantages(&rewards, g, p.choice("scale_rewards"));
         let (lo, hi) = (p.f64("epsilon_low"), p.f64("epsilon_high"));
-        run_tokens(spec, p, c, &mask, |i, tt| {
+        run_tokens(spec, p, c, mask.as_f32(), |i, tt| {
             let j = i * t + tt;
-            let delta = old.as_ref().map_or(0.0, |o| lp[j] - o[j]);
+            let delta = old.as_ref().map_or(0.0, |o| lp.at(j) - o.at(j));
             let (mut l, mut d) = clipped_surrogate(delta, adv[i], lo, hi, None, false);
             if beta != 0.0 {
-                let rho = rf.as_ref().map_or(0.0, |r| r[j]) - lp[j];
+                let rho = rf.as_ref().map_or(0.0, |r| r.at(j)) - lp.at(j);
                 l += beta * (rho.exp() - rho - 1.0);
                 d += beta * (1.0 - rho.exp());
             }

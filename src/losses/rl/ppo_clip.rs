@@ -23,12 +23,12 @@
 //! ([`super::mask_denominators`]; `seq_mean_token_mean` counts the row's mask in the
 //! kernel), the denominator reaching the kernel as a constant after the parameters.
 
-use super::{agg_param, clipped_surrogate, max_len_param, run_tokens};
+use super::{agg_param, clipped_surrogate, max_len_param};
 use crate::bail;
 use crate::compute::Compute;
 use crate::error::Result;
 use crate::exec::def::{LossDef, LossImpl};
-use crate::losses::preference::required_f64;
+use crate::exec::pairs::{required, run_tokens};
 use crate::params::{
     ParamSpec,
     ParamValue::{Enum, F64, I64},
@@ -135,17 +135,17 @@ impl LossImpl for PpoClip {
 
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let id = "ppo_clip";
-        let lp = required_f64(id, c, 0)?;
-        let old = required_f64(id, c, 1)?;
-        let adv = required_f64(id, c, 2)?;
-        let mask = required_f64(id, c, 3)?;
+        let lp = required(id, c, 0)?;
+        let old = required(id, c, 1)?;
+        let adv = required(id, c, 2)?;
+        let mask = required(id, c, 3)?;
         let (lo, hi) = (p.f64("clip_low"), p.f64("clip_high"));
         let cc = p.f64("clip_ratio_c");
         let dual = (cc > 0.0).then_some(cc);
         let t = c.dim("T");
-        run_tokens(spec, p, c, &mask, |i, tt| {
+        run_tokens(spec, p, c, mask.as_f32(), |i, tt| {
             let j = i * t + tt;
-            clipped_surrogate(lp[j] - old[j], adv[j], lo, hi, dual, true)
+            clipped_surrogate(lp.at(j) - old.at(j), adv.at(j), lo, hi, dual, true)
         })
     }
 }

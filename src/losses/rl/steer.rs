@@ -34,18 +34,19 @@
 //! the CPU's functions. In f32, `1 − 1e-8` rounds to 1, so `1 − p` comes from `expm1`.
 
 use super::ppo_clip::{mask_input, token_inputs};
-use super::{agg_param, clipped_surrogate, max_len_param, run_tokens};
+use super::{agg_param, clipped_surrogate, max_len_param};
 use crate::bail;
 use crate::compute::Compute;
 use crate::error::Result;
 use crate::exec::def::{LossDef, LossImpl};
-use crate::losses::preference::required_f64;
+use crate::exec::pairs::{required, run_tokens};
 use crate::params::{
     ParamSpec,
     ParamValue::{Enum, F64},
     Params,
 };
 use crate::spec::{Domain, InputSpec, LossSpec};
+use rayon::prelude::*;
 
 /// The registry entry.
 pub fn def() -> LossDef {
@@ -137,13 +138,14 @@ pub struct Mapping {
     pub wmax: f64,
 }
 
-/// The detached per-token weights from `logps`, `old_logps`, `advantages`, `entropy`, `mask`.
+/// The detached per-token weights from `logps`, `old_logps`, `advantages`, `entropy`, `mask`
+/// (computed in f64, in parallel; min and max are exact, so the order does not matter).
 pub fn weights(
-    lp: &[f64],
-    old: &[f64],
-    adv: &[f64],
-    ent: &[f64],
-    mask: &[f64],
+    lp: &[f32],
+    old: &[f32],
+    adv: &[f32],
+    ent: &[f32],
+    mask: &[f32],
     m: Mapping,
 ) -> Vec<f64> {
     let Mapping {
@@ -151,23 +153,33 @@ pub fn weights(
         wmin,
         wmax,
     } = m;
+    let f = |x: f32| f64::from(x);
     let omega: Vec<f64> = (0..lp.len())
+        .into_par_iter()
+        .with_min_len(1 << 12)
         .map(|j| {
-            let p = lp[j].exp().clamp(1e-8, 1.0 - 1e-8);
-            let o =
-                (adv[j] / old[j].exp().clamp(1e-8, 1.0) * p * (1.0 - p) * (p.ln() + ent[j])).abs();
+            let p = f(lp[j]).exp().clamp(1e-8, 1.0 - 1e-8);
+            let o = (f(adv[j]) / f(old[j]).exp().clamp(1e-8, 1.0)
+                * p
+                * (1.0 - p)
+                * (p.ln() + f(ent[j])))
+            .abs();
             if o.is_finite() { o } else { 0.0 }
         })
         .collect();
-    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-    for (o, m) in omega.iter().zip(mask) {
-        if *m != 0.0 {
-            lo = lo.min(*o);
-            hi = hi.max(*o);
-        }
-    }
+    let (lo, hi) = omega
+        .par_iter()
+        .zip(mask)
+        .with_min_len(1 << 12)
+        .filter(|(_, m)| **m != 0.0)
+        .map(|(o, _)| (*o, *o))
+        .reduce(
+            || (f64::INFINITY, f64::NEG_INFINITY),
+            |a, b| (a.0.min(b.0), a.1.max(b.1)),
+        );
     omega
-        .iter()
+        .par_iter()
+        .with_min_len(1 << 12)
         .map(|&o| {
             if exp_map {
                 let k = -wmin.ln() / hi.max(0.02);
@@ -315,17 +327,17 @@ impl LossImpl for Steer {
 
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let id = "steer";
-        let lp = required_f64(id, c, 0)?;
-        let old = required_f64(id, c, 1)?;
-        let adv = required_f64(id, c, 2)?;
-        let ent = required_f64(id, c, 3)?;
-        let mask = required_f64(id, c, 4)?;
+        let lp = required(id, c, 0)?;
+        let old = required(id, c, 1)?;
+        let adv = required(id, c, 2)?;
+        let ent = required(id, c, 3)?;
+        let mask = required(id, c, 4)?;
         let w = weights(
-            &lp,
-            &old,
-            &adv,
-            &ent,
-            &mask,
+            lp.as_f32(),
+            old.as_f32(),
+            adv.as_f32(),
+            ent.as_f32(),
+            mask.as_f32(),
             Mapping {
                 exp: p.choice("mapping") == "exp",
                 wmin: p.f64("weight_min"),
@@ -334,9 +346,9 @@ impl LossImpl for Steer {
         );
         let (lo, hi, cc) = (p.f64("clip_low"), p.f64("clip_high"), p.f64("clip_ratio_c"));
         let t = c.dim("T");
-        run_tokens(spec, p, c, &mask, |i, tt| {
+        run_tokens(spec, p, c, mask.as_f32(), |i, tt| {
             let j = i * t + tt;
-            let (l, d) = clipped_surrogate(lp[j] - old[j], adv[j], lo, hi, Some(cc), true);
+            let (l, d) = clipped_surrogate(lp.at(j) - old.at(j), adv.at(j), lo, hi, Some(cc), true);
             (w[j] * l, w[j] * d)
         })
     }
