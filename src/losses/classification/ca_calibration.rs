@@ -79,7 +79,9 @@ pub fn def() -> LossDef {
     ))
     .param(ParamSpec::ignore_index())
     .batch_level();
-    LossDef::new(spec, CaCalibration).test_params(&[("balance", Bool(false))])
+    LossDef::new(spec, CaCalibration)
+        .mean_rule(crate::registry::MeanRule::Scalar)
+        .test_params(&[("balance", Bool(false))])
 }
 
 /// The implementation.

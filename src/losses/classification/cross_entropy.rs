@@ -99,6 +99,7 @@ pub fn def() -> LossDef {
     ))
     .in_place();
     LossDef::new(spec, CrossEntropy)
+        .mean_rule(crate::registry::MeanRule::SampleWeightedRows)
         .test_params(&[("label_smoothing", F64(0.1))])
         .test_params(&[("z_loss_coef", F64(1e-3)), ("label_smoothing", F64(0.2))])
         .test_params(&[("softcap", F64(3.0))])

@@ -246,6 +246,7 @@ pub fn def() -> LossDef {
         "per-row log-sum-exp of the (soft-capped) logits; 0 on ignored rows",
     ));
     LossDef::new(spec, CutCrossEntropy)
+        .mean_rule(crate::registry::MeanRule::SampleWeightedRows)
         .test_params(&[("block_rows", I64(2)), ("block_vocab", I64(3))])
         .test_params(&[("softcap", F64(3.0)), ("block_vocab", I64(4))])
         .test_params(&[("z_loss_coef", F64(1e-2)), ("block_rows", I64(4))])
