@@ -33,21 +33,21 @@ use suites::Config;
 /// Builtins registered.
 const MIN_LOSSES: usize = 42;
 /// Finite-difference cases (configuration x reduction x with/without optional inputs).
-const MIN_FD_CASES: usize = 1;
+const MIN_FD_CASES: usize = 1000;
 /// Finite-difference elements compared (not at kinks).
-const MIN_FD_ELEMENTS: usize = 1;
+const MIN_FD_ELEMENTS: usize = 38000;
 /// Configurations (defaults and `test_params` sets) checked by a suite that takes them all.
-const MIN_CONFIGS: usize = 1;
+const MIN_CONFIGS: usize = 200;
 /// Gradient inputs whose per-sample `grad_output` scaling is checked element by element.
-const MIN_PER_ROW_INPUTS: usize = 1;
+const MIN_PER_ROW_INPUTS: usize = 270;
 /// Configurations with an `ignore_index` whose ignored rows are checked.
-const MIN_IGNORE: usize = 1;
+const MIN_IGNORE: usize = 75;
 /// Optional weight inputs checked at 1 against absent.
-const MIN_WEIGHTS: usize = 1;
+const MIN_WEIGHTS: usize = 44;
 /// Refusals of the bad-input table.
-const MIN_REFUSALS: usize = 1;
+const MIN_REFUSALS: usize = 1150;
 /// Configuration x reduction runs compared over 1/2/3/7 threads.
-const MIN_THREAD_RUNS: usize = 1;
+const MIN_THREAD_RUNS: usize = 580;
 
 /// The builtins (a context without plugins).
 fn builtin_ids() -> Vec<String> {

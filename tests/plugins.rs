@@ -394,21 +394,21 @@ fn examples_do_not_depend_on_the_thread_count() {
 
 // The least each suite must check over the example plugins (the counts are printed).
 /// Finite-difference cases.
-const MIN_FD_CASES: usize = 1;
+const MIN_FD_CASES: usize = 48;
 /// Finite-difference elements compared.
-const MIN_FD_ELEMENTS: usize = 1;
+const MIN_FD_ELEMENTS: usize = 1800;
 /// Configurations.
-const MIN_CONFIGS: usize = 1;
+const MIN_CONFIGS: usize = 8;
 /// Gradient inputs with the per-sample `grad_output` checked element by element.
-const MIN_PER_ROW_INPUTS: usize = 1;
+const MIN_PER_ROW_INPUTS: usize = 12;
 /// Configurations with ignored rows checked (`toy_class`).
 const MIN_IGNORE: usize = 1;
 /// Optional weight inputs (`log_cosh`'s `sample_weight`).
-const MIN_WEIGHTS: usize = 1;
+const MIN_WEIGHTS: usize = 4;
 /// Refusals of the bad-input table.
-const MIN_REFUSALS: usize = 1;
+const MIN_REFUSALS: usize = 20;
 /// Configuration x reduction runs over 1/2/3/7 threads.
-const MIN_THREAD_RUNS: usize = 1;
+const MIN_THREAD_RUNS: usize = 24;
 
 #[test]
 fn asl_from_four_threads_at_once_is_deterministic() {
