@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-pub use crate::exec::def::{LossDef, LossImpl, ParamSet, Surrogate, TestValues};
+pub use crate::exec::def::{LossDef, LossImpl, MeanRule, ParamSet, Surrogate, TestValues};
 pub use crate::spec::{AuxSpec, Domain, InputSpec, LossSpec};
 pub use crate::text::Text;
 

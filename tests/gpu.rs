@@ -19,6 +19,7 @@ use losskit::{
     BackendKind, Compute, Context, DType, Loss, ParamValue, Reduction, Tensor, TensorMut,
 };
 
+mod common;
 #[path = "common/gpu.rs"]
 mod gpu_common;
 use gpu_common::{close, dims, gpu_ctx, own_gpu_ctx};
@@ -46,6 +47,9 @@ fn parity_selected(id: &str) -> bool {
     }
 }
 
+/// The least number of calls the unfiltered parity suite compares.
+const MIN_PARITY_CALLS: usize = 3000;
+
 /// Every registered loss x (defaults + each test parameter set) x reductions x with/without
 /// optional inputs x with/without grad_output x a few shapes, GPU against CPU.
 #[test]
@@ -57,14 +61,17 @@ fn every_loss_should_match_reference_backend() {
         dims(&[("N", 37), ("C", 300)]),
         dims(&[("N", 3), ("C", 9000)]),
     ];
-    let mut checked = 0;
+    let mut tally = common::Tally::new("CPU/GPU parity (calls)");
+    let filtered = std::env::var("LOSSKIT_PARITY_ONLY").is_ok_and(|v| !v.trim().is_empty());
     for def in g.losses() {
         if !def.has_gpu() {
             // Runs its CPU path on a WGPU context (see loss_without_kernel_falls_back_to_cpu).
+            tally.skip("losses without a GPU kernel", 1);
             continue;
         }
         let id = def.spec.id.to_string();
         if !parity_selected(&id) {
+            tally.skip("losses not selected by LOSSKIT_PARITY_ONLY", 1);
             continue;
         }
         let mut sets = vec![Vec::new()];
@@ -106,15 +113,16 @@ fn every_loss_should_match_reference_backend() {
                                     close(&format!("{what}: grad {k}"), a, b);
                                 }
                             }
-                            checked += 1;
+                            tally.checked(1);
                         }
                     }
                 }
             }
         }
     }
-    assert!(checked > 0);
-    eprintln!("parity: {checked} configurations matched");
+    // Unfiltered, every loss with a kernel runs 36 calls per parameter setting (3 shapes x
+    // with/without optional inputs x 3 reductions x with/without grad_output).
+    tally.finish(if filtered { 1 } else { MIN_PARITY_CALLS });
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! The plugin host, end to end: builds the example plugins (C: `plugins/example_c`, Rust:
 //! `plugins/example_rust`) and the toy/faulty test plugins (`tests/plugins/toy.c`), loads
-//! them, runs the generic checks on their losses (finite-difference gradients, reductions
-//! and `grad_output`, the empty batch, bad inputs, threads), checks their values against
+//! them, runs the generic suites of the builtins on their losses (`common/suites.rs`:
+//! finite-difference gradients, reductions and `grad_output` with `mean` against an
+//! independent denominator, `ignore_index`, unit weights, the empty batch, the bad-input
+//! table, threads, bit-identity over thread counts), checks their values against
 //! independent f64 references, and loads every broken plugin: each gets its own status and
 //! a message naming the file and the cause, nothing is registered, the host keeps working
 //! and nothing leaks (a counting allocator in this binary; plugin states are counted by the
@@ -15,21 +17,25 @@ mod common;
 #[path = "plugins/support.rs"]
 mod support;
 
+#[path = "common/suites.rs"]
+mod suites;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::ffi::{CStr, CString};
 use std::sync::{Mutex, MutexGuard};
 
-use common::{FD_TOL, LOSS_TOL, assert_close};
+use common::{LOSS_TOL, assert_close};
 use losskit::ffi::context::{lk_context, lk_context_create, lk_context_free};
 use losskit::ffi::last_error::{last_error_string, lk_last_error_clear};
 use losskit::ffi::plugin::{
     lk_plugin_count, lk_plugin_describe, lk_plugin_info, lk_plugin_load, lk_plugin_loss_id_at,
 };
 use losskit::ffi::status::lk_status;
-use losskit::testing::{Case, OwnedData, gradcheck};
+use losskit::testing::{Case, OwnedData};
 use losskit::{Compute, Context, ErrorKind, Loss, Reduction, Tensor, TensorMut, plugin};
+use suites::Config;
 use support::{asl_plugin, fault, root, rust_plugin, toy_plugin};
 
 // ---- a counting allocator: live bytes allocated by each thread ----
@@ -93,74 +99,6 @@ fn f32s(case: &Case, k: usize) -> Vec<f32> {
     match &case.inputs[k].as_ref().expect("input present").data {
         OwnedData::F32(v) => v.clone(),
         OwnedData::I64(_) => panic!("input {k} is i64"),
-    }
-}
-
-/// Finite-difference gradients for every reduction the loss supports.
-fn check_gradients(loss: &Loss, what: &str, d: &BTreeMap<String, usize>, with_optional: bool) {
-    let reds: &[Reduction] = if loss.def().spec.batch_level {
-        &[Reduction::Mean, Reduction::Sum]
-    } else {
-        &[Reduction::None, Reduction::Mean, Reduction::Sum]
-    };
-    for (seed, &r) in reds.iter().enumerate() {
-        let case = Case::random(loss, d, 11 + seed as u64, with_optional);
-        let reps = gradcheck(loss, &case, r, 64).unwrap();
-        assert!(!reps.is_empty(), "{what}: no gradient checked");
-        for rep in reps {
-            assert!(
-                rep.max_abs <= FD_TOL || rep.max_rel <= FD_TOL,
-                "{what} ({}): gradient of '{}' off: abs {:.3e}, rel {:.3e}",
-                r.name(),
-                rep.input,
-                rep.max_abs,
-                rep.max_rel
-            );
-        }
-    }
-}
-
-/// none/sum/mean agree with each other and `grad_output` scales the gradients.
-fn check_reductions(loss: &Loss, d: &BTreeMap<String, usize>) {
-    let id = loss.id().to_string();
-    let case = Case::random(loss, d, 5, true);
-    let n = case.rows(&loss.def().spec);
-    let none = case.run(loss, Reduction::None, true, None).unwrap();
-    let sum = case.run(loss, Reduction::Sum, true, None).unwrap();
-    let mean = case.run(loss, Reduction::Mean, true, None).unwrap();
-    let total: f64 = none.loss.iter().map(|&v| v as f64).sum();
-    assert_close(&format!("{id}: sum"), &sum.loss, &[total], LOSS_TOL);
-    assert_close(
-        &format!("{id}: mean"),
-        &mean.loss,
-        &[total / n as f64],
-        LOSS_TOL,
-    );
-    let go: Vec<f32> = (0..n).map(|i| 0.5 + i as f32).collect();
-    let scaled = case.run(loss, Reduction::None, true, Some(&go)).unwrap();
-    let meang = case.run(loss, Reduction::Mean, true, Some(&[3.0])).unwrap();
-    for (k, g) in none.grads.iter().enumerate() {
-        let Some(g) = g else { continue };
-        let row = g.len() / n;
-        let want: Vec<f64> = g
-            .iter()
-            .enumerate()
-            .map(|(j, &v)| v as f64 * go[j / row] as f64)
-            .collect();
-        assert_close(
-            &format!("{id}: grad {k} with per-row grad_output"),
-            scaled.grads[k].as_ref().unwrap(),
-            &want,
-            LOSS_TOL,
-        );
-        let sum_g = sum.grads[k].as_ref().unwrap();
-        let want: Vec<f64> = sum_g.iter().map(|&v| v as f64 * 3.0 / n as f64).collect();
-        assert_close(
-            &format!("{id}: grad {k} of mean with grad_output 3"),
-            meang.grads[k].as_ref().unwrap(),
-            &want,
-            LOSS_TOL,
-        );
     }
 }
 
@@ -272,15 +210,10 @@ fn asl_gradients_reductions_and_edge_cases() {
     let ctx = Context::cpu();
     plugin::load(&ctx, asl_plugin(), None).unwrap();
     let d = dims(&[("N", 7), ("C", 5)]);
-    for (gp, gn, clip) in [(1.0, 4.0, 0.05), (0.0, 0.0, 0.0), (2.0, 2.0, 0.0)] {
-        let mut l = ctx.loss("asymmetric_loss").unwrap();
-        l.set_f64("gamma_pos", gp).unwrap();
-        l.set_f64("gamma_neg", gn).unwrap();
-        l.set_f64("clip", clip).unwrap();
-        check_gradients(&l, &format!("asl ({gp}, {gn}, {clip})"), &d, true);
-    }
+    let cfgs = asl_configs(&ctx);
+    suites::gradients(&cfgs, 18, 500);
+    suites::reductions_and_grad_output(&cfgs, 3, 3);
     let l = ctx.loss("asymmetric_loss").unwrap();
-    check_reductions(&l, &d);
 
     // Empty batch: sum and mean are 0 and the plugin is not called.
     let mut out = [7.0f32];
@@ -361,6 +294,122 @@ fn asl_gradients_reductions_and_edge_cases() {
     }
 }
 
+/// `asymmetric_loss` with its defaults and three settings of its parameters (N = 7, C = 5).
+fn asl_configs(ctx: &Context) -> Vec<Config> {
+    let mut v = Vec::new();
+    for (gp, gn, clip) in [(1.0, 4.0, 0.05), (0.0, 0.0, 0.0), (2.0, 2.0, 0.0)] {
+        let mut l = ctx.loss("asymmetric_loss").unwrap();
+        l.set_f64("gamma_pos", gp).unwrap();
+        l.set_f64("gamma_neg", gn).unwrap();
+        l.set_f64("clip", clip).unwrap();
+        v.push(
+            Config::new(&format!("asymmetric_loss ({gp}, {gn}, {clip})"), l)
+                .dims(&[("N", 7), ("C", 5)]),
+        );
+    }
+    v
+}
+
+// ---- the generic suites over the example plugins' losses ----
+
+/// The losses of the example plugins.
+fn example_ids() -> Vec<String> {
+    vec!["asymmetric_loss".to_string(), "log_cosh".to_string()]
+}
+
+/// Their defaults (the suites' sizes), `asymmetric_loss`'s settings of [`asl_configs`] and
+/// `log_cosh` with three `delta`s.
+fn example_configs(ctx: &Context) -> Vec<Config> {
+    let mut v = suites::configs(ctx, &example_ids());
+    v.extend(asl_configs(ctx));
+    for delta in [1.0, 0.3, 2.5] {
+        let mut l = ctx.loss("log_cosh").unwrap();
+        l.set_f64("delta", delta).unwrap();
+        v.push(Config::new(&format!("log_cosh delta {delta}"), l).dims(&[("N", 6), ("D", 4)]));
+    }
+    v
+}
+
+#[test]
+fn examples_gradients_match_finite_differences() {
+    let _g = serial();
+    let ctx = support::context_with_examples();
+    suites::gradients(&example_configs(&ctx), MIN_FD_CASES, MIN_FD_ELEMENTS);
+}
+
+#[test]
+fn examples_reductions_and_grad_output_are_consistent() {
+    let _g = serial();
+    let ctx = support::context_with_examples();
+    suites::reductions_and_grad_output(&example_configs(&ctx), MIN_CONFIGS, MIN_PER_ROW_INPUTS);
+}
+
+/// The examples have no `ignore_index`: the suite runs over them (and counts the skips) and
+/// over the toy plugin's `toy_class`, which has one.
+#[test]
+fn examples_and_toy_ignored_rows_contribute_nothing() {
+    let _g = serial();
+    let ctx = support::context_with_examples();
+    plugin::load(&ctx, toy_plugin(), None).unwrap();
+    let mut cfgs = example_configs(&ctx);
+    cfgs.extend(suites::configs(&ctx, &["toy_class".to_string()]));
+    suites::ignored_rows(&cfgs, MIN_IGNORE);
+}
+
+#[test]
+fn examples_unit_weights_equal_absent_weights_exactly() {
+    let _g = serial();
+    let ctx = support::context_with_examples();
+    suites::unit_weights(&example_configs(&ctx), MIN_WEIGHTS);
+}
+
+#[test]
+fn examples_empty_batch_gives_zero() {
+    let _g = serial();
+    let ctx = support::context_with_examples();
+    suites::empty_batch(&example_configs(&ctx), MIN_CONFIGS);
+}
+
+#[test]
+fn examples_bad_inputs_get_their_own_status() {
+    let _g = serial();
+    let ctx = support::context_with_examples();
+    suites::specs_are_valid(&ctx, &example_ids());
+    suites::bad_inputs(&ctx, &example_ids(), MIN_REFUSALS);
+}
+
+#[test]
+fn examples_compute_from_eight_threads_at_once() {
+    let _g = serial();
+    let ctx = support::context_with_examples();
+    suites::eight_threads(&example_configs(&ctx), MIN_CONFIGS);
+}
+
+#[test]
+fn examples_do_not_depend_on_the_thread_count() {
+    let _g = serial();
+    let ctx = support::context_with_examples();
+    suites::thread_count_independent(&example_configs(&ctx), MIN_THREAD_RUNS);
+}
+
+// The least each suite must check over the example plugins (the counts are printed).
+/// Finite-difference cases.
+const MIN_FD_CASES: usize = 48;
+/// Finite-difference elements compared.
+const MIN_FD_ELEMENTS: usize = 1800;
+/// Configurations.
+const MIN_CONFIGS: usize = 8;
+/// Gradient inputs with the per-sample `grad_output` checked element by element.
+const MIN_PER_ROW_INPUTS: usize = 12;
+/// Configurations with ignored rows checked (`toy_class`).
+const MIN_IGNORE: usize = 1;
+/// Optional weight inputs (`log_cosh`'s `sample_weight`).
+const MIN_WEIGHTS: usize = 4;
+/// Refusals of the bad-input table.
+const MIN_REFUSALS: usize = 20;
+/// Configuration x reduction runs over 1/2/3/7 threads.
+const MIN_THREAD_RUNS: usize = 24;
+
 #[test]
 fn asl_from_four_threads_at_once_is_deterministic() {
     let _g = serial();
@@ -416,7 +465,9 @@ fn the_readme_plugin_builds_loads_and_passes_the_gradient_check() {
     for delta in [1.0, 0.25] {
         let mut l = ctx.loss("pseudo_huber").unwrap();
         l.set_f64("delta", delta).unwrap();
-        check_gradients(&l, &format!("pseudo_huber delta {delta}"), &d, true);
+        let cfg = Config::new(&format!("pseudo_huber delta {delta}"), l.clone())
+            .dims(&[("N", 5), ("D", 3)]);
+        suites::gradients(std::slice::from_ref(&cfg), 6, 60);
         let case = Case::random(&l, &d, 2, true);
         let (p, t) = (f32s(&case, 0), f32s(&case, 1));
         let want: Vec<f64> = (0..5)
@@ -473,9 +524,11 @@ fn rust_plugin_loads_by_file_name_entry_and_matches_its_reference() {
                 &want,
                 LOSS_TOL,
             );
-            check_gradients(&l, &format!("log_cosh delta {delta}"), &d, with_w);
         }
-        check_reductions(&l, &d);
+        let cfg =
+            Config::new(&format!("log_cosh delta {delta}"), l.clone()).dims(&[("N", 6), ("D", 4)]);
+        suites::gradients(std::slice::from_ref(&cfg), 6, 250);
+        suites::reductions_and_grad_output(std::slice::from_ref(&cfg), 1, 2);
     }
     assert_eq!(
         err_of(ctx.loss("log_cosh").unwrap().set_f64("delta", 0.0)).kind,
@@ -556,7 +609,8 @@ fn toy_class_targets_ignore_index_enum_and_aux() {
     assert_eq!(l.params().f64("scale"), 7.0);
     l.set_f64("scale", 2.0).unwrap();
     l.check().unwrap();
-    check_gradients(&l, "toy_class", &dims(&[("N", 5), ("C", 4)]), true);
+    let cfg = Config::new("toy_class", l.clone()).dims(&[("N", 5), ("C", 4)]);
+    suites::gradients(std::slice::from_ref(&cfg), 6, 80);
 }
 
 #[test]
@@ -566,7 +620,8 @@ fn toy_batch_level_gradients_of_a_shared_input() {
     plugin::load(&ctx, toy_plugin(), None).unwrap();
     let l = ctx.loss("toy_batch").unwrap();
     assert!(l.def().spec.batch_level);
-    check_gradients(&l, "toy_batch", &dims(&[("N", 4), ("D", 3)]), true);
+    let cfg = Config::new("toy_batch", l.clone()).dims(&[("N", 4), ("D", 3)]);
+    suites::gradients(std::slice::from_ref(&cfg), 4, 12);
     let mut out = [0.0f32; 4];
     let mut c = Compute::new(Reduction::None, &mut out)
         .input(Tensor::f32(&[1.0; 12], &[4, 3]))

@@ -53,6 +53,24 @@ pub type ParamSet = Vec<(String, ParamValue)>;
 /// and a seed (see [`LossDef::test_values`]).
 pub type TestValues = fn(shape: &[usize], seed: u64) -> Vec<f32>;
 
+/// How the `mean` reduction's denominator follows from a call's inputs, declared on a
+/// [`LossDef`] so that the generic test suites can recompute it independently of the outputs
+/// (`mean == sum / den`, gradients included; `den = 0` gives 0).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MeanRule {
+    /// The rule of the spec conventions: the rows whose `[rows]` class target is not
+    /// `ignore_index` (every row when the loss has no such target), each counted with its
+    /// class weight `w_{y_i}` when an input named `class_weights` is given. Any other weight
+    /// scales the loss only.
+    #[default]
+    Rows,
+    /// [`MeanRule::Rows`], each row also counted with its `sample_weight` `s_i`; a positive
+    /// `normalizer` parameter replaces the whole count.
+    SampleWeightedRows,
+    /// A batch-level loss that returns the same scalar for `mean` and `sum` (`den = 1`).
+    Scalar,
+}
+
 /// A registered loss: its spec and its implementation.
 pub struct LossDef {
     /// The spec.
@@ -84,6 +102,8 @@ pub struct LossDef {
     /// is too ill-conditioned for two f32 implementations to agree to the suites' tolerance
     /// (the loss's doc gives the bound); the loss's own tests cover the rest of the domain.
     pub test_values: Vec<(String, TestValues)>,
+    /// How `mean` divides (checked by the generic suites against their own count).
+    pub mean_rule: MeanRule,
 }
 
 impl fmt::Debug for LossDef {
@@ -107,7 +127,13 @@ impl LossDef {
             surrogate_gradient: None,
             test_omit: Vec::new(),
             test_values: Vec::new(),
+            mean_rule: MeanRule::Rows,
         }
+    }
+    /// Declare how `mean` divides (see [`MeanRule`]; the default is [`MeanRule::Rows`]).
+    pub fn mean_rule(mut self, rule: MeanRule) -> Self {
+        self.mean_rule = rule;
+        self
     }
     /// Declare the GPU kernel.
     pub fn gpu(mut self, kernel: GpuKernel) -> Self {

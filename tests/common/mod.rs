@@ -1,6 +1,8 @@
-//! Shared helpers of the test binaries: tolerances and comparison with a report.
+//! Shared helpers of the test binaries: tolerances, comparison with a report, and the
+//! count of what a suite checked and skipped.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 pub mod cce;
@@ -36,6 +38,64 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f64], tol: f64) {
         want[worst.0],
         worst.1
     );
+}
+
+/// What a suite checked and what it skipped, by reason. [`Tally::finish`] prints the counts
+/// and fails when fewer cases than the stated minimum were checked, so a suite that skips
+/// everything (or a registry that lost its losses) does not pass silently.
+#[derive(Debug, Default)]
+pub struct Tally {
+    what: String,
+    checked: usize,
+    skipped: BTreeMap<String, usize>,
+}
+
+impl Tally {
+    /// An empty tally; `what` names the suite and its unit, e.g. `gradients (cases)`.
+    pub fn new(what: &str) -> Self {
+        Tally {
+            what: what.to_string(),
+            ..Tally::default()
+        }
+    }
+    /// Count `n` checked cases.
+    pub fn checked(&mut self, n: usize) {
+        self.checked += n;
+    }
+    /// Count `n` cases skipped for `reason`.
+    pub fn skip(&mut self, reason: &str, n: usize) {
+        if n > 0 {
+            *self.skipped.entry(reason.to_string()).or_default() += n;
+        }
+    }
+    /// The number of checked cases so far.
+    pub fn count(&self) -> usize {
+        self.checked
+    }
+    /// Print the counts and assert that at least `min` cases were checked.
+    pub fn finish(&self, min: usize) {
+        let skips: Vec<String> = self
+            .skipped
+            .iter()
+            .map(|(r, n)| format!("{n} {r}"))
+            .collect();
+        println!(
+            "{}: {} checked (minimum {min}); skipped: {}",
+            self.what,
+            self.checked,
+            if skips.is_empty() {
+                "none".to_string()
+            } else {
+                skips.join(", ")
+            }
+        );
+        assert!(
+            self.checked >= min,
+            "{}: only {} checked, fewer than the minimum {min} (skipped: {skips:?})",
+            self.what,
+            self.checked
+        );
+    }
 }
 
 /// Path of a golden file under tests/golden/.

@@ -81,6 +81,7 @@ pub fn def() -> LossDef {
     .batch_level();
     LossDef::new(spec, AmpEntropy)
         .gpu(crate::custom_gpu!(AmpEntropy))
+        .mean_rule(crate::exec::def::MeanRule::Scalar)
         .test_params(&[("temp_inv", F64(15.0))])
         .test_params(&[("normalize", Bool(false)), ("temp_inv", F64(0.5))])
 }

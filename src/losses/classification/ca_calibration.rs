@@ -83,6 +83,7 @@ pub fn def() -> LossDef {
     .batch_level();
     LossDef::new(spec, CaCalibration)
         .gpu(crate::custom_gpu!(CaCalibration))
+        .mean_rule(crate::exec::def::MeanRule::Scalar)
         .test_params(&[("balance", Bool(false))])
 }
 

@@ -107,6 +107,7 @@ pub fn def() -> LossDef {
             snippet: include_str!("cross_entropy.wgsl"),
             call: gpu_call,
         }))
+        .mean_rule(crate::exec::def::MeanRule::SampleWeightedRows)
         .test_params(&[("label_smoothing", F64(0.1))])
         .test_params(&[("z_loss_coef", F64(1e-3)), ("label_smoothing", F64(0.2))])
         .test_params(&[("softcap", F64(3.0))])

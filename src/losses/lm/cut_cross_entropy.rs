@@ -249,6 +249,7 @@ pub fn def() -> LossDef {
     ));
     LossDef::new(spec, CutCrossEntropy)
         .gpu(crate::custom_gpu!(CutCrossEntropy))
+        .mean_rule(crate::exec::def::MeanRule::SampleWeightedRows)
         .test_params(&[("block_rows", I64(2)), ("block_vocab", I64(3))])
         .test_params(&[("softcap", F64(3.0)), ("block_vocab", I64(4))])
         .test_params(&[("z_loss_coef", F64(1e-2)), ("block_rows", I64(4))])

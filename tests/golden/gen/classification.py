@@ -10,13 +10,14 @@ Run with jax 0.10.2 and numpy 2.4.6 (float64 enabled below):
 Not run by CI; its output is checked in.
 """
 
-import json
 import os
 import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from golden_schema import document, dump, v1_reductions
 
 jax.config.update("jax_enable_x64", True)
 
@@ -369,16 +370,11 @@ def make(id_):
             "grad_mean": {k: tolist(np.ravel(g_mean[k])) for k in diff},
             "aux": {k: tolist(v) for k, v in aux.items()},
         })
-    doc = {
-        "id": id_,
-        "generator": "tests/golden/gen/classification.py (JAX float64 autodiff of the spec forward)",
-        "versions": {"jax": jax.__version__, "numpy": np.__version__},
-        "cases": out_cases,
-    }
+    doc = document(id_, "tests/golden/gen/classification.py",
+                   {"jax": jax.__version__, "numpy": np.__version__},
+                   [v1_reductions(c) for c in out_cases])
     os.makedirs(OUT, exist_ok=True)
-    with open(os.path.join(OUT, f"{id_}.json"), "w") as fh:
-        json.dump(doc, fh, indent=1)
-        fh.write("\n")
+    dump(doc, os.path.join(OUT, f"{id_}.json"))
 
 
 if __name__ == "__main__":

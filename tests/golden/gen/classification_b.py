@@ -28,6 +28,8 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
+from golden_schema import document, dump, v1_reductions  # noqa: E402
+
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "classification")
 
 
@@ -98,10 +100,10 @@ def batch_case(name, params, inputs, kinds, diff, scalar_fn):
 
 def write(loss_id, cases):
     os.makedirs(OUT, exist_ok=True)
-    with open(os.path.join(OUT, loss_id + ".json"), "w") as f:
-        json.dump({"id": loss_id, "generator": "tests/golden/gen/classification_b.py",
-                   "cases": cases}, f, indent=None, separators=(",", ":"))
-        f.write("\n")
+    dump(document(loss_id, "tests/golden/gen/classification_b.py",
+                  {"jax": jax.__version__, "numpy": np.__version__},
+                  [v1_reductions(c) for c in cases]),
+         os.path.join(OUT, loss_id + ".json"))
 
 
 def logsumexp(z, axis=-1):

@@ -10,11 +10,12 @@ contributing targets), PaLM's z-loss (coef * logZ^2, times the target weight) an
 soft-capping cap * tanh(z / cap) applied first. Gradients come from jax.grad.
 """
 
-import json
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from golden_schema import document, dump, v1_cross_entropy
 
 jax.config.update("jax_enable_x64", True)
 
@@ -101,12 +102,9 @@ def main():
         case(rng, "large logits", 4, 50, "mean", scale=30.0),
         case(rng, "one class", 5, 1, "mean", kappa=0.1),
     ]
-    print(json.dumps({
-        "generator": "tests/golden/gen/cross_entropy.py",
-        "jax": jax.__version__,
-        "numpy": np.__version__,
-        "cases": cases,
-    }, indent=1))
+    dump(document("cross_entropy", "tests/golden/gen/cross_entropy.py",
+                  {"jax": jax.__version__, "numpy": np.__version__},
+                  [v1_cross_entropy(c) for c in cases]))
 
 
 if __name__ == "__main__":

@@ -12,11 +12,12 @@ sample weight; `mean` divides by the sum of the sample weights of the contributi
 `normalizer` when it is positive), and gives 0 when that is 0.
 """
 
-import json
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from golden_schema import document, dump, v1_cut_cross_entropy
 
 jax.config.update("jax_enable_x64", True)
 
@@ -113,8 +114,9 @@ def main():
         case(rng, "d_one", 5, 1, 6, "mean", bias=True),
         case(rng, "n_one", 1, 7, 19, "sum", cap=3.0, tiles=(1, 6)),
     ]
-    print(json.dumps({"generator": "tests/golden/gen/lm.py", "jax": jax.__version__,
-                      "numpy": np.__version__, "cases": cases}))
+    dump(document("cut_cross_entropy", "tests/golden/gen/lm.py",
+                  {"jax": jax.__version__, "numpy": np.__version__},
+                  [v1_cut_cross_entropy(c) for c in cases]))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ File format: {"id", "generator", "cases": [{"name", "params", "inputs": {name: {
 sum-reduced loss; `aux` holds auxiliary outputs.
 """
 
-import json
 import os
 
 import jax
@@ -22,6 +21,8 @@ import jax
 jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+
+from golden_schema import document, dump, v1_rows  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "preference")
 sp = jax.nn.softplus
@@ -70,16 +71,18 @@ def case(name, params, inputs, per_row, diff, aux=None, mean_den=None):
     return out
 
 
+# The RL losses' files go to tests/golden/rl/; aot is batch-level (its rows are terms).
+RL = {"grpo", "ppo_clip", "steer"}
+BATCH_LEVEL = {"aot"}
+
+
 def save(id_, cases):
-    with open(os.path.join(OUT, id_ + ".json"), "w") as f:
-        json.dump(
-            {"id": id_, "generator": "tests/golden/gen/preference.py (jax 0.10.2, numpy 2.4.6, float64)",
-             "cases": cases},
-            f,
-            indent=None,
-            separators=(",", ":"),
-        )
-        f.write("\n")
+    out = os.path.join(OUT, "..", "rl") if id_ in RL else OUT
+    os.makedirs(out, exist_ok=True)
+    dump(document(id_, "tests/golden/gen/preference.py",
+                  {"jax": jax.__version__, "numpy": np.__version__},
+                  [v1_rows(c, id_ in BATCH_LEVEL) for c in cases]),
+         os.path.join(out, id_ + ".json"))
 
 
 rng = np.random.default_rng(20240606)

@@ -18,7 +18,7 @@ fn case_with_prev(l: &losskit::Loss, seed: u64) -> Case {
 
 #[test]
 fn aldr_kl_matches_golden() {
-    check_golden("aldr_kl");
+    crate::golden::check("aldr_kl");
 }
 
 /// The gradient treats `λ_i` as a constant (detached, as specified), so it is the derivative

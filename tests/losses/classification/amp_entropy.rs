@@ -24,7 +24,7 @@ fn value(loss: &Loss, case: &Case) -> (f32, Vec<f32>) {
 
 #[test]
 fn amp_entropy_matches_golden_values() {
-    check_golden(ID, LOSS_TOL, GRAD_TOL);
+    crate::golden::check_with(ID, LOSS_TOL, GRAD_TOL);
 }
 
 #[test]

@@ -40,7 +40,7 @@ fn conf_argmax(z: &[f32], c: usize) -> Vec<(f64, usize)> {
 
 #[test]
 fn ca_calibration_matches_golden_values() {
-    check_golden(ID, LOSS_TOL, GRAD_TOL);
+    crate::golden::check_with(ID, LOSS_TOL, GRAD_TOL);
 }
 
 #[test]

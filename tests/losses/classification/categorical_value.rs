@@ -32,7 +32,7 @@ fn centres(v_min: f64, v_max: f64, m: usize) -> Vec<f64> {
 
 #[test]
 fn categorical_value_matches_golden_values() {
-    check_golden("categorical_value", LOSS_TOL, GRAD_TOL);
+    crate::golden::check_with("categorical_value", LOSS_TOL, GRAD_TOL);
 }
 
 #[test]

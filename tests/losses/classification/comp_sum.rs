@@ -44,7 +44,7 @@ fn random_case(seed: u64) -> Case {
 
 #[test]
 fn comp_sum_matches_golden() {
-    check_golden("comp_sum");
+    crate::golden::check("comp_sum");
 }
 
 #[test]

@@ -1,79 +1,12 @@
 //! cross_entropy: golden values from JAX (tests/golden/gen/cross_entropy.py), the in-place
 //! and strided paths, auxiliary outputs and the properties its sources state.
 
-use crate::common::{GRAD_TOL, LOSS_TOL, assert_close, golden_path};
+use crate::common::assert_close;
 use losskit::{Compute, Context, Reduction, Tensor, TensorMut};
-use serde_json::Value;
-
-fn f64s(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
-}
-
-fn f32s(v: &Value) -> Vec<f32> {
-    f64s(v).into_iter().map(|x| x as f32).collect()
-}
 
 #[test]
 fn matches_jax_golden_values() {
-    let text = std::fs::read_to_string(golden_path("classification/cross_entropy.json")).unwrap();
-    let g: Value = serde_json::from_str(&text).unwrap();
-    let ctx = Context::cpu();
-    for case in g["cases"].as_array().unwrap() {
-        let name = case["name"].as_str().unwrap();
-        let n = case["n"].as_u64().unwrap() as usize;
-        let c = case["c"].as_u64().unwrap() as usize;
-        let mut ce = ctx.loss("cross_entropy").unwrap();
-        let p = &case["params"];
-        ce.set_i64("ignore_index", p["ignore_index"].as_i64().unwrap())
-            .unwrap();
-        for k in ["label_smoothing", "z_loss_coef", "softcap", "normalizer"] {
-            ce.set_f64(k, p[k].as_f64().unwrap()).unwrap();
-        }
-        let red = Reduction::parse(case["reduction"].as_str().unwrap()).unwrap();
-        let logits = f32s(&case["logits"]);
-        let target: Vec<i64> = case["target"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_i64().unwrap())
-            .collect();
-        let cw = (!case["class_weights"].is_null()).then(|| f32s(&case["class_weights"]));
-        let sw = (!case["sample_weight"].is_null()).then(|| f32s(&case["sample_weight"]));
-        let want_loss = f64s(&case["loss"]);
-        let mut loss = vec![0.0f32; want_loss.len()];
-        let mut grad = vec![0.0f32; n * c];
-        let mut lse = vec![0.0f32; n];
-        {
-            let mut cm = Compute::new(red, &mut loss)
-                .input(Tensor::f32(&logits, &[n, c]))
-                .input(Tensor::i64(&target, &[n]));
-            cm = match &cw {
-                Some(w) => cm.input(Tensor::f32(w, &[c])),
-                None => cm.absent(),
-            };
-            cm = match &sw {
-                Some(w) => cm.input(Tensor::f32(w, &[n])),
-                None => cm.absent(),
-            };
-            cm = cm
-                .grad(0, TensorMut::new(&mut grad, &[n, c]))
-                .aux("lse", TensorMut::new(&mut lse, &[n]));
-            ce.compute(&mut cm)
-                .unwrap_or_else(|e| panic!("{name}: {e}"));
-        }
-        assert_close(&format!("{name}: loss"), &loss, &want_loss, LOSS_TOL);
-        assert_close(
-            &format!("{name}: grad"),
-            &grad,
-            &f64s(&case["grad"]),
-            GRAD_TOL,
-        );
-        assert_close(&format!("{name}: lse"), &lse, &f64s(&case["lse"]), LOSS_TOL);
-    }
+    crate::golden::check("cross_entropy");
 }
 
 fn logits(n: usize, c: usize, seed: u64) -> Vec<f32> {

@@ -22,7 +22,7 @@ fn run(n_pass: f64, logp: &[f32]) -> (Vec<f32>, Vec<f32>) {
 
 #[test]
 fn dco_matches_golden_values() {
-    check_golden("dco", LOSS_TOL, GRAD_TOL);
+    crate::golden::check_with("dco", LOSS_TOL, GRAD_TOL);
 }
 
 #[test]

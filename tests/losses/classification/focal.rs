@@ -12,7 +12,7 @@ use crate::common::{GRAD_TOL, LOSS_TOL, assert_close};
 
 #[test]
 fn focal_matches_golden() {
-    check_golden("focal");
+    crate::golden::check("focal");
 }
 
 #[test]

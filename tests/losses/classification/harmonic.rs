@@ -104,7 +104,7 @@ fn as_f64(v: &[f32]) -> Vec<f64> {
 
 #[test]
 fn harmonic_matches_golden_values() {
-    check_golden(ID, LOSS_TOL, GRAD_TOL);
+    crate::golden::check_with(ID, LOSS_TOL, GRAD_TOL);
 }
 
 #[test]

@@ -1,96 +1,17 @@
-//! Shared checks of the per-loss classification tests: golden fixtures, finite-difference
-//! gradients over every parameter set and reduction, parameter rejection, ignored rows.
+//! Shared checks of the per-loss classification tests: finite-difference gradients over
+//! every parameter set and reduction, parameter rejection, ignored rows, cases from named
+//! inputs. Golden fixtures are read by `common/golden.rs`.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
 
 use losskit::testing::{Case, OwnedData, OwnedTensor, gradcheck};
 use losskit::{Compute, Context, DType, ErrorKind, Loss, ParamValue, Reduction, TensorMut};
-use serde_json::Value;
 
-use crate::common::{FD_TOL, GRAD_TOL, LOSS_TOL, assert_close, golden_path};
+use crate::common::{FD_TOL, LOSS_TOL, assert_close};
 
 /// The three reductions.
 pub const REDUCTIONS: [Reduction; 3] = [Reduction::None, Reduction::Mean, Reduction::Sum];
-
-/// One case of a golden fixture.
-#[derive(Debug)]
-pub struct Golden {
-    /// Case name.
-    pub name: String,
-    /// Parameters as text (`0.5`, `gce`, `true`).
-    pub params: Vec<(String, String)>,
-    /// Inputs present, by name: shape and values.
-    pub inputs: BTreeMap<String, (Vec<usize>, Vec<f64>)>,
-    /// Per-row losses.
-    pub loss_none: Vec<f64>,
-    /// Summed loss.
-    pub loss_sum: f64,
-    /// Mean loss.
-    pub loss_mean: f64,
-    /// Gradients of the summed loss, by input.
-    pub grad_sum: BTreeMap<String, Vec<f64>>,
-    /// Gradients of the mean loss, by input.
-    pub grad_mean: BTreeMap<String, Vec<f64>>,
-    /// Auxiliary outputs, by name.
-    pub aux: BTreeMap<String, Vec<f64>>,
-}
-
-fn nums(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .map(|a| a.iter().filter_map(Value::as_f64).collect())
-        .unwrap_or_default()
-}
-
-fn num_map(v: &Value) -> BTreeMap<String, Vec<f64>> {
-    v.as_object()
-        .map(|o| o.iter().map(|(k, v)| (k.clone(), nums(v))).collect())
-        .unwrap_or_default()
-}
-
-/// Read `tests/golden/classification/<id>.json`.
-pub fn load_golden(id: &str) -> Vec<Golden> {
-    let path = golden_path(&format!("classification/{id}.json"));
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    let doc: Value = serde_json::from_str(&text).expect("golden file is valid JSON");
-    assert_eq!(doc["id"].as_str(), Some(id));
-    let cases = doc["cases"].as_array().expect("cases");
-    assert!(!cases.is_empty());
-    cases
-        .iter()
-        .map(|c| Golden {
-            name: c["name"].as_str().unwrap_or("").to_string(),
-            params: c["params"]
-                .as_object()
-                .expect("params")
-                .iter()
-                .map(|(k, v)| {
-                    let t = match v {
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    };
-                    (k.clone(), t)
-                })
-                .collect(),
-            inputs: c["inputs"]
-                .as_object()
-                .expect("inputs")
-                .iter()
-                .map(|(k, v)| {
-                    let shape = nums(&v["shape"]).iter().map(|&d| d as usize).collect();
-                    (k.clone(), (shape, nums(&v["data"])))
-                })
-                .collect(),
-            loss_none: nums(&c["loss_none"]),
-            loss_sum: c["loss_sum"].as_f64().expect("loss_sum"),
-            loss_mean: c["loss_mean"].as_f64().expect("loss_mean"),
-            grad_sum: num_map(&c["grad_sum"]),
-            grad_mean: num_map(&c["grad_mean"]),
-            aux: num_map(&c["aux"]),
-        })
-        .collect()
-}
 
 /// A loss with parameters given as text.
 pub fn configured(id: &str, params: &[(String, String)]) -> Loss {
@@ -177,47 +98,6 @@ pub fn run_with_aux(loss: &Loss, case: &Case, reduction: Reduction, aux: &[&str]
         loss.compute(&mut c).expect("compute");
     }
     (out, grads, auxv)
-}
-
-/// Compare the loss with every case of its golden fixture, for every reduction, with the
-/// gradients of `sum` and `mean` and the auxiliary outputs.
-pub fn check_golden(id: &str) {
-    for g in load_golden(id) {
-        let loss = configured(id, &g.params);
-        let case = case_from(&loss, &g.inputs);
-        let spec = &loss.def().spec;
-        let aux: Vec<&str> = g.aux.keys().map(String::as_str).collect();
-        let what = |r: &str| format!("{id} [{}] {r}", g.name);
-        for red in REDUCTIONS {
-            let (l, grads, auxv) = run_with_aux(&loss, &case, red, &aux);
-            let (want_l, want_g): (Vec<f64>, Option<&BTreeMap<String, Vec<f64>>>) = match red {
-                Reduction::None => (g.loss_none.clone(), Some(&g.grad_sum)),
-                Reduction::Mean => (vec![g.loss_mean], Some(&g.grad_mean)),
-                Reduction::Sum => (vec![g.loss_sum], Some(&g.grad_sum)),
-            };
-            assert_close(
-                &what(&format!("loss {}", red.name())),
-                &l,
-                &want_l,
-                LOSS_TOL,
-            );
-            if let Some(wg) = want_g {
-                for (name, w) in wg {
-                    let k = spec.input_index(name).expect("input");
-                    let got = grads[k].as_ref().expect("gradient");
-                    assert_close(
-                        &what(&format!("grad {name} {}", red.name())),
-                        got,
-                        w,
-                        GRAD_TOL,
-                    );
-                }
-            }
-            for (name, got) in aux.iter().zip(&auxv) {
-                assert_close(&what(&format!("aux {name}")), got, &g.aux[*name], LOSS_TOL);
-            }
-        }
-    }
 }
 
 /// The default parameters plus every `test_params` set of the loss.

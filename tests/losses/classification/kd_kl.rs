@@ -13,7 +13,7 @@ use crate::common::assert_close;
 
 #[test]
 fn kd_kl_matches_golden() {
-    check_golden("kd_kl");
+    crate::golden::check("kd_kl");
 }
 
 #[test]

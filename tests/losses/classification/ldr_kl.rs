@@ -14,7 +14,7 @@ use crate::common::{GRAD_TOL, LOSS_TOL, assert_close};
 
 #[test]
 fn ldr_kl_matches_golden() {
-    check_golden("ldr_kl");
+    crate::golden::check("ldr_kl");
 }
 
 #[test]

@@ -21,7 +21,7 @@ fn dims() -> BTreeMap<String, usize> {
 
 #[test]
 fn noisefit_hybrid_matches_golden() {
-    check_golden("noisefit_hybrid");
+    crate::golden::check("noisefit_hybrid");
 }
 
 #[test]

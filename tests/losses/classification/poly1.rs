@@ -12,7 +12,7 @@ use crate::common::{GRAD_TOL, LOSS_TOL, assert_close};
 
 #[test]
 fn poly1_matches_golden() {
-    check_golden("poly1");
+    crate::golden::check("poly1");
 }
 
 #[test]

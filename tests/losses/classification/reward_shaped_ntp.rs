@@ -20,7 +20,7 @@ fn as_f64(v: &[f32]) -> Vec<f64> {
 
 #[test]
 fn reward_shaped_ntp_matches_golden_values() {
-    check_golden(ID, LOSS_TOL, GRAD_TOL);
+    crate::golden::check_with(ID, LOSS_TOL, GRAD_TOL);
 }
 
 #[test]

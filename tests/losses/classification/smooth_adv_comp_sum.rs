@@ -27,7 +27,7 @@ fn set_adv(case: &mut Case, f: impl Fn(usize, f32, f32) -> f32) {
 
 #[test]
 fn smooth_adv_comp_sum_matches_golden() {
-    check_golden("smooth_adv_comp_sum");
+    crate::golden::check("smooth_adv_comp_sum");
 }
 
 #[test]

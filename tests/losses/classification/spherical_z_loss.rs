@@ -13,7 +13,7 @@ use crate::common::assert_close;
 
 #[test]
 fn spherical_z_loss_matches_golden() {
-    check_golden("spherical_z_loss");
+    crate::golden::check("spherical_z_loss");
 }
 
 #[test]

@@ -17,7 +17,7 @@ fn f64s(v: &[f32]) -> Vec<f64> {
 
 #[test]
 fn symmetric_ce_matches_golden() {
-    check_golden("symmetric_ce");
+    crate::golden::check("symmetric_ce");
 }
 
 #[test]

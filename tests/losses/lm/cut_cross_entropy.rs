@@ -4,10 +4,9 @@
 //! values from JAX (tests/golden/gen/lm.py), the filtering error bound, and bit-identical
 //! results for any thread count.
 
-use crate::common::{FD_TOL, GRAD_TOL, LOSS_TOL, assert_close, golden_path};
+use crate::common::{FD_TOL, GRAD_TOL, LOSS_TOL, assert_close};
 use losskit::testing::{Case, OwnedData, OwnedTensor, Rng, gradcheck};
 use losskit::{Compute, Context, ErrorKind, ParamValue, Reduction, Tensor, TensorMut};
-use serde_json::Value;
 use std::collections::BTreeMap;
 
 use crate::common::cce::{
@@ -313,62 +312,9 @@ fn agrees_with_the_dense_path_for_every_option_and_reduction() {
 
 #[test]
 fn matches_jax_golden_values() {
-    let text = std::fs::read_to_string(golden_path("lm/cut_cross_entropy.json")).unwrap();
-    let g: Value = serde_json::from_str(&text).unwrap();
-    let f64s = |v: &Value| -> Vec<f64> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap())
-            .collect()
-    };
-    let f32s = |v: &Value| -> Vec<f32> { f64s(v).into_iter().map(|x| x as f32).collect() };
-    let ctx = Context::cpu();
-    let cases = g["cases"].as_array().unwrap();
+    let cases = crate::golden::load(ID);
     assert!(cases.len() >= 10);
-    for case in cases {
-        let name = case["name"].as_str().unwrap();
-        let dim = |k: &str| case[k].as_u64().unwrap() as usize;
-        let mut l = ctx.loss(ID).unwrap();
-        for (k, v) in case["params"].as_object().unwrap() {
-            let pv = if k == "ignore_index" || k.starts_with("block_") {
-                ParamValue::I64(v.as_i64().unwrap())
-            } else {
-                ParamValue::F64(v.as_f64().unwrap())
-            };
-            l.set(k, pv).unwrap();
-        }
-        let p = Prob {
-            n: dim("n"),
-            d: dim("d"),
-            v: dim("v"),
-            e: f32s(&case["e"]),
-            c: f32s(&case["c"]),
-            t: case["targets"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_i64().unwrap())
-                .collect(),
-            bias: (!case["bias"].is_null()).then(|| f32s(&case["bias"])),
-            sw: (!case["sample_weight"].is_null()).then(|| f32s(&case["sample_weight"])),
-        };
-        let red = Reduction::parse(case["reduction"].as_str().unwrap()).unwrap();
-        let go = (!case["grad_output"].is_null()).then(|| f32s(&case["grad_output"]));
-        let got = cce(&l, &p, red, go.as_deref());
-        let want = Ref {
-            loss: f64s(&case["loss"]),
-            de: f64s(&case["de"]),
-            dc: f64s(&case["dc"]),
-            db: if case["dbias"].is_null() {
-                Vec::new()
-            } else {
-                f64s(&case["dbias"])
-            },
-            lse: f64s(&case["lse"]),
-        };
-        check(name, &got, &want, p.bias.is_some(), GRAD_TOL);
-    }
+    crate::golden::check(ID);
 }
 
 #[test]

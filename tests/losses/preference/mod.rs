@@ -1,20 +1,19 @@
-//! Per-loss tests of the preference and RL families, and the helpers they share: golden
-//! values from the JAX float64 reference (`tests/golden/gen/preference.py`), finite-difference
-//! gradient checks over the defaults and every test parameter set, and parameter checks.
+//! Per-loss tests of the preference family, and the helpers it shares with the RL family's
+//! tests (`tests/losses/rl/`): finite-difference gradient checks over the defaults and every
+//! test parameter set, parameter checks, and calls with named inputs. Golden values (JAX
+//! float64, `tests/golden/gen/preference.py`) are read by `common/golden.rs`.
 
 mod aot;
 mod cpo;
 mod dpa_semantic;
 mod dpo;
 mod grad_entanglement;
-mod grpo;
 mod hypo;
 mod inpo;
 mod kto;
 mod mapl;
 mod orpo;
 mod osp_spce;
-mod ppo_clip;
 mod rpo;
 mod rso_accept;
 mod seppo;
@@ -23,7 +22,6 @@ mod solireward_btwt;
 mod sparsepo;
 mod sparsepo_mask;
 mod spo_degree;
-mod steer;
 mod token_logprobs;
 mod yojo_nway;
 
@@ -33,255 +31,17 @@ use losskit::testing::{Case, gradcheck};
 use losskit::{
     Compute, Context, ErrorKind, Loss, ParamKind, ParamValue, Reduction, Tensor, TensorMut,
 };
-use serde_json::Value;
 
-use crate::common::{FD_TOL, GRAD_TOL, LOSS_TOL, assert_close, golden_path};
+use crate::common::FD_TOL;
 
 /// A loss with default parameters.
 pub fn loss(id: &str) -> Loss {
     Context::cpu().loss(id).expect("registered")
 }
 
-/// Set one parameter from a JSON value, by the parameter's declared type.
-fn set_json(l: &mut Loss, name: &str, v: &Value) {
-    let i = l
-        .params()
-        .index(name)
-        .unwrap_or_else(|| panic!("no param {name}"));
-    let kind = l.params().specs()[i].kind.clone();
-    match kind {
-        ParamKind::F64 { .. } => l.set_f64(name, v.as_f64().unwrap()),
-        ParamKind::I64 { .. } => l.set_i64(name, v.as_i64().unwrap()),
-        ParamKind::Bool => l.set_bool(name, v.as_bool().unwrap()),
-        ParamKind::Enum(_) => l.set_enum(name, v.as_str().unwrap()),
-    }
-    .unwrap_or_else(|e| panic!("set {name} = {v}: {e:?}"));
-}
-
-/// A loss configured by a JSON parameter object (in the object's key order: configuration
-/// is order-free).
-pub fn configured(id: &str, params: &Value) -> Loss {
-    let mut l = loss(id);
-    let obj = params.as_object().expect("params object");
-    for (k, v) in obj {
-        set_json(&mut l, k, v);
-    }
-    l
-}
-
-fn f64s(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
-}
-
-/// Loss, gradients by input name, auxiliary outputs by name.
-pub type RunOut = (
-    Vec<f32>,
-    BTreeMap<String, Vec<f32>>,
-    BTreeMap<String, Vec<f32>>,
-);
-
-/// Owned inputs of a golden case, in spec order.
-pub struct Inputs {
-    f: Vec<Option<(Vec<f32>, Vec<usize>)>>,
-    i: Vec<Option<(Vec<i64>, Vec<usize>)>>,
-}
-
-impl Inputs {
-    fn from_json(l: &Loss, inputs: &Value) -> Self {
-        let spec = &l.def().spec;
-        let mut f = Vec::new();
-        let mut i = Vec::new();
-        for is in &spec.inputs {
-            match inputs.get(is.name.as_str()) {
-                None => {
-                    f.push(None);
-                    i.push(None);
-                }
-                Some(t) => {
-                    let shape: Vec<usize> = t["shape"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|x| x.as_u64().unwrap() as usize)
-                        .collect();
-                    if t["dtype"] == "i64" {
-                        let d = t["data"]
-                            .as_array()
-                            .unwrap()
-                            .iter()
-                            .map(|x| x.as_i64().unwrap())
-                            .collect();
-                        i.push(Some((d, shape)));
-                        f.push(None);
-                    } else {
-                        let d = f64s(&t["data"]).into_iter().map(|x| x as f32).collect();
-                        f.push(Some((d, shape)));
-                        i.push(None);
-                    }
-                }
-            }
-        }
-        Inputs { f, i }
-    }
-
-    fn rows(&self, l: &Loss) -> usize {
-        let spec = &l.def().spec;
-        for (k, is) in spec.inputs.iter().enumerate() {
-            if let Some(ax) = is.dims().iter().position(|d| *d == spec.rows.as_str()) {
-                if let Some((_, s)) = &self.f[k] {
-                    return s[ax];
-                }
-                if let Some((_, s)) = &self.i[k] {
-                    return s[ax];
-                }
-            }
-        }
-        panic!("no input with the row letter")
-    }
-
-    /// Compute; returns the loss, the gradients of the differentiable inputs (when asked) and
-    /// the auxiliary outputs named in `aux` (with their shapes).
-    pub fn run(
-        &self,
-        l: &Loss,
-        red: Reduction,
-        grads: bool,
-        aux: &[(&str, Vec<usize>)],
-    ) -> losskit::Result<RunOut> {
-        let spec = &l.def().spec;
-        let n = if red == Reduction::None {
-            self.rows(l)
-        } else {
-            1
-        };
-        let mut out = vec![0.0f32; n];
-        let mut gb: Vec<Option<Vec<f32>>> = spec
-            .inputs
-            .iter()
-            .zip(&self.f)
-            .map(|(is, t)| match t {
-                Some((d, _)) if grads && is.differentiable => Some(vec![f32::NAN; d.len()]),
-                _ => None,
-            })
-            .collect();
-        let mut ab: Vec<Vec<f32>> = aux
-            .iter()
-            .map(|(_, s)| vec![f32::NAN; s.iter().product()])
-            .collect();
-        {
-            let mut c = Compute::new(red, &mut out);
-            for k in 0..spec.inputs.len() {
-                c = match (&self.f[k], &self.i[k]) {
-                    (Some((d, s)), _) => c.input(Tensor::f32(d, s)),
-                    (_, Some((d, s))) => c.input(Tensor::i64(d, s)),
-                    _ => c.absent(),
-                };
-            }
-            for (k, g) in gb.iter_mut().enumerate() {
-                if let Some(g) = g {
-                    let s = self.f[k].as_ref().unwrap().1.clone();
-                    c = c.grad(k, TensorMut::new(g, &s));
-                }
-            }
-            for ((name, s), b) in aux.iter().zip(ab.iter_mut()) {
-                c = c.aux(name, TensorMut::new(b, s));
-            }
-            l.compute(&mut c)?;
-        }
-        let mut grads_out = BTreeMap::new();
-        for (k, g) in gb.into_iter().enumerate() {
-            if let Some(g) = g {
-                grads_out.insert(spec.inputs[k].name.to_string(), g);
-            }
-        }
-        let aux_out = aux
-            .iter()
-            .zip(ab)
-            .map(|((n, _), b)| (n.to_string(), b))
-            .collect();
-        Ok((out, grads_out, aux_out))
-    }
-}
-
-/// Check every case of `tests/golden/preference/<id>.json`: per-row losses (the terms of a
-/// batch-level loss), the mean and sum,
-/// the gradient of the sum, and the auxiliary outputs. `aux_shape` gives an auxiliary
-/// output's shape from the case's JSON inputs.
-pub fn golden_with(id: &str, aux_shape: &dyn Fn(&str, &Value) -> Vec<usize>) {
-    let path = golden_path(&format!("preference/{id}.json"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-    let g: Value = serde_json::from_str(&text).unwrap();
-    let cases = g["cases"].as_array().unwrap();
-    assert!(!cases.is_empty());
-    for cs in cases {
-        let name = cs["name"].as_str().unwrap();
-        let l = configured(id, &cs["params"]);
-        let inp = Inputs::from_json(&l, &cs["inputs"]);
-        let want = f64s(&cs["loss_none"]);
-        let aux_names: Vec<(String, Vec<f64>)> = cs
-            .get("aux")
-            .and_then(|a| a.as_object())
-            .map(|o| o.iter().map(|(k, v)| (k.clone(), f64s(v))).collect())
-            .unwrap_or_default();
-        let aux: Vec<(&str, Vec<usize>)> = aux_names
-            .iter()
-            .map(|(k, _)| (k.as_str(), aux_shape(k, &cs["inputs"])))
-            .collect();
-        // A batch-level loss has no per-row output: `loss_none` then holds its terms.
-        let red = if l.def().spec.batch_level {
-            Reduction::Sum
-        } else {
-            Reduction::None
-        };
-        let (got, _, auxv) = inp.run(&l, red, false, &aux).unwrap();
-        if red == Reduction::None {
-            assert_close(&format!("{id}/{name}: loss (none)"), &got, &want, LOSS_TOL);
-        }
-        for (k, w) in &aux_names {
-            assert_close(&format!("{id}/{name}: aux {k}"), &auxv[k], w, LOSS_TOL);
-        }
-        let total: f64 = want.iter().sum();
-        let (got, grads, _) = inp.run(&l, Reduction::Sum, true, &[]).unwrap();
-        assert_close(
-            &format!("{id}/{name}: loss (sum)"),
-            &got,
-            &[total],
-            LOSS_TOL,
-        );
-        let (got, _, _) = inp.run(&l, Reduction::Mean, false, &[]).unwrap();
-        let den = cs
-            .get("mean_den")
-            .and_then(|d| d.as_f64())
-            .unwrap_or(want.len() as f64);
-        let mean = if den == 0.0 { 0.0 } else { total / den };
-        assert_close(
-            &format!("{id}/{name}: loss (mean)"),
-            &got,
-            &[mean],
-            LOSS_TOL,
-        );
-        let gs = cs["grads_sum"].as_object().unwrap();
-        let differentiable = l.def().spec.inputs.iter().any(|i| i.differentiable);
-        assert!(
-            !gs.is_empty() || !differentiable,
-            "{id}/{name}: no gradients in the golden file"
-        );
-        for (k, w) in gs {
-            let g = grads
-                .get(k)
-                .unwrap_or_else(|| panic!("{id}/{name}: no gradient for {k}"));
-            assert_close(&format!("{id}/{name}: grad {k}"), g, &f64s(w), GRAD_TOL);
-        }
-    }
-}
-
-/// [`golden_with`] for losses without auxiliary outputs.
+/// Golden values (`tests/golden/preference/<id>.json`): every call its cases list.
 pub fn golden(id: &str) {
-    golden_with(id, &|_, _| panic!("{id}: unexpected auxiliary output"));
+    crate::golden::check(id);
 }
 
 /// All the parameter settings of a loss: the defaults and each `test_params` set.
@@ -331,10 +91,7 @@ pub fn gradcheck_with(id: &str, dims: &[(&str, usize)], optional: &[bool]) {
     }
 }
 
-/// The error kind of refusing `name = v` after the settings `pre`: the setter refuses a
-/// value outside its own range; a combination with other parameters is accepted by the
-/// setter (configuration is order-free) and refused by the check of the whole
-/// configuration (`Loss::check`, which every compute runs first).
+/// The error kind of setting a parameter.
 pub fn set_err(id: &str, pre: &[(&str, ParamValue)], name: &str, v: ParamValue) -> ErrorKind {
     let mut l = loss(id);
     for (n, x) in pre {

@@ -5,22 +5,14 @@
 use losskit::ErrorKind;
 use losskit::ParamValue::{F64, I64};
 use losskit::{Compute, Loss, Reduction, Tensor, TensorMut};
-use serde_json::Value;
 
-use super::{golden_with, with};
+use super::{golden, with};
 
 const ID: &str = "rso_accept";
 
 #[test]
 fn golden_values() {
-    golden_with(ID, &|_, inputs: &Value| {
-        inputs["rewards"]["shape"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_u64().unwrap() as usize)
-            .collect()
-    });
+    golden(ID);
 }
 
 /// `accepted` of one prompt.

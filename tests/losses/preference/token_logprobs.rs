@@ -4,23 +4,11 @@
 use losskit::testing::Rng;
 use losskit::{Compute, ErrorKind, ParamValue, Reduction, Tensor, TensorMut};
 
-use super::{golden_with, gradcheck_all, loss, set_err};
+use super::{gradcheck_all, loss, set_err};
 
 #[test]
 fn golden() {
-    golden_with("token_logprobs", &|k, inputs| {
-        let s: Vec<usize> = inputs["logits"]["shape"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_u64().unwrap() as usize)
-            .collect();
-        if k == "token_count" {
-            vec![s[0]]
-        } else {
-            vec![s[0], s[1]]
-        }
-    });
+    crate::golden::check("token_logprobs");
 }
 
 #[test]
