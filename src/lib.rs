@@ -36,6 +36,7 @@ pub mod compute;
 pub mod context;
 pub mod error;
 pub mod ffi;
+pub mod kernel_names;
 pub mod losses;
 pub mod params;
 pub mod plugin;

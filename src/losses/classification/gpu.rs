@@ -5,7 +5,7 @@
 //!
 //! Each kernel is one `.wgsl` file next to its loss, compiled after the losskit prelude and
 //! the family helpers of `sample_prelude.wgsl` (online log-sum-exp with a blocked sum,
-//! blocked sums (both on the prelude's `lk_acc`), `log1p`, `log1mexp`, sigmoid, `erf`, the target/`ignore_index` test,
+//! blocked sums (both on the prelude's `lk_acc`), `erf`, the target/`ignore_index` test,
 //! the total-order key of a float). The kernels run ONE THREAD PER ROW and stream the
 //! row a few times: correct for every `C`, but not tuned for very large `C` (a row of
 //! 100k classes is one invocation's serial loop).

@@ -27,11 +27,10 @@
 //! unscaled loss and its derivatives; the contract's host side applies the reduction, the
 //! upstream gradient and the chunking. What is shared:
 //! - `family.wgsl` ([`FAMILY_WGSL`]), placed after the losskit prelude in front of every
-//!   kernel: parameter, presence and shape accessors (`pf_param`, `pf_present`, `pf_dim`),
-//!   and the f32 forms that keep the GPU within the parity tolerance of the f64 CPU path —
-//!   softplus and log σ through `log1p(e^{−|x|})`, σ from `e^{−|x|}` only, `log(1 − e^a)`
-//!   split at `−ln 2`, `log1p` with the rounding of `1 + x` corrected, the margin loss and
-//!   the AlphaPO reward of `simpo`/`cpo`;
+//!   kernel: the margin loss and the AlphaPO reward of `simpo`/`cpo` (the shared math,
+//!   softplus, σ, log σ, `log1p`, `log(1 − e^a)`, is the losskit prelude's; parameters,
+//!   inputs and letters are read through the names generated from the spec,
+//!   [`crate::kernel_names`]);
 //! - `pref_gpu_loss!` and `gpu_hooks!`: the `GpuLoss` implementation (the kernel built once
 //!   as a `LazyKernel` of the per-sample contract) and the two `LossImpl` hooks. Each loss passes its
 //!   kernel file and its check function, which is the one its CPU path calls
@@ -129,7 +128,7 @@ use crate::registry::{Domain, InputSpec, LossSpec};
 use crate::tensor::Grad;
 use crate::{bail, err};
 
-/// The family's WGSL helpers (`pf_softplus`, `pf_sigmoid`, `pf_log1mexp`, `pf_param`...),
+/// The family's WGSL helpers (`pf_margin_loss`, `pf_alpha_reward`, `pf_len`, `pf_step`),
 /// placed in front of every preference kernel after the losskit prelude.
 #[cfg(feature = "wgpu")]
 pub const FAMILY_WGSL: &str = include_str!("family.wgsl");
