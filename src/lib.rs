@@ -39,6 +39,7 @@ pub mod device;
 pub mod error;
 pub mod exec;
 pub mod ffi;
+pub mod kernel_names;
 pub mod losses;
 pub mod params;
 pub mod plugin;

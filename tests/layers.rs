@@ -22,6 +22,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("cabi", 0),
     ("version", 0),
     ("rng", 0),
+    ("kernel_names", 0),
     // L1 engines: thread pool and SIMD kernels, the wgpu device, buffers, pipelines, launch.
     ("backend", 1),
     // L2 drivers shared by every family: targets, weights, row-wise / per-sample / pairs /

@@ -950,15 +950,16 @@ fn loading_failing_and_unloading_leak_nothing() {
 
 // ---- WGSL kernels against the per-sample kernel contract v1 ----
 
-const PRELUDE: &str = "struct LkInfo { rows: u32, row_offset: u32, present: u32, n_dims: u32, \
-dims: array<vec4<u32>, 2>, params: array<vec4<f32>, 4> }\n\
-@group(0) @binding(0) var<uniform> lk: LkInfo;\n";
-
-/// Parse and validate `prelude + src` and check its bindings follow the contract for `spec`.
+/// Parse and validate the contract prelude, the names generated from `spec` and `src`, and
+/// check its bindings follow the contract for `spec`.
 fn check_kernel(spec: &losskit::LossSpec, src: &str) {
     use naga::{AddressSpace, ScalarKind, ShaderStage, TypeInner};
     let id = spec.id.as_str();
-    let full = format!("{PRELUDE}{src}");
+    let names = losskit::kernel_names::spec_constants(spec).expect("names for the spec");
+    let full = format!(
+        "{}{names}{src}",
+        losskit::backend::wgpu::per_sample::CONTRACT_PRELUDE
+    );
     let module = naga::front::wgsl::parse_str(&full)
         .unwrap_or_else(|e| panic!("{id}: WGSL does not parse:\n{}", e.emit_to_string(&full)));
     naga::valid::Validator::new(

@@ -104,7 +104,8 @@ static int32_t asl_compute(const void *state, const lk_param_value *params, size
 }
 
 /* The same math for the GPU backend (per-sample kernel contract v1: the host prepends the
- * LkInfo prelude, binds input k at 1 + k, the per-row loss after the inputs, then one
+ * LkInfo prelude and constants naming the spec's parameters, inputs and letters (LK_P_CLIP,
+ * LK_DIM_C...), binds input k at 1 + k, the per-row loss after the inputs, then one
  * gradient buffer per differentiable input). */
 static const char asl_wgsl[] =
     "@group(0) @binding(1) var<storage, read> logits: array<f32>;\n"
@@ -126,10 +127,10 @@ static const char asl_wgsl[] =
     "fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {\n"
     "  let i = gid.x;\n"
     "  if (i >= lk.rows) { return; }\n"
-    "  let cn = lk.dims[0].y;\n"
-    "  let gp = lk.params[0].x;\n"
-    "  let gn = lk.params[0].y;\n"
-    "  let clip = lk.params[0].z;\n"
+    "  let cn = lk_dim(LK_DIM_C);\n"
+    "  let gp = lk_param(LK_P_GAMMA_POS);\n"
+    "  let gn = lk_param(LK_P_GAMMA_NEG);\n"
+    "  let clip = lk_param(LK_P_CLIP);\n"
     "  var acc = 0.0;\n"
     "  for (var c = 0u; c < cn; c = c + 1u) {\n"
     "    let k = i * cn + c;\n"

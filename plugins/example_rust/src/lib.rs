@@ -116,10 +116,10 @@ static WGSL: &CStr = c"
 fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x;
   if (i >= lk.rows) { return; }
-  let d_n = lk.dims[0].y;
-  let delta = lk.params[0].x;
+  let d_n = lk_dim(LK_DIM_D);
+  let delta = lk_param(LK_P_DELTA);
   var w = 1.0;
-  if ((lk.present & 4u) != 0u) { w = sample_weight[i]; }
+  if (lk_present(LK_IN_SAMPLE_WEIGHT)) { w = sample_weight[i]; }
   var acc = 0.0;
   for (var d = 0u; d < d_n; d = d + 1u) {
     let k = i * d_n + d;

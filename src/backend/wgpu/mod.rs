@@ -30,9 +30,11 @@
 //!   [`buffers::Buffer`], the device-resident buffer of the public API (`lk_buffer`).
 //! - [`launch`]: workgroup sizes validated against the device limits, and 2-D grids for
 //!   more than 65535 workgroups.
-//! - `prelude.wgsl`: shared helpers with finite sentinels (`LK_NEG_BIG = -3e38`), a tanh
-//!   that cannot overflow, online-softmax merging, an `expm1` without cancellation or
-//!   overflow, `pow` with `0^0 = 1`, and `LkAcc`/`lk_acc_add`, the blocked summation every long
+//! - `prelude.wgsl`: the one home of the shared math, with finite sentinels
+//!   (`LK_NEG_BIG = -3e38`): a tanh that cannot overflow, online-softmax merging, `expm1`
+//!   and `log1p` without cancellation (and `expm1` without overflow), softplus, the
+//!   sigmoid, log-sigmoid and `log(1 - e^a)` in the forms that keep f32 within the parity
+//!   tolerance of the f64 CPU path, `pow` with `0^0 = 1`, and `LkAcc`/`lk_acc_add`, the blocked summation every long
 //!   loop uses (Kahan compensation can be optimised away by a driver, a running f32 sum drifts
 //!   by n ulp). WGSL kernels never rely on inf or NaN.
 //!
@@ -52,6 +54,12 @@
 //! @group(0) @binding(0) var<uniform> lk: LkInfo;
 //! ```
 //!
+//! with the accessors `lk_param(k)`, `lk_present(k)`, `lk_dim(k)`
+//! ([`per_sample::CONTRACT_PRELUDE`]), and the constants that name the spec's parameters,
+//! enum choices, inputs and shape letters ([`crate::kernel_names`]): a kernel reads
+//! `lk_param(LK_P_BETA)`, never `lk_param(0u)`. Builtins put `prelude.wgsl` and their family
+//! helpers after it.
+//!
 //! `dims` = sizes of the spec's shape letters in order of first appearance over the inputs;
 //! `params` = the loss's parameters in spec order as f32 (bool 0/1, enum index, i64 cast);
 //! `present` = bitmask of present inputs. Input `k` is `@group(0) @binding(1+k)`, an
@@ -70,8 +78,9 @@
 //! upstream gradient and the chunking; builtins may pass their own `mean` denominator
 //! ([`per_sample::PerSampleOpts`], e.g. the rows not ignored). Differentiable inputs must have the per-sample letter
 //! first (checked when the kernel is registered). Builtins have three more options (plugins
-//! never see them): host constants after the parameters
-//! ([`per_sample::PerSampleWgsl::compute_with_consts`], e.g. the RL `loss_agg` denominator),
+//! never see them): host constants after the parameters, named
+//! ([`per_sample::LazyKernel::with_host_consts`], `LK_C_*` in the kernel, e.g. the RL `loss_agg`
+//! denominator),
 //! inputs bound whole instead of chunk-local ([`per_sample::PerSampleWgsl::with_whole_inputs`],
 //! `grpo`'s rewards), and inputs with one fixed axis before the per-sample letter, chunked per
 //! block ([`per_sample::PerSampleWgsl::with_leading_axis`], `sparsepo`'s `[2, B, T]`). A loss

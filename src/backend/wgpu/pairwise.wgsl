@@ -451,14 +451,6 @@ fn thru_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     }
 }
 
-fn lk_sigmoid(z: f32) -> f32 {
-    if (z >= 0.0) {
-        return 1.0 / (1.0 + exp(-z));
-    }
-    let e = exp(z);
-    return e / (1.0 + e);
-}
-
 // out[e] = sigmoid(a[e] / f0) for e < m.
 @compute @workgroup_size(256)
 fn soft_bits(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,

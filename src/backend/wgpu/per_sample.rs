@@ -28,7 +28,10 @@ use crate::spec::LossSpec;
 use crate::tensor::{DType, Data, Grad, Tensor};
 use crate::{bail, err};
 
-/// The prelude the host puts in front of a contract kernel.
+/// The prelude the host puts in front of a contract kernel: the uniform `lk` and its
+/// accessors, which take the constants of [`crate::kernel_names::spec_constants`] (the host
+/// puts them in front of the kernel too): `lk_param(LK_P_BETA)`, `lk_present(LK_IN_MASK)`,
+/// `lk_dim(LK_DIM_T)`.
 pub const CONTRACT_PRELUDE: &str = "struct LkInfo {
     rows: u32,
     row_offset: u32,
@@ -38,6 +41,18 @@ pub const CONTRACT_PRELUDE: &str = "struct LkInfo {
     params: array<vec4<f32>, 4>,
 }
 @group(0) @binding(0) var<uniform> lk: LkInfo;
+// Parameter slot k (LK_P_*, then the host constants LK_C_*) as f32: bool 0/1, enum index.
+fn lk_param(k: u32) -> f32 {
+    return lk.params[k / 4u][k % 4u];
+}
+// Whether input k (LK_IN_*) is present.
+fn lk_present(k: u32) -> bool {
+    return ((lk.present >> k) & 1u) == 1u;
+}
+// Size of shape letter k (LK_DIM_*).
+fn lk_dim(k: u32) -> u32 {
+    return lk.dims[k / 4u][k % 4u];
+}
 ";
 
 /// Workgroup size of the contract's `lk_main`.
@@ -213,7 +228,9 @@ impl PerSampleWgsl {
                 "{id}: the per-sample kernel contract passes at most 16 parameters"
             );
         }
-        let full = format!("{CONTRACT_PRELUDE}\n{source}");
+        let names = crate::kernel_names::spec_constants(spec)
+            .map_err(|e| err!(PluginInvalidSpec, "{}", e.msg))?;
+        let full = format!("{CONTRACT_PRELUDE}{names}\n{source}");
         let decl = declared_bindings(&full, id)?;
         let n_in = spec.inputs.len();
         let n_grad = spec.inputs.iter().filter(|i| i.differentiable).count();
@@ -307,6 +324,8 @@ pub struct LazyKernel {
     preludes: &'static [&'static str],
     source: &'static str,
     build: Builder,
+    /// Names of the host constants passed after the parameters (`LK_C_*` in the kernel).
+    host_consts: &'static [&'static str],
     built: std::sync::OnceLock<PerSampleWgsl>,
 }
 
@@ -326,10 +345,22 @@ impl LazyKernel {
         source: &'static str,
         build: Builder,
     ) -> Self {
+        Self::with_host_consts(preludes, source, build, &[])
+    }
+
+    /// The same reading host constants `names` (after the parameters in `lk.params`, as
+    /// `lk_param(LK_C_<NAME>)`); run it with [`LazyKernel::run_with_consts`].
+    pub const fn with_host_consts(
+        preludes: &'static [&'static str],
+        source: &'static str,
+        build: Builder,
+        names: &'static [&'static str],
+    ) -> Self {
         LazyKernel {
             preludes,
             source,
             build,
+            host_consts: names,
             built: std::sync::OnceLock::new(),
         }
     }
@@ -341,6 +372,10 @@ impl LazyKernel {
         }
         let mut src = self.preludes.join("\n");
         src.push('\n');
+        src.push_str(&crate::kernel_names::host_constants(
+            spec,
+            self.host_consts,
+        )?);
         src.push_str(self.source);
         let k = (self.build)(spec, &src)?;
         Ok(self.built.get_or_init(|| k))
@@ -356,6 +391,22 @@ impl LazyKernel {
         opts: PerSampleOpts,
     ) -> Result<()> {
         self.get(spec)?.compute_with(dev, spec, params, c, opts)
+    }
+
+    /// Build on first use, then run with `opts` and the host constants `consts`, given by
+    /// name (every name of [`LazyKernel::with_host_consts`], in any order).
+    pub fn run_with_consts(
+        &self,
+        dev: &GpuDevice,
+        spec: &LossSpec,
+        params: &Params,
+        c: &mut Compute<'_>,
+        opts: PerSampleOpts,
+        consts: &[(&str, f32)],
+    ) -> Result<()> {
+        let values = crate::kernel_names::host_values(spec.id.as_str(), self.host_consts, consts)?;
+        self.get(spec)?
+            .compute_with_consts(dev, spec, params, c, opts, &values)
     }
 }
 

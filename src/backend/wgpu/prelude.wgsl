@@ -1,5 +1,5 @@
-// losskit WGSL prelude: prepended to every losskit kernel (never to plugin kernels, which
-// get the per-sample contract prelude instead).
+// losskit WGSL prelude: prepended to every losskit kernel, the one home of the shared math
+// (plugin kernels get only the per-sample contract prelude, not this file).
 //
 // Numerics: WGSL gives no guarantee for inf or NaN, so nothing here relies on them.
 // Maxima start from the finite sentinel LK_NEG_BIG, exponentials of differences are taken
@@ -42,10 +42,6 @@ fn lk_softcap_grad(zc: f32, cap: f32) -> f32 {
     return 1.0;
 }
 
-// log(1 + e^x) without overflow.
-fn lk_softplus(x: f32) -> f32 {
-    return max(x, 0.0) + log(1.0 + exp(-abs(x)));
-}
 
 // e^x - 1 without cancellation near 0 (a Taylor polynomial for |x| < 0.5, where its error
 // is below 1e-9 relative) and without overflow (x is clamped to 88, e^88 < f32 max).
@@ -63,6 +59,57 @@ fn lk_expm1(x: f32) -> f32 {
         return x * t;
     }
     return exp(min(x, 88.0)) - 1.0;
+}
+
+// The shared scalar math. The CPU path works in f64; these f32 forms keep the two within
+// the parity tolerance: no exp of a positive argument, log1p and expm1 without cancellation.
+
+// log(1 + x) for x > -1 with full relative precision near 0. For |x| < 0.5 it is
+// 2 atanh(t), t = x / (2 + x) (|t| <= 1/3, the series to t^19 is exact in f32), and needs no
+// log: WGSL bounds log's error near 1 only absolutely (2^-21), which would make a form built
+// on log(1 + x) (such as Goldberg's) lose its relative precision on some GPUs. Further out
+// 1 + x is exact or large, and log(1 + x) is accurate.
+fn lk_log1p(x: f32) -> f32 {
+    if (abs(x) < 0.5) {
+        let t = x / (2.0 + x);
+        let t2 = t * t;
+        var q = 1.0 / 19.0;
+        q = 1.0 / 17.0 + t2 * q;
+        q = 1.0 / 15.0 + t2 * q;
+        q = 1.0 / 13.0 + t2 * q;
+        q = 1.0 / 11.0 + t2 * q;
+        q = 1.0 / 9.0 + t2 * q;
+        q = 1.0 / 7.0 + t2 * q;
+        q = 1.0 / 5.0 + t2 * q;
+        q = 1.0 / 3.0 + t2 * q;
+        q = 1.0 + t2 * q;
+        return 2.0 * t * q;
+    }
+    return log(1.0 + x);
+}
+
+// softplus(x) = log(1 + e^x) = max(x, 0) + log1p(e^{-|x|}), without overflow.
+fn lk_softplus(x: f32) -> f32 {
+    return max(x, 0.0) + lk_log1p(exp(-abs(x)));
+}
+
+// The logistic function 1 / (1 + e^{-x}), from e^{-|x|} <= 1 only (one rounded division).
+fn lk_sigmoid(x: f32) -> f32 {
+    let e = exp(-abs(x));
+    return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0);
+}
+
+// log sigmoid(x) = -softplus(-x).
+fn lk_log_sigmoid(x: f32) -> f32 {
+    return -lk_softplus(-x);
+}
+
+// log(1 - e^a) for a < 0: log(-expm1(a)) near 0, log1p(-e^a) below -ln 2.
+fn lk_log1mexp(a: f32) -> f32 {
+    if (a > -0.6931472) {
+        return log(-lk_expm1(a));
+    }
+    return lk_log1p(-exp(a));
 }
 
 // x^y for x >= 0, y >= 0 with 0^0 = 1 and 0^y = 0 (y > 0); WGSL's pow is undefined at 0.

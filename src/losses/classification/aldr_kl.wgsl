@@ -1,6 +1,5 @@
 // aldr_kl on the per-sample contract (after prelude.wgsl, sample_prelude.wgsl, ldr.wgsl).
-// dims = (N, C); params: lam0, alpha, margin, normalize, ignore_index; lambda_prev is
-// optional (present bit 2; lam0 when absent). KL = log C + sum q^ log q^ with
+// lambda_prev is optional (lam0 when absent). KL = log C + sum q^ log q^ with
 // q^ = softmax(w(lam_bar)); lam = lam0 - lam0 KL / (alpha log C);
 // l = lam (LSE(w(lam)) - log C) - (alpha log C / (2 lam0)) (lam - lam0)^2, lam detached.
 // lambda_out = lam (ignored rows: lam_bar).
@@ -17,23 +16,23 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= lk.rows) {
         return;
     }
-    let classes = lk.dims[0].y;
+    let classes = lk_dim(LK_DIM_C);
     let base = i * classes;
-    let lam0 = lk_p(0u);
+    let lam0 = lk_param(LK_P_LAM0);
     var lam_bar = lam0;
-    if ((lk.present & 4u) != 0u) {
+    if (lk_present(LK_IN_LAMBDA_PREV)) {
         lam_bar = lambda_prev[i];
     }
     let t = labels[i];
-    if (lk_ignored(t, classes, lk_p(4u))) {
+    if (lk_ignored(t, classes, lk_param(LK_P_IGNORE_INDEX))) {
         ldr_zero_row(i, base, classes);
         lambda_out[i] = lam_bar;
         return;
     }
     let y = u32(t);
-    let alpha = lk_p(1u);
-    let margin = lk_p(2u);
-    let norm = u32(lk_p(3u));
+    let alpha = lk_param(LK_P_ALPHA);
+    let margin = lk_param(LK_P_MARGIN);
+    let norm = u32(lk_param(LK_P_NORMALIZE));
     let log_c = log(f32(classes));
     let den = ldr_den(base, classes, norm);
     // q^ = softmax(w(lam_bar)) and its negative entropy.

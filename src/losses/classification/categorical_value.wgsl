@@ -1,5 +1,4 @@
 // categorical_value on the per-sample contract (after prelude.wgsl and sample_prelude.wgsl).
-// dims = (N, M); params: kind (0 hl_gauss, 1 two_hot), v_min, v_max, sigma_ratio.
 // q = the encoding of labels[i] over the M bins (as Encoder::encode in categorical_value.rs);
 // l = LSE(z) - sum_j q_j z_j, dl/dz = softmax(z) - q.
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
@@ -13,11 +12,11 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= lk.rows) {
         return;
     }
-    let m = lk.dims[0].y;
+    let m = lk_dim(LK_DIM_M);
     let base = i * m;
-    let two_hot = lk_p(0u) != 0.0;
-    let v_min = lk_p(1u);
-    let v_max = lk_p(2u);
+    let two_hot = u32(lk_param(LK_P_KIND)) == LK_E_KIND_TWO_HOT;
+    let v_min = lk_param(LK_P_V_MIN);
+    let v_max = lk_param(LK_P_V_MAX);
     let zeta = (v_max - v_min) / f32(m);
     var e = lk_lse0();
     for (var j = 0u; j < m; j++) {
@@ -44,7 +43,7 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
     } else {
         let y = clamp(labels[i], v_min, v_max);
-        let k = 1.0 / (1.4142135 * lk_p(3u) * zeta);
+        let k = 1.0 / (1.4142135 * lk_param(LK_P_SIGMA_RATIO) * zeta);
         let f0 = lk_erf((v_min - y) * k);
         let total = lk_erf((v_max - y) * k) - f0;
         var prev = f0;

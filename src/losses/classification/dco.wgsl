@@ -1,5 +1,5 @@
 // dco on the per-sample contract (after prelude.wgsl and sample_prelude.wgsl): one
-// invocation per sample. dims = (N); params: n_pass. As dco_value in dco.rs, in f32:
+// invocation per sample. As dco_value in dco.rs, in f32:
 // l1m = log1mexp(logp); a = log(-l1m) (logp when l1m = 0); b = log n + a;
 // l = -b when e^b is below the f32 range of log1mexp, else -log1mexp(-e^b);
 // dl/dlogp = -exp(log n + logp + (n-1) l1m + l). logp = 0 (or subnormal): l = 0, F = 1 when
@@ -14,7 +14,7 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= lk.rows) {
         return;
     }
-    let n = lk_p(0u);
+    let n = lk_param(LK_P_N_PASS);
     let v = logp[i];
     if (v > -1.1754944e-38) {
         lk_loss[i] = 0.0;

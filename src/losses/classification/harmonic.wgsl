@@ -43,26 +43,6 @@ fn dist(r: f32, r2: f32) -> f32 {
     }
 }
 
-// log(1 + s) for s >= 0 with full relative precision near 0 (2 atanh(s / (2 + s))).
-fn lk_log1p(s: f32) -> f32 {
-    if (s < 0.5) {
-        let t = s / (2.0 + s);
-        let t2 = t * t;
-        var q = 1.0 / 19.0;
-        q = 1.0 / 17.0 + t2 * q;
-        q = 1.0 / 15.0 + t2 * q;
-        q = 1.0 / 13.0 + t2 * q;
-        q = 1.0 / 11.0 + t2 * q;
-        q = 1.0 / 9.0 + t2 * q;
-        q = 1.0 / 7.0 + t2 * q;
-        q = 1.0 / 5.0 + t2 * q;
-        q = 1.0 / 3.0 + t2 * q;
-        q = 1.0 + t2 * q;
-        return 2.0 * t * q;
-    }
-    return log(1.0 + s);
-}
-
 @compute @workgroup_size(256)
 fn rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {

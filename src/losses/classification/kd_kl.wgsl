@@ -1,5 +1,5 @@
 // kd_kl under the per-sample kernel contract v1 (backend/wgpu/per_sample.rs), after the
-// losskit prelude. One invocation per row; dims = (N, C); lk.params[0].x = temperature T.
+// losskit prelude. One invocation per row; T is the temperature.
 // q = softmax(t/T), lq = t/T - LSE(t/T), lp = s/T - LSE(s/T):
 // l = T^2 sum_c q_c (lq_c - lp_c) (a class with q_c = 0 adds 0: exp(lq) = 0 times finite),
 // dl/ds_c = T (exp(lp_c) - q_c). The host applies the reduction and the upstream gradient.
@@ -14,8 +14,8 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= lk.rows) {
         return;
     }
-    let classes = lk.dims[0].y;
-    let temp = lk.params[0].x;
+    let classes = lk_dim(LK_DIM_C);
+    let temp = lk_param(LK_P_TEMPERATURE);
     let k = 1.0 / temp;
     let base = i * classes;
     // One pass: online max and sum of exponentials of both scaled rows.

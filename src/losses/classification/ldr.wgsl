@@ -1,21 +1,22 @@
 // LDR-KL row helpers shared by ldr_kl.wgsl and aldr_kl.wgsl (which declare `logits` and
-// `g_logits`). norm: 0 none, 1 softplus_mean, 2 l1_mean. The normalised row is
-// g = N(f); the scaled margins are w_c = (g_c - g_y + margin [c != y]) / lam.
+// `g_logits`; both specs have the enum `normalize`, whose LK_E_NORMALIZE_* choices `norm`
+// holds). The normalised row is g = N(f); the scaled margins are
+// w_c = (g_c - g_y + margin [c != y]) / lam.
 
 const LDR_L1_FLOOR: f32 = 1e-12;
 
 // The row normaliser: mean softplus(f), max(mean |f|, 1e-12), or 1.
 fn ldr_den(base: u32, classes: u32, norm: u32) -> f32 {
-    if (norm == 0u) {
+    if (norm == LK_E_NORMALIZE_NONE) {
         return 1.0;
     }
     var s = lk_sum0();
     for (var c = 0u; c < classes; c++) {
         let f = logits[base + c];
-        s = lk_sum_add(s, select(abs(f), lk_softplus(f), norm == 1u));
+        s = lk_sum_add(s, select(abs(f), lk_softplus(f), norm == LK_E_NORMALIZE_SOFTPLUS_MEAN));
     }
     let mean = s.s / f32(max(classes, 1u));
-    if (norm == 1u) {
+    if (norm == LK_E_NORMALIZE_SOFTPLUS_MEAN) {
         return mean;
     }
     return max(mean, LDR_L1_FLOOR);
@@ -23,10 +24,10 @@ fn ldr_den(base: u32, classes: u32, norm: u32) -> f32 {
 
 // g_c from f_c.
 fn ldr_g(f: f32, norm: u32, den: f32) -> f32 {
-    if (norm == 1u) {
+    if (norm == LK_E_NORMALIZE_SOFTPLUS_MEAN) {
         return lk_softplus(f) * (1.0 / den);
     }
-    if (norm == 2u) {
+    if (norm == LK_E_NORMALIZE_L1_MEAN) {
         return f / den;
     }
     return f;
@@ -55,7 +56,7 @@ fn ldr_value(e: LkLse, classes: u32, lam: f32) -> f32 {
 // Write dl/df for dl/dg = softmax(w) - e_y, chained through the normalisation.
 fn ldr_backward(base: u32, classes: u32, y: u32, norm: u32, den: f32, margin: f32, inv_lam: f32, lse: f32) {
     let gy = ldr_g(logits[base + y], norm, den);
-    let l1_small = norm == 2u && !(den > LDR_L1_FLOOR);
+    let l1_small = norm == LK_E_NORMALIZE_L1_MEAN && !(den > LDR_L1_FLOOR);
     var v = lk_sum0();
     if (norm != 0u && !l1_small) {
         for (var c = 0u; c < classes; c++) {
@@ -70,9 +71,9 @@ fn ldr_backward(base: u32, classes: u32, y: u32, norm: u32, den: f32, margin: f3
         let g = ldr_g(f, norm, den);
         let u = exp(ldr_w(g, gy, c == y, margin, inv_lam) - lse) - select(0.0, 1.0, c == y);
         var d = u;
-        if (norm == 1u) {
+        if (norm == LK_E_NORMALIZE_SOFTPLUS_MEAN) {
             d = lk_sigmoid(f) * (u - vc) / den;
-        } else if (norm == 2u) {
+        } else if (norm == LK_E_NORMALIZE_L1_MEAN) {
             if (l1_small) {
                 d = u / LDR_L1_FLOOR;
             } else {

@@ -1,6 +1,5 @@
 // noisefit_hybrid on the per-sample contract (after prelude.wgsl and sample_prelude.wgsl).
-// dims = (N, C); params: alpha, lambda_consistency, temperature, detach_targets,
-// ignore_index. lt = log softmax(z/T), l1 = log softmax(n1), l2 = log softmax(n2),
+// lt = log softmax(z/T), l1 = log softmax(n1), l2 = log softmax(n2),
 // v = lt - (l1 + l2)/2, w = l2 - l1; l = a (LSE(z) - z_y) + (1-a) sum t v + lc sum q2 w;
 // dl/dz = a (softmax(z) - e_y) + [not detached] ((1-a)/T) t (v - sum t v);
 // dl/dn1 = (1-a)/2 (q1 - t) + lc (q1 - q2); dl/dn2 = (1-a)/2 (q2 - t) + lc q2 (w - sum q2 w).
@@ -19,10 +18,10 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= lk.rows) {
         return;
     }
-    let classes = lk.dims[0].y;
+    let classes = lk_dim(LK_DIM_C);
     let base = i * classes;
     let tg = labels[i];
-    if (lk_ignored(tg, classes, lk_p(4u))) {
+    if (lk_ignored(tg, classes, lk_param(LK_P_IGNORE_INDEX))) {
         lk_loss[i] = 0.0;
         for (var c = 0u; c < classes; c++) {
             g_z[base + c] = 0.0;
@@ -32,10 +31,10 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     let y = u32(tg);
-    let al = lk_p(0u);
-    let lc = lk_p(1u);
-    let k = 1.0 / lk_p(2u);
-    let detach = lk_p(3u) != 0.0;
+    let al = lk_param(LK_P_ALPHA);
+    let lc = lk_param(LK_P_LAMBDA_CONSISTENCY);
+    let k = 1.0 / lk_param(LK_P_TEMPERATURE);
+    let detach = lk_param(LK_P_DETACH_TARGETS) != 0.0;
     var e0 = lk_lse0();
     var et = lk_lse0();
     var e1 = lk_lse0();

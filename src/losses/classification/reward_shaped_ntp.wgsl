@@ -1,5 +1,4 @@
 // reward_shaped_ntp on the per-sample contract (after prelude.wgsl and sample_prelude.wgsl).
-// dims = (N, C); params: beta, lambda_top, lambda_tail, top_k, ignore_index.
 // u = log pi_y, log w_pos = u + exp(beta log1mexp(u) + log(-u)) (0 when u = 0); the top set
 // (when lambda_top != lambda_tail and top_k < C) is the top_k largest logits, ties to the
 // lower index: the k-th largest key T (found bit by bit over the total-order keys, 32
@@ -45,10 +44,10 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= lk.rows) {
         return;
     }
-    let classes = lk.dims[0].y;
+    let classes = lk_dim(LK_DIM_C);
     let base = i * classes;
     let tg = labels[i];
-    if (lk_ignored(tg, classes, lk_p(4u))) {
+    if (lk_ignored(tg, classes, lk_param(LK_P_IGNORE_INDEX))) {
         lk_loss[i] = 0.0;
         for (var c = 0u; c < classes; c++) {
             g_logits[base + c] = 0.0;
@@ -56,10 +55,10 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     let y = u32(tg);
-    let beta = lk_p(0u);
-    let lam_top = lk_p(1u);
-    let lam_tail = lk_p(2u);
-    let kf = lk_p(3u);
+    let beta = lk_param(LK_P_BETA);
+    let lam_top = lk_param(LK_P_LAMBDA_TOP);
+    let lam_tail = lk_param(LK_P_LAMBDA_TAIL);
+    let kf = lk_param(LK_P_TOP_K);
     let split = lam_top != lam_tail && kf < f32(classes);
     // First pass: the log-sum-exp and, when there is a top set, the histogram of the keys'
     // top byte.

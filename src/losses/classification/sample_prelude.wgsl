@@ -1,11 +1,6 @@
 // Helpers of the classification kernels on the per-sample contract (losses/classification/
 // gpu.rs), after the contract prelude and prelude.wgsl. One invocation handles one row.
 
-// Parameter k of the loss (spec order), as f32.
-fn lk_p(k: u32) -> f32 {
-    return lk.params[k / 4u][k % 4u];
-}
-
 // Whether row target t is ignored: validated targets outside [0, classes) can only be
 // ignore_index; inside it, the target equals the ignore_index parameter `ii`.
 fn lk_ignored(t: i32, classes: u32, ii: f32) -> bool {
@@ -56,29 +51,6 @@ fn lk_lse_add(a: LkLse, x: f32) -> LkLse {
 // The log-sum-exp of the state.
 fn lk_lse(a: LkLse) -> f32 {
     return a.m + log(a.s);
-}
-
-// log(1 + x) for x > -1, accurate near 0.
-fn lk_log1p(x: f32) -> f32 {
-    let u = 1.0 + x;
-    if (u == 1.0) {
-        return x;
-    }
-    return log(u) * (x / (u - 1.0));
-}
-
-// log(1 - e^x) for x < 0 (both branches accurate: expm1 near 0, log1p further out).
-fn lk_log1mexp(x: f32) -> f32 {
-    if (x > -0.6931472) {
-        return log(-lk_expm1(x));
-    }
-    return lk_log1p(-exp(x));
-}
-
-// 1 / (1 + e^-x) without overflow.
-fn lk_sigmoid(x: f32) -> f32 {
-    let e = exp(-abs(x));
-    return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0);
 }
 
 // erfc(x) for x >= 0: the Chebyshev-fitted form t·exp(-x² + P(t)), t = 1/(1 + x/2), with

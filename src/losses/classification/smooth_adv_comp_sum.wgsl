@@ -1,6 +1,6 @@
 // smooth_adv_comp_sum on the per-sample contract (after prelude.wgsl, sample_prelude.wgsl
-// and comp_sum.wgsl, whose lk_row_loss gives phi(L) and phi'(L) of the member).
-// dims = (N, C); params: kind, q, tau, nu, ignore_index. d = adv - z, r_c = d_y - d_c,
+// and comp_sum.wgsl, whose comp_sum_coef gives phi(L) and phi'(L) of the member; its row-wise
+// lk_row_loss is unused here). d = adv - z, r_c = d_y - d_c,
 // R = M sqrt(sum (r_c/M)^2) with M = max |r_c|, S = sum r_c; l = phi(L) + nu R;
 // dl/dadv_c = nu ([c=y] S - r_c)/R (0 when R = 0); dl/dz_c = phi'(L)(p_c - [c=y]) - dl/dadv_c.
 @group(0) @binding(1) var<storage, read> z_in: array<f32>;
@@ -28,17 +28,17 @@ struct LkRowCoef {
 }
 
 // comp_sum's only parameter: k = 1 - tau of the member `kind` (as Member::from_params).
-fn lk_param(k: u32) -> f32 {
-    let kind = u32(lk_p(0u));
+fn member_k() -> f32 {
+    let kind = u32(lk_param(LK_P_KIND));
     var tau = 1.0;
-    if (kind == 1u) {
+    if (kind == LK_E_KIND_SUM_EXP) {
         tau = 0.0;
-    } else if (kind == 2u) {
-        tau = 1.0 + lk_p(1u);
-    } else if (kind == 3u) {
+    } else if (kind == LK_E_KIND_GCE) {
+        tau = 1.0 + lk_param(LK_P_Q);
+    } else if (kind == LK_E_KIND_MAE) {
         tau = 2.0;
-    } else if (kind == 4u) {
-        tau = lk_p(2u);
+    } else if (kind == LK_E_KIND_GENERAL) {
+        tau = lk_param(LK_P_TAU);
     }
     return 1.0 - tau;
 }
@@ -49,10 +49,10 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= lk.rows) {
         return;
     }
-    let classes = lk.dims[0].y;
+    let classes = lk_dim(LK_DIM_C);
     let base = i * classes;
     let tg = labels[i];
-    if (lk_ignored(tg, classes, lk_p(4u))) {
+    if (lk_ignored(tg, classes, lk_param(LK_P_IGNORE_INDEX))) {
         lk_loss[i] = 0.0;
         for (var c = 0u; c < classes; c++) {
             g_z[base + c] = 0.0;
@@ -61,13 +61,13 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     let y = u32(tg);
-    let nu = lk_p(3u);
+    let nu = lk_param(LK_P_NU);
     var e = lk_lse0();
     for (var c = 0u; c < classes; c++) {
         e = lk_lse_add(e, z_in[base + c]);
     }
     let lse = lk_lse(e);
-    let rc = lk_row_loss(LkRowStats(lse, z_in[base + y], 0.0, 0.0, 0.0, f32(classes)));
+    let rc = comp_sum_coef(LkRowStats(lse, z_in[base + y], 0.0, 0.0, 0.0, f32(classes)), member_k());
     let dy = a_in[base + y] - z_in[base + y];
     var big = 0.0;
     for (var c = 0u; c < classes; c++) {

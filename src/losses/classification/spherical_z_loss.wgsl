@@ -1,5 +1,5 @@
 // spherical_z_loss on the per-sample contract (after prelude.wgsl and sample_prelude.wgsl).
-// dims = (N, C); params: a, b, ignore_index. Row o: mu = mean(o), sigma = population
+// Row o: mu = mean(o), sigma = population
 // standard deviation (two passes, blocked sums), st = sigma + 1e-12, zy = (o_y - mu)/st,
 // t = a (b - zy), l = softplus(t)/a, dl/do_k = -(sigmoid(t)/st) ([k=y] - 1/C
 // - zy (o_k - mu)/(C sigma)). A row whose logits are all equal has sigma = 0 on the f64
@@ -15,10 +15,10 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= lk.rows) {
         return;
     }
-    let classes = lk.dims[0].y;
+    let classes = lk_dim(LK_DIM_C);
     let base = i * classes;
     let t = labels[i];
-    if (lk_ignored(t, classes, lk_p(2u))) {
+    if (lk_ignored(t, classes, lk_param(LK_P_IGNORE_INDEX))) {
         lk_loss[i] = 0.0;
         for (var c = 0u; c < classes; c++) {
             g_logits[base + c] = 0.0;
@@ -26,8 +26,8 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     let y = u32(t);
-    let a = lk_p(0u);
-    let b = lk_p(1u);
+    let a = lk_param(LK_P_A);
+    let b = lk_param(LK_P_B);
     let cn = f32(classes);
     var sum = lk_sum0();
     var lo = logits[base];

@@ -1,5 +1,5 @@
 // symmetric_ce on the per-sample contract (after prelude.wgsl and sample_prelude.wgsl).
-// dims = (N, C); params: alpha. lp = log_softmax(s), lq = log_softmax(t), p, q their exps:
+// lp = log_softmax(s), lq = log_softmax(t), p, q their exps:
 // l = -(1-a) sum q lp - a sum p lq; dl/ds = (1-a)(p - q) - a p (lq - B), B = sum p lq;
 // dl/dt = a (q - p) - (1-a) q (lp - A), A = sum q lp.
 @group(0) @binding(1) var<storage, read> s_in: array<f32>;
@@ -14,8 +14,8 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= lk.rows) {
         return;
     }
-    let classes = lk.dims[0].y;
-    let al = lk_p(0u);
+    let classes = lk_dim(LK_DIM_C);
+    let al = lk_param(LK_P_ALPHA);
     let base = i * classes;
     var es = lk_lse0();
     var et = lk_lse0();

@@ -116,14 +116,6 @@ fn aot_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     aot_cmpx(2u * a.p, i, l, up);
 }
 
-fn aot_sigmoid(x: f32) -> f32 {
-    if (x >= 0.0) {
-        return 1.0 / (1.0 + exp(-x));
-    }
-    let e = exp(x);
-    return e / (1.0 + e);
-}
-
 @compute @workgroup_size(256)
 fn aot_terms(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) lid: u32) {
@@ -135,7 +127,7 @@ fn aot_terms(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     let sv = sortb[3u * a.p + k];
     let x = a.beta * (aot_u(su) - aot_v(sv));
     terms[k] = (1.0 - a.eps) * lk_softplus(-x) + a.eps * lk_softplus(x);
-    let g = a.scale * a.beta * (-(1.0 - a.eps) * aot_sigmoid(-x) + a.eps * aot_sigmoid(x));
+    let g = a.scale * a.beta * (-(1.0 - a.eps) * lk_sigmoid(-x) + a.eps * lk_sigmoid(x));
     dpc[su] = g;
     if (a.paired == 1u) {
         dpr[su] = -g;

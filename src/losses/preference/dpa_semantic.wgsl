@@ -1,7 +1,7 @@
 // dpa_semantic under the per-sample contract v1 (after the losskit prelude and
 // family.wgsl): one invocation per pair. Inputs: policy chosen / rejected, reference chosen /
-// rejected (optional), chosen / rejected lengths (optional). Parameters: 0 core, 1 cond
-// (4-bit world masks, core & cond != 0 checked when set), 2 link (0 ratio, 1 odds), 3 beta.
+// rejected (optional), chosen / rejected lengths (optional). core and cond are 4-bit world
+// masks (core & cond != 0 checked by the host).
 // The host has checked the odds link's average log-probs are negative.
 @group(0) @binding(1) var<storage, read> pc: array<f32>;
 @group(0) @binding(2) var<storage, read> pr: array<f32>;
@@ -15,22 +15,22 @@
 
 // (z, dz/dlogps) of one response.
 fn link(lp: f32, rf: f32, len: f32) -> vec2<f32> {
-    let beta = pf_param(3u);
-    if (pf_param(2u) == 0.0) {
+    let beta = lk_param(LK_P_BETA);
+    if (u32(lk_param(LK_P_LINK)) == LK_E_LINK_RATIO) {
         return vec2<f32>(beta * (lp - rf), beta);
     }
     let a = lp / len;
-    return vec2<f32>(a - pf_log1mexp(a), -1.0 / (len * lk_expm1(a)));
+    return vec2<f32>(a - lk_log1mexp(a), -1.0 / (len * lk_expm1(a)));
 }
 
 // log sigma(z) of a true proposition, log sigma(-z) of a false one.
 fn side(b: bool, z: f32) -> f32 {
-    return pf_log_sigmoid(select(-z, z, b));
+    return lk_log_sigmoid(select(-z, z, b));
 }
 
 // d side / dz.
 fn dside(b: bool, z: f32) -> f32 {
-    return select(-pf_sigmoid(z), pf_sigmoid(-z), b);
+    return select(-lk_sigmoid(z), lk_sigmoid(-z), b);
 }
 
 // Max-shifted log-sum-exp of omega over the worlds of mask (never empty here) and the max.
@@ -56,21 +56,21 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= lk.rows) {
         return;
     }
-    let core = u32(pf_param(0u));
-    let cond = u32(pf_param(1u));
+    let core = u32(lk_param(LK_P_CORE));
+    let cond = u32(lk_param(LK_P_COND));
     let num = core & cond;
     var rw = 0.0;
     var rl = 0.0;
-    if (pf_present(2u)) {
+    if (lk_present(LK_IN_REF_CHOSEN_LOGPS)) {
         rw = rc[i];
         rl = rr[i];
     }
     var lw = 1.0;
     var ll = 1.0;
-    if (pf_present(4u)) {
+    if (lk_present(LK_IN_CHOSEN_LEN)) {
         lw = pf_len(len_w[i]);
     }
-    if (pf_present(5u)) {
+    if (lk_present(LK_IN_REJECTED_LEN)) {
         ll = pf_len(len_l[i]);
     }
     let w = link(pc[i], rw, lw);

@@ -1,8 +1,7 @@
 // hypo under the per-sample contract v1 (after the losskit prelude and family.wgsl): one
 // invocation per pair. Inputs: policy chosen / rejected, reference chosen / rejected
 // log-probs [B], online and online reference log-probs [B, K] (K >= 2, checked by the
-// host). Shape letters: 0 B, 1 K. Parameters: 0 beta, 1 lam. The online gradient is the
-// leave-one-out REINFORCE estimator, as on the CPU.
+// host). The online gradient is the leave-one-out REINFORCE estimator, as on the CPU.
 @group(0) @binding(1) var<storage, read> pc: array<f32>;
 @group(0) @binding(2) var<storage, read> pr: array<f32>;
 @group(0) @binding(3) var<storage, read> rc: array<f32>;
@@ -20,12 +19,12 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= lk.rows) {
         return;
     }
-    let beta = pf_param(0u);
-    let lam = pf_param(1u);
-    let k = pf_dim(1u);
+    let beta = lk_param(LK_P_BETA);
+    let lam = lk_param(LK_P_LAM);
+    let k = lk_dim(LK_DIM_K);
     let kf = f32(k);
     let x = beta * ((pc[i] - rc[i]) - (pr[i] - rr[i]));
-    let gd = -beta * pf_sigmoid(-x);
+    let gd = -beta * lk_sigmoid(-x);
     g_pc[i] = gd;
     g_pr[i] = -gd;
     // Blocked sum of kappa_j = online_j - online_ref_j.
@@ -39,5 +38,5 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
         let kj = online[base + j] - online_ref[base + j];
         g_online[base + j] = lam / kf * (kj - (total - kj) / (kf - 1.0));
     }
-    lk_loss[i] = pf_softplus(-x) + lam * total / kf;
+    lk_loss[i] = lk_softplus(-x) + lam * total / kf;
 }

@@ -1,6 +1,6 @@
 // inpo under the per-sample contract v1 (after the losskit prelude and family.wgsl): one
 // invocation per pair. Inputs: policy, reference and previous-iterate log-probs of the
-// chosen and rejected responses. Parameters: 0 eta, 1 tau.
+// chosen and rejected responses.
 @group(0) @binding(1) var<storage, read> pc: array<f32>;
 @group(0) @binding(2) var<storage, read> pr: array<f32>;
 @group(0) @binding(3) var<storage, read> rc: array<f32>;
@@ -17,8 +17,8 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= lk.rows) {
         return;
     }
-    let eta = pf_param(0u);
-    let et = eta * pf_param(1u);
+    let eta = lk_param(LK_P_ETA);
+    let et = eta * lk_param(LK_P_TAU);
     let h = (pc[i] - pr[i]) - et * (rc[i] - rr[i]) - (1.0 - et) * (prev_c[i] - prev_r[i]);
     let d = h - eta / 2.0;
     lk_loss[i] = d * d;

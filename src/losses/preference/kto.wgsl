@@ -1,8 +1,7 @@
 // kto under the per-sample contract v1 (after the losskit prelude and family.wgsl): one
 // invocation per response. Inputs: logps, ref_logps, desirable (i32 0/1, checked by the
 // host) [N]; kl_logps, kl_ref_logps [M] (optional, both or neither; bound whole, not per
-// row). Shape letters: 0 N, 1 M. Parameters: 0 beta, 1 desirable_weight,
-// 2 undesirable_weight, 3 loss_type (0 kto, 1 apo_zero_unpaired).
+// row).
 @group(0) @binding(1) var<storage, read> logps: array<f32>;
 @group(0) @binding(2) var<storage, read> ref_logps: array<f32>;
 @group(0) @binding(3) var<storage, read> desirable: array<i32>;
@@ -17,12 +16,12 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= lk.rows) {
         return;
     }
-    let beta = pf_param(0u);
+    let beta = lk_param(LK_P_BETA);
     // KL reference point z0 = max(0, mean(kl_logps - kl_ref_logps)) for kto: every
     // invocation takes the same blocked sum in the same order (M is a batch's worth).
     var z0 = 0.0;
-    let m = pf_dim(1u);
-    if (pf_param(3u) == 0.0 && pf_present(3u) && m > 0u) {
+    let m = lk_dim(LK_DIM_M);
+    if (u32(lk_param(LK_P_LOSS_TYPE)) == LK_E_LOSS_TYPE_KTO && lk_present(LK_IN_KL_LOGPS) && m > 0u) {
         var acc = lk_acc0();
         for (var j = 0u; j < m; j++) {
             acc = lk_acc_add(acc, kl_logps[j] - kl_ref_logps[j]);
@@ -30,14 +29,14 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
         z0 = max(lk_acc(acc) / f32(m), 0.0);
     }
     let x = beta * (logps[i] - ref_logps[i] - z0);
-    let sp = pf_sigmoid(x);
-    let d = beta * sp * pf_sigmoid(-x);
+    let sp = lk_sigmoid(x);
+    let d = beta * sp * lk_sigmoid(-x);
     if (desirable[i] == 1) {
-        let wd = pf_param(1u);
-        lk_loss[i] = wd * pf_sigmoid(-x);
+        let wd = lk_param(LK_P_DESIRABLE_WEIGHT);
+        lk_loss[i] = wd * lk_sigmoid(-x);
         g_logps[i] = -wd * d;
     } else {
-        let wu = pf_param(2u);
+        let wu = lk_param(LK_P_UNDESIRABLE_WEIGHT);
         lk_loss[i] = wu * sp;
         g_logps[i] = wu * d;
     }

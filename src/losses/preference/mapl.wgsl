@@ -1,7 +1,6 @@
 // mapl under the per-sample contract v1 (after the losskit prelude and family.wgsl): one
 // invocation per pair. Inputs: win / lose log-probs (or rewards), reference win / lose
-// (optional, dpo mode), level (optional i32 in {0, 1, 2}, checked by the host). Parameters:
-// 0 beta, 1 mode (0 dpo, 1 rm), 2 w_intra, 3 w_inter.
+// (optional, dpo mode), level (optional i32 in {0, 1, 2}, checked by the host).
 @group(0) @binding(1) var<storage, read> win: array<f32>;
 @group(0) @binding(2) var<storage, read> lose: array<f32>;
 @group(0) @binding(3) var<storage, read> ref_win: array<f32>;
@@ -17,26 +16,26 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= lk.rows) {
         return;
     }
-    var k = pf_param(0u);
-    if (pf_param(1u) == 1.0) {
+    var k = lk_param(LK_P_BETA);
+    if (u32(lk_param(LK_P_MODE)) == LK_E_MODE_RM) {
         k = 1.0;
     }
     var wl = 1.0;
-    if (pf_present(4u)) {
+    if (lk_present(LK_IN_LEVEL)) {
         let lv = level[i];
         if (lv == 1) {
-            wl = pf_param(2u);
+            wl = lk_param(LK_P_W_INTRA);
         } else if (lv == 2) {
-            wl = pf_param(3u);
+            wl = lk_param(LK_P_W_INTER);
         }
     }
     var d = win[i] - lose[i];
-    if (pf_present(2u)) {
+    if (lk_present(LK_IN_REF_WIN_LOGPS)) {
         d = (win[i] - ref_win[i]) - (lose[i] - ref_lose[i]);
     }
     let z = k * d;
-    let g = -wl * pf_sigmoid(-z) * k;
-    lk_loss[i] = wl * pf_softplus(-z);
+    let g = -wl * lk_sigmoid(-z) * k;
+    lk_loss[i] = wl * lk_softplus(-z);
     g_win[i] = g;
     g_lose[i] = -g;
 }

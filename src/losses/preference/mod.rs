@@ -13,30 +13,26 @@
 //!   for `aot`, whose terms couple rows through a sort. The drivers read and check the
 //!   inputs, run the rows in parallel, reduce and write the outputs.
 //! - This module holds what only the family uses: the spec helpers [`policy_inputs`],
-//!   [`ref_inputs`], [`len_inputs`], and the GPU glue below.
+//!   [`ref_inputs`], [`len_inputs`], and the family's WGSL helpers [`FAMILY_WGSL`].
 //! - `dpo`'s twelve loss types are twelve small functions in one table (see `dpo.rs`).
 //!
 //! # GPU path
 //!
-//! The per-sample losses of the family run on wgpu under the per-sample kernel contract v1
-//! ([`crate::backend::wgpu::per_sample`]): one invocation per pair or row, which writes the
-//! unscaled loss and its derivatives; the contract's host side applies the reduction, the
-//! upstream gradient and the chunking. What is shared:
-//! - `family.wgsl` ([`FAMILY_WGSL`]), placed after the losskit prelude in front of every
-//!   kernel: parameter, presence and shape accessors (`pf_param`, `pf_present`, `pf_dim`)
-//!   and the f32 forms of the family's scalar functions;
-//! - `pref_gpu_loss!` and `gpu_hooks!`: the `GpuLoss` implementation (the kernel built once
-//!   as a `LazyKernel` of the per-sample contract) and the two `LossImpl` hooks. Each loss passes its
-//!   kernel file and its check function, which is the one its CPU path calls
-//!   ([`check_pairs`](crate::exec::pairs::check_pairs),
-//!   [`read_pairs`](crate::exec::pairs::read_pairs) and the losses' own value checks), so
-//!   both backends refuse the same inputs with the same error before anything is launched
-//!   or written; values on the device are read back for these checks;
-//! - the `mean` denominator: a check function may return it (`yojo_nway`: the rows not
-//!   ignored, computed by the function its CPU path uses) for the contract's host side.
+//! Each per-sample loss of the family declares its kernel on its definition,
+//! `GpuKernel::Sample(SampleKernel::new(&[FAMILY_WGSL], include_str!("<id>.wgsl")))`: one
+//! invocation per pair or row of the per-sample contract writes the unscaled loss and its
+//! derivatives; the executor applies the reduction, the upstream gradient and the chunking.
+//! Its `LossImpl::plan` runs the checks its CPU path relies on
+//! ([`check_pairs`](crate::exec::pairs::check_pairs),
+//! [`read_pairs`](crate::exec::pairs::read_pairs) and the loss's own value checks) before
+//! either backend runs, reading device values back, and may return the `mean` denominator
+//! (`yojo_nway`: the rows not ignored). `family.wgsl` holds the margin loss and the AlphaPO
+//! reward of `simpo`/`cpo`; the shared math (softplus, σ, log σ, `log1p`, `log(1 − e^a)`) is
+//! the losskit prelude's, and parameters, inputs and letters are read through the names
+//! generated from the spec ([`crate::kernel_names`]).
 //!
 //! `aot`, `sparsepo`, `sparsepo_mask`, `token_logprobs`, `grad_entanglement` and
-//! `rso_accept` implement `GpuLoss` themselves (their own passes or kernel builders; see
+//! `rso_accept` declare custom GPU implementations (their own passes or kernel builders; see
 //! their module docs).
 //!
 //! Names shared by the family: `pc, pr` = policy log-probs of chosen / rejected, `rc,
@@ -116,7 +112,7 @@ pub mod yojo_nway;
 
 use crate::spec::{Domain, InputSpec, LossSpec};
 
-/// The family's WGSL helpers (`pf_softplus`, `pf_sigmoid`, `pf_log1mexp`, `pf_param`...),
+/// The family's WGSL helpers (`pf_margin_loss`, `pf_alpha_reward`, `pf_len`, `pf_step`),
 /// placed in front of every preference kernel after the losskit prelude.
 pub const FAMILY_WGSL: &str = include_str!("family.wgsl");
 

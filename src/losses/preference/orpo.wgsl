@@ -15,15 +15,15 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= lk.rows) {
         return;
     }
-    let lam = pf_param(0u);
+    let lam = lk_param(LK_P_LAM);
     let lw = pf_len(len_w[i]);
     let ll = pf_len(len_l[i]);
     let aw = pc[i] / lw;
     let al = pr[i] / ll;
     // log odds ratio
-    let o = (aw - al) - (pf_log1mexp(aw) - pf_log1mexp(al));
-    let s = pf_sigmoid(-o);
-    lk_loss[i] = -aw + lam * pf_softplus(-o);
+    let o = (aw - al) - (lk_log1mexp(aw) - lk_log1mexp(al));
+    let s = lk_sigmoid(-o);
+    lk_loss[i] = -aw + lam * lk_softplus(-o);
     g_pc[i] = (-1.0 + lam * s / lk_expm1(aw)) / lw;
     g_pr[i] = -lam * s / lk_expm1(al) / ll;
 }

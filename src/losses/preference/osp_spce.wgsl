@@ -16,11 +16,11 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= lk.rows) {
         return;
     }
-    let beta = pf_param(0u);
+    let beta = lk_param(LK_P_BETA);
     let s = strength[i];
     let x = beta * ((pc[i] - rc[i]) - (pr[i] - rr[i]));
-    let g = beta * (pf_sigmoid(x) - s);
-    lk_loss[i] = s * pf_softplus(-x) + (1.0 - s) * pf_softplus(x);
+    let g = beta * (lk_sigmoid(x) - s);
+    lk_loss[i] = s * lk_softplus(-x) + (1.0 - s) * lk_softplus(x);
     g_pc[i] = g;
     g_pr[i] = -g;
 }

@@ -1,7 +1,6 @@
 // rpo under the per-sample contract v1 (after the losskit prelude and family.wgsl): one
 // invocation per pair. Inputs: policy chosen / rejected, reference chosen / rejected
-// log-probs, chosen length (optional). Parameters: 0 beta, 1 eta, 2 sft_norm (0 sum_beta,
-// 1 token_mean).
+// log-probs, chosen length (optional).
 @group(0) @binding(1) var<storage, read> pc: array<f32>;
 @group(0) @binding(2) var<storage, read> pr: array<f32>;
 @group(0) @binding(3) var<storage, read> rc: array<f32>;
@@ -17,19 +16,19 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= lk.rows) {
         return;
     }
-    let beta = pf_param(0u);
-    let eta = pf_param(1u);
+    let beta = lk_param(LK_P_BETA);
+    let eta = lk_param(LK_P_ETA);
     let x = beta * ((pc[i] - rc[i]) - (pr[i] - rr[i]));
     var k = eta * beta;
-    if (pf_param(2u) == 1.0) {
+    if (u32(lk_param(LK_P_SFT_NORM)) == LK_E_SFT_NORM_TOKEN_MEAN) {
         var lw = 1.0;
-        if (pf_present(4u)) {
+        if (lk_present(LK_IN_CHOSEN_LEN)) {
             lw = pf_len(len_w[i]);
         }
         k = eta / lw;
     }
-    let s = pf_sigmoid(-x);
-    lk_loss[i] = pf_softplus(-x) - k * pc[i];
+    let s = lk_sigmoid(-x);
+    lk_loss[i] = lk_softplus(-x) - k * pc[i];
     g_pc[i] = -beta * s - k;
     g_pr[i] = beta * s;
 }

@@ -305,6 +305,10 @@ fn view<'b>(t: &'b crate::tensor::Tensor<'_>) -> crate::tensor::Tensor<'b> {
     }
 }
 
+/// The host constants of the GPU kernel (`LK_C_*`, after the parameters): `beta_in_range`,
+/// 1 when beta is inside the range where the kernel decides comparisons itself.
+pub const GPU_HOST_CONSTS: &[&str] = &["beta_in_range"];
+
 #[cfg(feature = "wgpu")]
 impl crate::exec::gpu::GpuLoss for RsoAccept {
     fn compute_gpu(
@@ -318,14 +322,15 @@ impl crate::exec::gpu::GpuLoss for RsoAccept {
         use crate::backend::wgpu::per_sample::{LazyKernel, PerSampleOpts, check_loop_iterations};
         use crate::reduction::{Reduction, RowReducer};
         use crate::tensor::{Grad, TensorMut};
-        static KERNEL: LazyKernel = LazyKernel::new(
+        static KERNEL: LazyKernel = LazyKernel::with_host_consts(
             &[PRELUDE, super::FAMILY_WGSL],
             include_str!("rso_accept.wgsl"),
+            crate::backend::wgpu::PerSampleWgsl::new,
+            GPU_HOST_CONSTS,
         );
         let x = check(p, c)?;
         let (n, k) = (x.n, x.k);
         check_loop_iterations(dev, ID, kernel_iterations(k as u64))?;
-        let kern = KERNEL.get(spec)?;
         // The kernel's per-prompt outputs, always all three (unreduced), into host memory.
         let mut loss = vec![0f32; n];
         let mut acc32 = vec![0f32; n * k];
@@ -339,8 +344,8 @@ impl crate::exec::gpu::GpuLoss for RsoAccept {
                 .aux("accepted", TensorMut::new(&mut acc32, &[n, k]))
                 .aux("rso_accept_prob", TensorMut::new(&mut prob32, &[n, k]));
             let beta_ok = (GPU_BETA_RANGE.0..=GPU_BETA_RANGE.1).contains(&x.beta);
-            let consts = [if beta_ok { 1.0 } else { 0.0 }];
-            kern.compute_with_consts(dev, spec, p, &mut inner, PerSampleOpts::default(), &consts)?;
+            let consts = [("beta_in_range", if beta_ok { 1.0 } else { 0.0 })];
+            KERNEL.run_with_consts(dev, spec, p, &mut inner, PerSampleOpts::default(), &consts)?;
         }
         let mut per_row: Vec<f64> = loss.iter().map(|&v| f64::from(v)).collect();
         let mut acc: Vec<f64> = acc32.iter().map(|&v| f64::from(v)).collect();

@@ -24,7 +24,7 @@ const FAR: f32 = 120.0;
 
 // Whether candidate j of the prompt at b is a real one.
 fn is_valid(b: u32, j: u32) -> bool {
-    return !pf_present(2u) || valid[b + j] == 1.0;
+    return !lk_present(LK_IN_VALID) || valid[b + j] == 1.0;
 }
 
 // Whether x is an f32 infinity or NaN (from its bits, which no compiler reasons away).
@@ -73,12 +73,12 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= lk.rows) {
         return;
     }
-    let k = pf_dim(1u);
-    let m = u32(pf_param(1u));
-    let hb = 0.5 * pf_param(0u);
+    let k = lk_dim(LK_DIM_K);
+    let m = u32(lk_param(LK_P_NUM_SAMPLES));
+    let hb = 0.5 * lk_param(LK_P_BETA);
     let b = i * k;
     let ub = i * k * k;
-    var undecided = pf_param(2u) != 1.0;
+    var undecided = lk_param(LK_C_BETA_IN_RANGE) != 1.0;
     for (var j = 0u; j < k; j++) {
         accepted[b + j] = -1.0;
         let v = is_valid(b, j);

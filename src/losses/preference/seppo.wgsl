@@ -1,6 +1,6 @@
 // seppo under the per-sample contract v1 (after the losskit prelude and family.wgsl): one
 // invocation per pair. Inputs: err_win, err_win_ref, err_sample, err_sample_ref (MSEs,
-// checked >= 0 by the host). Parameters: 0 beta, 1 criterion (0 anchor, 1 always_lose).
+// checked >= 0 by the host).
 @group(0) @binding(1) var<storage, read> err_win: array<f32>;
 @group(0) @binding(2) var<storage, read> err_win_ref: array<f32>;
 @group(0) @binding(3) var<storage, read> err_sample: array<f32>;
@@ -15,17 +15,17 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= lk.rows) {
         return;
     }
-    let half_beta = 0.5 * pf_param(0u);
+    let half_beta = 0.5 * lk_param(LK_P_BETA);
     let dw = err_win[i] - err_win_ref[i];
     let dr = err_sample[i] - err_sample_ref[i];
     // The sign of an f32 difference is exact, so the anchor decision matches the CPU's.
     var s = 1.0;
-    if (pf_param(1u) == 0.0 && dw > 0.0) {
+    if (u32(lk_param(LK_P_CRITERION)) == LK_E_CRITERION_ANCHOR && dw > 0.0) {
         s = -1.0;
     }
     let x = -half_beta * (dw - s * dr);
-    let g = half_beta * pf_sigmoid(-x);
-    lk_loss[i] = pf_softplus(-x);
+    let g = half_beta * lk_sigmoid(-x);
+    lk_loss[i] = lk_softplus(-x);
     g_win[i] = g;
     g_sample[i] = -s * g;
 }

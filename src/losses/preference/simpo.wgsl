@@ -1,7 +1,6 @@
 // simpo under the per-sample contract v1 (after the losskit prelude and family.wgsl): one
-// invocation per pair. Inputs: policy chosen / rejected log-probs, chosen / rejected lengths.
-// Parameters: 0 beta, 1 gamma_beta_ratio, 2 label_smoothing, 3 loss_type (0 sigmoid,
-// 1 hinge), 4 alpha (AlphaPO), 5 sft_weight.
+// invocation per pair. Inputs: policy chosen / rejected log-probs, chosen / rejected lengths;
+// alpha shapes the AlphaPO reward.
 @group(0) @binding(1) var<storage, read> pc: array<f32>;
 @group(0) @binding(2) var<storage, read> pr: array<f32>;
 @group(0) @binding(3) var<storage, read> len_w: array<f32>;
@@ -16,16 +15,16 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= lk.rows) {
         return;
     }
-    let beta = pf_param(0u);
-    let alpha = pf_param(4u);
-    let sft = pf_param(5u);
+    let beta = lk_param(LK_P_BETA);
+    let alpha = lk_param(LK_P_ALPHA);
+    let sft = lk_param(LK_P_SFT_WEIGHT);
     let lw = pf_len(len_w[i]);
     let ll = pf_len(len_l[i]);
     let aw = pc[i] / lw;
     let al = pr[i] / ll;
     let rw = pf_alpha_reward(alpha, aw);
     let rl = pf_alpha_reward(alpha, al);
-    let m = pf_margin_loss(pf_param(3u) == 1.0, pf_param(2u), beta * (rw.x - rl.x - pf_param(1u)));
+    let m = pf_margin_loss(u32(lk_param(LK_P_LOSS_TYPE)) == LK_E_LOSS_TYPE_HINGE, lk_param(LK_P_LABEL_SMOOTHING), beta * (rw.x - rl.x - lk_param(LK_P_GAMMA_BETA_RATIO)));
     lk_loss[i] = m.x - sft * aw;
     g_pc[i] = (m.y * beta * rw.y - sft) / lw;
     g_pr[i] = -m.y * beta * rl.y / ll;

@@ -1,8 +1,7 @@
 // solireward_btwt under the per-sample contract v1 (after the losskit prelude and
 // family.wgsl): one invocation per pair. Inputs: chosen / rejected rewards, quality labels
-// (optional, both or neither; a pair is a tie iff its labels are equal). Parameters:
-// 0 margin, 1 bt_label_smoothing, 2 bt_weight, 3 tie_weight, 4 bce_weight,
-// 5 bce_label_smoothing. The host has checked that bce_weight > 0 comes with the labels.
+// (optional, both or neither; a pair is a tie iff its labels are equal).
+// The host has checked that bce_weight > 0 comes with the labels.
 @group(0) @binding(1) var<storage, read> rw: array<f32>;
 @group(0) @binding(2) var<storage, read> rl: array<f32>;
 @group(0) @binding(3) var<storage, read> q_w: array<f32>;
@@ -22,33 +21,33 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= lk.rows) {
         return;
     }
-    let m = pf_param(0u);
-    let eps = pf_param(1u);
-    let wbce = pf_param(4u);
-    let labels = pf_present(2u);
+    let m = lk_param(LK_P_MARGIN);
+    let eps = lk_param(LK_P_BT_LABEL_SMOOTHING);
+    let wbce = lk_param(LK_P_BCE_WEIGHT);
+    let labels = lk_present(LK_IN_QUALITY_CHOSEN);
     let a = rw[i];
     let b = rl[i];
     let d = a - b;
     var loss: f32;
     var gd: f32;
     if (labels && q_w[i] == q_l[i]) {
-        let wt = pf_param(3u);
-        loss = wt * (pf_softplus(m - d) + pf_softplus(m + d));
-        gd = wt * (-pf_sigmoid(m - d) + pf_sigmoid(m + d));
+        let wt = lk_param(LK_P_TIE_WEIGHT);
+        loss = wt * (lk_softplus(m - d) + lk_softplus(m + d));
+        gd = wt * (-lk_sigmoid(m - d) + lk_sigmoid(m + d));
     } else {
-        let wb = pf_param(2u);
-        loss = wb * ((1.0 - eps) * pf_softplus(m - d) + eps * pf_softplus(m + d));
-        gd = wb * (-(1.0 - eps) * pf_sigmoid(m - d) + eps * pf_sigmoid(m + d));
+        let wb = lk_param(LK_P_BT_WEIGHT);
+        loss = wb * ((1.0 - eps) * lk_softplus(m - d) + eps * lk_softplus(m + d));
+        gd = wb * (-(1.0 - eps) * lk_sigmoid(m - d) + eps * lk_sigmoid(m + d));
     }
     var ga = gd;
     var gb = -gd;
     if (labels && wbce > 0.0) {
-        let eb = pf_param(5u);
+        let eb = lk_param(LK_P_BCE_LABEL_SMOOTHING);
         let yw = bce_target(q_w[i], eb);
         let yl = bce_target(q_l[i], eb);
-        loss += wbce * 0.5 * (pf_softplus(a) - yw * a + pf_softplus(b) - yl * b);
-        ga += wbce * 0.5 * (pf_sigmoid(a) - yw);
-        gb += wbce * 0.5 * (pf_sigmoid(b) - yl);
+        loss += wbce * 0.5 * (lk_softplus(a) - yw * a + lk_softplus(b) - yl * b);
+        ga += wbce * 0.5 * (lk_sigmoid(a) - yw);
+        gb += wbce * 0.5 * (lk_sigmoid(b) - yl);
     }
     lk_loss[i] = loss;
     g_rw[i] = ga;

@@ -1,7 +1,6 @@
 // sparsepo under the per-sample contract with a leading axis (PerSampleWgsl::with_leading_axis),
 // after the losskit prelude: one invocation per pair. The [2, B, T] inputs are chunk-local
-// [2, rows, T] (block 0 chosen, block 1 rejected); dims[0] = (B, T). Parameters: 0 beta,
-// 1 mask_mode (independent|common), 2 l1_reward, 3 l1_kl.
+// [2, rows, T] (block 0 chosen, block 1 rejected).
 @group(0) @binding(1) var<storage, read> lp: array<f32>;
 @group(0) @binding(2) var<storage, read> rf: array<f32>;
 @group(0) @binding(3) var<storage, read> kl: array<f32>;
@@ -14,15 +13,6 @@
 @group(0) @binding(10) var<storage, read_write> g_mu: array<f32>;
 @group(0) @binding(11) var<storage, read_write> g_md: array<f32>;
 
-// Logistic function without overflow.
-fn sp_sigmoid(x: f32) -> f32 {
-    if (x >= 0.0) {
-        return 1.0 / (1.0 + exp(-x));
-    }
-    let e = exp(x);
-    return e / (1.0 + e);
-}
-
 @compute @workgroup_size(64)
 fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = gid.x;
@@ -30,13 +20,13 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= rows) {
         return;
     }
-    let t = lk.dims[0].y;
-    let beta = lk.params[0].x;
-    let one_mask = lk.params[0].y == 1.0;
-    let l1u = lk.params[0].z;
-    let l1d = lk.params[0].w;
-    let has_mu = (lk.present & (1u << 4u)) != 0u;
-    let has_md = (lk.present & (1u << 5u)) != 0u && !one_mask;
+    let t = lk_dim(LK_DIM_T);
+    let beta = lk_param(LK_P_BETA);
+    let one_mask = u32(lk_param(LK_P_MASK_MODE)) == LK_E_MASK_MODE_COMMON;
+    let l1u = lk_param(LK_P_L1_REWARD);
+    let l1d = lk_param(LK_P_L1_KL);
+    let has_mu = lk_present(LK_IN_REWARD_MASK);
+    let has_md = lk_present(LK_IN_KL_MASK) && !one_mask;
     // L1 weights of the reward and KL masks (common: one mask, half of each).
     var wu = l1u;
     var wd = l1d;
@@ -71,7 +61,7 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
     }
     let z = beta * (lk_acc(u) - lk_acc(d));
-    let gz = -beta * sp_sigmoid(-z);
+    let gz = -beta * lk_sigmoid(-z);
     for (var blk = 0u; blk < 2u; blk++) {
         let s = select(-1.0, 1.0, blk == 0u);
         for (var j = 0u; j < t; j++) {

@@ -13,9 +13,9 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= lk.rows) {
         return;
     }
-    let nl = lk.dims[0].x;
-    let n = lk.dims[0].y;
-    let t = lk.dims[0].z;
+    let nl = lk_dim(LK_DIM_L);
+    let n = lk_dim(LK_DIM_N);
+    let t = lk_dim(LK_DIM_T);
     let gi = lk.row_offset + i;
     let base = i * t;
     var some = false;

@@ -1,8 +1,6 @@
 // spo_degree under the per-sample contract v1 (after the losskit prelude and family.wgsl):
 // one invocation per row. Inputs: variant_logps [N, K], variant_ref_logps [N, K] (optional),
-// variant_len [N, K] (optional). Shape letters: 0 N, 1 K (K >= 2, checked by the host).
-// Parameters: 0 beta, 1 score (0 ratio, 1 avg), 2 objective (0 ce, 1 plackett_luce),
-// 3 weight.
+// variant_len [N, K] (optional); K >= 2, checked by the host.
 @group(0) @binding(1) var<storage, read> logps: array<f32>;
 @group(0) @binding(2) var<storage, read> ref_logps: array<f32>;
 @group(0) @binding(3) var<storage, read> lens: array<f32>;
@@ -11,16 +9,16 @@
 
 // z_j and dz_j/dlogps_j of entry e.
 fn score(e: u32) -> vec2<f32> {
-    let beta = pf_param(0u);
-    if (pf_param(1u) == 1.0) {
+    let beta = lk_param(LK_P_BETA);
+    if (u32(lk_param(LK_P_SCORE)) == LK_E_SCORE_AVG) {
         var len = 1.0;
-        if (pf_present(2u)) {
+        if (lk_present(LK_IN_VARIANT_LEN)) {
             len = pf_len(lens[e]);
         }
         return vec2<f32>(beta * logps[e] / len, beta / len);
     }
     var rf = 0.0;
-    if (pf_present(1u)) {
+    if (lk_present(LK_IN_VARIANT_REF_LOGPS)) {
         rf = ref_logps[e];
     }
     return vec2<f32>(beta * (logps[e] - rf), beta);
@@ -32,10 +30,10 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= lk.rows) {
         return;
     }
-    let k = pf_dim(1u);
-    let lam = pf_param(3u);
+    let k = lk_dim(LK_DIM_K);
+    let lam = lk_param(LK_P_WEIGHT);
     let base = i * k;
-    if (pf_param(2u) == 0.0) {
+    if (u32(lk_param(LK_P_OBJECTIVE)) == LK_E_OBJECTIVE_CE) {
         // ce: lam (LSE(z) - z_0), gradient lam (softmax(z) - [j = 0]) dz/ds.
         var mx = LK_NEG_BIG;
         for (var j = 0u; j < k; j++) {

@@ -1,8 +1,7 @@
 // yojo_nway under the per-sample contract v1 (after the losskit prelude and family.wgsl):
 // one invocation per row. Inputs: scores [N, K]; exactly one of target [N] (i32) and
-// target_probs [N, K]; valid [N, K] (optional 0/1). Shape letters: 0 N, 1 K. Parameters:
-// 0 temperature, 1 ignore_index. The host has made every check of the CPU path (targets,
-// soft mass, valid values) and divides the mean by the rows not ignored.
+// target_probs [N, K]; valid [N, K] (optional 0/1). The host has made every check of the
+// CPU path (targets, soft mass, valid values) and divides the mean by the rows not ignored.
 @group(0) @binding(1) var<storage, read> scores: array<f32>;
 @group(0) @binding(2) var<storage, read> hard_target: array<i32>;
 @group(0) @binding(3) var<storage, read> target_probs: array<f32>;
@@ -16,11 +15,11 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= lk.rows) {
         return;
     }
-    let k = pf_dim(1u);
-    let tau = pf_param(0u);
+    let k = lk_dim(LK_DIM_K);
+    let tau = lk_param(LK_P_TEMPERATURE);
     let base = i * k;
-    let hard = pf_present(1u);
-    let has_valid = pf_present(3u);
+    let hard = lk_present(LK_IN_TARGET);
+    let has_valid = lk_present(LK_IN_VALID);
     var y = -1;
     if (hard) {
         y = hard_target[i];
@@ -28,7 +27,7 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     // Target weights: one-hot for a hard target, q for soft targets; an ignored row has none.
     var mass = 0.0;
     if (hard) {
-        if (f32(y) != pf_param(1u)) {
+        if (f32(y) != lk_param(LK_P_IGNORE_INDEX)) {
             mass = 1.0;
         }
     } else {

@@ -2,11 +2,6 @@
 // per-sample contract prelude. Mirrors rl/mod.rs: the clipped surrogate and the loss_agg
 // row denominators.
 
-// Parameter slot k of lk.params (the loss's parameters, then the host's constants).
-fn lk_rl_param(k: u32) -> f32 {
-    return lk.params[k / 4u][k % 4u];
-}
-
 // The PPO clipped surrogate of one token: (loss, d loss / d logp), as rl::clipped_surrogate.
 // delta = logp - old (clamped to [-20, 20] with zero gradient beyond when clamp_delta),
 // r = e^delta, C = max(-A r, -A clip(r, 1 - lo, 1 + hi)); dual > 0: min(-A dual, C) for A < 0.
@@ -37,11 +32,11 @@ fn lk_rl_clip(delta: f32, a: f32, lo: f32, hi: f32, dual: f32, clamp_delta: bool
     return vec2<f32>(loss, g);
 }
 
-// Row denominator of loss_agg (enum index in rl::LOSS_AGG order): seq_mean_token_mean uses
+// Row denominator of loss_agg (agg = u32(lk_param(LK_P_LOSS_AGG))): seq_mean_token_mean uses
 // the row's mask count; the other modes use the host's value (the same for every row, from
 // rl::denominators).
 fn lk_rl_den(agg: u32, count: f32, host_den: f32) -> f32 {
-    if (agg == 1u) {
+    if (agg == LK_E_LOSS_AGG_SEQ_MEAN_TOKEN_MEAN) {
         return max(count, 1.0);
     }
     return host_den;

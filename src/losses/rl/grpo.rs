@@ -177,6 +177,10 @@ fn check_call(p: &Params, c: &Compute<'_>) -> Result<()> {
     Ok(())
 }
 
+/// The host constants of the GPU kernel (`LK_C_*`, after the parameters): `den`, the
+/// `loss_agg` row denominator of the modes that use one value for every row.
+pub const GPU_HOST_CONSTS: &[&str] = &["den"];
+
 #[cfg(feature = "wgpu")]
 impl crate::exec::gpu::GpuLoss for Grpo {
     fn compute_gpu(
@@ -189,10 +193,11 @@ impl crate::exec::gpu::GpuLoss for Grpo {
         use crate::backend::wgpu::per_sample::LazyKernel;
         use crate::backend::wgpu::{PerSampleOpts, PerSampleWgsl};
         // Rewards (input 2) are bound whole: a row reads its whole group.
-        static KERNEL: LazyKernel = LazyKernel::with_builder(
+        static KERNEL: LazyKernel = LazyKernel::with_host_consts(
             &[crate::backend::wgpu::PRELUDE, super::gpu::FAMILY],
             include_str!("grpo.wgsl"),
             |spec, src| Ok(PerSampleWgsl::new(spec, src)?.with_whole_inputs(&[2])),
+            GPU_HOST_CONSTS,
         );
         check_call(p, c)?;
         let den = super::gpu::host_den("grpo", p, c, 1)?;
@@ -205,8 +210,7 @@ impl crate::exec::gpu::GpuLoss for Grpo {
         };
         let iters = 2 * p.i64("group_size") as u64 + batch + 2 * t;
         crate::backend::wgpu::per_sample::check_loop_iterations(dev, "grpo", iters)?;
-        let k = KERNEL.get(spec)?;
-        k.compute_with_consts(dev, spec, p, c, PerSampleOpts::default(), &[den])
+        KERNEL.run_with_consts(dev, spec, p, c, PerSampleOpts::default(), &[("den", den)])
     }
 }
 

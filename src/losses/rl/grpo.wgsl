@@ -1,8 +1,6 @@
 // grpo under the per-sample contract (after the prelude and rl/family.wgsl): one invocation
-// per row of [N, T]. dims[0] = (N, T). Inputs: 1 logps, 2 mask, 3 rewards (bound whole),
-// 4 old_logps (optional), 5 ref_logps (optional). Parameters: 0 group_size, 1 scale_rewards
-// (group|batch|none), 2 beta, 3 epsilon_low, 4 epsilon_high, 5 loss_agg, 6 max_len;
-// constant 7 = the host's row denominator.
+// per row of [N, T]. Inputs: logps, mask, rewards (bound whole), old_logps (optional),
+// ref_logps (optional). Host constant LK_C_DEN: the row denominator (grpo::GPU_HOST_CONSTS).
 @group(0) @binding(1) var<storage, read> logps: array<f32>;
 @group(0) @binding(2) var<storage, read> mask: array<f32>;
 @group(0) @binding(3) var<storage, read> rewards: array<f32>;
@@ -36,31 +34,31 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= lk.rows) {
         return;
     }
-    let n = lk.dims[0].x;
-    let t = lk.dims[0].y;
+    let n = lk_dim(LK_DIM_N);
+    let t = lk_dim(LK_DIM_T);
     let gi = lk.row_offset + i;
     // Group-relative advantage of this row (grpo::advantages).
-    let g = u32(lk_rl_param(0u));
+    let g = u32(lk_param(LK_P_GROUP_SIZE));
     let g0 = gi / g * g;
     let grp = grpo_stats(g0, min(g0 + g, n));
-    let scale = u32(lk_rl_param(1u));
+    let scale = u32(lk_param(LK_P_SCALE_REWARDS));
     var a = rewards[gi] - grp.x;
-    if (scale == 0u) {
+    if (scale == LK_E_SCALE_REWARDS_GROUP) {
         a = a / (grp.y + 1e-4);
-    } else if (scale == 1u) {
+    } else if (scale == LK_E_SCALE_REWARDS_BATCH) {
         a = a / (grpo_stats(0u, n).y + 1e-4);
     }
-    let beta = lk_rl_param(2u);
-    let lo = lk_rl_param(3u);
-    let hi = lk_rl_param(4u);
-    let has_old = (lk.present & (1u << 3u)) != 0u;
-    let has_ref = (lk.present & (1u << 4u)) != 0u;
+    let beta = lk_param(LK_P_BETA);
+    let lo = lk_param(LK_P_EPSILON_LOW);
+    let hi = lk_param(LK_P_EPSILON_HIGH);
+    let has_old = lk_present(LK_IN_OLD_LOGPS);
+    let has_ref = lk_present(LK_IN_REF_LOGPS);
     let base = i * t;
     var count = 0.0;
     for (var k = 0u; k < t; k++) {
         count += mask[base + k];
     }
-    let den = lk_rl_den(u32(lk_rl_param(5u)), count, lk_rl_param(7u));
+    let den = lk_rl_den(u32(lk_param(LK_P_LOSS_AGG)), count, lk_param(LK_C_DEN));
     var acc = lk_acc0();
     for (var k = 0u; k < t; k++) {
         let j = base + k;

@@ -98,6 +98,10 @@ pub fn def() -> LossDef {
 /// The implementation.
 pub struct PpoClip;
 
+/// The host constants of the GPU kernel (`LK_C_*`, after the parameters): `den`, the
+/// `loss_agg` row denominator of the modes that use one value for every row.
+pub const GPU_HOST_CONSTS: &[&str] = &["den"];
+
 #[cfg(feature = "wgpu")]
 impl crate::exec::gpu::GpuLoss for PpoClip {
     fn compute_gpu(
@@ -109,15 +113,16 @@ impl crate::exec::gpu::GpuLoss for PpoClip {
     ) -> Result<()> {
         use crate::backend::wgpu::PerSampleOpts;
         use crate::backend::wgpu::per_sample::LazyKernel;
-        static KERNEL: LazyKernel = LazyKernel::new(
+        static KERNEL: LazyKernel = LazyKernel::with_host_consts(
             &[crate::backend::wgpu::PRELUDE, super::gpu::FAMILY],
             include_str!("ppo_clip.wgsl"),
+            crate::backend::wgpu::PerSampleWgsl::new,
+            GPU_HOST_CONSTS,
         );
         let den = super::gpu::host_den("ppo_clip", p, c, 3)?;
         let t = c.dim("T") as u64;
         crate::backend::wgpu::per_sample::check_loop_iterations(dev, "ppo_clip", 2 * t)?;
-        let k = KERNEL.get(spec)?;
-        k.compute_with_consts(dev, spec, p, c, PerSampleOpts::default(), &[den])
+        KERNEL.run_with_consts(dev, spec, p, c, PerSampleOpts::default(), &[("den", den)])
     }
 }
 

@@ -1,6 +1,6 @@
 // ppo_clip under the per-sample contract (after the prelude and rl/family.wgsl): one
-// invocation per row of [N, T]. dims[0] = (N, T). Parameters: 0 clip_low, 1 clip_high,
-// 2 clip_ratio_c, 3 loss_agg, 4 max_len; constant 5 = the host's row denominator.
+// invocation per row of [N, T]. Host constant LK_C_DEN: the row denominator
+// (ppo_clip::GPU_HOST_CONSTS).
 @group(0) @binding(1) var<storage, read> logps: array<f32>;
 @group(0) @binding(2) var<storage, read> old_logps: array<f32>;
 @group(0) @binding(3) var<storage, read> adv: array<f32>;
@@ -14,16 +14,16 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= lk.rows) {
         return;
     }
-    let t = lk.dims[0].y;
+    let t = lk_dim(LK_DIM_T);
     let base = i * t;
-    let lo = lk_rl_param(0u);
-    let hi = lk_rl_param(1u);
-    let cc = lk_rl_param(2u);
+    let lo = lk_param(LK_P_CLIP_LOW);
+    let hi = lk_param(LK_P_CLIP_HIGH);
+    let cc = lk_param(LK_P_CLIP_RATIO_C);
     var count = 0.0;
     for (var k = 0u; k < t; k++) {
         count += mask[base + k];
     }
-    let den = lk_rl_den(u32(lk_rl_param(3u)), count, lk_rl_param(5u));
+    let den = lk_rl_den(u32(lk_param(LK_P_LOSS_AGG)), count, lk_param(LK_C_DEN));
     var acc = lk_acc0();
     for (var k = 0u; k < t; k++) {
         let j = base + k;

@@ -285,6 +285,11 @@ fn omega_range(dev: &crate::backend::wgpu::GpuDevice, c: &Compute<'_>) -> Result
     Ok((f32::from_bits(v[0]), f32::from_bits(v[1])))
 }
 
+/// The host constants of the GPU kernel (`LK_C_*`, after the parameters): `den`, the
+/// `loss_agg` row denominator of the modes that use one value for every row, and
+/// `omega_min`, `omega_max`, the range of Omega over the masked tokens (the first pass).
+pub const GPU_HOST_CONSTS: &[&str] = &["den", "omega_min", "omega_max"];
+
 #[cfg(feature = "wgpu")]
 impl crate::exec::gpu::GpuLoss for Steer {
     fn compute_gpu(
@@ -296,20 +301,22 @@ impl crate::exec::gpu::GpuLoss for Steer {
     ) -> Result<()> {
         use crate::backend::wgpu::PerSampleOpts;
         use crate::backend::wgpu::per_sample::LazyKernel;
-        static KERNEL: LazyKernel = LazyKernel::new(
+        static KERNEL: LazyKernel = LazyKernel::with_host_consts(
             &[
                 crate::backend::wgpu::PRELUDE,
                 super::gpu::FAMILY,
                 include_str!("steer_omega.wgsl"),
             ],
             include_str!("steer.wgsl"),
+            crate::backend::wgpu::PerSampleWgsl::new,
+            GPU_HOST_CONSTS,
         );
         let den = super::gpu::host_den("steer", p, c, 4)?;
         let t = c.dim("T") as u64;
         crate::backend::wgpu::per_sample::check_loop_iterations(dev, "steer", 2 * t)?;
         let (lo, hi) = omega_range(dev, c)?;
-        let k = KERNEL.get(spec)?;
-        k.compute_with_consts(dev, spec, p, c, PerSampleOpts::default(), &[den, lo, hi])
+        let consts = [("den", den), ("omega_min", lo), ("omega_max", hi)];
+        KERNEL.run_with_consts(dev, spec, p, c, PerSampleOpts::default(), &consts)
     }
 }
 

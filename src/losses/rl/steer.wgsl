@@ -1,9 +1,7 @@
 // steer under the per-sample contract (after the prelude, rl/family.wgsl and
-// steer_omega.wgsl): one invocation per row of [N, T]. dims[0] = (N, T). Inputs: 1 logps,
-// 2 old_logps, 3 advantages, 4 entropy, 5 mask. Parameters: 0 clip_low, 1 clip_high,
-// 2 clip_ratio_c, 3 mapping (linear|exp), 4 weight_min, 5 weight_max, 6 loss_agg, 7 max_len;
-// constants: 8 the host's row denominator, 9 and 10 the min and max of Omega over the masked
-// tokens (pass 1).
+// steer_omega.wgsl): one invocation per row of [N, T]. Host constants (steer::GPU_HOST_CONSTS):
+// LK_C_DEN the row denominator, LK_C_OMEGA_MIN and LK_C_OMEGA_MAX the min and max of Omega
+// over the masked tokens (pass 1).
 @group(0) @binding(1) var<storage, read> logps: array<f32>;
 @group(0) @binding(2) var<storage, read> old_logps: array<f32>;
 @group(0) @binding(3) var<storage, read> adv: array<f32>;
@@ -14,9 +12,9 @@
 
 // The detached token weight (steer::weights) from Omega and the call's min and max.
 fn steer_weight(o: f32, lo: f32, hi: f32) -> f32 {
-    let wmin = lk_rl_param(4u);
-    let wmax = lk_rl_param(5u);
-    if (u32(lk_rl_param(3u)) == 1u) {
+    let wmin = lk_param(LK_P_WEIGHT_MIN);
+    let wmax = lk_param(LK_P_WEIGHT_MAX);
+    if (u32(lk_param(LK_P_MAPPING)) == LK_E_MAPPING_EXP) {
         let k = -log(wmin) / max(hi, 0.02);
         return clamp(exp(-k * o), wmin, 1.0);
     }
@@ -32,18 +30,18 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= lk.rows) {
         return;
     }
-    let t = lk.dims[0].y;
+    let t = lk_dim(LK_DIM_T);
     let base = i * t;
-    let lo = lk_rl_param(0u);
-    let hi = lk_rl_param(1u);
-    let cc = lk_rl_param(2u);
-    let omin = lk_rl_param(9u);
-    let omax = lk_rl_param(10u);
+    let lo = lk_param(LK_P_CLIP_LOW);
+    let hi = lk_param(LK_P_CLIP_HIGH);
+    let cc = lk_param(LK_P_CLIP_RATIO_C);
+    let omin = lk_param(LK_C_OMEGA_MIN);
+    let omax = lk_param(LK_C_OMEGA_MAX);
     var count = 0.0;
     for (var k = 0u; k < t; k++) {
         count += mask[base + k];
     }
-    let den = lk_rl_den(u32(lk_rl_param(6u)), count, lk_rl_param(8u));
+    let den = lk_rl_den(u32(lk_param(LK_P_LOSS_AGG)), count, lk_param(LK_C_DEN));
     var acc = lk_acc0();
     for (var k = 0u; k < t; k++) {
         let j = base + k;
