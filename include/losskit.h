@@ -653,8 +653,9 @@ const char *lk_loss_id(const struct lk_loss *loss);
 /**
  * Set a float parameter.
  *
- * The value is checked against the parameter's type and range; on error the previous
- * value is kept (never clamped).
+ * The value is checked against the parameter's own type and range; on error the previous
+ * value is kept (never clamped). Conditions involving other parameters are checked by
+ * lk_loss_check and lk_loss_compute, so parameters may be set in any order.
  *
  * @param loss The loss (must not be computing on another thread).
  * @param name Parameter name (borrowed for the call).
@@ -731,6 +732,52 @@ lk_status lk_loss_get_f64(const struct lk_loss *loss, const char *name, double *
  */
 lk_status lk_loss_get_i64(const struct lk_loss *loss, const char *name, int64_t *out_value);
 
+/**
+ * Read a boolean parameter's current value.
+ *
+ * @param loss The loss.
+ * @param name Parameter name.
+ * @param out_value Receives the value on LK_OK.
+ * @return LK_OK, LK_ERR_NULL_ARG, LK_ERR_UNKNOWN_PARAM, LK_ERR_INVALID_PARAM (not a boolean).
+ *
+ * Safety:
+ * As lk_loss_get_f64.
+ */
+lk_status lk_loss_get_bool(const struct lk_loss *loss, const char *name, bool *out_value);
+
+/**
+ * Read an enum parameter's current choice, by name (e.g. "sigmoid").
+ *
+ * @param loss The loss.
+ * @param name Parameter name.
+ * @param out_value Receives the choice name on LK_OK: a NUL-terminated string that lives
+ *        as long as the loss's registry entry, like the introspection strings (forever for
+ *        a builtin; for a plugin loss, as long as its context or a loss created from it).
+ * @return LK_OK, LK_ERR_NULL_ARG, LK_ERR_UNKNOWN_PARAM, LK_ERR_INVALID_PARAM (not an enum).
+ *
+ * Safety:
+ * As lk_loss_get_f64.
+ */
+lk_status lk_loss_get_enum(const struct lk_loss *loss, const char *name, const char **out_value);
+
+/**
+ * Check the loss's parameters together.
+ *
+ * Each lk_loss_set_* checks a value against its own type and range only, so parameters
+ * may be set in any order; the conditions that involve several parameters (e.g. dpo's
+ * loss_type "exo_pair" needs label_smoothing > 0) are checked here, and by lk_loss_compute
+ * before it reads or writes anything. The result is the status and message such a compute
+ * would give for the configuration.
+ *
+ * @param loss The configured loss (const: may be used by several threads at once).
+ * @return LK_OK, LK_ERR_NULL_ARG, LK_ERR_INVALID_PARAM (a combination the loss refuses;
+ *         the message names the parameters), LK_ERR_PLUGIN_FAILED, LK_ERR_PANIC.
+ *
+ * Safety:
+ * loss must be NULL or live.
+ */
+lk_status lk_loss_check(const struct lk_loss *loss);
+
 /* --------------------------------------------------------------------------------------
  * 5.3 Computing a loss
  * -------------------------------------------------------------------------------------- */
@@ -785,9 +832,9 @@ typedef struct lk_aux_output {
  * each input whose gradient slot has non-NULL data, multiplied by grad_output (the
  * upstream gradient of autodiff systems; 1 when NULL).
  *
- * Every argument is validated before anything is written: NULLs, dtypes, ranks, shapes
- * against the loss's spec, target ranges, weights, overlapping buffers. Nothing is
- * written on error.
+ * Every argument is validated before anything is written: the parameter combination (as
+ * lk_loss_check), NULLs, dtypes, ranks, shapes against the loss's spec, target ranges,
+ * weights, overlapping buffers. Nothing is written on error.
  *
  * A gradient may be written over its own input (in place) by passing the same view as the
  * input and as its gradient; this is the fast path of cross_entropy (the logits are
@@ -812,7 +859,8 @@ typedef struct lk_aux_output {
  * @param n_grads Number of slots in grads (at most n_inputs).
  * @param aux NULL, or n_aux named auxiliary outputs to fill (lk_loss_describe_aux).
  * @param n_aux Number of entries in aux.
- * @return LK_OK, LK_ERR_NULL_ARG, LK_ERR_INVALID_ARG, LK_ERR_SHAPE_MISMATCH, LK_ERR_DTYPE,
+ * @return LK_OK, LK_ERR_NULL_ARG, LK_ERR_INVALID_ARG, LK_ERR_INVALID_PARAM (a parameter
+ *         combination, see lk_loss_check), LK_ERR_SHAPE_MISMATCH, LK_ERR_DTYPE,
  *         LK_ERR_INVALID_TARGET, LK_ERR_INVALID_INPUT, LK_ERR_UNSUPPORTED,
  *         LK_ERR_BUFFER_TOO_SMALL, LK_ERR_BACKEND_UNAVAILABLE, LK_ERR_GPU,
  *         LK_ERR_PLUGIN_FAILED, LK_ERR_PANIC.

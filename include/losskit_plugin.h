@@ -372,10 +372,12 @@ typedef struct lk_plugin_call_v1 {
 
 /**
  * Create a per-configuration state from the parameter values (spec order). Optional
- * (NULL: the state is NULL). Called when a configuration is first computed or set
- * (once at load with the defaults, as a check); the host caches a few states and calls
- * destroy when it evicts one or unloads. Return 0 and set *out_state, or a non-zero
- * status (LK_ERR_INVALID_PARAM for a rejected combination) with host->set_error.
+ * (NULL: the state is NULL). Called when a configuration is first checked (lk_loss_check)
+ * or computed, never by lk_loss_set_*, so it sees the whole configuration whatever the
+ * order of the sets (and once at load with the defaults, as a check); the host caches a
+ * few states and calls destroy when it evicts one or unloads. Return 0 and set
+ * *out_state, or a non-zero status (LK_ERR_INVALID_PARAM for a rejected combination,
+ * naming the parameters involved) with host->set_error.
  */
 typedef int32_t (*lk_plugin_create_fn)(const struct lk_param_value *params,
                                        size_t n_params,
