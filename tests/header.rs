@@ -317,7 +317,7 @@ fn declaration(toks: &[Tok], d: &mut Declarations) {
                 break;
             };
             let open = k + open;
-            if toks[k + 1..open].iter().any(|t| *t == Tok::Punct(';')) {
+            if toks[k + 1..open].contains(&Tok::Punct(';')) {
                 k += 1;
                 continue;
             }

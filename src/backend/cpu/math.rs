@@ -85,6 +85,21 @@ pub fn log1mexp(x: f64) -> f64 {
     }
 }
 
+/// `log σ(x) = −softplus(−x)` in f64.
+#[inline]
+pub fn log_sigmoid(x: f64) -> f64 {
+    -softplus(-x)
+}
+
+/// Max-shifted `log Σ_k e^{z_k}` in f64; entries may be −∞ (left out); −∞ for an empty set.
+pub fn lse(z: &[f64]) -> f64 {
+    let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if m == f64::NEG_INFINITY {
+        return m;
+    }
+    m + z.iter().map(|&v| (v - m).exp()).sum::<f64>().ln()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,19 +140,4 @@ mod tests {
         }
         assert!(exp_nonpos(f32::NAN).is_nan());
     }
-}
-
-/// `log σ(x) = −softplus(−x)` in f64.
-#[inline]
-pub fn log_sigmoid(x: f64) -> f64 {
-    -softplus(-x)
-}
-
-/// Max-shifted `log Σ_k e^{z_k}` in f64; entries may be −∞ (left out); −∞ for an empty set.
-pub fn lse(z: &[f64]) -> f64 {
-    let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    if m == f64::NEG_INFINITY {
-        return m;
-    }
-    m + z.iter().map(|&v| (v - m).exp()).sum::<f64>().ln()
 }
