@@ -51,8 +51,9 @@ pub struct Plan {
     pub class_weights: Option<Vec<f32>>,
     /// Validated sample weights (finite, `>= 0`), when given.
     pub sample_weight: Option<Vec<f32>>,
-    /// Constants computed on the host for the GPU kernel (after the parameters).
-    pub consts: Vec<f32>,
+    /// Constants computed on the host for the GPU kernel, by name (the kernel declares the
+    /// names it reads, `LK_C_<NAME>` after the parameters).
+    pub consts: Vec<(&'static str, f32)>,
 }
 
 impl Plan {

@@ -502,7 +502,7 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
         /// The host constant `c = 3·scale`, after the parameters.
         fn plan(&self, _s: &LossSpec, p: &Params, _c: &Compute<'_>) -> Result<Plan> {
             Ok(Plan {
-                consts: vec![3.0 * p.f64("scale") as f32],
+                consts: vec![("c", 3.0 * p.f64("scale") as f32)],
                 ..Plan::default()
             })
         }

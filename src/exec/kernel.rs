@@ -109,6 +109,12 @@ pub struct SampleKernel {
     pub leading_axis: bool,
     /// Inputs (by position) bound whole instead of chunk-local.
     pub whole_inputs: &'static [usize],
+    /// Names of the host constants the plan computes (`Plan::consts`), read by the kernel as
+    /// `lk_param(LK_C_<NAME>)` after the parameters.
+    pub host_consts: &'static [&'static str],
+    /// Loop iterations one invocation runs for a call, when [`SampleKernel::passes`] over the
+    /// row does not describe it (for the loop guard of llvmpipe).
+    pub iterations: Option<fn(&Params, &crate::compute::Compute<'_>) -> u64>,
     /// The built kernel, kept for the process.
     #[cfg(feature = "wgpu")]
     pub(crate) built: std::sync::OnceLock<crate::backend::wgpu::PerSampleWgsl>,
@@ -124,6 +130,8 @@ impl SampleKernel {
             passes: 0,
             leading_axis: false,
             whole_inputs: &[],
+            host_consts: &[],
+            iterations: None,
             #[cfg(feature = "wgpu")]
             built: std::sync::OnceLock::new(),
         }
@@ -145,6 +153,16 @@ impl SampleKernel {
     /// [`SampleKernel::leading_axis`]).
     pub fn leading_axis(mut self) -> Self {
         self.leading_axis = true;
+        self
+    }
+    /// The kernel reads these host constants (see [`SampleKernel::host_consts`]).
+    pub fn host_consts(mut self, names: &'static [&'static str]) -> Self {
+        self.host_consts = names;
+        self
+    }
+    /// The loop iterations of one invocation (see [`SampleKernel::iterations`]).
+    pub fn iterations(mut self, f: fn(&Params, &crate::compute::Compute<'_>) -> u64) -> Self {
+        self.iterations = Some(f);
         self
     }
     /// Bind these inputs whole (see [`SampleKernel::whole_inputs`]).

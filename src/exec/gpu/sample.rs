@@ -31,6 +31,7 @@ pub fn built<'k>(spec: &LossSpec, k: &'k SampleKernel) -> Result<&'k PerSampleWg
         src.push_str(p);
         src.push('\n');
     }
+    src.push_str(&crate::kernel_names::host_constants(spec, k.host_consts)?);
     src.push_str(&k.source);
     let b = if k.leading_axis {
         PerSampleWgsl::with_leading_axis(spec, &src)?
@@ -49,8 +50,11 @@ pub fn run(
     k: &SampleKernel,
     c: &mut Compute<'_>,
 ) -> Result<()> {
+    let id = spec.id.as_str();
     let kern = built(spec, k)?;
-    if k.passes > 0 {
+    if let Some(f) = k.iterations {
+        check_loop_iterations(dev, id, f(params, c))?;
+    } else if k.passes > 0 {
         let len = c
             .inputs
             .iter()
@@ -58,9 +62,10 @@ pub fn run(
             .map(|t| t.row_len())
             .max()
             .unwrap_or(0);
-        check_loop_iterations(dev, spec.id.as_str(), len.saturating_mul(k.passes) as u64)?;
+        check_loop_iterations(dev, id, len.saturating_mul(k.passes) as u64)?;
     }
     let opts = PerSampleOpts { den: c.plan.den };
-    let consts = std::mem::take(&mut c.plan.consts);
+    let named = std::mem::take(&mut c.plan.consts);
+    let consts = crate::kernel_names::host_values(id, k.host_consts, &named)?;
     kern.compute_with_consts(dev, spec, params, c, opts, &consts)
 }

@@ -36,9 +36,10 @@
 use super::ppo_clip::mask_input;
 use super::{agg_param, clipped_surrogate, max_len_param};
 use crate::bail;
-use crate::compute::Compute;
+use crate::compute::{Compute, Plan};
 use crate::error::Result;
 use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::kernel::{GpuKernel, SampleKernel};
 use crate::exec::pairs::{required, run_tokens, values};
 use crate::params::{
     ParamSpec,
@@ -106,7 +107,13 @@ pub fn def() -> LossDef {
     .param(agg_param("seq_mean_token_mean"))
     .param(max_len_param());
     LossDef::new(spec, Grpo)
-        .gpu(crate::custom_gpu!(Grpo))
+        .gpu(GpuKernel::Sample(
+            // Rewards (input 2) are bound whole: a row reads its whole group.
+            SampleKernel::new(&[super::gpu::FAMILY], include_str!("grpo.wgsl"))
+                .whole_inputs(&[2])
+                .host_consts(GPU_HOST_CONSTS)
+                .iterations(gpu_iterations),
+        ))
         .test_dims(&[("N", 12)])
         .test_needs_optional()
         .test_params(&[("group_size", I64(3)), ("loss_agg", Enum(0))])
@@ -181,40 +188,28 @@ fn check_call(p: &Params, c: &Compute<'_>) -> Result<()> {
 /// `loss_agg` row denominator of the modes that use one value for every row.
 pub const GPU_HOST_CONSTS: &[&str] = &["den"];
 
-#[cfg(feature = "wgpu")]
-impl crate::exec::gpu::GpuLoss for Grpo {
-    fn compute_gpu(
-        &self,
-        dev: &crate::backend::wgpu::GpuDevice,
-        spec: &LossSpec,
-        p: &Params,
-        c: &mut Compute<'_>,
-    ) -> Result<()> {
-        use crate::backend::wgpu::per_sample::LazyKernel;
-        use crate::backend::wgpu::{PerSampleOpts, PerSampleWgsl};
-        // Rewards (input 2) are bound whole: a row reads its whole group.
-        static KERNEL: LazyKernel = LazyKernel::with_host_consts(
-            &[crate::backend::wgpu::PRELUDE, super::gpu::FAMILY],
-            include_str!("grpo.wgsl"),
-            |spec, src| Ok(PerSampleWgsl::new(spec, src)?.with_whole_inputs(&[2])),
-            GPU_HOST_CONSTS,
-        );
-        check_call(p, c)?;
-        let den = super::gpu::host_den("grpo", p, c, 1)?;
-        // Per row: the group's two passes (all N rewards too for `batch`) and two over T.
-        let (n, t) = (c.dim("N") as u64, c.dim("T") as u64);
-        let batch = if p.choice("scale_rewards") == "batch" {
-            2 * n
-        } else {
-            0
-        };
-        let iters = 2 * p.i64("group_size") as u64 + batch + 2 * t;
-        crate::backend::wgpu::per_sample::check_loop_iterations(dev, "grpo", iters)?;
-        KERNEL.run_with_consts(dev, spec, p, c, PerSampleOpts::default(), &[("den", den)])
-    }
+/// Loop iterations of one invocation: the group's two passes (all N rewards too for
+/// `batch`) and two over T.
+fn gpu_iterations(p: &Params, c: &Compute<'_>) -> u64 {
+    let (n, t) = (c.dim("N") as u64, c.dim("T") as u64);
+    let batch = if p.choice("scale_rewards") == "batch" {
+        2 * n
+    } else {
+        0
+    };
+    2 * p.i64("group_size") as u64 + batch + 2 * t
 }
 
 impl LossImpl for Grpo {
+    /// The group and mask checks of the CPU path and the host's `loss_agg` denominator.
+    fn plan(&self, _spec: &LossSpec, p: &Params, c: &Compute<'_>) -> Result<Plan> {
+        check_call(p, c)?;
+        let den = super::gpu::host_den("grpo", p, c, 1)?;
+        Ok(Plan {
+            consts: vec![("den", den)],
+            ..Plan::default()
+        })
+    }
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let id = "grpo";
         let t = c.dim("T");

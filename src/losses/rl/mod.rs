@@ -80,7 +80,6 @@ pub fn clipped_surrogate(
 
 /// GPU glue shared by the family: kernels are the per-sample contract with `family.wgsl`
 /// (the clipped surrogate, the `loss_agg` denominators) in front of each loss's source.
-#[cfg(feature = "wgpu")]
 pub mod gpu {
     use crate::compute::Compute;
     use crate::error::Result;

@@ -25,9 +25,10 @@
 
 use super::{agg_param, clipped_surrogate, max_len_param};
 use crate::bail;
-use crate::compute::Compute;
+use crate::compute::{Compute, Plan};
 use crate::error::Result;
 use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::kernel::{GpuKernel, SampleKernel};
 use crate::exec::pairs::{required, run_tokens};
 use crate::params::{
     ParamSpec,
@@ -87,7 +88,11 @@ pub fn def() -> LossDef {
         .param(agg_param("token_mean"))
         .param(max_len_param());
     LossDef::new(spec, PpoClip)
-        .gpu(crate::custom_gpu!(PpoClip))
+        .gpu(GpuKernel::Sample(
+            SampleKernel::new(&[super::gpu::FAMILY], include_str!("ppo_clip.wgsl"))
+                .host_consts(GPU_HOST_CONSTS)
+                .passes(2),
+        ))
         .test_params(&[("clip_ratio_c", F64(3.0)), ("clip_high", F64(0.28))])
         .test_params(&[("loss_agg", Enum(1))])
         .test_params(&[("loss_agg", Enum(2)), ("clip_low", F64(0.1))])
@@ -102,31 +107,16 @@ pub struct PpoClip;
 /// `loss_agg` row denominator of the modes that use one value for every row.
 pub const GPU_HOST_CONSTS: &[&str] = &["den"];
 
-#[cfg(feature = "wgpu")]
-impl crate::exec::gpu::GpuLoss for PpoClip {
-    fn compute_gpu(
-        &self,
-        dev: &crate::backend::wgpu::GpuDevice,
-        spec: &LossSpec,
-        p: &Params,
-        c: &mut Compute<'_>,
-    ) -> Result<()> {
-        use crate::backend::wgpu::PerSampleOpts;
-        use crate::backend::wgpu::per_sample::LazyKernel;
-        static KERNEL: LazyKernel = LazyKernel::with_host_consts(
-            &[crate::backend::wgpu::PRELUDE, super::gpu::FAMILY],
-            include_str!("ppo_clip.wgsl"),
-            crate::backend::wgpu::PerSampleWgsl::new,
-            GPU_HOST_CONSTS,
-        );
-        let den = super::gpu::host_den("ppo_clip", p, c, 3)?;
-        let t = c.dim("T") as u64;
-        crate::backend::wgpu::per_sample::check_loop_iterations(dev, "ppo_clip", 2 * t)?;
-        KERNEL.run_with_consts(dev, spec, p, c, PerSampleOpts::default(), &[("den", den)])
-    }
-}
-
 impl LossImpl for PpoClip {
+    /// The mask checks of the CPU path and the host's `loss_agg` denominator for the kernel.
+    fn plan(&self, _spec: &LossSpec, p: &Params, c: &Compute<'_>) -> Result<Plan> {
+        let den = super::gpu::host_den("ppo_clip", p, c, 3)?;
+        Ok(Plan {
+            consts: vec![("den", den)],
+            ..Plan::default()
+        })
+    }
+
     fn check_params(&self, _spec: &LossSpec, p: &Params) -> Result<()> {
         let c = p.f64("clip_ratio_c");
         if c > 0.0 && c <= 1.0 {
