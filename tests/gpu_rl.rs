@@ -523,7 +523,8 @@ fn lk_main(@builtin(global_invocation_id) gid: vec3<u32>) {
         LossDef::new(spec, Lead).gpu(GpuKernel::Sample(
             SampleKernel::new(&[], WGSL)
                 .leading_axis()
-                .whole_inputs(&[1]),
+                .whole_inputs(&[1])
+                .host_consts(&["c"]),
         ))
     }
 }
