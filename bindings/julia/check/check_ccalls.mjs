@@ -53,7 +53,11 @@ function cType(t, enums) {
     s = s.slice(0, -1).trim();
   }
   let base = enums.has(s) ? 'Int32' : (C_SCALARS[s] ?? s);
-  if (base === 'Cchar' && stars === 1) return 'Cstring';
+  // `char *` is a Cstring at any depth: `const char **` is Ptr{Cstring}.
+  if (base === 'Cchar' && stars >= 1) {
+    base = 'Cstring';
+    stars--;
+  }
   for (let k = 0; k < stars; k++) base = `Ptr{${base}}`;
   return base;
 }
