@@ -8,7 +8,7 @@
 //!   run ID --input NAME=FILE.npy ... [--grad NAME=OUT.npy] [--aux NAME=OUT.npy]
 //!          [--loss OUT.npy] [--reduction R] [name=value ...]
 //!   demo [--quick] [--seed S] [--out DIR]
-//!   bench [--json FILE] [--shapes NxV,...] [--quick] [--reps K]
+//!   bench [--json FILE] [--shapes NxV,...] [--loss ID]... [--case ID:L=n,...]... [--quick] [--reps K]
 //! ```
 //!
 //! Every error is one line on stderr (`losskit: error: ...`) and a non-zero exit status:
@@ -85,7 +85,7 @@ commands:
                                compute a loss on .npy inputs
   demo [--quick] [--seed S] [--out DIR]
                                train a digit classifier under label noise, once per loss
-  bench [--json FILE] [--shapes NxV,...] [--quick] [--reps K]
+  bench [--json FILE] [--shapes NxV,...] [--loss ID]... [--case ID:L=n,...]... [--quick] [--reps K]
                                time losses against the memory bandwidth measured in the same run
 
 global options (anywhere on the line):
