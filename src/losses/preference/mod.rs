@@ -31,9 +31,8 @@
 //! the losskit prelude's, and parameters, inputs and letters are read through the names
 //! generated from the spec ([`crate::kernel_names`]).
 //!
-//! `aot`, `sparsepo`, `sparsepo_mask`, `token_logprobs`, `grad_entanglement` and
-//! `rso_accept` declare custom GPU implementations (their own passes or kernel builders; see
-//! their module docs).
+//! `aot`, `token_logprobs`, `grad_entanglement` and `rso_accept` declare custom GPU
+//! implementations (their own passes or kernel builders; see their module docs).
 //!
 //! Names shared by the family: `pc, pr` = policy log-probs of chosen / rejected, `rc,
 //! rr` = reference log-probs, `lr_w = pc − rc`, `lr_l = pr − rr`; only policy-side inputs are

@@ -31,8 +31,8 @@
 //! constant mask from `sparsepo_mask`; the learned variant feeds a mask network's output as
 //! `reward_mask` / `kl_mask`.
 //!
-//! **GPU path**: `sparsepo.wgsl` under the per-sample kernel contract built with
-//! `PerSampleWgsl::with_leading_axis` (the `[2, B, T]` inputs are chunked per block, so the
+//! **GPU path**: `sparsepo.wgsl`, declared as a per-sample kernel with a leading axis
+//! (`SampleKernel::leading_axis`: the `[2, B, T]` inputs are chunked per block, so the
 //! kernel sees `[2, rows, T]`), one invocation per pair in f32 with blocked sums
 //! (`lk_acc` of the prelude: error about 130 ulp of the sum of |terms| for any `T` below 2^18,
 //! where a plain running sum drifts by `T` ulp and a Kahan compensation can be compiled
@@ -44,9 +44,10 @@
 
 use crate::backend::cpu::{sigmoid, softplus};
 use crate::bail;
-use crate::compute::Compute;
+use crate::compute::{Compute, Plan};
 use crate::error::Result;
 use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::kernel::{GpuKernel, SampleKernel};
 use crate::exec::pairs::{check_values, required, run_rows, values};
 use crate::params::{
     ParamSpec,
@@ -127,7 +128,11 @@ pub fn def() -> LossDef {
         "L1 penalty on the KL mask",
     ));
     LossDef::new(spec, Sparsepo)
-        .gpu(crate::custom_gpu!(Sparsepo))
+        .gpu(GpuKernel::Sample(
+            SampleKernel::new(&[], include_str!("sparsepo.wgsl"))
+                .leading_axis()
+                .iterations(gpu_iterations),
+        ))
         .test_omit(&["kl_mask"])
         .test_params(&[
             ("beta", F64(0.5)),
@@ -166,36 +171,21 @@ fn check_call(p: &Params, c: &Compute<'_>, mask: &[f32]) -> Result<()> {
     check_values(ID, "mask", mask, |m| m == 0.0 || m == 1.0, "is not 0 or 1")
 }
 
-#[cfg(feature = "wgpu")]
-impl crate::exec::gpu::GpuLoss for Sparsepo {
-    fn compute_gpu(
-        &self,
-        dev: &crate::backend::wgpu::GpuDevice,
-        spec: &LossSpec,
-        p: &Params,
-        c: &mut Compute<'_>,
-    ) -> Result<()> {
-        use crate::backend::wgpu::per_sample::LazyKernel;
-        use crate::backend::wgpu::{PRELUDE, PerSampleWgsl};
-        static KERNEL: LazyKernel = LazyKernel::with_builder(
-            &[PRELUDE],
-            include_str!("sparsepo.wgsl"),
-            PerSampleWgsl::with_leading_axis,
-        );
+/// Loop iterations of one GPU invocation: two passes over both blocks of its row.
+fn gpu_iterations(_p: &Params, c: &Compute<'_>) -> u64 {
+    4 * c.dim("T") as u64
+}
+
+impl LossImpl for Sparsepo {
+    /// The mask and mode checks of the CPU path (the mask read back from the device).
+    fn plan(&self, _spec: &LossSpec, p: &Params, c: &Compute<'_>) -> Result<Plan> {
         let mask = c
             .get(MASK)
             .ok_or_else(|| crate::err!(Internal, "{ID}: mask missing"))?
             .read_f32()?;
         check_call(p, c, &mask)?;
-        // Two passes over both blocks of the row.
-        let iters = 4 * c.dim("T") as u64;
-        crate::backend::wgpu::per_sample::check_loop_iterations(dev, ID, iters)?;
-        let k = KERNEL.get(spec)?;
-        k.compute_with(dev, spec, p, c, Default::default())
+        Ok(Plan::default())
     }
-}
-
-impl LossImpl for Sparsepo {
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let (b, t) = (c.dim("B"), c.dim("T"));
         let beta = p.f64("beta");

@@ -26,9 +26,10 @@
 //! output), in f32. The layer and mask checks run on the host first (the CPU's code).
 
 use crate::bail;
-use crate::compute::Compute;
+use crate::compute::{Compute, Plan};
 use crate::error::Result;
 use crate::exec::def::{LossDef, LossImpl};
+use crate::exec::kernel::{GpuKernel, SampleKernel};
 use crate::exec::pairs::{check_values, required, run_rows};
 use crate::params::Params;
 use crate::spec::{AuxSpec, Domain, InputSpec, LossSpec};
@@ -59,7 +60,9 @@ pub fn def() -> LossDef {
         "N,T",
         "mask * mean over layers of the min-max rescaled activations",
     ));
-    LossDef::new(spec, SparsepoMask).gpu(crate::custom_gpu!(SparsepoMask))
+    LossDef::new(spec, SparsepoMask).gpu(GpuKernel::Sample(
+        SampleKernel::new(&[], include_str!("sparsepo_mask.wgsl")).iterations(gpu_iterations),
+    ))
 }
 
 /// The implementation.
@@ -74,32 +77,21 @@ fn check_call(c: &Compute<'_>, mask: &[f32]) -> Result<()> {
     check_values(ID, "mask", mask, |m| m == 0.0 || m == 1.0, "is not 0 or 1")
 }
 
-#[cfg(feature = "wgpu")]
-impl crate::exec::gpu::GpuLoss for SparsepoMask {
-    fn compute_gpu(
-        &self,
-        dev: &crate::backend::wgpu::GpuDevice,
-        spec: &LossSpec,
-        p: &Params,
-        c: &mut Compute<'_>,
-    ) -> Result<()> {
-        use crate::backend::wgpu::PRELUDE;
-        use crate::backend::wgpu::per_sample::LazyKernel;
-        static KERNEL: LazyKernel = LazyKernel::new(&[PRELUDE], include_str!("sparsepo_mask.wgsl"));
+/// Loop iterations of one GPU invocation: a pass over T, two per layer, one more over T.
+fn gpu_iterations(_p: &Params, c: &Compute<'_>) -> u64 {
+    (2 * c.dim("L") as u64 + 2) * c.dim("T") as u64
+}
+
+impl LossImpl for SparsepoMask {
+    /// The layer and mask checks of the CPU path (the mask read back from the device).
+    fn plan(&self, _spec: &LossSpec, _p: &Params, c: &Compute<'_>) -> Result<Plan> {
         let mask = c
             .get(1)
             .ok_or_else(|| crate::err!(Internal, "{ID}: mask missing"))?
             .read_f32()?;
         check_call(c, &mask)?;
-        // Per row: a pass over T, two per layer, one more over T.
-        let iters = (2 * c.dim("L") as u64 + 2) * c.dim("T") as u64;
-        crate::backend::wgpu::per_sample::check_loop_iterations(dev, ID, iters)?;
-        let k = KERNEL.get(spec)?;
-        k.compute_with(dev, spec, p, c, Default::default())
+        Ok(Plan::default())
     }
-}
-
-impl LossImpl for SparsepoMask {
     fn compute_cpu(&self, spec: &LossSpec, _p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let (nl, n, t) = (c.dim("L"), c.dim("N"), c.dim("T"));
         let a = required(ID, c, 0)?;
