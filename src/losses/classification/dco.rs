@@ -104,15 +104,11 @@ fn check_logp(c: &Compute<'_>) -> Result<()> {
 
 impl LossImpl for Dco {
     fn plan(&self, _spec: &LossSpec, _p: &Params, c: &Compute<'_>) -> Result<Plan> {
-        let den: Option<f64> = {
-            check_logp(c)?;
-            None
-        };
-        Ok(Plan::with_den(den))
+        check_logp(c)?;
+        Ok(Plan::default())
     }
     fn compute_cpu(&self, _spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
         let n = p.f64("n_pass");
-        check_logp(c)?;
         run_elementwise("dco", c, 0, |v| dco_value(v as f64, n))
     }
 }

@@ -102,7 +102,6 @@ impl LossImpl for Hypo {
         Ok(Plan::default())
     }
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
-        check_k(c)?;
         let (b, k) = (c.dim("B"), c.dim("K"));
         let (beta, lam) = (p.f64("beta"), p.f64("lam"));
         let [pc, pr, rc, rr, on, onr] = [0, 1, 2, 3, 4, 5].map(|j| required(ID, c, j));

@@ -113,7 +113,6 @@ impl LossImpl for Seppo {
         Ok(Plan::default())
     }
     fn compute_cpu(&self, spec: &LossSpec, p: &Params, c: &mut Compute<'_>) -> Result<()> {
-        check_mses(spec, c)?;
         let half_beta = 0.5 * p.f64("beta");
         let anchor = p.choice("criterion") == "anchor";
         run_pairwise(spec, c, IDX, |q| {

@@ -195,7 +195,6 @@ impl LossImpl for Sparsepo {
         let rf = required(ID, c, REF)?;
         let kl = required(ID, c, KL)?;
         let mask = required(ID, c, MASK)?;
-        check_call(p, c, mask.as_f32())?;
         let mu = values(c, MU)?;
         let md = values(c, MD)?;
         let at = |blk: usize, i: usize, j: usize| (blk * b + i) * t + j;

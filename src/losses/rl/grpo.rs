@@ -214,7 +214,6 @@ impl LossImpl for Grpo {
         let id = "grpo";
         let t = c.dim("T");
         let g = p.i64("group_size") as usize;
-        check_call(p, c)?;
         let beta = p.f64("beta");
         let lp = required(id, c, 0)?;
         let mask = required(id, c, 1)?;
